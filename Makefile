@@ -1,0 +1,40 @@
+# Parley: `make up` runs the whole suite on the embedded default, `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SITE    = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+PROTOS := $(wildcard proto/agents/v1/*.proto)
+
+.PHONY: up test gen gen-check lint protos-vendor clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# The google.api annotations ship in googleapis-common-protos; buf needs them inside its module.
+protos-vendor: $(STAMP)
+	mkdir -p proto/google/api
+	cp $(SITE)/google/api/annotations.proto $(SITE)/google/api/http.proto proto/google/api/
+
+# Generated Python (messages, stubs, .pyi) lives in gen/ and is committed; never edit it by hand.
+gen: $(STAMP)
+	$(PY) -m services.common.protogen gen
+
+# Fails when gen/ differs from what the protos generate.
+gen-check: $(STAMP)
+	$(PY) -m services.common.protogen check
+
+lint: protos-vendor
+	$(VENV)/bin/buf lint
+
+up: $(STAMP)
+	$(VENV)/bin/parley up
+
+test: $(STAMP) lint gen-check
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) proto/google .pytest_cache
