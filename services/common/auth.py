@@ -1,0 +1,50 @@
+"""Bearer tokens: HS256 JWTs with company_id, user_id, scope and exp. Never logs a token."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from services.common.errors import ParleyError
+
+READ_SCOPE = "agent_conversations:read"
+WRITE_SCOPE = "agent_conversations:write"
+DEFAULT_SCOPE = f"{READ_SCOPE} {WRITE_SCOPE}"
+
+
+@dataclass(frozen=True)
+class Principal:
+    company_id: int
+    user_id: int
+    scopes: frozenset[str]
+
+
+def mint_token(secret: str, company_id: int, user_id: int, scope: str = DEFAULT_SCOPE,
+               ttl_seconds: int = 86400) -> str:
+    claims = {"company_id": company_id, "user_id": user_id, "scope": scope,
+              "exp": int(time.time()) + ttl_seconds}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def verify_authorization(secret: str, authorization: str | None, needed_scope: str) -> Principal:
+    """The principal behind an `Authorization: Bearer …` value, or 401/403 as ParleyError."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ParleyError("Unauthenticated", "missing bearer token: send `Authorization: Bearer <token>`")
+    try:
+        claims = jwt.decode(token.strip(), secret, algorithms=["HS256"],
+                            options={"require": ["exp", "company_id", "user_id"]})
+    except jwt.ExpiredSignatureError:
+        raise ParleyError("Unauthenticated", "the bearer token has expired") from None
+    except jwt.InvalidTokenError:
+        raise ParleyError("Unauthenticated", "the bearer token is invalid") from None
+    company_id, user_id = claims.get("company_id"), claims.get("user_id")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (company_id, user_id)):
+        raise ParleyError("Unauthenticated", "the bearer token's company_id/user_id are not integers")
+    scope = claims.get("scope", "")
+    scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+    if needed_scope not in scopes:
+        raise ParleyError("PermissionDenied", f"this call needs the `{needed_scope}` scope")
+    return Principal(company_id, user_id, scopes)
