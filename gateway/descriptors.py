@@ -1,0 +1,195 @@
+"""The public service's descriptors, fetched through gRPC server reflection into a DescriptorPool.
+
+Routes come from here, never from importing the service's generated modules. Custom options on
+descriptors of a non-default pool are re-parsed against the default pool, where importing
+`google.api.annotations_pb2` and `agents.v1.http_options_pb2` registered the extensions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.api import annotations_pb2, http_pb2
+from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message_factory
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from agents.v1 import http_options_pb2
+
+PUBLIC_SERVICE = "agents.v1.ConversationService"
+
+_options_cache: dict[Any, Any] = {}
+
+
+def method_options(method: descriptor.MethodDescriptor) -> descriptor_pb2.MethodOptions:
+    return _reparsed(method, descriptor_pb2.MethodOptions)
+
+
+def message_options(message: descriptor.Descriptor) -> descriptor_pb2.MessageOptions:
+    return _reparsed(message, descriptor_pb2.MessageOptions)
+
+
+def _reparsed(desc: Any, options_cls: Any) -> Any:
+    cached = _options_cache.get(desc)
+    if cached is None:
+        raw = desc.GetOptions().SerializeToString() if desc.has_options else b""
+        cached = _options_cache[desc] = options_cls.FromString(raw)
+    return cached
+
+
+def http_rule(method: descriptor.MethodDescriptor) -> http_pb2.HttpRule | None:
+    opts = method_options(method)
+    return opts.Extensions[annotations_pb2.http] if opts.HasExtension(annotations_pb2.http) else None
+
+
+def success_status(method: descriptor.MethodDescriptor) -> int:
+    return method_options(method).Extensions[http_options_pb2.success_status] or 200
+
+
+def union_discriminator(message: descriptor.Descriptor) -> str:
+    return message_options(message).Extensions[http_options_pb2.union_discriminator]
+
+
+def json_array(message: descriptor.Descriptor) -> bool:
+    return message_options(message).Extensions[http_options_pb2.json_array]
+
+
+def retired_fields(message: descriptor.Descriptor) -> list[http_options_pb2.RetiredField]:
+    return list(message_options(message).Extensions[http_options_pb2.retired_fields])
+
+
+def message_class(message: descriptor.Descriptor) -> type:
+    return message_factory.GetMessageClass(message)
+
+
+@dataclass(frozen=True)
+class LoadedService:
+    """A service descriptor plus the comments its files carried (empty when stripped)."""
+
+    service: descriptor.ServiceDescriptor
+    pool: descriptor_pool.DescriptorPool
+    comments: dict[str, str]  # full name of a service/method/message/field/enum -> leading comment
+
+
+def build_pool(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> descriptor_pool.DescriptorPool:
+    """A fresh pool holding `files`, added in dependency order."""
+    by_name = {f.name: f for f in files}
+    pool = descriptor_pool.DescriptorPool()
+    added: set[str] = set()
+
+    def add(name: str, chain: tuple[str, ...]) -> None:
+        if name in added:
+            return
+        if name in chain:
+            raise ValueError(f"import cycle through {name}")
+        proto = by_name.get(name)
+        if proto is None:
+            raise ValueError(f"reflection did not return {name}")
+        for dep in proto.dependency:
+            add(dep, (*chain, name))
+        pool.Add(proto)
+        added.add(name)
+
+    for name in by_name:
+        add(name, ())
+    return pool
+
+
+def load_from_files(files: Iterable[descriptor_pb2.FileDescriptorProto],
+                    service_name: str = PUBLIC_SERVICE) -> LoadedService:
+    files = list(files)
+    pool = build_pool(files)
+    return LoadedService(pool.FindServiceByName(service_name), pool, _comments(files))
+
+
+async def fetch_files(channel: grpc.aio.Channel, symbol: str = PUBLIC_SERVICE,
+                      timeout: float = 5.0) -> list[descriptor_pb2.FileDescriptorProto]:
+    """The file defining `symbol` and its transitive dependencies, over one reflection stream."""
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    call = stub.ServerReflectionInfo(timeout=timeout)
+    files: dict[str, descriptor_pb2.FileDescriptorProto] = {}
+    try:
+        await call.write(reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol))
+        pending: set[str] = set()
+        while True:
+            reply = await call.read()
+            if reply is grpc.aio.EOF:
+                raise LookupError("reflection stream ended early")
+            if reply.HasField("error_response"):
+                raise LookupError(f"reflection: {reply.error_response.error_message}")
+            for raw in reply.file_descriptor_response.file_descriptor_proto:
+                proto = descriptor_pb2.FileDescriptorProto.FromString(raw)
+                files[proto.name] = proto
+            missing = {d for f in files.values() for d in f.dependency} - files.keys() - pending
+            for name in missing:
+                await call.write(reflection_pb2.ServerReflectionRequest(file_by_filename=name))
+            pending |= missing
+            pending -= files.keys()
+            if not pending:
+                break
+    finally:
+        await call.done_writing()
+        call.cancel()
+    return list(files.values())
+
+
+async def load_service(channel: grpc.aio.Channel, *, deadline_s: float = 15.0,
+                       service_name: str = PUBLIC_SERVICE) -> LoadedService:
+    """Reflect `service_name`, retrying while the server is not up yet, until `deadline_s`."""
+    give_up = time.monotonic() + deadline_s
+    delay = 0.05
+    while True:
+        try:
+            return load_from_files(await fetch_files(channel, service_name), service_name)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                                  grpc.StatusCode.UNIMPLEMENTED) or time.monotonic() > give_up:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+# --- proto comments (present only when the server kept source_code_info) -----------------------
+
+def _comments(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for f in files:
+        if not f.HasField("source_code_info"):
+            continue
+        names = _paths_to_names(f)
+        for loc in f.source_code_info.location:
+            name = names.get(tuple(loc.path))
+            text = loc.leading_comments.strip()
+            if name and text:
+                out[name] = " ".join(line.strip() for line in text.splitlines())
+    return out
+
+
+def _paths_to_names(f: descriptor_pb2.FileDescriptorProto) -> dict[tuple[int, ...], str]:
+    # Field numbers of FileDescriptorProto/DescriptorProto/ServiceDescriptorProto in descriptor.proto.
+    pkg = f.package + "." if f.package else ""
+    names: dict[tuple[int, ...], str] = {}
+
+    def message(m: descriptor_pb2.DescriptorProto, path: tuple[int, ...], prefix: str) -> None:
+        full = prefix + m.name
+        names[path] = full
+        for i, fld in enumerate(m.field):
+            names[(*path, 2, i)] = f"{full}.{fld.name}"
+        for i, nested in enumerate(m.nested_type):
+            message(nested, (*path, 3, i), full + ".")
+        for i, enum in enumerate(m.enum_type):
+            names[(*path, 4, i)] = f"{full}.{enum.name}"
+
+    for i, m in enumerate(f.message_type):
+        message(m, (4, i), pkg)
+    for i, enum in enumerate(f.enum_type):
+        names[(5, i)] = pkg + enum.name
+    for i, svc in enumerate(f.service):
+        names[(6, i)] = pkg + svc.name
+        for j, meth in enumerate(svc.method):
+            names[(6, i, 2, j)] = f"{pkg}{svc.name}.{meth.name}"
+    return names

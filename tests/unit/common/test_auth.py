@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import jwt
+import pytest
+
+from services.common.auth import READ_SCOPE, WRITE_SCOPE, mint_token, verify_authorization
+from services.common.errors import ParleyError
+
+SECRET = "unit-secret"
+
+
+def _code(call) -> str:
+    with pytest.raises(ParleyError) as info:
+        call()
+    return info.value.entry.code
+
+
+def test_round_trip() -> None:
+    token = mint_token(SECRET, company_id=7, user_id=9)
+    principal = verify_authorization(SECRET, f"Bearer {token}", WRITE_SCOPE)
+    assert (principal.company_id, principal.user_id) == (7, 9)
+    assert READ_SCOPE in principal.scopes
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Basic abc", "Bearer not.a.jwt"])
+def test_missing_or_malformed_is_unauthenticated(header: str | None) -> None:
+    assert _code(lambda: verify_authorization(SECRET, header, READ_SCOPE)) == "Unauthenticated"
+
+
+def test_wrong_secret_expired_and_bad_claims_are_unauthenticated() -> None:
+    other = mint_token("other-secret", 1, 1)
+    expired = mint_token(SECRET, 1, 1, ttl_seconds=-10)
+    stringly = jwt.encode({"company_id": "1", "user_id": 1, "scope": READ_SCOPE, "exp": 2**31},
+                          SECRET, algorithm="HS256")
+    for token in (other, expired, stringly):
+        assert _code(lambda: verify_authorization(SECRET, f"Bearer {token}", READ_SCOPE)) == \
+            "Unauthenticated"
+
+
+def test_missing_scope_is_permission_denied() -> None:
+    token = mint_token(SECRET, 1, 1, scope=READ_SCOPE)
+    verify_authorization(SECRET, f"Bearer {token}", READ_SCOPE)
+    assert _code(lambda: verify_authorization(SECRET, f"Bearer {token}", WRITE_SCOPE)) == \
+        "PermissionDenied"
