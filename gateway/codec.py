@@ -15,7 +15,7 @@ import binascii
 import math
 import re
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -41,7 +41,9 @@ _RFC3339 = re.compile(
 _INT_TEXT = re.compile(r"[-+]?\d+\Z")
 
 TIMESTAMP = "google.protobuf.Timestamp"
-STRUCT, VALUE, LIST_VALUE = "google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"
+STRUCT = "google.protobuf.Struct"
+VALUE = "google.protobuf.Value"
+LIST_VALUE = "google.protobuf.ListValue"
 
 
 class DecodeError(ValueError):
@@ -56,6 +58,10 @@ class DecodeError(ValueError):
 
 def to_json(message: Any) -> bytes:
     return orjson.dumps(to_value(message))
+
+
+def to_json_value(value: Any) -> bytes:
+    return orjson.dumps(value)
 
 
 def to_value(message: Any) -> Any:
@@ -135,7 +141,7 @@ def enum_names(enum: descriptor.EnumDescriptor) -> tuple[dict[int, str], dict[st
         out: dict[int, str] = {}
         back: dict[str, int] = {}
         for v in enum.values:
-            short = v.name[len(prefix):] if v.name.startswith(prefix) else v.name
+            short = v.name.removeprefix(prefix)
             short = short.lower()
             out.setdefault(v.number, short)
             if not v.name.endswith("_UNSPECIFIED") or v.number != 0:
@@ -315,10 +321,10 @@ def _parse_timestamp(value: Any, path: str) -> tuple[int, int]:
 
 # --- plans ------------------------------------------------------------------------------------
 
-_plans: dict[Any, "_Plan"] = {}
+_plans: dict[Any, _Plan] = {}
 
 
-def plan(desc: descriptor.Descriptor) -> "_Plan":
+def plan(desc: descriptor.Descriptor) -> _Plan:
     p = _plans.get(desc)
     if p is None:
         p = _new_plan(desc)
@@ -327,7 +333,7 @@ def plan(desc: descriptor.Descriptor) -> "_Plan":
     return p
 
 
-def _new_plan(desc: descriptor.Descriptor) -> "_Plan":
+def _new_plan(desc: descriptor.Descriptor) -> _Plan:
     name = desc.full_name
     if name == TIMESTAMP:
         return _TimestampPlan(desc)
@@ -367,7 +373,7 @@ def is_map(field: descriptor.FieldDescriptor) -> bool:
 class _Field:
     """How one field is encoded and decoded."""
 
-    __slots__ = ("name", "field", "encode", "decode")
+    __slots__ = ("decode", "encode", "field", "name")
 
     def __init__(self, field: descriptor.FieldDescriptor) -> None:
         self.name = field.name
@@ -527,6 +533,10 @@ class _UnionPlan(_Plan):
         self.members = {f.name: plan(f.message_type) for f in oneof.fields
                         if f.type == FD.TYPE_MESSAGE}
         self.accepted = ", ".join(repr(n) for n in self.members)
+        for name, member in self.members.items():
+            if self.key in member.desc.fields_by_name:
+                raise TypeError(f"{self.desc.full_name}.{name} has a field named {self.key!r}, "
+                                "the union's discriminator")
 
     def encode(self, m: Any) -> Any:
         which = m.WhichOneof(self.oneof)
@@ -587,36 +597,35 @@ def _number(x: float) -> Any:
     return int(x) if x.is_integer() and abs(x) < 2**53 else x
 
 
+def _encode_value(m: Any) -> Any:
+    kind = m.WhichOneof("kind")
+    if kind is None or kind == "null_value":
+        return None
+    if kind == "number_value":
+        return _number(m.number_value)
+    if kind == "string_value":
+        return m.string_value
+    if kind == "bool_value":
+        return m.bool_value
+    if kind == "struct_value":
+        return _encode_struct(m.struct_value)
+    return _encode_list(m.list_value)
+
+
+def _encode_struct(m: Any) -> dict[str, Any]:
+    return {k: _encode_value(v) for k, v in m.fields.items()}
+
+
+def _encode_list(m: Any) -> list[Any]:
+    return [_encode_value(v) for v in m.values]
+
+
 class _ValuePlan(_Plan):
     def encode(self, m: Any) -> Any:
-        kind = m.WhichOneof("kind")
-        if kind is None or kind == "null_value":
-            return None
-        if kind == "number_value":
-            return _number(m.number_value)
-        if kind == "string_value":
-            return m.string_value
-        if kind == "bool_value":
-            return m.bool_value
-        if kind == "struct_value":
-            return _STRUCT_ENCODE(m.struct_value)
-        return _LIST_ENCODE(m.list_value)
+        return _encode_value(m)
 
     def decode(self, m: Any, value: Any, path: str, depth: int, skip: str | None = None) -> None:
         _decode_value(m, value, path, depth)
-
-
-def _struct_encode(m: Any) -> dict[str, Any]:
-    enc = _ValuePlan.encode
-    return {k: enc(None, v) for k, v in m.fields.items()}  # type: ignore[arg-type]
-
-
-def _list_encode(m: Any) -> list[Any]:
-    enc = _ValuePlan.encode
-    return [enc(None, v) for v in m.values]  # type: ignore[arg-type]
-
-
-_STRUCT_ENCODE, _LIST_ENCODE = _struct_encode, _list_encode
 
 
 def _decode_value(m: Any, value: Any, path: str, depth: int) -> None:
@@ -656,7 +665,7 @@ def _decode_list(m: Any, value: Any, path: str, depth: int) -> None:
 
 class _StructPlan(_Plan):
     def encode(self, m: Any) -> Any:
-        return _struct_encode(m)
+        return _encode_struct(m)
 
     def decode(self, m: Any, value: Any, path: str, depth: int, skip: str | None = None) -> None:
         if depth > MAX_DEPTH:
@@ -666,7 +675,7 @@ class _StructPlan(_Plan):
 
 class _ListValuePlan(_Plan):
     def encode(self, m: Any) -> Any:
-        return _list_encode(m)
+        return _encode_list(m)
 
     def decode(self, m: Any, value: Any, path: str, depth: int, skip: str | None = None) -> None:
         if depth > MAX_DEPTH:

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from agents.v1 import http_options_pb2
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message_factory
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
-from agents.v1 import http_options_pb2
 
 PUBLIC_SERVICE = "agents.v1.ConversationService"
 
@@ -43,7 +42,9 @@ def _reparsed(desc: Any, options_cls: Any) -> Any:
 
 def http_rule(method: descriptor.MethodDescriptor) -> http_pb2.HttpRule | None:
     opts = method_options(method)
-    return opts.Extensions[annotations_pb2.http] if opts.HasExtension(annotations_pb2.http) else None
+    if not opts.HasExtension(annotations_pb2.http):
+        return None
+    return opts.Extensions[annotations_pb2.http]
 
 
 def success_status(method: descriptor.MethodDescriptor) -> int:
@@ -75,7 +76,8 @@ class LoadedService:
     comments: dict[str, str]  # full name of a service/method/message/field/enum -> leading comment
 
 
-def build_pool(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> descriptor_pool.DescriptorPool:
+def build_pool(files: Iterable[descriptor_pb2.FileDescriptorProto]
+               ) -> descriptor_pool.DescriptorPool:
     """A fresh pool holding `files`, added in dependency order."""
     by_name = {f.name: f for f in files}
     pool = descriptor_pool.DescriptorPool()
@@ -97,6 +99,24 @@ def build_pool(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> descripto
     for name in by_name:
         add(name, ())
     return pool
+
+
+def files_of(file: descriptor.FileDescriptor) -> list[descriptor_pb2.FileDescriptorProto]:
+    """A loaded file and its transitive imports as protos (dependencies first), e.g. from the
+    default pool when the generated modules are already imported in this process."""
+    out: dict[str, descriptor_pb2.FileDescriptorProto] = {}
+
+    def visit(fd: descriptor.FileDescriptor) -> None:
+        if fd.name in out:
+            return
+        for dep in fd.dependencies:
+            visit(dep)
+        proto = descriptor_pb2.FileDescriptorProto()
+        fd.CopyToProto(proto)
+        out[fd.name] = proto
+
+    visit(file)
+    return list(out.values())
 
 
 def load_from_files(files: Iterable[descriptor_pb2.FileDescriptorProto],
@@ -170,7 +190,7 @@ def _comments(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> dict[str, 
 
 
 def _paths_to_names(f: descriptor_pb2.FileDescriptorProto) -> dict[tuple[int, ...], str]:
-    # Field numbers of FileDescriptorProto/DescriptorProto/ServiceDescriptorProto in descriptor.proto.
+    # Paths use the field numbers of FileDescriptorProto, DescriptorProto, ServiceDescriptorProto.
     pkg = f.package + "." if f.package else ""
     names: dict[tuple[int, ...], str] = {}
 

@@ -53,7 +53,7 @@ class PathTemplate:
         return tuple(v.field_path for v in self.variables)
 
     def match(self, path_segments: list[str]) -> dict[str, str] | None:
-        """Bindings for already split and percent-decoded segments (verb still attached), or None."""
+        """Bindings for split, percent-decoded segments (verb still attached), or None."""
         segs = path_segments
         if self.verb is not None:
             if not segs:
@@ -107,8 +107,6 @@ def split_path(raw_path: str) -> list[str] | None:
 
 def parse(template: str) -> PathTemplate:
     """Parse a template; raises ValueError (only) when it is malformed."""
-    if not isinstance(template, str):
-        raise ValueError("a path template must be a string")
     if not template.startswith("/"):
         raise ValueError(f"path template {template!r} must start with '/'")
     body, verb = template[1:], None

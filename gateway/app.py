@@ -1,0 +1,191 @@
+"""The gateway: transcoded routes from reflection, plus /openapi.json, /docs/errors, /healthz and
+/metrics, as one pure-ASGI app served by uvicorn (no access log; Prometheus counts requests)."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import socket
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+import grpc
+import orjson
+import uvicorn
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from gateway import openapi, problems
+from gateway.descriptors import LoadedService, load_service
+from gateway.http_rule import parse
+from gateway.routes import (
+    DEFAULT_DEADLINE_S,
+    SCOPE_ROUTE,
+    Endpoint,
+    ProblemError,
+    Receive,
+    Request,
+    Router,
+    Scope,
+    Send,
+    StreamHandlerFactory,
+    build_endpoints,
+    methods_of,
+    send_bytes,
+)
+from services.common.config import Settings
+from services.common.errors import BY_SLUG, CATALOGUE, CatalogueEntry
+from services.common.grpc_server import Running
+from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS
+
+JSON = "application/json"
+HTML = "text/html; charset=utf-8"
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+HEALTH_TIMEOUT_S = 2.0
+
+
+class Metrics:
+    """Pure ASGI: counts every response by method, route template and status."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def send_counted(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            route = scope.get(SCOPE_ROUTE, "unmatched")
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_SECONDS.labels(method, route).observe(time.perf_counter() - started)
+
+
+def build_app(settings: Settings, channel: grpc.aio.Channel, loaded: LoadedService, *,
+              deadline_s: float = DEFAULT_DEADLINE_S,
+              stream_handler: StreamHandlerFactory | None = None) -> Metrics:
+    """The whole ASGI app for a reflected service; `channel` is shared by every call."""
+    endpoints = build_endpoints(loaded.service, channel, settings, deadline_s=deadline_s,
+                                stream_handler=stream_handler)
+    spec = orjson.dumps(openapi.build(methods_of(loaded.service), loaded.comments))
+    health = health_pb2_grpc.HealthStub(channel)
+
+    async def serve_openapi(request: Request) -> None:
+        await send_bytes(request.send, 200, spec, JSON)
+
+    async def serve_health(request: Request) -> None:
+        try:
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=""),
+                                       timeout=HEALTH_TIMEOUT_S)
+            serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+        except grpc.aio.AioRpcError:
+            serving = False
+        body = b'{"status":"ok"}' if serving else b'{"status":"unavailable"}'
+        await send_bytes(request.send, 200 if serving else 503, body, JSON)
+
+    async def serve_metrics(request: Request) -> None:
+        await send_bytes(request.send, 200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+
+    async def serve_error_index(request: Request) -> None:
+        await send_bytes(request.send, 200, error_index_page(settings.docs_url).encode(), HTML)
+
+    async def serve_error_page(request: Request) -> None:
+        entry = BY_SLUG.get(request.bindings["slug"])
+        if entry is None:
+            raise ProblemError(problems.catalogued(
+                "RouteNotFound", f"no error page is called {request.bindings['slug']!r}"))
+        await send_bytes(request.send, 200, error_page(entry, settings.docs_url).encode(), HTML)
+
+    fixed = [("/openapi.json", serve_openapi), ("/healthz", serve_health),
+             ("/metrics", serve_metrics), ("/docs/errors", serve_error_index),
+             ("/docs/errors/{slug}", serve_error_page)]
+    endpoints += [Endpoint("GET", parse(path), handle) for path, handle in fixed]
+    return Metrics(Router(endpoints, settings.docs_url))
+
+
+# --- error pages ------------------------------------------------------------------------------
+
+def _inline(text: str) -> str:
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title></head><body>{body}</body></html>")
+
+
+def error_page(entry: CatalogueEntry, docs_url: str) -> str:
+    status = entry.http_status
+    rows = [("Incident code", f"<code>{html.escape(entry.code)}</code>"),
+            ("HTTP status", str(status) if status else "none: reported on a failed run"),
+            ("gRPC status", f"<code>{entry.grpc_code.name}</code>"),
+            ("Reason", f"<code>{html.escape(entry.reason)}</code>")]
+    table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    return _page(entry.title, f"<h1>{html.escape(entry.title)}</h1><table>{table}</table>"
+                 f"<h2>What to do</h2><p>{_inline(entry.advice)}</p>"
+                 f"<p><a href=\"{html.escape(docs_url)}/errors\">All errors</a></p>")
+
+
+def error_index_page(docs_url: str) -> str:
+    items = "".join(
+        f"<li><a href=\"{html.escape(docs_url)}/errors/{e.slug}\">{html.escape(e.title)}</a> "
+        f"(<code>{html.escape(e.code)}</code>)</li>" for e in CATALOGUE.values())
+    return _page("Errors", f"<h1>Errors</h1><ul>{items}</ul>")
+
+
+# --- serving ----------------------------------------------------------------------------------
+
+async def start(settings: Settings, api_target: str, host: str, port: int, *,
+                reflection_deadline_s: float = 15.0,
+                stream_handler: StreamHandlerFactory | None = None) -> Running:
+    """Connect to the API, reflect its public service, and serve HTTP on (host, port)."""
+    channel = grpc.aio.insecure_channel(api_target)
+    try:
+        loaded = await load_service(channel, deadline_s=reflection_deadline_s)
+        app = build_app(settings, channel, loaded, stream_handler=stream_handler)
+        sock = _bind(host, port)
+    except BaseException:
+        await channel.close()
+        raise
+    config = uvicorn.Config(app, access_log=False, lifespan="off", log_config=None,
+                            loop="none", http="auto", proxy_headers=False, server_header=False,
+                            date_header=False)
+    server = uvicorn.Server(config)
+    config.load()
+    server.lifespan = config.lifespan_class(config)
+    # startup()/main_loop() rather than serve(): serve() would take over the process's signals.
+    await server.startup(sockets=[sock])
+    loop_task = asyncio.create_task(server.main_loop(), name="gateway-http")
+    real_port = sock.getsockname()[1]
+
+    async def stop() -> None:
+        server.should_exit = True
+        try:
+            await loop_task
+            await server.shutdown(sockets=[sock])
+        finally:
+            sock.close()
+            await channel.close()
+
+    return Running("gateway", real_port, stop)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
