@@ -18,7 +18,7 @@ from services.api import server as api_server
 from services.common.auth import DEFAULT_SCOPE, mint_token
 from services.common.config import Settings
 
-SECRET = "e2e-secret"
+SECRET = "e2e-secret-0123456789abcdef0123456789"
 DOCS = "http://docs.parley.test"
 DATA_PLANE = "f79cbdae-4848-47ca-95e8-69588364d185"
 

@@ -73,9 +73,9 @@ def test_up_prints_url_data_plane_and_token_and_serves_example_1(tmp_path: Path)
 def test_token_uses_the_configured_secret(tmp_path: Path) -> None:
     result = subprocess.run([PARLEY, "token", "--company-id", "3", "--user-id", "4",
                              "--scope", "agent_conversations:read", "--ttl", "60"],
-                            cwd=tmp_path, env=_env(PARLEY_JWT_SECRET="s3cret"),
+                            cwd=tmp_path, env=_env(PARLEY_JWT_SECRET="s3cret-0123456789abcdef0123456789ab"),
                             capture_output=True, text=True, check=True)
-    claims = jwt.decode(result.stdout.strip(), "s3cret", algorithms=["HS256"])
+    claims = jwt.decode(result.stdout.strip(), "s3cret-0123456789abcdef0123456789ab", algorithms=["HS256"])
     assert (claims["company_id"], claims["user_id"], claims["scope"]) == \
         (3, 4, "agent_conversations:read")
     assert 0 < claims["exp"] - time.time() <= 60

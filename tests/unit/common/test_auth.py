@@ -6,7 +6,7 @@ import pytest
 from services.common.auth import READ_SCOPE, WRITE_SCOPE, mint_token, verify_authorization
 from services.common.errors import ParleyError
 
-SECRET = "unit-secret"
+SECRET = "unit-secret-0123456789abcdef0123456789"
 
 
 def _code(call) -> str:
@@ -28,7 +28,7 @@ def test_missing_or_malformed_is_unauthenticated(header: str | None) -> None:
 
 
 def test_wrong_secret_expired_and_bad_claims_are_unauthenticated() -> None:
-    other = mint_token("other-secret", 1, 1)
+    other = mint_token("other-secret-0123456789abcdef012345", 1, 1)
     expired = mint_token(SECRET, 1, 1, ttl_seconds=-10)
     stringly = jwt.encode({"company_id": "1", "user_id": 1, "scope": READ_SCOPE, "exp": 2**31},
                           SECRET, algorithm="HS256")
