@@ -29,6 +29,8 @@ gen-check: $(STAMP)
 
 lint: protos-vendor
 	$(VENV)/bin/buf lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check services gateway tests
 
 up: $(STAMP)
 	$(VENV)/bin/parley up

@@ -73,12 +73,18 @@ class Metrics:
             HTTP_SECONDS.labels(method, route).observe(time.perf_counter() - started)
 
 
-def build_app(settings: Settings, channel: grpc.aio.Channel, loaded: LoadedService, *,
-              deadline_s: float = DEFAULT_DEADLINE_S,
-              stream_handler: StreamHandlerFactory | None = None) -> Metrics:
+def build_app(
+    settings: Settings,
+    channel: grpc.aio.Channel,
+    loaded: LoadedService,
+    *,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    stream_handler: StreamHandlerFactory | None = None,
+) -> Metrics:
     """The whole ASGI app for a reflected service; `channel` is shared by every call."""
-    endpoints = build_endpoints(loaded.service, channel, settings, deadline_s=deadline_s,
-                                stream_handler=stream_handler)
+    endpoints = build_endpoints(
+        loaded.service, channel, settings, deadline_s=deadline_s, stream_handler=stream_handler
+    )
     spec = orjson.dumps(openapi.build(methods_of(loaded.service), loaded.comments))
     health = health_pb2_grpc.HealthStub(channel)
 
@@ -87,8 +93,9 @@ def build_app(settings: Settings, channel: grpc.aio.Channel, loaded: LoadedServi
 
     async def serve_health(request: Request) -> None:
         try:
-            reply = await health.Check(health_pb2.HealthCheckRequest(service=""),
-                                       timeout=HEALTH_TIMEOUT_S)
+            reply = await health.Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=HEALTH_TIMEOUT_S
+            )
             serving = reply.status == health_pb2.HealthCheckResponse.SERVING
         except grpc.aio.AioRpcError:
             serving = False
@@ -104,52 +111,76 @@ def build_app(settings: Settings, channel: grpc.aio.Channel, loaded: LoadedServi
     async def serve_error_page(request: Request) -> None:
         entry = BY_SLUG.get(request.bindings["slug"])
         if entry is None:
-            raise ProblemError(problems.catalogued(
-                "RouteNotFound", f"no error page is called {request.bindings['slug']!r}"))
+            raise ProblemError(
+                problems.catalogued(
+                    "RouteNotFound", f"no error page is called {request.bindings['slug']!r}"
+                )
+            )
         await send_bytes(request.send, 200, error_page(entry, settings.docs_url).encode(), HTML)
 
-    fixed = [("/openapi.json", serve_openapi), ("/healthz", serve_health),
-             ("/metrics", serve_metrics), ("/docs/errors", serve_error_index),
-             ("/docs/errors/{slug}", serve_error_page)]
+    fixed = [
+        ("/openapi.json", serve_openapi),
+        ("/healthz", serve_health),
+        ("/metrics", serve_metrics),
+        ("/docs/errors", serve_error_index),
+        ("/docs/errors/{slug}", serve_error_page),
+    ]
     endpoints += [Endpoint("GET", parse(path), handle) for path, handle in fixed]
     return Metrics(Router(endpoints, settings.docs_url))
 
 
 # --- error pages ------------------------------------------------------------------------------
 
+
 def _inline(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def _page(title: str, body: str) -> str:
-    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title></head><body>{body}</body></html>")
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head><body>{body}</body></html>"
+    )
 
 
 def error_page(entry: CatalogueEntry, docs_url: str) -> str:
     status = entry.http_status
-    rows = [("Incident code", f"<code>{html.escape(entry.code)}</code>"),
-            ("HTTP status", str(status) if status else "none: reported on a failed run"),
-            ("gRPC status", f"<code>{entry.grpc_code.name}</code>"),
-            ("Reason", f"<code>{html.escape(entry.reason)}</code>")]
+    rows = [
+        ("Incident code", f"<code>{html.escape(entry.code)}</code>"),
+        ("HTTP status", str(status) if status else "none: reported on a failed run"),
+        ("gRPC status", f"<code>{entry.grpc_code.name}</code>"),
+        ("Reason", f"<code>{html.escape(entry.reason)}</code>"),
+    ]
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    return _page(entry.title, f"<h1>{html.escape(entry.title)}</h1><table>{table}</table>"
-                 f"<h2>What to do</h2><p>{_inline(entry.advice)}</p>"
-                 f"<p><a href=\"{html.escape(docs_url)}/errors\">All errors</a></p>")
+    return _page(
+        entry.title,
+        f"<h1>{html.escape(entry.title)}</h1><table>{table}</table>"
+        f"<h2>What to do</h2><p>{_inline(entry.advice)}</p>"
+        f'<p><a href="{html.escape(docs_url)}/errors">All errors</a></p>',
+    )
 
 
 def error_index_page(docs_url: str) -> str:
     items = "".join(
-        f"<li><a href=\"{html.escape(docs_url)}/errors/{e.slug}\">{html.escape(e.title)}</a> "
-        f"(<code>{html.escape(e.code)}</code>)</li>" for e in CATALOGUE.values())
+        f'<li><a href="{html.escape(docs_url)}/errors/{e.slug}">{html.escape(e.title)}</a> '
+        f"(<code>{html.escape(e.code)}</code>)</li>"
+        for e in CATALOGUE.values()
+    )
     return _page("Errors", f"<h1>Errors</h1><ul>{items}</ul>")
 
 
 # --- serving ----------------------------------------------------------------------------------
 
-async def start(settings: Settings, api_target: str, host: str, port: int, *,
-                reflection_deadline_s: float = 15.0,
-                stream_handler: StreamHandlerFactory | None = None) -> Running:
+
+async def start(
+    settings: Settings,
+    api_target: str,
+    host: str,
+    port: int,
+    *,
+    reflection_deadline_s: float = 15.0,
+    stream_handler: StreamHandlerFactory | None = None,
+) -> Running:
     """Connect to the API, reflect its public service, and serve HTTP on (host, port)."""
     channel = grpc.aio.insecure_channel(api_target)
     try:
@@ -159,9 +190,17 @@ async def start(settings: Settings, api_target: str, host: str, port: int, *,
     except BaseException:
         await channel.close()
         raise
-    config = uvicorn.Config(app, access_log=False, lifespan="off", log_config=None,
-                            loop="none", http="auto", proxy_headers=False, server_header=False,
-                            date_header=False)
+    config = uvicorn.Config(
+        app,
+        access_log=False,
+        lifespan="off",
+        log_config=None,
+        loop="none",
+        http="auto",
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+    )
     server = uvicorn.Server(config)
     config.load()
     server.lifespan = config.lifespan_class(config)

@@ -27,17 +27,23 @@ MAX_DEPTH = 64
 
 FD = descriptor.FieldDescriptor
 _INT_RANGES = {
-    FD.TYPE_INT32: (-(1 << 31), (1 << 31) - 1), FD.TYPE_SINT32: (-(1 << 31), (1 << 31) - 1),
-    FD.TYPE_SFIXED32: (-(1 << 31), (1 << 31) - 1), FD.TYPE_UINT32: (0, (1 << 32) - 1),
-    FD.TYPE_FIXED32: (0, (1 << 32) - 1), FD.TYPE_INT64: (-(1 << 63), (1 << 63) - 1),
-    FD.TYPE_SINT64: (-(1 << 63), (1 << 63) - 1), FD.TYPE_SFIXED64: (-(1 << 63), (1 << 63) - 1),
-    FD.TYPE_UINT64: (0, (1 << 64) - 1), FD.TYPE_FIXED64: (0, (1 << 64) - 1),
+    FD.TYPE_INT32: (-(1 << 31), (1 << 31) - 1),
+    FD.TYPE_SINT32: (-(1 << 31), (1 << 31) - 1),
+    FD.TYPE_SFIXED32: (-(1 << 31), (1 << 31) - 1),
+    FD.TYPE_UINT32: (0, (1 << 32) - 1),
+    FD.TYPE_FIXED32: (0, (1 << 32) - 1),
+    FD.TYPE_INT64: (-(1 << 63), (1 << 63) - 1),
+    FD.TYPE_SINT64: (-(1 << 63), (1 << 63) - 1),
+    FD.TYPE_SFIXED64: (-(1 << 63), (1 << 63) - 1),
+    FD.TYPE_UINT64: (0, (1 << 64) - 1),
+    FD.TYPE_FIXED64: (0, (1 << 64) - 1),
 }
 _FLOAT_MAX = 3.4028234663852886e38
 _EPOCH = datetime(1970, 1, 1)
 _TS_MIN, _TS_MAX = -62135596800, 253402300799  # 0001-01-01 .. 9999-12-31T23:59:59
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})\Z")
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})\Z"
+)
 _INT_TEXT = re.compile(r"[-+]?\d+\Z")
 
 TIMESTAMP = "google.protobuf.Timestamp"
@@ -55,6 +61,7 @@ class DecodeError(ValueError):
 
 
 # --- public entry points ----------------------------------------------------------------------
+
 
 def to_json(message: Any) -> bytes:
     return orjson.dumps(to_value(message))
@@ -121,6 +128,7 @@ def _wrong(path: str, expected: str, value: Any) -> DecodeError:
 
 
 # --- enums ------------------------------------------------------------------------------------
+
 
 def _camel_to_upper_snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).upper()
@@ -276,6 +284,7 @@ def text_converter(field: descriptor.FieldDescriptor) -> Converter:
 
         return convert_float
     if t == FD.TYPE_BOOL:
+
         def convert_bool(text: str, where: str) -> bool:
             if text in ("true", "1"):
                 return True
@@ -285,7 +294,7 @@ def text_converter(field: descriptor.FieldDescriptor) -> Converter:
 
         return convert_bool
     if t == FD.TYPE_MESSAGE and field.message_type.full_name == TIMESTAMP:
-        return lambda text, where: _parse_timestamp(text, where)
+        return _parse_timestamp
     if t == FD.TYPE_MESSAGE:
         raise TypeError(f"{field.full_name} is not a scalar")
     return _scalar_converter(field)
@@ -293,9 +302,11 @@ def text_converter(field: descriptor.FieldDescriptor) -> Converter:
 
 # --- timestamps -------------------------------------------------------------------------------
 
+
 def format_timestamp(seconds: int, nanos: int) -> str:
-    return (_EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
-            ).isoformat(timespec="microseconds") + "Z"
+    return (_EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)).isoformat(
+        timespec="microseconds"
+    ) + "Z"
 
 
 def _parse_timestamp(value: Any, path: str) -> tuple[int, int]:
@@ -366,8 +377,11 @@ def array_field(desc: descriptor.Descriptor) -> descriptor.FieldDescriptor:
 
 
 def is_map(field: descriptor.FieldDescriptor) -> bool:
-    return (field.type == FD.TYPE_MESSAGE and field.is_repeated
-            and field.message_type.GetOptions().map_entry)
+    return (
+        field.type == FD.TYPE_MESSAGE
+        and field.is_repeated
+        and field.message_type.GetOptions().map_entry
+    )
 
 
 class _Field:
@@ -419,6 +433,7 @@ def _field_decoder(field: descriptor.FieldDescriptor) -> Callable[[Any, Any, str
     if field.type == FD.TYPE_MESSAGE:
         sub = plan(field.message_type)
         if field.is_repeated:
+
             def decode_messages(m: Any, value: Any, path: str, depth: int) -> None:
                 if value is None:
                     return
@@ -430,6 +445,7 @@ def _field_decoder(field: descriptor.FieldDescriptor) -> Callable[[Any, Any, str
                     if item is None:
                         raise DecodeError(f"{where}: must not be null")
                     sub.decode(target.add(), item, where, depth + 1)
+
             return decode_messages
 
         def decode_message(m: Any, value: Any, path: str, depth: int) -> None:
@@ -438,21 +454,25 @@ def _field_decoder(field: descriptor.FieldDescriptor) -> Callable[[Any, Any, str
             child = getattr(m, name)
             child.SetInParent()
             sub.decode(child, value, path, depth + 1)
+
         return decode_message
     convert = _scalar_converter(field)
     if field.is_repeated:
+
         def decode_scalars(m: Any, value: Any, path: str, depth: int) -> None:
             if value is None:
                 return
             if not isinstance(value, list):
                 raise _wrong(path, "array", value)
             getattr(m, name).extend([convert(x, f"{path}[{i}]") for i, x in enumerate(value)])
+
         return decode_scalars
 
     def decode_scalar(m: Any, value: Any, path: str, depth: int) -> None:
         if value is None:
             return
         setattr(m, name, convert(value, path))
+
     return decode_scalar
 
 
@@ -480,6 +500,7 @@ def _map_decoder(field: descriptor.FieldDescriptor) -> Callable[[Any, Any, str, 
             else:
                 assert value_convert is not None
                 target[key] = value_convert(v, where)
+
     return decode_map
 
 
@@ -517,8 +538,9 @@ class _Plan:
         where = _join(path, key)
         retired = self.retired.get(key)
         if retired is not None:
-            return DecodeError(f"{where} is not accepted: use {retired.replacement} "
-                               f"({retired.reason})")
+            return DecodeError(
+                f"{where} is not accepted: use {retired.replacement} ({retired.reason})"
+            )
         return DecodeError(f"unknown field {where!r}")
 
 
@@ -530,13 +552,16 @@ class _UnionPlan(_Plan):
         self.key = _opts.union_discriminator(self.desc)
         oneof = union_oneof(self.desc)
         self.oneof = oneof.name
-        self.members = {f.name: plan(f.message_type) for f in oneof.fields
-                        if f.type == FD.TYPE_MESSAGE}
+        self.members = {
+            f.name: plan(f.message_type) for f in oneof.fields if f.type == FD.TYPE_MESSAGE
+        }
         self.accepted = ", ".join(repr(n) for n in self.members)
         for name, member in self.members.items():
             if self.key in member.desc.fields_by_name:
-                raise TypeError(f"{self.desc.full_name}.{name} has a field named {self.key!r}, "
-                                "the union's discriminator")
+                raise TypeError(
+                    f"{self.desc.full_name}.{name} has a field named {self.key!r}, "
+                    "the union's discriminator"
+                )
 
     def encode(self, m: Any) -> Any:
         which = m.WhichOneof(self.oneof)
@@ -688,8 +713,9 @@ class _ListValuePlan(_Plan):
 _param_cache: dict[tuple[Any, str], tuple[descriptor.FieldDescriptor, ...] | None] = {}
 
 
-def resolve_param(desc: descriptor.Descriptor, field_path: str
-                  ) -> tuple[descriptor.FieldDescriptor, ...] | None:
+def resolve_param(
+    desc: descriptor.Descriptor, field_path: str
+) -> tuple[descriptor.FieldDescriptor, ...] | None:
     """The fields along `a.b.c` when it ends at a scalar, enum or Timestamp; else None."""
     key = (desc, field_path)
     if key in _param_cache:
@@ -717,12 +743,16 @@ def resolve_param(desc: descriptor.Descriptor, field_path: str
 
 
 def _is_special(desc: descriptor.Descriptor) -> bool:
-    return (desc.full_name in (TIMESTAMP, STRUCT, VALUE, LIST_VALUE)
-            or bool(_opts.union_discriminator(desc)) or _opts.json_array(desc))
+    return (
+        desc.full_name in (TIMESTAMP, STRUCT, VALUE, LIST_VALUE)
+        or bool(_opts.union_discriminator(desc))
+        or _opts.json_array(desc)
+    )
 
 
-def set_param(message: Any, chain: tuple[descriptor.FieldDescriptor, ...], texts: list[str],
-              where: str) -> None:
+def set_param(
+    message: Any, chain: tuple[descriptor.FieldDescriptor, ...], texts: list[str], where: str
+) -> None:
     """Set the field at the end of `chain` from one or more text values."""
     target = message
     for field in chain[:-1]:

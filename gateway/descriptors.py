@@ -76,8 +76,9 @@ class LoadedService:
     comments: dict[str, str]  # full name of a service/method/message/field/enum -> leading comment
 
 
-def build_pool(files: Iterable[descriptor_pb2.FileDescriptorProto]
-               ) -> descriptor_pool.DescriptorPool:
+def build_pool(
+    files: Iterable[descriptor_pb2.FileDescriptorProto],
+) -> descriptor_pool.DescriptorPool:
     """A fresh pool holding `files`, added in dependency order."""
     by_name = {f.name: f for f in files}
     pool = descriptor_pool.DescriptorPool()
@@ -119,15 +120,17 @@ def files_of(file: descriptor.FileDescriptor) -> list[descriptor_pb2.FileDescrip
     return list(out.values())
 
 
-def load_from_files(files: Iterable[descriptor_pb2.FileDescriptorProto],
-                    service_name: str = PUBLIC_SERVICE) -> LoadedService:
+def load_from_files(
+    files: Iterable[descriptor_pb2.FileDescriptorProto], service_name: str = PUBLIC_SERVICE
+) -> LoadedService:
     files = list(files)
     pool = build_pool(files)
     return LoadedService(pool.FindServiceByName(service_name), pool, _comments(files))
 
 
-async def fetch_files(channel: grpc.aio.Channel, symbol: str = PUBLIC_SERVICE,
-                      timeout: float = 5.0) -> list[descriptor_pb2.FileDescriptorProto]:
+async def fetch_files(
+    channel: grpc.aio.Channel, symbol: str = PUBLIC_SERVICE, timeout: float = 5.0
+) -> list[descriptor_pb2.FileDescriptorProto]:
     """The file defining `symbol` and its transitive dependencies, over one reflection stream."""
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
     call = stub.ServerReflectionInfo(timeout=timeout)
@@ -157,8 +160,9 @@ async def fetch_files(channel: grpc.aio.Channel, symbol: str = PUBLIC_SERVICE,
     return list(files.values())
 
 
-async def load_service(channel: grpc.aio.Channel, *, deadline_s: float = 15.0,
-                       service_name: str = PUBLIC_SERVICE) -> LoadedService:
+async def load_service(
+    channel: grpc.aio.Channel, *, deadline_s: float = 15.0, service_name: str = PUBLIC_SERVICE
+) -> LoadedService:
     """Reflect `service_name`, retrying while the server is not up yet, until `deadline_s`."""
     give_up = time.monotonic() + deadline_s
     delay = 0.05
@@ -166,14 +170,22 @@ async def load_service(channel: grpc.aio.Channel, *, deadline_s: float = 15.0,
         try:
             return load_from_files(await fetch_files(channel, service_name), service_name)
         except grpc.aio.AioRpcError as exc:
-            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                                  grpc.StatusCode.UNIMPLEMENTED) or time.monotonic() > give_up:
+            if (
+                exc.code()
+                not in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    grpc.StatusCode.UNIMPLEMENTED,
+                )
+                or time.monotonic() > give_up
+            ):
                 raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
 
 
 # --- proto comments (present only when the server kept source_code_info) -----------------------
+
 
 def _comments(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> dict[str, str]:
     out: dict[str, str] = {}

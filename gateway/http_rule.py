@@ -69,7 +69,7 @@ class PathTemplate:
                 return None
         elif n != len(pattern):
             return None
-        for want, got in zip(pattern, segs):
+        for want, got in zip(pattern, segs, strict=False):
             if want == DOUBLE_STAR:
                 break
             if want == STAR:
@@ -77,7 +77,7 @@ class PathTemplate:
                     return None
             elif want != got:
                 return None
-        return {v.field_path: "/".join(segs[v.start:v.end]) for v in self.variables}
+        return {v.field_path: "/".join(segs[v.start : v.end]) for v in self.variables}
 
     def openapi_path(self) -> str:
         """The template as an OpenAPI path: variables become `{field.path}`."""
@@ -122,7 +122,7 @@ def parse(template: str) -> PathTemplate:
         elif ch == ":" and depth == 0 and colon < 0:
             colon = i
     if colon >= 0:
-        body, verb = body[:colon], body[colon + 1:]
+        body, verb = body[:colon], body[colon + 1 :]
         if not _LITERAL.match(verb):
             raise ValueError(f"path template {template!r} has an invalid verb {verb!r}")
     parser = _Parser(template, body)
@@ -174,7 +174,7 @@ class _Parser:
         end = self.pos
         while end < len(body) and body[end] not in "/{}=":
             end += 1
-        text = body[self.pos:end]
+        text = body[self.pos : end]
         if text in (STAR, DOUBLE_STAR):
             self.segments.append(text)
         elif text and _LITERAL.match(text):
@@ -189,7 +189,7 @@ class _Parser:
         end = self.pos
         while end < len(body) and body[end] not in "=}":
             end += 1
-        field_path = body[self.pos:end]
+        field_path = body[self.pos : end]
         if not field_path or not all(_IDENT.match(p) for p in field_path.split(".")):
             raise self.fail(f"invalid field path {field_path!r}")
         self.pos = end

@@ -96,14 +96,18 @@ class _Schemas:
             self.components[name] = self._describe(self.message(desc), desc.full_name)
         return {"$ref": _PREFIX + name}
 
-    def message(self, desc: descriptor.Descriptor, exclude: frozenset[str] = frozenset()
-                ) -> dict[str, Any]:
+    def message(
+        self, desc: descriptor.Descriptor, exclude: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
         if descriptors.union_discriminator(desc):
             return self._union(desc)
         if descriptors.json_array(desc):
             return {"type": "array", "items": self.element(codec.array_field(desc))}
-        return {"type": "object", "additionalProperties": False,
-                "properties": {f.name: self.field(f) for f in desc.fields if f.name not in exclude}}
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {f.name: self.field(f) for f in desc.fields if f.name not in exclude},
+        }
 
     def _union(self, desc: descriptor.Descriptor) -> dict[str, Any]:
         key = descriptors.union_discriminator(desc)
@@ -113,11 +117,19 @@ class _Schemas:
             member = self.message(f.message_type)
             properties = {key: {"type": "string", "const": f.name}, **member.get("properties", {})}
             self.components[variant] = self._describe(
-                {"type": "object", "additionalProperties": False, "required": [key],
-                 "properties": properties}, f.full_name)
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": [key],
+                    "properties": properties,
+                },
+                f.full_name,
+            )
             mapping[f.name] = _PREFIX + variant
-        return {"oneOf": [{"$ref": r} for r in mapping.values()],
-                "discriminator": {"propertyName": key, "mapping": mapping}}
+        return {
+            "oneOf": [{"$ref": r} for r in mapping.values()],
+            "discriminator": {"propertyName": key, "mapping": mapping},
+        }
 
     def element(self, field: descriptor.FieldDescriptor) -> dict[str, Any]:
         """The schema of one value of `field` (ignoring repetition and presence)."""
@@ -150,8 +162,13 @@ class _Schemas:
         return {"$ref": _PREFIX + name}
 
 
-def _query_parameters(schemas: _Schemas, desc: descriptor.Descriptor, prefix: str,
-                      bound: frozenset[str], depth: int = 0) -> list[dict[str, Any]]:
+def _query_parameters(
+    schemas: _Schemas,
+    desc: descriptor.Descriptor,
+    prefix: str,
+    bound: frozenset[str],
+    depth: int = 0,
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for f in desc.fields:
         name = prefix + f.name
@@ -177,8 +194,13 @@ def _query_parameters(schemas: _Schemas, desc: descriptor.Descriptor, prefix: st
     return out
 
 
-def build(methods: list[MethodInfo], comments: dict[str, str] | None = None, *,
-          title: str = "Parley Agent Conversations API", version: str = "v1") -> dict[str, Any]:
+def build(
+    methods: list[MethodInfo],
+    comments: dict[str, str] | None = None,
+    *,
+    title: str = "Parley Agent Conversations API",
+    version: str = "v1",
+) -> dict[str, Any]:
     schemas = _Schemas(comments or {})
     paths: dict[str, dict[str, Any]] = {}
     seen_ids: set[str] = set()
@@ -190,8 +212,12 @@ def build(methods: list[MethodInfo], comments: dict[str, str] | None = None, *,
         for fp in path_fields:
             chain = codec.resolve_param(input_desc, fp)
             param_schema = schemas.element(chain[-1]) if chain else {"type": "string"}
-            param: dict[str, Any] = {"name": fp, "in": "path", "required": True,
-                                     "schema": param_schema}
+            param: dict[str, Any] = {
+                "name": fp,
+                "in": "path",
+                "required": True,
+                "schema": param_schema,
+            }
             if chain and schemas.comments.get(chain[-1].full_name):
                 param["description"] = schemas.comments[chain[-1].full_name]
             parameters.append(param)
@@ -205,15 +231,19 @@ def build(methods: list[MethodInfo], comments: dict[str, str] | None = None, *,
             operation["description"] = text
         if binding.body == "*":
             tops = frozenset(fp.split(".")[0] for fp in path_fields)
-            operation["requestBody"] = {"required": True, "content": {
-                "application/json": {"schema": schemas.body(input_desc, tops)}}}
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": schemas.body(input_desc, tops)}},
+            }
         else:
             bound = frozenset([*path_fields, *([binding.body] if binding.body else [])])
             parameters.extend(_query_parameters(schemas, input_desc, "", bound))
             if binding.body:
                 body_field = input_desc.fields_by_name[binding.body]
-                operation["requestBody"] = {"required": True, "content": {
-                    "application/json": {"schema": schemas.field(body_field)}}}
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": schemas.field(body_field)}},
+                }
         if parameters:
             operation["parameters"] = parameters
         if binding.response_body:
@@ -223,10 +253,15 @@ def build(methods: list[MethodInfo], comments: dict[str, str] | None = None, *,
         ok = {"description": "Success.", "content": {"application/json": {"schema": reply}}}
         responses: dict[str, Any] = {str(info.success_status): ok}
         if info.success_status != 200:
-            responses["200"] = {**ok, "description": "Success, when the server answers 200 "
-                                "instead (e.g. an idempotent replay)."}
-        responses["default"] = {"description": "An error (RFC 7807).", "content": {
-            "application/problem+json": {"schema": {"$ref": _PREFIX + "Problem"}}}}
+            responses["200"] = {
+                **ok,
+                "description": "Success, when the server answers 200 "
+                "instead (e.g. an idempotent replay).",
+            }
+        responses["default"] = {
+            "description": "An error (RFC 7807).",
+            "content": {"application/problem+json": {"schema": {"$ref": _PREFIX + "Problem"}}},
+        }
         operation["responses"] = responses
         path_item = paths.setdefault(binding.template.openapi_path(), {})
         path_item[binding.http_method.lower()] = operation
@@ -236,8 +271,9 @@ def build(methods: list[MethodInfo], comments: dict[str, str] | None = None, *,
         "paths": paths,
         "components": {
             "schemas": schemas.components,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                               "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
         },
         "security": [{"bearerAuth": []}],
     }

@@ -23,14 +23,23 @@ _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 # grpc-gateway's HTTPStatusFromCode, for rows without an HTTP status of their own.
 HTTP_STATUS_FROM_CODE = {
-    grpc.StatusCode.OK: 200, grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.UNKNOWN: 500,
-    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-    grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.ABORTED: 409, grpc.StatusCode.OUT_OF_RANGE: 400,
-    grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.INTERNAL: 500,
-    grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
 }
 
 # Details for statuses that carry no ErrorInfo: the channel's own text names internal addresses.
@@ -47,14 +56,16 @@ class Problem:
     detail: str
 
     def body(self, docs_url: str, instance: str, log_id: str) -> bytes:
-        return orjson.dumps({
-            "type": f"{docs_url}/errors/{self.entry.slug}",
-            "title": self.entry.title,
-            "status": self.status,
-            "detail": self.detail,
-            "instance": instance,
-            "log_id": log_id,
-        })
+        return orjson.dumps(
+            {
+                "type": f"{docs_url}/errors/{self.entry.slug}",
+                "title": self.entry.title,
+                "status": self.status,
+                "detail": self.detail,
+                "instance": instance,
+                "log_id": log_id,
+            }
+        )
 
 
 def http_status(entry: CatalogueEntry) -> int:
@@ -87,8 +98,9 @@ def from_rpc_error(error: grpc.aio.AioRpcError, log_id: str) -> Problem:
     elif status is None and code in _GENERIC_DETAIL:
         detail = _GENERIC_DETAIL[code]
     elif status is None and entry.code == "InternalError":
-        log.error("API answered %s without ErrorInfo (log_id %s): %s", code.name, log_id,
-                  error.details())
+        log.error(
+            "API answered %s without ErrorInfo (log_id %s): %s", code.name, log_id, error.details()
+        )
         detail = f"internal error; log_id {log_id}"
     else:
         detail = error.details() or entry.title

@@ -33,7 +33,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 JSON = "application/json"
 DEFAULT_DEADLINE_S = 30.0
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}\Z")
-SCOPE_ROUTE = "parley.route"          # the matched template, for metrics labels
+SCOPE_ROUTE = "parley.route"  # the matched template, for metrics labels
 SCOPE_REQUEST_ID = "parley.request_id"
 
 
@@ -83,8 +83,9 @@ class Request:
 
 
 def _too_large(limit: int) -> ProblemError:
-    return ProblemError(problems.catalogued(
-        "RequestTooLarge", f"the request body exceeds {limit} bytes"))
+    return ProblemError(
+        problems.catalogued("RequestTooLarge", f"the request body exceeds {limit} bytes")
+    )
 
 
 Handler = Callable[[Request], Awaitable[None]]
@@ -97,10 +98,18 @@ class Endpoint:
     handle: Handler
 
 
-async def send_bytes(send: Send, status: int, body: bytes, content_type: str,
-                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    raw = [(b"content-type", content_type.encode()),
-           (b"content-length", str(len(body)).encode()), *(headers or [])]
+async def send_bytes(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    raw = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *(headers or []),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
@@ -159,13 +168,21 @@ class Router:
         if allowed:
             allow = ", ".join(sorted(set(allowed)))
             raise ProblemError(
-                problems.catalogued("MethodNotAllowed",
-                                    f"{method} is not allowed here; use {allow}"),
-                [(b"allow", allow.encode())])
+                problems.catalogued(
+                    "MethodNotAllowed", f"{method} is not allowed here; use {allow}"
+                ),
+                [(b"allow", allow.encode())],
+            )
         raise ProblemError(problems.catalogued("RouteNotFound", f"no endpoint has the path {path}"))
 
-    async def _problem(self, scope: Scope, send: Send, problem: problems.Problem, request_id: str,
-                       headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    async def _problem(
+        self,
+        scope: Scope,
+        send: Send,
+        problem: problems.Problem,
+        request_id: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         body = problem.body(self.docs_url, scope.get("path", ""), request_id)
         await send_bytes(send, problem.status, body, problems.CONTENT_TYPE, headers)
 
@@ -181,14 +198,15 @@ def _request_id(scope: Scope) -> str:
 
 # --- transcoding ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Binding:
     """One (HTTP method, template) of a method's rule or its additional_bindings."""
 
     http_method: str
     template: PathTemplate
-    body: str            # "" (no body), "*" or a top-level field name
-    response_body: str   # "" (the whole reply) or a top-level field name
+    body: str  # "" (no body), "*" or a top-level field name
+    response_body: str  # "" (the whole reply) or a top-level field name
 
 
 def bindings_of(rule: http_pb2.HttpRule) -> list[Binding]:
@@ -240,8 +258,13 @@ class StreamHandlerFactory(Protocol):
 class Transcoder:
     """The generic endpoint of one unary RPC binding."""
 
-    def __init__(self, info: MethodInfo, channel: grpc.aio.Channel, max_body_bytes: int,
-                 deadline_s: float = DEFAULT_DEADLINE_S) -> None:
+    def __init__(
+        self,
+        info: MethodInfo,
+        channel: grpc.aio.Channel,
+        max_body_bytes: int,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+    ) -> None:
         method = info.method
         self.info = info
         self.binding = info.binding
@@ -250,21 +273,27 @@ class Transcoder:
         self.max_body_bytes = max_body_bytes
         self.deadline_s = deadline_s
         self.call = channel.unary_unary(
-            info.full_name, request_serializer=self.request_cls.SerializeToString,
-            response_deserializer=self.response_cls.FromString)
+            info.full_name,
+            request_serializer=self.request_cls.SerializeToString,
+            response_deserializer=self.response_cls.FromString,
+        )
         self.path_chains = {}
         for path in self.binding.template.field_paths:
             chain = codec.resolve_param(method.input_type, path)
             if chain is None:
                 raise ValueError(
-                    f"{method.full_name}: path variable {path!r} is not a scalar field")
+                    f"{method.full_name}: path variable {path!r} is not a scalar field"
+                )
             self.path_chains[path] = chain
         body = self.binding.body
         if body not in ("", "*") and body not in method.input_type.fields_by_name:
             raise ValueError(f"{method.full_name}: body field {body!r} does not exist")
         self.path_tops = frozenset(p.split(".")[0] for p in self.path_chains)
-        self.no_query = frozenset({"*"}) if body == "*" else frozenset(
-            [*self.path_chains, *([body] if body else [])])
+        self.no_query = (
+            frozenset({"*"})
+            if body == "*"
+            else frozenset([*self.path_chains, *([body] if body else [])])
+        )
 
     async def __call__(self, request: Request) -> None:
         message = await self.decode(request)
@@ -292,8 +321,9 @@ class Transcoder:
             await self._decode_body(request, message)
             query = request.scope.get("query_string", b"")
             if query:
-                pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True,
-                                  strict_parsing=False)
+                pairs = parse_qsl(
+                    query.decode("latin-1"), keep_blank_values=True, strict_parsing=False
+                )
                 codec.fill_query(message, pairs, self.no_query)
         except codec.DecodeError as exc:
             raise ProblemError(problems.catalogued("InvalidRequest", exc.detail)) from None
@@ -310,12 +340,16 @@ class Transcoder:
         if not raw.strip():
             return
         content_type = (request.header(b"content-type") or "").split(";", 1)[0].strip().lower()
-        if content_type != JSON and not (content_type.startswith("application/")
-                                         and content_type.endswith("+json")):
-            raise ProblemError(problems.catalogued(
-                "UnsupportedMediaType",
-                "the body must be JSON (Content-Type: application/json), "
-                f"not {content_type or 'untyped'}"))
+        if content_type != JSON and not (
+            content_type.startswith("application/") and content_type.endswith("+json")
+        ):
+            raise ProblemError(
+                problems.catalogued(
+                    "UnsupportedMediaType",
+                    "the body must be JSON (Content-Type: application/json), "
+                    f"not {content_type or 'untyped'}",
+                )
+            )
         value = codec.parse_json(raw)
         if body == "*":
             if isinstance(value, dict):
@@ -333,9 +367,14 @@ class Transcoder:
         return codec.to_json_value(codec.plan(reply.DESCRIPTOR).fields[name].encode(reply))
 
 
-def build_endpoints(service: descriptor.ServiceDescriptor, channel: grpc.aio.Channel,
-                    settings: Any, *, deadline_s: float = DEFAULT_DEADLINE_S,
-                    stream_handler: StreamHandlerFactory | None = None) -> list[Endpoint]:
+def build_endpoints(
+    service: descriptor.ServiceDescriptor,
+    channel: grpc.aio.Channel,
+    settings: Any,
+    *,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    stream_handler: StreamHandlerFactory | None = None,
+) -> list[Endpoint]:
     """The transcoded routes of `service`: one Endpoint per (method, binding)."""
     endpoints: list[Endpoint] = []
     for info in methods_of(service):
@@ -345,8 +384,10 @@ def build_endpoints(service: descriptor.ServiceDescriptor, channel: grpc.aio.Cha
             continue
         if method.server_streaming:
             if stream_handler is None:
-                log.info("%s is server-streaming and no stream handler is set: no route",
-                         method.full_name)
+                log.info(
+                    "%s is server-streaming and no stream handler is set: no route",
+                    method.full_name,
+                )
                 continue
             handle = stream_handler(info, channel, settings)
         else:

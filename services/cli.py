@@ -32,18 +32,22 @@ def _starters(settings: Settings) -> dict[str, Callable[[], Awaitable[Running]]]
     from services.runner import server as runner_server
     from services.tooling import server as tooling_server
 
-    bind = lambda addr: f"{settings.host}:{_port(addr)}"  # noqa: E731
+    def bind(addr: str) -> str:
+        return f"{settings.host}:{_port(addr)}"
+
     return {
         "api": lambda: api_server.start(settings, bind(settings.api_addr)),
         "runner": lambda: runner_server.start(settings, bind(settings.runner_addr)),
         "tooling": lambda: tooling_server.start(settings, bind(settings.tooling_addr)),
-        "gateway": lambda: gateway_app.start(settings, settings.api_addr, settings.host,
-                                             settings.http_port),
+        "gateway": lambda: gateway_app.start(
+            settings, settings.api_addr, settings.host, settings.http_port
+        ),
     }
 
 
-async def _run_until_signalled(settings: Settings, names: tuple[str, ...],
-                               on_ready: Callable[[], None]) -> None:
+async def _run_until_signalled(
+    settings: Settings, names: tuple[str, ...], on_ready: Callable[[], None]
+) -> None:
     starters = _starters(settings)
     running: list[Running] = []
     stop = asyncio.Event()
@@ -73,8 +77,8 @@ def _up(args: argparse.Namespace) -> None:
         print(f"  gateway:       http://{settings.host}:{settings.http_port}")
         print(f"  data plane id: {settings.default_data_plane_id}")
         print(f"  token:         {token}")
-        print(f"  try:           export API=http://{settings.host}:{settings.http_port} TOKEN={token}",
-              flush=True)
+        url = f"http://{settings.host}:{settings.http_port}"
+        print(f"  try:           export API={url} TOKEN={token}", flush=True)
 
     _run(_run_until_signalled(settings, SERVICES, ready))
 
@@ -85,8 +89,13 @@ def _serve(args: argparse.Namespace) -> None:
         from prometheus_client import start_http_server
 
         start_http_server(settings.metrics_port, addr=settings.host)
-    _run(_run_until_signalled(settings, (args.service,),
-                              lambda: print(f"parley {args.service} is serving", flush=True)))
+    _run(
+        _run_until_signalled(
+            settings,
+            (args.service,),
+            lambda: print(f"parley {args.service} is serving", flush=True),
+        )
+    )
 
 
 def _token(args: argparse.Namespace) -> None:
@@ -109,8 +118,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="parley", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole suite in one process")
-    up.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite",
-                    help="postgres: the local server at 127.0.0.1:5432 (unless PARLEY_DATABASE_URL)")
+    up.add_argument(
+        "--db",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="postgres: the local server at 127.0.0.1:5432 (unless PARLEY_DATABASE_URL)",
+    )
     up.set_defaults(func=_up)
     serve = sub.add_parser("serve", help="run one service")
     serve.add_argument("service", choices=SERVICES)

@@ -22,27 +22,33 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-@pytest.fixture(scope="session",
-                params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def database_kind(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
 @pytest_asyncio.fixture(scope="session")
-async def make_database_url(database_kind: str, tmp_path_factory: pytest.TempPathFactory
-                            ) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+async def make_database_url(
+    database_kind: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Callable[[], Awaitable[str]]]:
     """Creates fresh, empty databases of this kind; PostgreSQL ones are dropped at the end.
     When PostgreSQL is down the PostgreSQL variants skip loudly, never pass silently."""
     if database_kind == "sqlite":
+
         async def sqlite_url() -> str:
             return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'parley.db'}"
+
         yield sqlite_url
         return
     try:
         admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL is not answering on 127.0.0.1:5432 ({exc}): "
-                    "the PostgreSQL variants of these tests did NOT run")
+        pytest.skip(
+            f"PostgreSQL is not answering on 127.0.0.1:5432 ({exc}): "
+            "the PostgreSQL variants of these tests did NOT run"
+        )
     created: list[str] = []
 
     async def postgres_url() -> str:

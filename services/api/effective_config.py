@@ -12,11 +12,22 @@ DEFAULT_MAX_TOKENS = 2048
 DEFAULT_TEMPERATURE = 0.0
 
 # Text mode's implicit schema; the runner reads an effective schema equal to it as text mode.
-TEXT_MODE_SCHEMA: dict = {"type": "object", "additionalProperties": False, "required": ["text"],
-                          "properties": {"text": {"type": "string"}}}
+TEXT_MODE_SCHEMA: dict = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["text"],
+    "properties": {"text": {"type": "string"}},
+}
 
-_SCALARS = ("model", "data_plane_id", "execution_cluster", "compute_pool_id", "max_iterations",
-            "max_tokens", "temperature")
+_SCALARS = (
+    "model",
+    "data_plane_id",
+    "execution_cluster",
+    "compute_pool_id",
+    "max_iterations",
+    "max_tokens",
+    "temperature",
+)
 
 
 def _text_mode_struct() -> struct_pb2.Struct:
@@ -43,8 +54,9 @@ def with_defaults(cfg: config_pb2.AgentConfig) -> config_pb2.AgentConfig:
     return filled
 
 
-def merge(defaults: config_pb2.AgentConfig,
-          override: config_pb2.ConfigOverride | None) -> config_pb2.AgentConfig:
+def merge(
+    defaults: config_pb2.AgentConfig, override: config_pb2.ConfigOverride | None
+) -> config_pb2.AgentConfig:
     """Defaults with the override applied sparsely: a set scalar replaces; a set list wrapper
     replaces the whole list, even with []; a set schema replaces ({} meaning text mode)."""
     merged = config_pb2.AgentConfig()

@@ -30,12 +30,31 @@ MAX_ITERATIONS = (1, 100)
 MAX_TOKENS = (1, 65536)
 
 # The Draft 2020-12 subset Bedrock structured output accepts (see the UnsupportedOutputSchema row).
-SCHEMA_KEYWORDS = frozenset({
-    "type", "properties", "required", "enum", "const", "additionalProperties", "items",
-    "minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "title",
-    "description", "anyOf"})
-_NEVER_ALLOWED_HOSTS = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"),
-                        ipaddress.ip_network("fd00:ec2::254/128"))
+SCHEMA_KEYWORDS = frozenset(
+    {
+        "type",
+        "properties",
+        "required",
+        "enum",
+        "const",
+        "additionalProperties",
+        "items",
+        "minimum",
+        "maximum",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "title",
+        "description",
+        "anyOf",
+    }
+)
+_NEVER_ALLOWED_HOSTS = (
+    ipaddress.ip_network("169.254.0.0/16"),
+    ipaddress.ip_network("fe80::/10"),
+    ipaddress.ip_network("fd00:ec2::254/128"),
+)
 
 
 @dataclass(frozen=True)
@@ -48,9 +67,13 @@ class ConfigRules:
     allow_private_networks: bool
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "ConfigRules":
-        return cls(frozenset(MODELS), settings.data_plane_ids, settings.execution_clusters,
-                   settings.mcp_allow_private_networks)
+    def from_settings(cls, settings: Settings) -> ConfigRules:
+        return cls(
+            frozenset(MODELS),
+            settings.data_plane_ids,
+            settings.execution_clusters,
+            settings.mcp_allow_private_networks,
+        )
 
 
 def _invalid(detail: str, **metadata: object) -> ParleyError:
@@ -67,33 +90,44 @@ def check_uuid(value: str) -> str | None:
 
 # --- agent config -------------------------------------------------------------------------------
 
+
 def validate_config(cfg: config_pb2.AgentConfig, rules: ConfigRules, where: str) -> None:
     """A complete config (defaults with documented defaults filled in, or a merged one)."""
     if not cfg.model:
         raise _invalid(f"{where}.model is required", field=f"{where}.model")
     if cfg.model not in rules.models:
-        raise ParleyError("UnknownModel",
-                          f"{where}.model `{cfg.model}` is not a catalogued model; use one of: "
-                          + ", ".join(sorted(rules.models)), model=cfg.model)
+        raise ParleyError(
+            "UnknownModel",
+            f"{where}.model `{cfg.model}` is not a catalogued model; use one of: "
+            + ", ".join(sorted(rules.models)),
+            model=cfg.model,
+        )
     if not cfg.data_plane_id:
         raise _invalid(f"{where}.data_plane_id is required", field=f"{where}.data_plane_id")
     if cfg.data_plane_id not in rules.data_plane_ids:
-        raise ParleyError("UnknownDataPlane",
-                          f"{where}.data_plane_id `{cfg.data_plane_id}` is not a known data plane",
-                          data_plane_id=cfg.data_plane_id)
+        raise ParleyError(
+            "UnknownDataPlane",
+            f"{where}.data_plane_id `{cfg.data_plane_id}` is not a known data plane",
+            data_plane_id=cfg.data_plane_id,
+        )
     if cfg.execution_cluster not in rules.execution_clusters:
-        raise ParleyError("UnknownExecutionCluster",
-                          f"{where}.execution_cluster `{cfg.execution_cluster}` is not a known "
-                          f"executor pool; use one of: " + ", ".join(sorted(rules.execution_clusters)),
-                          execution_cluster=cfg.execution_cluster)
+        raise ParleyError(
+            "UnknownExecutionCluster",
+            f"{where}.execution_cluster `{cfg.execution_cluster}` is not a known "
+            f"executor pool; use one of: " + ", ".join(sorted(rules.execution_clusters)),
+            execution_cluster=cfg.execution_cluster,
+        )
     _check_range(cfg.max_iterations, *MAX_ITERATIONS, f"{where}.max_iterations")
     _check_range(cfg.max_tokens, *MAX_TOKENS, f"{where}.max_tokens")
     if math.isnan(cfg.temperature) or not 0.0 <= cfg.temperature <= 1.0:
-        raise _invalid(f"{where}.temperature must be between 0.0 and 1.0, got {cfg.temperature}",
-                       field=f"{where}.temperature")
+        raise _invalid(
+            f"{where}.temperature must be between 0.0 and 1.0, got {cfg.temperature}",
+            field=f"{where}.temperature",
+        )
     if cfg.HasField("output_format_schema") and len(cfg.output_format_schema.fields):
-        validate_output_schema(json_format.MessageToDict(cfg.output_format_schema),
-                               f"{where}.output_format_schema")
+        validate_output_schema(
+            json_format.MessageToDict(cfg.output_format_schema), f"{where}.output_format_schema"
+        )
     validate_mcp_servers(cfg.mcp_servers, f"{where}.mcp_servers", rules.allow_private_networks)
     validate_caller_tools(cfg.tools, f"{where}.tools")
 
@@ -110,24 +144,33 @@ def validate_output_schema(schema: Any, where: str) -> None:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         path = "$" + "".join(f".{p}" if isinstance(p, str) else f"[{p}]" for p in exc.path)
-        raise _invalid(f"{where} is not a valid JSON Schema at {path}: {exc.message}",
-                       field=where) from None
+        raise _invalid(
+            f"{where} is not a valid JSON Schema at {path}: {exc.message}", field=where
+        ) from None
 
 
 def _check_subset(node: Any, path: str, where: str) -> None:
     if not isinstance(node, dict):
-        raise ParleyError("UnsupportedOutputSchema",
-                          f"{where}: the schema at {path} must be an object", path=path)
+        raise ParleyError(
+            "UnsupportedOutputSchema", f"{where}: the schema at {path} must be an object", path=path
+        )
     for key, value in node.items():
         here = f"{path}.{key}"
         if key not in SCHEMA_KEYWORDS:
-            raise ParleyError("UnsupportedOutputSchema",
-                              f"{where}: `{key}` at {here} is not in the supported subset of "
-                              "JSON Schema Draft 2020-12", keyword=key, path=here)
+            raise ParleyError(
+                "UnsupportedOutputSchema",
+                f"{where}: `{key}` at {here} is not in the supported subset of "
+                "JSON Schema Draft 2020-12",
+                keyword=key,
+                path=here,
+            )
         if key == "additionalProperties" and value is not False:
-            raise ParleyError("UnsupportedOutputSchema",
-                              f"{where}: `additionalProperties` at {here} must be false",
-                              keyword=key, path=here)
+            raise ParleyError(
+                "UnsupportedOutputSchema",
+                f"{where}: `additionalProperties` at {here} must be false",
+                keyword=key,
+                path=here,
+            )
         if key == "properties" and isinstance(value, dict):
             for name, sub in value.items():
                 _check_subset(sub, f"{here}.{name}", where)
@@ -138,36 +181,47 @@ def _check_subset(node: Any, path: str, where: str) -> None:
                 _check_subset(sub, f"{here}[{i}]", where)
 
 
-def validate_mcp_servers(servers: Iterable[config_pb2.McpServer], where: str,
-                         allow_private_networks: bool) -> None:
+def validate_mcp_servers(
+    servers: Iterable[config_pb2.McpServer], where: str, allow_private_networks: bool
+) -> None:
     seen: set[str] = set()
     for i, server in enumerate(servers):
         field = f"{where}[{i}]"
         if not ALIAS.match(server.alias):
-            raise ParleyError("InvalidToolAlias",
-                              f"{field}.alias `{server.alias}` must be 1-8 ASCII letters or digits "
-                              "starting with a letter", alias=server.alias)
+            raise ParleyError(
+                "InvalidToolAlias",
+                f"{field}.alias `{server.alias}` must be 1-8 ASCII letters or digits "
+                "starting with a letter",
+                alias=server.alias,
+            )
         if server.alias in seen:
-            raise ParleyError("InvalidToolAlias",
-                              f"{field}.alias `{server.alias}` is used twice; aliases must be unique",
-                              alias=server.alias)
+            raise ParleyError(
+                "InvalidToolAlias",
+                f"{field}.alias `{server.alias}` is used twice; aliases must be unique",
+                alias=server.alias,
+            )
         seen.add(server.alias)
         check_mcp_url(server.url, f"{field}.url", allow_private_networks)
         for j, tool in enumerate(server.tools):
             if not tool.name:
-                raise _invalid(f"{field}.tools[{j}].name must be non-empty",
-                               field=f"{field}.tools[{j}].name")
+                raise _invalid(
+                    f"{field}.tools[{j}].name must be non-empty", field=f"{field}.tools[{j}].name"
+                )
             wire = f"{server.alias}-{tool.name}"
             if len(wire) > MAX_WIRE_NAME:
-                raise ParleyError("ToolNameTooLong",
-                                  f"{field}.tools[{j}]: the wire name `{wire}` is {len(wire)} "
-                                  f"characters; at most {MAX_WIRE_NAME} are allowed",
-                                  wire_name=wire, length=len(wire))
+                raise ParleyError(
+                    "ToolNameTooLong",
+                    f"{field}.tools[{j}]: the wire name `{wire}` is {len(wire)} "
+                    f"characters; at most {MAX_WIRE_NAME} are allowed",
+                    wire_name=wire,
+                    length=len(wire),
+                )
 
 
 def check_mcp_url(url: str, field: str, allow_private_networks: bool) -> None:
     """Absolute http(s); never link-local/metadata; loopback and private only when allowed.
     Only literal addresses (and `localhost`) are judged here: names are resolved at call time."""
+
     def refuse(why: str) -> ParleyError:
         return ParleyError("McpUrlNotAllowed", f"{field} `{url}` is not allowed: {why}", url=url)
 
@@ -187,8 +241,9 @@ def check_mcp_url(url: str, field: str, allow_private_networks: bool) -> None:
         return
     if any(address in net for net in _NEVER_ALLOWED_HOSTS if net.version == address.version):
         raise refuse("link-local and cloud-metadata addresses are never allowed")
-    if not allow_private_networks and (address.is_loopback or address.is_private
-                                       or address.is_unspecified):
+    if not allow_private_networks and (
+        address.is_loopback or address.is_private or address.is_unspecified
+    ):
         raise refuse("loopback and private addresses are not allowed on this installation")
 
 
@@ -199,27 +254,34 @@ def validate_caller_tools(tools: Iterable[config_pb2.Tool], where: str) -> None:
         if not tool.name:
             raise ParleyError("InvalidCallerToolName", f"{field} must be non-empty", name="")
         if "-" in tool.name:
-            raise ParleyError("InvalidCallerToolName",
-                              f"{field} `{tool.name}` contains a dash; caller-declared tool names "
-                              "are dash-free (the dash is reserved for MCP wire names)",
-                              name=tool.name)
+            raise ParleyError(
+                "InvalidCallerToolName",
+                f"{field} `{tool.name}` contains a dash; caller-declared tool names "
+                "are dash-free (the dash is reserved for MCP wire names)",
+                name=tool.name,
+            )
         if not CALLER_TOOL_NAME.match(tool.name):
-            raise ParleyError("InvalidCallerToolName",
-                              f"{field} `{tool.name}` must be 1-64 letters, digits or underscores",
-                              name=tool.name)
+            raise ParleyError(
+                "InvalidCallerToolName",
+                f"{field} `{tool.name}` must be 1-64 letters, digits or underscores",
+                name=tool.name,
+            )
         if tool.name in seen:
-            raise ParleyError("InvalidCallerToolName",
-                              f"{field} `{tool.name}` is declared twice; names must be unique",
-                              name=tool.name)
+            raise ParleyError(
+                "InvalidCallerToolName",
+                f"{field} `{tool.name}` is declared twice; names must be unique",
+                name=tool.name,
+            )
         seen.add(tool.name)
         if tool.HasField("input_schema"):
-            _check_input_schema(json_format.MessageToDict(tool.input_schema),
-                                f"{where}[{i}].input_schema")
+            _check_input_schema(
+                json_format.MessageToDict(tool.input_schema), f"{where}[{i}].input_schema"
+            )
 
 
 def _check_input_schema(schema: dict[str, Any], field: str) -> None:
     if schema.get("type") != "object":
-        raise _invalid(f"{field} must be an object schema (`\"type\": \"object\"`)", field=field)
+        raise _invalid(f'{field} must be an object schema (`"type": "object"`)', field=field)
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -228,16 +290,21 @@ def _check_input_schema(schema: dict[str, Any], field: str) -> None:
 
 # --- tool choice --------------------------------------------------------------------------------
 
+
 def validate_tool_choice(choice: config_pb2.ToolChoice, cfg: config_pb2.AgentConfig) -> None:
     """Against the run's effective catalogue. An MCP tool's own name is only known at discovery,
     unless its server carries an allow-list."""
     kind = choice.WhichOneof("choice")
     if kind is None:
-        raise _invalid("tool_choice.kind is required: one of auto, any, specific_tool",
-                       field="tool_choice.kind")
+        raise _invalid(
+            "tool_choice.kind is required: one of auto, any, specific_tool",
+            field="tool_choice.kind",
+        )
     if kind == "any" and not cfg.tools and not cfg.mcp_servers:
-        raise _invalid("tool_choice `any` needs a tool, but the run has no tools and no "
-                       "mcp_servers", field="tool_choice.kind")
+        raise _invalid(
+            "tool_choice `any` needs a tool, but the run has no tools and no mcp_servers",
+            field="tool_choice.kind",
+        )
     if kind != "specific_tool":
         return
     specific = choice.specific_tool
@@ -246,55 +313,72 @@ def validate_tool_choice(choice: config_pb2.ToolChoice, cfg: config_pb2.AgentCon
     if not specific.HasField("mcp_alias"):
         names = [t.name for t in cfg.tools]
         if specific.name not in names:
-            raise ParleyError("UnknownToolChoiceName",
-                              f"tool_choice.name `{specific.name}` is not a caller-declared tool of "
-                              f"this run; its tools are: {', '.join(names) or '(none)'}",
-                              name=specific.name)
+            raise ParleyError(
+                "UnknownToolChoiceName",
+                f"tool_choice.name `{specific.name}` is not a caller-declared tool of "
+                f"this run; its tools are: {', '.join(names) or '(none)'}",
+                name=specific.name,
+            )
         return
     servers = {s.alias: s for s in cfg.mcp_servers}
     server = servers.get(specific.mcp_alias)
     if server is None:
-        raise ParleyError("UnknownToolChoiceMcpAlias",
-                          f"tool_choice.mcp_alias `{specific.mcp_alias}` is not one of this run's "
-                          f"mcp_servers: {', '.join(servers) or '(none)'}",
-                          mcp_alias=specific.mcp_alias)
+        raise ParleyError(
+            "UnknownToolChoiceMcpAlias",
+            f"tool_choice.mcp_alias `{specific.mcp_alias}` is not one of this run's "
+            f"mcp_servers: {', '.join(servers) or '(none)'}",
+            mcp_alias=specific.mcp_alias,
+        )
     allowed = [t.name for t in server.tools]
     if allowed and specific.name not in allowed:
-        raise ParleyError("UnknownToolChoiceName",
-                          f"tool_choice.name `{specific.name}` is not in the allow-list of MCP "
-                          f"server `{server.alias}`: {', '.join(allowed)}",
-                          name=specific.name, mcp_alias=server.alias)
+        raise ParleyError(
+            "UnknownToolChoiceName",
+            f"tool_choice.name `{specific.name}` is not in the allow-list of MCP "
+            f"server `{server.alias}`: {', '.join(allowed)}",
+            name=specific.name,
+            mcp_alias=server.alias,
+        )
 
 
 # --- run requests -------------------------------------------------------------------------------
 
+
 def validate_start_run(request: conversation_service_pb2.StartRunRequest) -> str:
     """The request's own shape; returns the canonical client_op_id."""
     if not request.client_op_id:
-        raise _invalid("client_op_id is required (a UUID you generate per request)",
-                       field="client_op_id")
+        raise _invalid(
+            "client_op_id is required (a UUID you generate per request)", field="client_op_id"
+        )
     client_op_id = check_uuid(request.client_op_id)
     if client_op_id is None:
-        raise _invalid(f"client_op_id `{request.client_op_id}` must be a UUID", field="client_op_id")
+        raise _invalid(
+            f"client_op_id `{request.client_op_id}` must be a UUID", field="client_op_id"
+        )
     if not request.HasField("expected_version"):
-        raise _invalid("expected_version is required (the conversation's current version)",
-                       field="expected_version")
+        raise _invalid(
+            "expected_version is required (the conversation's current version)",
+            field="expected_version",
+        )
     if request.expected_version < 0:
-        raise _invalid(f"expected_version must be >= 0, got {request.expected_version}",
-                       field="expected_version")
+        raise _invalid(
+            f"expected_version must be >= 0, got {request.expected_version}",
+            field="expected_version",
+        )
     if not request.HasField("payload"):
         raise _invalid("payload is required", field="payload")
     kind = request.payload.WhichOneof("input")
     if kind is None:
-        raise _invalid("payload.kind is required: user_message or tool_outputs",
-                       field="payload.kind")
+        raise _invalid(
+            "payload.kind is required: user_message or tool_outputs", field="payload.kind"
+        )
     if kind == "user_message" and not request.payload.user_message.text.strip():
         raise _invalid("payload.text must be non-empty", field="payload.text")
     return client_op_id
 
 
-def check_tool_outputs(outputs: Iterable[run_pb2.ToolOutput], pending: Iterable[str],
-                       produced: dict[str, str]) -> None:
+def check_tool_outputs(
+    outputs: Iterable[run_pb2.ToolOutput], pending: Iterable[str], produced: dict[str, str]
+) -> None:
     """Outputs must answer exactly the pending calls. `produced` maps every tool_use_id of the
     paused run's latest assistant turn to its wire name (MCP calls carry a dash)."""
     pending_ids = list(pending)
@@ -304,13 +388,19 @@ def check_tool_outputs(outputs: Iterable[run_pb2.ToolOutput], pending: Iterable[
             continue
         name = produced.get(tool_use_id)
         if name is not None and "-" in name:
-            raise ParleyError("NotAClientToolCall",
-                              f"tool_use_id `{tool_use_id}` is a call of the MCP tool `{name}`, "
-                              "which the platform already answered", tool_use_id=tool_use_id)
+            raise ParleyError(
+                "NotAClientToolCall",
+                f"tool_use_id `{tool_use_id}` is a call of the MCP tool `{name}`, "
+                "which the platform already answered",
+                tool_use_id=tool_use_id,
+            )
         if name is None:
-            raise ParleyError("UnknownToolUseId",
-                              f"tool_use_id `{tool_use_id}` was not produced by the paused run's "
-                              "latest assistant turn", tool_use_id=tool_use_id)
+            raise ParleyError(
+                "UnknownToolUseId",
+                f"tool_use_id `{tool_use_id}` was not produced by the paused run's "
+                "latest assistant turn",
+                tool_use_id=tool_use_id,
+            )
     duplicates = sorted({i for i in sent if sent.count(i) > 1})
     missing = [i for i in pending_ids if i not in sent]
     extras = sorted({i for i in sent if i not in pending_ids})
@@ -322,10 +412,13 @@ def check_tool_outputs(outputs: Iterable[run_pb2.ToolOutput], pending: Iterable[
             parts.append("answered more than once " + ", ".join(duplicates))
         if extras:
             parts.append("not pending " + ", ".join(extras))
-        raise ParleyError("IncompleteToolOutputs",
-                          "outputs must answer every pending call exactly once: " + "; ".join(parts),
-                          missing=",".join(missing), duplicates=",".join(duplicates),
-                          extras=",".join(extras))
+        raise ParleyError(
+            "IncompleteToolOutputs",
+            "outputs must answer every pending call exactly once: " + "; ".join(parts),
+            missing=",".join(missing),
+            duplicates=",".join(duplicates),
+            extras=",".join(extras),
+        )
 
 
 def page_size(value: int | None, field: str, default: int, maximum: int) -> int:

@@ -21,10 +21,15 @@ class Principal:
     scopes: frozenset[str]
 
 
-def mint_token(secret: str, company_id: int, user_id: int, scope: str = DEFAULT_SCOPE,
-               ttl_seconds: int = 86400) -> str:
-    claims = {"company_id": company_id, "user_id": user_id, "scope": scope,
-              "exp": int(time.time()) + ttl_seconds}
+def mint_token(
+    secret: str, company_id: int, user_id: int, scope: str = DEFAULT_SCOPE, ttl_seconds: int = 86400
+) -> str:
+    claims = {
+        "company_id": company_id,
+        "user_id": user_id,
+        "scope": scope,
+        "exp": int(time.time()) + ttl_seconds,
+    }
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
@@ -32,17 +37,25 @@ def verify_authorization(secret: str, authorization: str | None, needed_scope: s
     """The principal behind an `Authorization: Bearer …` value, or 401/403 as ParleyError."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ParleyError("Unauthenticated", "missing bearer token: send `Authorization: Bearer <token>`")
+        raise ParleyError(
+            "Unauthenticated", "missing bearer token: send `Authorization: Bearer <token>`"
+        )
     try:
-        claims = jwt.decode(token.strip(), secret, algorithms=["HS256"],
-                            options={"require": ["exp", "company_id", "user_id"]})
+        claims = jwt.decode(
+            token.strip(),
+            secret,
+            algorithms=["HS256"],
+            options={"require": ["exp", "company_id", "user_id"]},
+        )
     except jwt.ExpiredSignatureError:
         raise ParleyError("Unauthenticated", "the bearer token has expired") from None
     except jwt.InvalidTokenError:
         raise ParleyError("Unauthenticated", "the bearer token is invalid") from None
     company_id, user_id = claims.get("company_id"), claims.get("user_id")
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (company_id, user_id)):
-        raise ParleyError("Unauthenticated", "the bearer token's company_id/user_id are not integers")
+        raise ParleyError(
+            "Unauthenticated", "the bearer token's company_id/user_id are not integers"
+        )
     scope = claims.get("scope", "")
     scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
     if needed_scope not in scopes:

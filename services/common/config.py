@@ -38,7 +38,7 @@ class Settings:
     def docs_url(self) -> str:
         return self.docs_base_url or f"http://{self.host}:{self.http_port}/docs"
 
-    def with_overrides(self, **changes: object) -> "Settings":
+    def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)
 
 
@@ -64,9 +64,11 @@ def load_settings(*, embedded: bool, environ: dict[str, str] | None = None) -> S
         default_data_plane_id=env.get("PARLEY_DEFAULT_DATA_PLANE_ID", DEFAULT_DATA_PLANE_ID),
         docs_base_url=env.get("PARLEY_DOCS_BASE_URL", "").rstrip("/"),
         mcp_allow_private_networks=_bool(
-            env.get("PARLEY_MCP_ALLOW_PRIVATE_NETWORKS", "true" if embedded else "false")),
+            env.get("PARLEY_MCP_ALLOW_PRIVATE_NETWORKS", "true" if embedded else "false")
+        ),
         mcp_auth_allowlist=tuple(u.strip() for u in allowlist.split(",") if u.strip())
-        if allowlist is not None else Settings.mcp_auth_allowlist,
+        if allowlist is not None
+        else Settings.mcp_auth_allowlist,
     )
 
 

@@ -1,4 +1,4 @@
-"""The error catalogue (errors.toml) and ParleyError, which travels as google.rpc.Status + ErrorInfo.
+"""The error catalogue (errors.toml) and ParleyError, sent as google.rpc.Status + ErrorInfo.
 
 Service code raises `ParleyError("VersionConflict", "expected 3, now 5", current_version=5)`;
 the gRPC interceptor turns it into a status; the gateway turns the status into RFC 7807 and the
@@ -32,8 +32,15 @@ class CatalogueEntry:
 def _load() -> dict[str, CatalogueEntry]:
     rows = tomllib.loads((Path(__file__).with_name("errors.toml")).read_text())
     return {
-        code: CatalogueEntry(code, r["slug"], r["reason"], grpc.StatusCode[r["grpc"]],
-                             r.get("http"), r["title"], r["advice"])
+        code: CatalogueEntry(
+            code,
+            r["slug"],
+            r["reason"],
+            grpc.StatusCode[r["grpc"]],
+            r.get("http"),
+            r["title"],
+            r["advice"],
+        )
         for code, r in rows.items()
     }
 
@@ -58,7 +65,7 @@ def fallback_entry(code: grpc.StatusCode) -> CatalogueEntry:
 
 
 class ParleyError(Exception):
-    """A catalogued failure. `detail` is request-specific; metadata values become ErrorInfo metadata."""
+    """A catalogued failure: `detail` is request-specific, metadata goes into ErrorInfo."""
 
     def __init__(self, code: str, detail: str, **metadata: object) -> None:
         if code not in CATALOGUE:
@@ -70,8 +77,10 @@ class ParleyError(Exception):
 
     def to_grpc_status(self) -> grpc.Status:
         info = error_details_pb2.ErrorInfo(
-            reason=self.entry.reason, domain=DOMAIN,
-            metadata={"incident_code": self.entry.code, "slug": self.entry.slug, **self.metadata})
+            reason=self.entry.reason,
+            domain=DOMAIN,
+            metadata={"incident_code": self.entry.code, "slug": self.entry.slug, **self.metadata},
+        )
         status = status_pb2.Status(code=self.entry.grpc_code.value[0], message=self.detail)
         status.details.add().Pack(info)
         return rpc_status.to_status(status)
@@ -89,5 +98,14 @@ def entry_from_status(status: status_pb2.Status | None, code: grpc.StatusCode) -
     return fallback_entry(code)
 
 
-__all__ = ["CATALOGUE", "BY_REASON", "BY_SLUG", "CatalogueEntry", "ParleyError", "DOMAIN",
-           "entry_from_status", "fallback_entry", "code_pb2"]
+__all__ = [
+    "BY_REASON",
+    "BY_SLUG",
+    "CATALOGUE",
+    "DOMAIN",
+    "CatalogueEntry",
+    "ParleyError",
+    "code_pb2",
+    "entry_from_status",
+    "fallback_entry",
+]

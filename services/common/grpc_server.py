@@ -39,8 +39,9 @@ async def _abort(context: grpc.aio.ServicerContext, error: ParleyError) -> None:
 
 
 class _Interceptor(grpc.aio.ServerInterceptor):
-    async def intercept_service(self, continuation: Callable[..., Any],
-                                details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+    async def intercept_service(
+        self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
         if handler is None or not details.method.startswith("/agents."):
             return handler  # health and reflection: not ours to wrap
@@ -48,11 +49,15 @@ class _Interceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary, service, method),
-                handler.request_deserializer, handler.response_serializer)
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_stream(handler.unary_stream, service, method),
-                handler.request_deserializer, handler.response_serializer)
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
         return handler
 
 
@@ -61,14 +66,16 @@ def _code_of(context: grpc.aio.ServicerContext) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
 
 
-async def _handle_failure(exc: BaseException, context: grpc.aio.ServicerContext,
-                          service: str, method: str) -> str:
+async def _handle_failure(
+    exc: BaseException, context: grpc.aio.ServicerContext, service: str, method: str
+) -> str:
     if isinstance(exc, ParleyError):
         await _abort(context, exc)
     log_id = request_id(context)
     log.exception("unhandled error in %s/%s (log_id %s)", service, method, log_id, exc_info=exc)
-    await _abort(context, ParleyError("InternalError", f"internal error; log_id {log_id}",
-                                      log_id=log_id))
+    await _abort(
+        context, ParleyError("InternalError", f"internal error; log_id {log_id}", log_id=log_id)
+    )
     return "INTERNAL"  # not reached: abort raises
 
 
@@ -127,17 +134,20 @@ class Running:
     stop: Callable[[], Awaitable[None]]
 
 
-async def start_server(bind: str, registrations: Sequence[tuple[Callable[[Any, grpc.aio.Server], None], Any]],
-                       service_names: Sequence[str]) -> tuple[grpc.aio.Server, int]:
+async def start_server(
+    bind: str,
+    registrations: Sequence[tuple[Callable[[Any, grpc.aio.Server], None], Any]],
+    service_names: Sequence[str],
+) -> tuple[grpc.aio.Server, int]:
     """Start a server on `bind` (port 0 picks one); returns it and the bound port."""
-    server = grpc.aio.server(interceptors=[_Interceptor()],
-                             options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(interceptors=[_Interceptor()], options=[("grpc.so_reuseport", 0)])
     for add, servicer in registrations:
         add(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
     port = server.add_insecure_port(bind)
     if port == 0:
         raise SystemExit(f"cannot bind gRPC server to {bind}")

@@ -13,6 +13,13 @@ SERVICE_NAME = runner_service_pb2.DESCRIPTOR.services_by_name["RunnerService"].f
 
 async def start(settings: Settings, bind: str) -> Running:
     server, port = await start_server(
-        bind, [(runner_service_pb2_grpc.add_RunnerServiceServicer_to_server,
-                runner_service_pb2_grpc.RunnerServiceServicer())], [SERVICE_NAME])
+        bind,
+        [
+            (
+                runner_service_pb2_grpc.add_RunnerServiceServicer_to_server,
+                runner_service_pb2_grpc.RunnerServiceServicer(),
+            )
+        ],
+        [SERVICE_NAME],
+    )
     return Running("runner", port, lambda: server.stop(grace=2))

@@ -13,6 +13,13 @@ SERVICE_NAME = tool_router_service_pb2.DESCRIPTOR.services_by_name["ToolRouterSe
 
 async def start(settings: Settings, bind: str) -> Running:
     server, port = await start_server(
-        bind, [(tool_router_service_pb2_grpc.add_ToolRouterServiceServicer_to_server,
-                tool_router_service_pb2_grpc.ToolRouterServiceServicer())], [SERVICE_NAME])
+        bind,
+        [
+            (
+                tool_router_service_pb2_grpc.add_ToolRouterServiceServicer_to_server,
+                tool_router_service_pb2_grpc.ToolRouterServiceServicer(),
+            )
+        ],
+        [SERVICE_NAME],
+    )
     return Running("tooling", port, lambda: server.stop(grace=2))

@@ -39,20 +39,28 @@ class Suite:
         assert r.status_code == 200, r.text
         return r.json()
 
-    async def start_run(self, conversation_id: str, user: tuple[int, int] = (1, 1),
-                        **body: Any) -> httpx.Response:
+    async def start_run(
+        self, conversation_id: str, user: tuple[int, int] = (1, 1), **body: Any
+    ) -> httpx.Response:
         body.setdefault("client_op_id", str(uuid.uuid4()))
         body.setdefault("expected_version", 0)
         body.setdefault("payload", {"kind": "user_message", "text": "What is 2 + 2?"})
-        return await self.http.post(f"/agents/conversations/{conversation_id}/runs", json=body,
-                                    headers=self.headers(*user))
+        return await self.http.post(
+            f"/agents/conversations/{conversation_id}/runs", json=body, headers=self.headers(*user)
+        )
 
 
 def example_defaults(**changes: Any) -> dict:
     """The defaults of the spec's Example 1."""
-    return {"model": "anthropic.claude-opus-4.6", "data_plane_id": DATA_PLANE,
-            "execution_cluster": "shared", "max_iterations": 3, "max_tokens": 1024,
-            "temperature": 0.0, **changes}
+    return {
+        "model": "anthropic.claude-opus-4.6",
+        "data_plane_id": DATA_PLANE,
+        "execution_cluster": "shared",
+        "max_iterations": 3,
+        "max_tokens": 1024,
+        "temperature": 0.0,
+        **changes,
+    }
 
 
 @asynccontextmanager
@@ -62,10 +70,12 @@ async def running_suite(database_url: str) -> AsyncIterator[Suite]:
     gateway = await gateway_app.start(settings, f"127.0.0.1:{api.port}", "127.0.0.1", 0)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{api.port}")
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}",
-                                     timeout=30) as http:
-            yield Suite(http, store_service_pb2_grpc.StoreServiceStub(channel), api.port,
-                        gateway.port)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{gateway.port}", timeout=30
+        ) as http:
+            yield Suite(
+                http, store_service_pb2_grpc.StoreServiceStub(channel), api.port, gateway.port
+            )
     finally:
         await channel.close()
         await gateway.stop()

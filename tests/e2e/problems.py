@@ -9,7 +9,9 @@ from .conftest import DOCS
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance", "log_id"}
 
 
-def assert_problem(response: httpx.Response, status: int, slug: str, *, detail_has: str = "") -> dict:
+def assert_problem(
+    response: httpx.Response, status: int, slug: str, *, detail_has: str = ""
+) -> dict:
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/problem+json"), response.headers
     body = response.json()

@@ -14,51 +14,60 @@ from .problems import assert_problem
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
-@pytest.mark.parametrize(("body", "detail"), [
-    (b"{", "json"),
-    (b"", "defaults"),  # an empty body is an empty request
-    (b"null", "object"),
-    (b"[]", "object"),
-    (b'"a string"', "object"),
-    (b"\xff\xfe", "json"),
-    (b'{"name": 5, "defaults": {}}', "name"),
-    (b'{"defaults": {"model": ["x"]}}', "defaults.model"),
-    (b'{"defaults": {"max_iterations": "three"}}', "max_iterations"),
-    (b'{"defaults": {"max_iterations": 2.5}}', "max_iterations"),
-    (b'{"defaults": {"max_iterations": 99999999999999999999}}', "max_iterations"),
-    (b'{"defaults": {"temperature": "hot"}}', "temperature"),
-    (b'{"defaults": {"mcp_servers": {"alias": "x"}}}', "mcp_servers"),
-    (b'{"defaults": {"mcp_servers": [5]}}', "mcp_servers"),
-    (b'{"defaults": {"tools": [{"name": "a", "input_schema": []}]}}', "input_schema"),
-    (b'{"defaults": {}, "surprise": true}', "surprise"),
-    (b'{"defaults": {"modle": "typo"}}', "modle"),
-    (b'{"name": "\\ud800", "defaults": {}}', ""),
-])
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"{", "json"),
+        (b"", "defaults"),  # an empty body is an empty request
+        (b"null", "object"),
+        (b"[]", "object"),
+        (b'"a string"', "object"),
+        (b"\xff\xfe", "json"),
+        (b'{"name": 5, "defaults": {}}', "name"),
+        (b'{"defaults": {"model": ["x"]}}', "defaults.model"),
+        (b'{"defaults": {"max_iterations": "three"}}', "max_iterations"),
+        (b'{"defaults": {"max_iterations": 2.5}}', "max_iterations"),
+        (b'{"defaults": {"max_iterations": 99999999999999999999}}', "max_iterations"),
+        (b'{"defaults": {"temperature": "hot"}}', "temperature"),
+        (b'{"defaults": {"mcp_servers": {"alias": "x"}}}', "mcp_servers"),
+        (b'{"defaults": {"mcp_servers": [5]}}', "mcp_servers"),
+        (b'{"defaults": {"tools": [{"name": "a", "input_schema": []}]}}', "input_schema"),
+        (b'{"defaults": {}, "surprise": true}', "surprise"),
+        (b'{"defaults": {"modle": "typo"}}', "modle"),
+        (b'{"name": "\\ud800", "defaults": {}}', ""),
+    ],
+)
 async def test_bad_bodies_for_create(suite: Suite, body: bytes, detail: str) -> None:
-    response = await suite.http.post("/agents/conversations", content=body,
-                                     headers={**suite.headers(), **JSON_HEADERS})
+    response = await suite.http.post(
+        "/agents/conversations", content=body, headers={**suite.headers(), **JSON_HEADERS}
+    )
     assert 400 <= response.status_code < 500, response.text
-    assert_problem(response, response.status_code, response.json()["type"].rsplit("/", 1)[1],
-                   detail_has=detail)
+    assert_problem(
+        response, response.status_code, response.json()["type"].rsplit("/", 1)[1], detail_has=detail
+    )
 
 
 async def test_wrong_content_type(suite: Suite) -> None:
-    response = await suite.http.post("/agents/conversations", content=b"name=x",
-                                     headers={**suite.headers(),
-                                              "Content-Type": "application/x-www-form-urlencoded"})
+    response = await suite.http.post(
+        "/agents/conversations",
+        content=b"name=x",
+        headers={**suite.headers(), "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert_problem(response, 415, "unsupported-media-type")
 
 
 async def test_oversized_body(suite: Suite) -> None:
     big = b'{"name": "' + b"x" * (2 << 20) + b'", "defaults": {}}'
-    response = await suite.http.post("/agents/conversations", content=big,
-                                     headers={**suite.headers(), **JSON_HEADERS})
+    response = await suite.http.post(
+        "/agents/conversations", content=big, headers={**suite.headers(), **JSON_HEADERS}
+    )
     assert_problem(response, 413, "request-too-large")
 
 
 async def test_unknown_route_and_method(suite: Suite) -> None:
-    assert_problem(await suite.http.get("/agents/nothing-here", headers=suite.headers()), 404,
-                   "not-found")
+    assert_problem(
+        await suite.http.get("/agents/nothing-here", headers=suite.headers()), 404, "not-found"
+    )
     response = await suite.http.delete(f"/agents/runs/{uuid.uuid4()}", headers=suite.headers())
     assert_problem(response, 405, "method-not-allowed")
     assert "GET" in response.headers["allow"]
@@ -69,27 +78,58 @@ async def test_deeply_nested_json(suite: Suite) -> None:
     for _ in range(2000):
         schema = {"type": "object", "properties": {"a": schema}}
     body = ('{"defaults": {"output_format_schema": ' + "[" * 5000 + "]" * 5000 + "}}").encode()
-    response = await suite.http.post("/agents/conversations", content=body,
-                                     headers={**suite.headers(), **JSON_HEADERS})
+    response = await suite.http.post(
+        "/agents/conversations", content=body, headers={**suite.headers(), **JSON_HEADERS}
+    )
     assert 400 <= response.status_code < 500, response.text
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["name", "defaults", "model", "tools", "mcp_servers",
-                                       "payload", "kind", "text", "outputs", "tool_choice",
-                                       "client_op_id", "expected_version", "config_override",
-                                       "alias", "url", "input_schema", "x"]), children, max_size=5),
-    max_leaves=20)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "name",
+                    "defaults",
+                    "model",
+                    "tools",
+                    "mcp_servers",
+                    "payload",
+                    "kind",
+                    "text",
+                    "outputs",
+                    "tool_choice",
+                    "client_op_id",
+                    "expected_version",
+                    "config_override",
+                    "alias",
+                    "url",
+                    "input_schema",
+                    "x",
+                ]
+            ),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=json_values)
 async def test_random_json_never_reaches_a_500(suite: Suite, body: object) -> None:
-    conversation_id = (await suite.create_conversation())["id"] if isinstance(body, dict) and \
-        body.get("kind") else str(uuid.uuid4())
+    conversation_id = (
+        (await suite.create_conversation())["id"]
+        if isinstance(body, dict) and body.get("kind")
+        else str(uuid.uuid4())
+    )
     for path in ("/agents/conversations", f"/agents/conversations/{conversation_id}/runs"):
         response = await suite.http.post(path, json=body, headers=suite.headers())
         assert response.status_code < 500, (path, body, response.text)

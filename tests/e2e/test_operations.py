@@ -18,8 +18,9 @@ from .conftest import DOCS, Suite
 async def _list_services(port: int) -> set[str]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-        responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(
-            list_services="")]))
+        responses = stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
         async for response in responses:
             return {s.name for s in response.list_services_response.service}
     return set()
@@ -28,12 +29,15 @@ async def _list_services(port: int) -> set[str]:
 async def _health(port: int, service: str) -> int:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         reply = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=service))
+            health_pb2.HealthCheckRequest(service=service)
+        )
         return reply.status
 
 
-@pytest.mark.parametrize(("module", "service"), [(runner_server, "agents.v1.RunnerService"),
-                                                 (tooling_server, "agents.v1.ToolRouterService")])
+@pytest.mark.parametrize(
+    ("module", "service"),
+    [(runner_server, "agents.v1.RunnerService"), (tooling_server, "agents.v1.ToolRouterService")],
+)
 async def test_internal_services_offer_reflection_and_health(module, service: str) -> None:
     running = await module.start(Settings(jwt_secret="x"), "127.0.0.1:0")
     try:
@@ -45,10 +49,15 @@ async def test_internal_services_offer_reflection_and_health(module, service: st
 
 async def test_api_offers_reflection_and_health(suite: Suite) -> None:
     services = await _list_services(suite.api_port)
-    assert {"agents.v1.ConversationService", "agents.v1.StoreService",
-            "grpc.health.v1.Health"} <= services
-    assert await _health(suite.api_port, "agents.v1.ConversationService") == \
-        health_pb2.HealthCheckResponse.SERVING
+    assert {
+        "agents.v1.ConversationService",
+        "agents.v1.StoreService",
+        "grpc.health.v1.Health",
+    } <= services
+    assert (
+        await _health(suite.api_port, "agents.v1.ConversationService")
+        == health_pb2.HealthCheckResponse.SERVING
+    )
     assert (await suite.http.get("/healthz")).json() == {"status": "ok"}
 
 
@@ -60,11 +69,15 @@ async def test_metrics_after_real_traffic(suite: Suite) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     metrics = response.text
-    assert 'parley_gateway_requests_total{method="POST",route="/agents/conversations",status="200"}' \
+    assert (
+        'parley_gateway_requests_total{method="POST",route="/agents/conversations",status="200"}'
         in metrics
+    )
     assert 'route="/agents/conversations",status="401"' in metrics
-    assert ('parley_grpc_server_handled_total{grpc_code="OK",grpc_method="CreateConversation",'
-            'grpc_service="agents.v1.ConversationService"}') in metrics
+    assert (
+        'parley_grpc_server_handled_total{grpc_code="OK",grpc_method="CreateConversation",'
+        'grpc_service="agents.v1.ConversationService"}'
+    ) in metrics
     assert 'grpc_code="UNAUTHENTICATED"' in metrics
     assert "parley_grpc_server_handling_seconds_bucket" in metrics
     assert "parley_gateway_request_seconds_bucket" in metrics
@@ -73,10 +86,14 @@ async def test_metrics_after_real_traffic(suite: Suite) -> None:
 async def test_openapi_describes_every_route(suite: Suite) -> None:
     spec = (await suite.http.get("/openapi.json")).json()
     assert spec["openapi"].startswith("3.1")
-    expected = {("post", "/agents/conversations"), ("get", "/agents/conversations"),
-                ("get", "/agents/conversations/{id}"),
-                ("get", "/agents/conversations/{id}/messages"),
-                ("post", "/agents/conversations/{id}/runs"), ("get", "/agents/runs/{id}")}
+    expected = {
+        ("post", "/agents/conversations"),
+        ("get", "/agents/conversations"),
+        ("get", "/agents/conversations/{id}"),
+        ("get", "/agents/conversations/{id}/messages"),
+        ("post", "/agents/conversations/{id}/runs"),
+        ("get", "/agents/runs/{id}"),
+    }
     found = {(m, p) for p, item in spec["paths"].items() for m in item}
     assert expected <= found
     assert "202" in spec["paths"]["/agents/conversations/{id}/runs"]["post"]["responses"]

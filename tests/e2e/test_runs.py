@@ -17,8 +17,11 @@ async def test_idempotent_retry_returns_the_original_run(suite: Suite) -> None:
     conversation = await suite.create_conversation()
     op = str(uuid.uuid4())
     first = await suite.start_run(conversation["id"], client_op_id=op)
-    again = await suite.start_run(conversation["id"], client_op_id=op,
-                                  payload={"kind": "user_message", "text": "something else"})
+    again = await suite.start_run(
+        conversation["id"],
+        client_op_id=op,
+        payload={"kind": "user_message", "text": "something else"},
+    )
     assert (first.status_code, again.status_code) == (202, 200)
     assert again.json() == first.json()
     # The same client_op_id on another conversation is another run.
@@ -30,8 +33,9 @@ async def test_idempotent_retry_returns_the_original_run(suite: Suite) -> None:
 async def test_twenty_concurrent_identical_posts_create_one_run(suite: Suite) -> None:
     conversation = await suite.create_conversation()
     op = str(uuid.uuid4())
-    responses = await asyncio.gather(*(suite.start_run(conversation["id"], client_op_id=op)
-                                       for _ in range(20)))
+    responses = await asyncio.gather(
+        *(suite.start_run(conversation["id"], client_op_id=op) for _ in range(20))
+    )
     assert sorted(r.status_code for r in responses) == [200] * 19 + [202]
     assert len({r.json()["id"] for r in responses}) == 1
 
@@ -45,8 +49,9 @@ async def test_concurrent_different_ops_start_exactly_one_run(suite: Suite) -> N
 
 async def test_stale_version_is_a_conflict(suite: Suite) -> None:
     conversation = await suite.create_conversation()
-    body = assert_problem(await suite.start_run(conversation["id"], expected_version=3), 409,
-                          "version-conflict")
+    body = assert_problem(
+        await suite.start_run(conversation["id"], expected_version=3), 409, "version-conflict"
+    )
     assert "3" in body["detail"] and "0" in body["detail"]
 
 
@@ -57,14 +62,17 @@ async def test_a_pending_run_blocks_the_next_one(suite: Suite) -> None:
     assert run["id"] in body["detail"] or "pending" in body["detail"].lower()
 
 
-@pytest.mark.parametrize(("change", "detail"), [
-    ({"client_op_id": "not-a-uuid"}, "client_op_id"),
-    ({"client_op_id": ""}, "client_op_id"),
-    ({"expected_version": -1}, "expected_version"),
-    ({"payload": {"kind": "user_message", "text": ""}}, "text"),
-    ({"payload": {"text": "no kind"}}, "kind"),
-    ({"payload": {"kind": "telepathy"}}, "kind"),
-])
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"client_op_id": "not-a-uuid"}, "client_op_id"),
+        ({"client_op_id": ""}, "client_op_id"),
+        ({"expected_version": -1}, "expected_version"),
+        ({"payload": {"kind": "user_message", "text": ""}}, "text"),
+        ({"payload": {"text": "no kind"}}, "kind"),
+        ({"payload": {"kind": "telepathy"}}, "kind"),
+    ],
+)
 async def test_start_run_body_is_validated(suite: Suite, change: dict, detail: str) -> None:
     conversation = await suite.create_conversation()
     response = await suite.start_run(conversation["id"], **change)
@@ -74,50 +82,83 @@ async def test_start_run_body_is_validated(suite: Suite, change: dict, detail: s
 @pytest.mark.parametrize("missing", ["client_op_id", "expected_version", "payload"])
 async def test_start_run_required_fields(suite: Suite, missing: str) -> None:
     conversation = await suite.create_conversation()
-    body = {"client_op_id": str(uuid.uuid4()), "expected_version": 0,
-            "payload": {"kind": "user_message", "text": "hi"}}
+    body = {
+        "client_op_id": str(uuid.uuid4()),
+        "expected_version": 0,
+        "payload": {"kind": "user_message", "text": "hi"},
+    }
     del body[missing]
-    response = await suite.http.post(f"/agents/conversations/{conversation['id']}/runs",
-                                     json=body, headers=suite.headers())
+    response = await suite.http.post(
+        f"/agents/conversations/{conversation['id']}/runs", json=body, headers=suite.headers()
+    )
     assert_problem(response, 400, "invalid-request", detail_has=missing)
 
 
 async def test_tool_outputs_without_a_paused_run(suite: Suite) -> None:
     conversation = await suite.create_conversation()
-    response = await suite.start_run(conversation["id"], payload={
-        "kind": "tool_outputs", "outputs": [{"tool_use_id": "t1", "content": "x"}]})
+    response = await suite.start_run(
+        conversation["id"],
+        payload={"kind": "tool_outputs", "outputs": [{"tool_use_id": "t1", "content": "x"}]},
+    )
     assert_problem(response, 409, "no-pending-tool-calls")
 
 
 async def test_tool_outputs_are_checked_against_the_paused_run(fresh_suite: Suite) -> None:
     suite = fresh_suite
-    conversation = await suite.create_conversation(defaults={
-        "model": "anthropic.claude-opus-4.6",
-        "data_plane_id": "f79cbdae-4848-47ca-95e8-69588364d185",
-        "tools": [{"name": "ask_user"}, {"name": "confirm"}],
-        "mcp_servers": [{"alias": "docs", "url": "https://docs.test/mcp"}]})
+    conversation = await suite.create_conversation(
+        defaults={
+            "model": "anthropic.claude-opus-4.6",
+            "data_plane_id": "f79cbdae-4848-47ca-95e8-69588364d185",
+            "tools": [{"name": "ask_user"}, {"name": "confirm"}],
+            "mcp_servers": [{"alias": "docs", "url": "https://docs.test/mcp"}],
+        }
+    )
     run = (await suite.start_run(conversation["id"])).json()
     await claim(suite)
-    paused = run_pb2.Run(status=run_pb2.RUN_STATUS_REQUIRES_ACTION, iterations_used=2,
-                         usage=run_pb2.Usage(), submitted_inference_job_ids=["j1", "j2"],
-                         pending_tool_calls=[run_pb2.PendingToolCall(tool_use_id="c1", name="ask_user"),
-                                             run_pb2.PendingToolCall(tool_use_id="c2", name="confirm")])
+    paused = run_pb2.Run(
+        status=run_pb2.RUN_STATUS_REQUIRES_ACTION,
+        iterations_used=2,
+        usage=run_pb2.Usage(),
+        submitted_inference_job_ids=["j1", "j2"],
+        pending_tool_calls=[
+            run_pb2.PendingToolCall(tool_use_id="c1", name="ask_user"),
+            run_pb2.PendingToolCall(tool_use_id="c2", name="confirm"),
+        ],
+    )
     await commit(
-        suite, run["id"], paused,
-        message_pb2.Message(role=message_pb2.ROLE_ASSISTANT,
-                            content_blocks=[tool_use("m1", "docs-search", q="x")]),
-        message_pb2.Message(role=message_pb2.ROLE_TOOL, content_blocks=[message_pb2.ContentBlock(
-            tool_result=message_pb2.ToolResultBlock(tool_use_id="m1", content=[text("hit")]))]),
-        message_pb2.Message(role=message_pb2.ROLE_ASSISTANT, content_blocks=[
-            tool_use("c1", "ask_user", q="?"), tool_use("m2", "docs-search", q="y"),
-            tool_use("c2", "confirm")]))
-    version = (await suite.http.get(f"/agents/conversations/{conversation['id']}",
-                                    headers=suite.headers())).json()["version"]
+        suite,
+        run["id"],
+        paused,
+        message_pb2.Message(
+            role=message_pb2.ROLE_ASSISTANT, content_blocks=[tool_use("m1", "docs-search", q="x")]
+        ),
+        message_pb2.Message(
+            role=message_pb2.ROLE_TOOL,
+            content_blocks=[
+                message_pb2.ContentBlock(
+                    tool_result=message_pb2.ToolResultBlock(tool_use_id="m1", content=[text("hit")])
+                )
+            ],
+        ),
+        message_pb2.Message(
+            role=message_pb2.ROLE_ASSISTANT,
+            content_blocks=[
+                tool_use("c1", "ask_user", q="?"),
+                tool_use("m2", "docs-search", q="y"),
+                tool_use("c2", "confirm"),
+            ],
+        ),
+    )
+    version = (
+        await suite.http.get(f"/agents/conversations/{conversation['id']}", headers=suite.headers())
+    ).json()["version"]
     assert version == 4
 
     def outputs(*ids: str) -> dict:
-        return {"kind": "tool_outputs",
-                "outputs": [{"tool_use_id": i, "content": "ok", "is_error": False} for i in ids]}
+        return {
+            "kind": "tool_outputs",
+            "outputs": [{"tool_use_id": i, "content": "ok", "is_error": False} for i in ids],
+        }
 
     cases = [
         (outputs("c1", "nope"), "unknown-tool-use-id", "nope"),
@@ -126,15 +167,19 @@ async def test_tool_outputs_are_checked_against_the_paused_run(fresh_suite: Suit
         (outputs("c1", "c2", "c2"), "incomplete-tool-outputs", "c2"),
     ]
     for payload, slug, detail in cases:
-        response = await suite.start_run(conversation["id"], expected_version=version,
-                                         payload=payload)
+        response = await suite.start_run(
+            conversation["id"], expected_version=version, payload=payload
+        )
         assert_problem(response, 400, slug, detail_has=detail)
 
-    declined = {"kind": "tool_outputs", "outputs": [
-        {"tool_use_id": "c2", "content": "declined", "is_error": True},
-        {"tool_use_id": "c1", "content": "tomorrow"}]}
-    response = await suite.start_run(conversation["id"], expected_version=version,
-                                     payload=declined)
+    declined = {
+        "kind": "tool_outputs",
+        "outputs": [
+            {"tool_use_id": "c2", "content": "declined", "is_error": True},
+            {"tool_use_id": "c1", "content": "tomorrow"},
+        ],
+    }
+    response = await suite.start_run(conversation["id"], expected_version=version, payload=declined)
     assert response.status_code == 202, response.text
     claimed = await claim(suite)
     results = [b.tool_result for b in claimed.input.content_blocks]

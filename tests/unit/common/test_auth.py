@@ -30,15 +30,22 @@ def test_missing_or_malformed_is_unauthenticated(header: str | None) -> None:
 def test_wrong_secret_expired_and_bad_claims_are_unauthenticated() -> None:
     other = mint_token("other-secret-0123456789abcdef012345", 1, 1)
     expired = mint_token(SECRET, 1, 1, ttl_seconds=-10)
-    stringly = jwt.encode({"company_id": "1", "user_id": 1, "scope": READ_SCOPE, "exp": 2**31},
-                          SECRET, algorithm="HS256")
+    stringly = jwt.encode(
+        {"company_id": "1", "user_id": 1, "scope": READ_SCOPE, "exp": 2**31},
+        SECRET,
+        algorithm="HS256",
+    )
     for token in (other, expired, stringly):
-        assert _code(lambda: verify_authorization(SECRET, f"Bearer {token}", READ_SCOPE)) == \
-            "Unauthenticated"
+        header = f"Bearer {token}"
+        assert (
+            _code(lambda h=header: verify_authorization(SECRET, h, READ_SCOPE)) == "Unauthenticated"
+        )
 
 
 def test_missing_scope_is_permission_denied() -> None:
     token = mint_token(SECRET, 1, 1, scope=READ_SCOPE)
     verify_authorization(SECRET, f"Bearer {token}", READ_SCOPE)
-    assert _code(lambda: verify_authorization(SECRET, f"Bearer {token}", WRITE_SCOPE)) == \
-        "PermissionDenied"
+    assert (
+        _code(lambda: verify_authorization(SECRET, f"Bearer {token}", WRITE_SCOPE))
+        == "PermissionDenied"
+    )

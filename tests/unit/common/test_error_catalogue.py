@@ -13,13 +13,21 @@ ROOT = Path(__file__).resolve().parents[3]
 
 # grpc-gateway's runtime.HTTPStatusFromCode.
 GRPC_GATEWAY_HTTP = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409, grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.CANCELLED: 499,
-    grpc.StatusCode.INTERNAL: 500, grpc.StatusCode.UNKNOWN: 500, grpc.StatusCode.DATA_LOSS: 500,
-    grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
 
@@ -53,9 +61,15 @@ def test_every_code_raised_in_the_source_is_catalogued() -> None:
 
 
 def test_spec_incident_codes_exist() -> None:
-    for code in ("AgentLoopMaxIterationsExceeded", "AgentLoopSchemaDecodeFailed",
-                 "AgentLoopCancelled", "AgentLoopUnknownToolAlias", "McpDiscoveryFailed",
-                 "AgentLoopInvalidEffectiveConfig", "VersionConflict"):
+    for code in (
+        "AgentLoopMaxIterationsExceeded",
+        "AgentLoopSchemaDecodeFailed",
+        "AgentLoopCancelled",
+        "AgentLoopUnknownToolAlias",
+        "McpDiscoveryFailed",
+        "AgentLoopInvalidEffectiveConfig",
+        "VersionConflict",
+    ):
         assert code in CATALOGUE
     assert CATALOGUE["VersionConflict"].slug == "version-conflict"
     assert CATALOGUE["AgentLoopMaxIterationsExceeded"].slug == "max-iterations-exceeded"

@@ -33,21 +33,29 @@ class _Peer(conversation_service_pb2_grpc.ConversationServiceServicer):
         return conv
 
     async def ListConversations(self, request: Any, context: Any) -> Any:
-        return cs.ListConversationsResponse(current_page=request.page or 1, total_records=0,
-                                            total_pages=request.per_page)
+        return cs.ListConversationsResponse(
+            current_page=request.page or 1, total_records=0, total_pages=request.per_page
+        )
 
     async def GetConversation(self, request: Any, context: Any) -> Any:
         if request.id == "boom":
             raise RuntimeError("a bug in the peer")
-        raise ParleyError("ConversationNotFound", f"conversation {request.id} not found",
-                          conversation_id=request.id)
+        raise ParleyError(
+            "ConversationNotFound",
+            f"conversation {request.id} not found",
+            conversation_id=request.id,
+        )
 
     async def StartRun(self, request: Any, context: Any) -> Any:
         if request.client_op_id == "replay":
             await context.send_initial_metadata([(HTTP_STATUS_KEY, "200")])
         meta = dict(context.invocation_metadata())
-        run = run_pb2.Run(id="r1", conversation_id=request.id, client_op_id=request.client_op_id,
-                          status=run_pb2.RUN_STATUS_PENDING)
+        run = run_pb2.Run(
+            id="r1",
+            conversation_id=request.id,
+            client_op_id=request.client_op_id,
+            status=run_pb2.RUN_STATUS_PENDING,
+        )
         run.final_text = f"{meta.get('authorization')}|{meta.get(REQUEST_ID_KEY)}"
         run.tool_choice.CopyFrom(request.tool_choice)
         return run
@@ -59,8 +67,10 @@ class _Peer(conversation_service_pb2_grpc.ConversationServiceServicer):
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def peer() -> AsyncIterator[str]:
     server, port = await start_server(
-        "127.0.0.1:0", [(conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server,
-                         _Peer())], [cs.DESCRIPTOR.services_by_name["ConversationService"].full_name])
+        "127.0.0.1:0",
+        [(conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server, _Peer())],
+        [cs.DESCRIPTOR.services_by_name["ConversationService"].full_name],
+    )
     yield f"127.0.0.1:{port}"
     await server.stop(None)
 
@@ -70,8 +80,9 @@ async def client(peer: str) -> AsyncIterator[httpx.AsyncClient]:
     channel = grpc.aio.insecure_channel(peer)
     loaded = await load_service(channel, deadline_s=5)
     asgi = gateway_app.build_app(SETTINGS, channel, loaded)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi),
-                                 base_url="http://gw") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=asgi), base_url="http://gw"
+    ) as c:
         yield c
     await channel.close()
 
@@ -88,8 +99,10 @@ def _problem(resp: httpx.Response, status: int, slug: str) -> dict[str, Any]:
 
 
 async def test_create_and_list(client: httpx.AsyncClient) -> None:
-    resp = await client.post("/agents/conversations", json={
-        "name": "n", "defaults": {"model": "m", "data_plane_id": "d", "mcp_servers": []}})
+    resp = await client.post(
+        "/agents/conversations",
+        json={"name": "n", "defaults": {"model": "m", "data_plane_id": "d", "mcp_servers": []}},
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["name"] == "n" and body["system_prompt"] is None and body["created_at"] is None
@@ -100,17 +113,24 @@ async def test_create_and_list(client: httpx.AsyncClient) -> None:
 
 
 async def test_start_run_202_forwards_auth_and_request_id(client: httpx.AsyncClient) -> None:
-    resp = await client.post("/agents/conversations/c9/runs",
-                             headers={"Authorization": "Bearer tok", "X-Request-Id": "req-1"},
-                             json={"client_op_id": "op", "tool_choice": {"kind": "any"},
-                                   "payload": {"kind": "user_message", "text": "hi"}})
+    resp = await client.post(
+        "/agents/conversations/c9/runs",
+        headers={"Authorization": "Bearer tok", "X-Request-Id": "req-1"},
+        json={
+            "client_op_id": "op",
+            "tool_choice": {"kind": "any"},
+            "payload": {"kind": "user_message", "text": "hi"},
+        },
+    )
     assert resp.status_code == 202, resp.text
     run = resp.json()
     assert run["conversation_id"] == "c9" and run["status"] == "pending"
     assert run["final_text"] == "Bearer tok|req-1" and resp.headers["x-request-id"] == "req-1"
     assert run["tool_choice"] == {"kind": "any"}
-    replay = await client.post("/agents/conversations/c9/runs", json={
-        "client_op_id": "replay", "payload": {"kind": "user_message", "text": "hi"}})
+    replay = await client.post(
+        "/agents/conversations/c9/runs",
+        json={"client_op_id": "replay", "payload": {"kind": "user_message", "text": "hi"}},
+    )
     assert replay.status_code == 200
 
 
@@ -124,28 +144,53 @@ async def test_grpc_errors_become_problems(client: httpx.AsyncClient) -> None:
 
 
 async def test_decode_errors_are_400(client: httpx.AsyncClient) -> None:
-    body = _problem(await client.post("/agents/conversations/c/runs", json={
-        "client_op_id": "x", "config_override": {"client_tools": []}}), 400, "invalid-request")
+    body = _problem(
+        await client.post(
+            "/agents/conversations/c/runs",
+            json={"client_op_id": "x", "config_override": {"client_tools": []}},
+        ),
+        400,
+        "invalid-request",
+    )
     assert "use tools" in body["detail"]
     body = _problem(await client.get("/agents/conversations?page=abc"), 400, "invalid-request")
     assert "'page'" in body["detail"]
     _problem(await client.get("/agents/conversations?limit=1"), 400, "invalid-request")
-    _problem(await client.post("/agents/conversations/c/runs", json={"id": "other"}),
-             400, "invalid-request")
-    _problem(await client.post("/agents/conversations", content=b"{nope",
-                               headers={"content-type": "application/json"}), 400, "invalid-request")
-    _problem(await client.request("GET", "/agents/runs/r1", content=b'{"a":1}'), 400,
-             "invalid-request")
+    _problem(
+        await client.post("/agents/conversations/c/runs", json={"id": "other"}),
+        400,
+        "invalid-request",
+    )
+    _problem(
+        await client.post(
+            "/agents/conversations", content=b"{nope", headers={"content-type": "application/json"}
+        ),
+        400,
+        "invalid-request",
+    )
+    _problem(
+        await client.request("GET", "/agents/runs/r1", content=b'{"a":1}'), 400, "invalid-request"
+    )
     ok = await client.request("GET", "/agents/runs/r1", content=b"{}")
     assert ok.status_code == 200 and ok.json()["status"] == "completed"
 
 
 async def test_media_type_and_size(client: httpx.AsyncClient) -> None:
-    _problem(await client.post("/agents/conversations", content=b"{}",
-                               headers={"content-type": "text/plain"}), 415, "unsupported-media-type")
+    _problem(
+        await client.post(
+            "/agents/conversations", content=b"{}", headers={"content-type": "text/plain"}
+        ),
+        415,
+        "unsupported-media-type",
+    )
     big = orjson.dumps({"name": "x" * 5000})
-    _problem(await client.post("/agents/conversations", content=big,
-                               headers={"content-type": "application/json"}), 413, "request-too-large")
+    _problem(
+        await client.post(
+            "/agents/conversations", content=big, headers={"content-type": "application/json"}
+        ),
+        413,
+        "request-too-large",
+    )
 
 
 async def test_routing_errors(client: httpx.AsyncClient) -> None:
@@ -186,8 +231,9 @@ async def test_healthz_is_503_when_the_api_is_gone() -> None:
     try:
         loaded = load_from_files(files_of(cs.DESCRIPTOR))
         asgi = gateway_app.build_app(SETTINGS, channel, loaded)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi),
-                                     base_url="http://gw") as c:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=asgi), base_url="http://gw"
+        ) as c:
             assert (await c.get("/healthz")).status_code == 503
             body = _problem(await c.get("/agents/runs/r1"), 503, "service-unavailable")
             assert "127.0.0.1:1" not in body["detail"]

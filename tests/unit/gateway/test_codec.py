@@ -27,21 +27,39 @@ def _bad(body: Any, cls: Any = cs.StartRunRequest) -> str:
 
 # --- output -----------------------------------------------------------------------------------
 
+
 def test_run_with_unset_fields_renders_explicit_nulls() -> None:
-    run = run_pb2.Run(id="r1", conversation_id="c1", company_id=7, user_id=9,
-                      client_op_id="op", status=run_pb2.RUN_STATUS_PENDING)
+    run = run_pb2.Run(
+        id="r1",
+        conversation_id="c1",
+        company_id=7,
+        user_id=9,
+        client_op_id="op",
+        status=run_pb2.RUN_STATUS_PENDING,
+    )
     out = _out(run)
     assert list(out) == [f.name for f in run_pb2.Run.DESCRIPTOR.fields]  # every field, in order
-    for name in ("tool_choice", "effective_config", "iterations_used", "usage", "final_text",
-                 "final_structured_output", "error", "started_at", "completed_at", "live"):
+    for name in (
+        "tool_choice",
+        "effective_config",
+        "iterations_used",
+        "usage",
+        "final_text",
+        "final_structured_output",
+        "error",
+        "started_at",
+        "completed_at",
+        "live",
+    ):
         assert out[name] is None, name
     assert out["submitted_inference_job_ids"] == [] and out["pending_tool_calls"] == []
     assert out["status"] == "pending"
 
 
 def test_enums_ints_and_timestamps() -> None:
-    run = run_pb2.Run(status=run_pb2.RUN_STATUS_REQUIRES_ACTION, company_id=2**53 + 1,
-                      iterations_used=0)
+    run = run_pb2.Run(
+        status=run_pb2.RUN_STATUS_REQUIRES_ACTION, company_id=2**53 + 1, iterations_used=0
+    )
     run.started_at.seconds, run.started_at.nanos = 1779110490, 355180999
     out = _out(run)
     assert out["status"] == "requires_action"
@@ -64,18 +82,31 @@ def test_content_block_unions_are_flat() -> None:
     result.content.add().text.text = "..."
     assert _out(msg)["content_blocks"] == [
         {"type": "text", "text": "hi"},
-        {"type": "tool_use", "tool_use_id": "tu1", "name": "docs-search",
-         "arguments": {"query": "rate limiting", "n": 3}},
-        {"type": "tool_result", "tool_use_id": "tu1",
-         "content": [{"type": "text", "text": "..."}], "is_error": False},
+        {
+            "type": "tool_use",
+            "tool_use_id": "tu1",
+            "name": "docs-search",
+            "arguments": {"query": "rate limiting", "n": 3},
+        },
+        {
+            "type": "tool_result",
+            "tool_use_id": "tu1",
+            "content": [{"type": "text", "text": "..."}],
+            "is_error": False,
+        },
     ]
 
 
 def test_tool_choice_and_payload_round_trip() -> None:
-    body = {"client_op_id": "op", "expected_version": 4,
-            "payload": {"kind": "tool_outputs",
-                        "outputs": [{"tool_use_id": "t", "content": "yes", "is_error": True}]},
-            "tool_choice": {"kind": "specific_tool", "name": "confirm", "mcp_alias": None}}
+    body = {
+        "client_op_id": "op",
+        "expected_version": 4,
+        "payload": {
+            "kind": "tool_outputs",
+            "outputs": [{"tool_use_id": "t", "content": "yes", "is_error": True}],
+        },
+        "tool_choice": {"kind": "specific_tool", "name": "confirm", "mcp_alias": None},
+    }
     req = codec.from_json(orjson.dumps(body), cs.StartRunRequest())
     assert req.payload.WhichOneof("input") == "tool_outputs"
     assert not req.tool_choice.specific_tool.HasField("mcp_alias")
@@ -96,19 +127,28 @@ def test_json_array_presence_absent_vs_empty() -> None:
     assert _out(empty)["config_override"]["mcp_servers"] == []
     one = codec.from_json(
         b'{"config_override": {"mcp_servers": [{"alias": "docs", "url": "https://x/mcp"}]}}',
-        cs.StartRunRequest())
+        cs.StartRunRequest(),
+    )
     assert _out(one)["config_override"]["mcp_servers"] == [
-        {"alias": "docs", "url": "https://x/mcp", "description": None, "tools": []}]
+        {"alias": "docs", "url": "https://x/mcp", "description": None, "tools": []}
+    ]
     nulled = codec.from_json(b'{"config_override": {"tools": null}}', cs.StartRunRequest())
     assert not nulled.config_override.HasField("tools")
 
 
 def test_struct_value_and_list_value_are_plain_json() -> None:
-    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
-              "nested": [1, 2.5, None, True, "x", {"deep": []}]}
-    req = codec.from_json(orjson.dumps({"defaults": {"model": "m", "data_plane_id": "d",
-                                                     "output_format_schema": schema}}),
-                          cs.CreateConversationRequest())
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}},
+        "required": ["a"],
+        "nested": [1, 2.5, None, True, "x", {"deep": []}],
+    }
+    req = codec.from_json(
+        orjson.dumps(
+            {"defaults": {"model": "m", "data_plane_id": "d", "output_format_schema": schema}}
+        ),
+        cs.CreateConversationRequest(),
+    )
     assert _out(req)["defaults"]["output_format_schema"] == schema
     run = run_pb2.Run()
     run.final_structured_output.list_value.values.add().number_value = 3
@@ -123,6 +163,7 @@ def test_timestamp_parses_offsets_and_fractions() -> None:
 
 # --- strict input -----------------------------------------------------------------------------
 
+
 def test_retired_client_tools_names_the_replacement() -> None:
     detail = _bad({"config_override": {"client_tools": []}})
     assert detail.startswith("config_override.client_tools is not accepted: use tools (")
@@ -130,32 +171,65 @@ def test_retired_client_tools_names_the_replacement() -> None:
     assert "defaults.client_tools" in detail and "use tools" in detail
 
 
-@pytest.mark.parametrize(("body", "cls", "expected"), [
-    ({"defaults": {"foo": 1}}, cs.CreateConversationRequest, "'defaults.foo'"),
-    ({"nope": 1}, cs.StartRunRequest, "'nope'"),
-    ({"expected_version": "3"}, cs.StartRunRequest, "expected_version: expected integer, got string"),
-    ({"expected_version": 1.5}, cs.StartRunRequest, "expected_version: expected integer"),
-    ({"expected_version": True}, cs.StartRunRequest, "got boolean"),
-    ({"expected_version": 2**63}, cs.StartRunRequest, "out of range"),
-    ({"config_override": {"max_tokens": 2**31}}, cs.StartRunRequest, "config_override.max_tokens"),
-    ({"config_override": {"temperature": "hot"}}, cs.StartRunRequest, "expected number"),
-    ({"config_override": {"temperature": False}}, cs.StartRunRequest, "expected number"),
-    ({"config_override": {"mcp_servers": {}}}, cs.StartRunRequest, "config_override.mcp_servers: expected array"),
-    ({"config_override": {"mcp_servers": [{"alias": 1}]}}, cs.StartRunRequest,
-     "config_override.mcp_servers[0].alias: expected string"),
-    ({"config_override": {"mcp_servers": [None]}}, cs.StartRunRequest, "mcp_servers[0]: must not be null"),
-    ({"config_override": {"tools": [{"name": "t", "strict": 1}]}}, cs.StartRunRequest,
-     "config_override.tools[0].strict: expected boolean"),
-    ({"config_override": {"output_format_schema": []}}, cs.StartRunRequest, "expected object"),
-    ({"payload": {"text": "x"}}, cs.StartRunRequest, "payload.kind is required: one of 'user_message', 'tool_outputs'"),
-    ({"payload": {"kind": "shout"}}, cs.StartRunRequest, "payload.kind: 'shout' is not one of"),
-    ({"payload": {"kind": 1}}, cs.StartRunRequest, "payload.kind: integer is not one of"),
-    ({"payload": {"kind": "user_message", "txt": "x"}}, cs.StartRunRequest, "'payload.txt'"),
-    ({"payload": {"kind": "user_message", "text": 5}}, cs.StartRunRequest, "payload.text: expected string"),
-    ({"tool_choice": {"kind": "auto", "name": "x"}}, cs.StartRunRequest, "'tool_choice.name'"),
-    ({"payload": "hello"}, cs.StartRunRequest, "payload: expected object, got string"),
-    ([], cs.StartRunRequest, "the request body: expected object, got array"),
-])
+@pytest.mark.parametrize(
+    ("body", "cls", "expected"),
+    [
+        ({"defaults": {"foo": 1}}, cs.CreateConversationRequest, "'defaults.foo'"),
+        ({"nope": 1}, cs.StartRunRequest, "'nope'"),
+        (
+            {"expected_version": "3"},
+            cs.StartRunRequest,
+            "expected_version: expected integer, got string",
+        ),
+        ({"expected_version": 1.5}, cs.StartRunRequest, "expected_version: expected integer"),
+        ({"expected_version": True}, cs.StartRunRequest, "got boolean"),
+        ({"expected_version": 2**63}, cs.StartRunRequest, "out of range"),
+        (
+            {"config_override": {"max_tokens": 2**31}},
+            cs.StartRunRequest,
+            "config_override.max_tokens",
+        ),
+        ({"config_override": {"temperature": "hot"}}, cs.StartRunRequest, "expected number"),
+        ({"config_override": {"temperature": False}}, cs.StartRunRequest, "expected number"),
+        (
+            {"config_override": {"mcp_servers": {}}},
+            cs.StartRunRequest,
+            "config_override.mcp_servers: expected array",
+        ),
+        (
+            {"config_override": {"mcp_servers": [{"alias": 1}]}},
+            cs.StartRunRequest,
+            "config_override.mcp_servers[0].alias: expected string",
+        ),
+        (
+            {"config_override": {"mcp_servers": [None]}},
+            cs.StartRunRequest,
+            "mcp_servers[0]: must not be null",
+        ),
+        (
+            {"config_override": {"tools": [{"name": "t", "strict": 1}]}},
+            cs.StartRunRequest,
+            "config_override.tools[0].strict: expected boolean",
+        ),
+        ({"config_override": {"output_format_schema": []}}, cs.StartRunRequest, "expected object"),
+        (
+            {"payload": {"text": "x"}},
+            cs.StartRunRequest,
+            "payload.kind is required: one of 'user_message', 'tool_outputs'",
+        ),
+        ({"payload": {"kind": "shout"}}, cs.StartRunRequest, "payload.kind: 'shout' is not one of"),
+        ({"payload": {"kind": 1}}, cs.StartRunRequest, "payload.kind: integer is not one of"),
+        ({"payload": {"kind": "user_message", "txt": "x"}}, cs.StartRunRequest, "'payload.txt'"),
+        (
+            {"payload": {"kind": "user_message", "text": 5}},
+            cs.StartRunRequest,
+            "payload.text: expected string",
+        ),
+        ({"tool_choice": {"kind": "auto", "name": "x"}}, cs.StartRunRequest, "'tool_choice.name'"),
+        ({"payload": "hello"}, cs.StartRunRequest, "payload: expected object, got string"),
+        ([], cs.StartRunRequest, "the request body: expected object, got array"),
+    ],
+)
 def test_bad_input_names_the_path(body: Any, cls: Any, expected: str) -> None:
     assert expected in _bad(body, cls)
 
@@ -192,6 +266,7 @@ def test_bad_timestamps() -> None:
 
 # --- query and path parameters ----------------------------------------------------------------
 
+
 def test_query_parameters_fill_unbound_fields() -> None:
     req = cs.ListConversationsRequest()
     codec.fill_query(req, [("page", "2"), ("per_page", "20")], frozenset())
@@ -201,15 +276,19 @@ def test_query_parameters_fill_unbound_fields() -> None:
     assert msgs.HasField("since") and msgs.since == 3
 
 
-@pytest.mark.parametrize(("pairs", "forbidden", "expected"), [
-    ([("page", "two")], frozenset(), "query parameter 'page': expected integer, got 'two'"),
-    ([("page", "1.5")], frozenset(), "expected integer"),
-    ([("page", "99999999999")], frozenset(), "out of range"),
-    ([("page", "1"), ("page", "2")], frozenset(), "given 2 times"),
-    ([("limit", "1")], frozenset(), "unknown query parameter 'limit'"),
-])
-def test_bad_query_parameters(pairs: list[tuple[str, str]], forbidden: frozenset[str],
-                              expected: str) -> None:
+@pytest.mark.parametrize(
+    ("pairs", "forbidden", "expected"),
+    [
+        ([("page", "two")], frozenset(), "query parameter 'page': expected integer, got 'two'"),
+        ([("page", "1.5")], frozenset(), "expected integer"),
+        ([("page", "99999999999")], frozenset(), "out of range"),
+        ([("page", "1"), ("page", "2")], frozenset(), "given 2 times"),
+        ([("limit", "1")], frozenset(), "unknown query parameter 'limit'"),
+    ],
+)
+def test_bad_query_parameters(
+    pairs: list[tuple[str, str]], forbidden: frozenset[str], expected: str
+) -> None:
     with pytest.raises(DecodeError) as info:
         codec.fill_query(cs.ListConversationsRequest(), pairs, forbidden)
     assert expected in info.value.detail
@@ -234,12 +313,37 @@ def test_nested_query_parameter_by_field_path() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-        st.sampled_from(["kind", "text", "payload", "config_override", "tools", "mcp_servers",
-                         "temperature", "client_tools", "id", "x"]), inner, max_size=4),
-    max_leaves=12))
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False)
+        | st.text(max_size=5),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "kind",
+                        "text",
+                        "payload",
+                        "config_override",
+                        "tools",
+                        "mcp_servers",
+                        "temperature",
+                        "client_tools",
+                        "id",
+                        "x",
+                    ]
+                ),
+                inner,
+                max_size=4,
+            )
+        ),
+        max_leaves=12,
+    )
+)
 def test_fuzz_decoder_raises_only_decode_error(value: Any) -> None:
     for cls in (cs.StartRunRequest, cs.CreateConversationRequest, message_pb2.ContentBlock):
         try:
@@ -250,12 +354,26 @@ def test_fuzz_decoder_raises_only_decode_error(value: Any) -> None:
 
 
 def test_decoded_config_round_trips() -> None:
-    body = {"model": "anthropic.claude-opus-4.6", "data_plane_id": "d", "execution_cluster": "shared",
-            "compute_pool_id": None, "max_iterations": 3, "max_tokens": 2048, "temperature": 0.5,
-            "output_format_schema": None,
-            "mcp_servers": [{"alias": "docs", "url": "https://x", "description": "d",
-                             "tools": [{"name": "search", "description": None,
-                                        "input_schema": None, "strict": None}]}],
-            "tools": []}
+    body = {
+        "model": "anthropic.claude-opus-4.6",
+        "data_plane_id": "d",
+        "execution_cluster": "shared",
+        "compute_pool_id": None,
+        "max_iterations": 3,
+        "max_tokens": 2048,
+        "temperature": 0.5,
+        "output_format_schema": None,
+        "mcp_servers": [
+            {
+                "alias": "docs",
+                "url": "https://x",
+                "description": "d",
+                "tools": [
+                    {"name": "search", "description": None, "input_schema": None, "strict": None}
+                ],
+            }
+        ],
+        "tools": [],
+    }
     cfg = codec.from_value(body, config_pb2.AgentConfig())
     assert _out(cfg) == body

@@ -48,10 +48,29 @@ def test_literals_are_percent_decoded_and_paths_split() -> None:
     assert split_path("agents") is None
 
 
-@pytest.mark.parametrize("bad", [
-    "", "agents", "/", "/a/", "//a", "/{id", "/{}", "/{1x}", "/{a.}", "/{a}/{a}",
-    "/{a={b}}", "/**/x", "/{p=**}/x", "/a/*x", "/a:", "/a:b:c", "/a}", "/{a=b=c}",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "agents",
+        "/",
+        "/a/",
+        "//a",
+        "/{id",
+        "/{}",
+        "/{1x}",
+        "/{a.}",
+        "/{a}/{a}",
+        "/{a={b}}",
+        "/**/x",
+        "/{p=**}/x",
+        "/a/*x",
+        "/a:",
+        "/a:b:c",
+        "/a}",
+        "/{a=b=c}",
+    ],
+)
 def test_malformed_templates_raise_value_error(bad: str) -> None:
     if bad == "/":
         assert parse(bad).segments == ()

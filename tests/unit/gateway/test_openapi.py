@@ -38,10 +38,14 @@ def test_loaded_from_a_fresh_pool(loaded: descriptors.LoadedService) -> None:
 
 
 def test_every_annotated_rpc_has_its_method_and_path(
-        loaded: descriptors.LoadedService, spec: dict[str, Any]) -> None:
+    loaded: descriptors.LoadedService, spec: dict[str, Any]
+) -> None:
     assert spec["openapi"].startswith("3.1")
-    annotated = [m for m in cs.DESCRIPTOR.services_by_name["ConversationService"].methods
-                 if descriptors.http_rule(m) is not None]
+    annotated = [
+        m
+        for m in cs.DESCRIPTOR.services_by_name["ConversationService"].methods
+        if descriptors.http_rule(m) is not None
+    ]
     assert len(annotated) >= 6
     for m in annotated:
         rule = descriptors.http_rule(m)
@@ -55,7 +59,8 @@ def test_start_run_answers_202_and_documents_problems(spec: dict[str, Any]) -> N
     op = spec["paths"]["/agents/conversations/{id}/runs"]["post"]
     assert "202" in op["responses"]
     assert op["responses"]["202"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Run"}
+        "$ref": "#/components/schemas/Run"
+    }
     assert "application/problem+json" in op["responses"]["default"]["content"]
     assert [p["name"] for p in op["parameters"]] == ["id"]
     body_ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
@@ -66,10 +71,15 @@ def test_start_run_answers_202_and_documents_problems(spec: dict[str, Any]) -> N
 def test_query_parameters(spec: dict[str, Any]) -> None:
     listing = spec["paths"]["/agents/conversations"]["get"]
     assert {p["name"]: p["in"] for p in listing["parameters"]} == {
-        "page": "query", "per_page": "query"}
+        "page": "query",
+        "per_page": "query",
+    }
     messages = spec["paths"]["/agents/conversations/{id}/messages"]["get"]
     assert {p["name"]: p["in"] for p in messages["parameters"]} == {
-        "id": "path", "since": "query", "per_page": "query"}
+        "id": "path",
+        "since": "query",
+        "per_page": "query",
+    }
 
 
 def test_schemas_mirror_the_codec(spec: dict[str, Any]) -> None:
@@ -82,8 +92,9 @@ def test_schemas_mirror_the_codec(spec: dict[str, Any]) -> None:
     assert run["iterations_used"]["type"] == ["integer", "null"]
     assert run["company_id"] == {"type": "integer", "format": "int64"}
     assert run["started_at"]["type"] == ["string", "null"]
-    assert run["tool_choice"] == {"anyOf": [{"$ref": "#/components/schemas/ToolChoice"},
-                                            {"type": "null"}]}
+    assert run["tool_choice"] == {
+        "anyOf": [{"$ref": "#/components/schemas/ToolChoice"}, {"type": "null"}]
+    }
     assert run["submitted_inference_job_ids"]["type"] == "array"
     choice = schemas["ToolChoice"]
     assert choice["discriminator"]["propertyName"] == "kind"

@@ -1,0 +1,183 @@
+"""Conversation operations: create, list, get, and page through messages. Every read is scoped to
+the caller's (company_id, user_id); anything else looks exactly like a missing id."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from agents.v1 import conversation_service_pb2
+from sqlalchemy import and_, func, insert, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.api import effective_config, mapping, validation
+from services.api.db.engine import Database
+from services.api.db.models import conversations, messages
+from services.common.auth import Principal
+from services.common.errors import ParleyError
+
+DEFAULT_PER_PAGE, MAX_PER_PAGE = 50, 200
+DEFAULT_MESSAGES_PER_PAGE, MAX_MESSAGES_PER_PAGE = 100, 1000
+
+
+def not_found(conversation_id: str) -> ParleyError:
+    return ParleyError(
+        "ConversationNotFound",
+        f"conversation {conversation_id} was not found",
+        conversation_id=conversation_id,
+    )
+
+
+async def owned_conversation(
+    conn: AsyncConnection, principal: Principal, conversation_id: str, *, for_update: bool = False
+) -> RowMapping:
+    """The caller's conversation, or ConversationNotFound (also for malformed ids)."""
+    canonical = validation.check_uuid(conversation_id)
+    if canonical is None:
+        raise not_found(conversation_id)
+    query = select(conversations).where(
+        and_(
+            conversations.c.id == canonical,
+            conversations.c.company_id == principal.company_id,
+            conversations.c.user_id == principal.user_id,
+        )
+    )
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        raise not_found(conversation_id)
+    return row
+
+
+async def create_conversation(
+    db: Database,
+    rules: validation.ConfigRules,
+    principal: Principal,
+    request: conversation_service_pb2.CreateConversationRequest,
+) -> dict[str, Any]:
+    if not request.HasField("defaults"):
+        raise ParleyError(
+            "InvalidRequest",
+            "defaults is required (with model and data_plane_id)",
+            field="defaults",
+        )
+    defaults = effective_config.with_defaults(request.defaults)
+    validation.validate_config(defaults, rules, "defaults")
+    now = datetime.now(UTC)
+    values = {
+        "id": str(uuid.uuid4()),
+        "company_id": principal.company_id,
+        "user_id": principal.user_id,
+        "name": request.name if request.HasField("name") else None,
+        "system_prompt": request.system_prompt if request.HasField("system_prompt") else None,
+        "defaults": mapping.to_json(defaults),
+        "version": 0,
+        "active_run_id": None,
+        "latest_run_id": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    async with db.engine.begin() as conn:
+        await conn.execute(insert(conversations).values(values))
+    return values
+
+
+@dataclass(frozen=True)
+class ConversationPage:
+    rows: list[RowMapping]
+    page: int
+    per_page: int
+    total_records: int
+
+    @property
+    def total_pages(self) -> int:
+        return -(-self.total_records // self.per_page)
+
+
+async def list_conversations(
+    db: Database, principal: Principal, request: conversation_service_pb2.ListConversationsRequest
+) -> ConversationPage:
+    page = request.page if request.HasField("page") else 1
+    if page < 1:
+        raise ParleyError("InvalidRequest", f"page must be >= 1, got {page}", field="page")
+    per_page = validation.page_size(
+        request.per_page if request.HasField("per_page") else None,
+        "per_page",
+        DEFAULT_PER_PAGE,
+        MAX_PER_PAGE,
+    )
+    owner = and_(
+        conversations.c.company_id == principal.company_id,
+        conversations.c.user_id == principal.user_id,
+    )
+    async with db.engine.connect() as conn:
+        total = (
+            await conn.execute(select(func.count()).select_from(conversations).where(owner))
+        ).scalar_one()
+        rows = list(
+            (
+                await conn.execute(
+                    select(conversations)
+                    .where(owner)
+                    .order_by(conversations.c.created_at.desc(), conversations.c.id.desc())
+                    .limit(per_page)
+                    .offset((page - 1) * per_page)
+                )
+            )
+            .mappings()
+            .all()
+        )
+    return ConversationPage(rows, page, per_page, total)
+
+
+async def get_conversation(db: Database, principal: Principal, conversation_id: str) -> RowMapping:
+    async with db.engine.connect() as conn:
+        return await owned_conversation(conn, principal, conversation_id)
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    current_version: int
+    rows: list[RowMapping]
+    next_since: int | None
+
+
+async def list_messages(
+    db: Database, principal: Principal, request: conversation_service_pb2.ListMessagesRequest
+) -> MessagePage:
+    since = request.since if request.HasField("since") else 0
+    if since < 0:
+        raise ParleyError("InvalidRequest", f"since must be >= 0, got {since}", field="since")
+    per_page = validation.page_size(
+        request.per_page if request.HasField("per_page") else None,
+        "per_page",
+        DEFAULT_MESSAGES_PER_PAGE,
+        MAX_MESSAGES_PER_PAGE,
+    )
+    async with db.engine.connect() as conn:
+        conversation = await owned_conversation(conn, principal, request.id)
+        rows = list(
+            (
+                await conn.execute(
+                    select(messages)
+                    .where(
+                        and_(
+                            messages.c.conversation_id == conversation["id"],
+                            messages.c.sequence_no > since,
+                            messages.c.sequence_no <= conversation["version"],
+                        )
+                    )
+                    .order_by(messages.c.sequence_no)
+                    .limit(per_page + 1)
+                )
+            )
+            .mappings()
+            .all()
+        )
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    return MessagePage(conversation["version"], rows, rows[-1]["sequence_no"] if more else None)

@@ -1,0 +1,102 @@
+"""The store's tables. Rows stay private to services/api; mapping.py turns them into protos.
+
+JSON columns are TEXT (portable across SQLite and PostgreSQL): protos serialised with
+MessageToDict(preserving_proto_field_name=True) + orjson. Timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    company_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str | None] = mapped_column(Text)
+    system_prompt: Mapped[str | None] = mapped_column(Text)
+    defaults: Mapped[str] = mapped_column(Text)  # AgentConfig, documented defaults filled in
+    version: Mapped[int] = mapped_column(BigInteger, default=0)  # last committed sequence_no
+    active_run_id: Mapped[str | None] = mapped_column(String(36))  # a pending/running run
+    latest_run_id: Mapped[str | None] = mapped_column(String(36))  # the newest run started
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_conversations_owner_created", "company_id", "user_id", "created_at", "id"),
+    )
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    company_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    client_op_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(
+        String(16)
+    )  # pending|running|completed|requires_action|failed
+    payload: Mapped[str] = mapped_column(Text)  # RunPayload
+    tool_choice: Mapped[str | None] = mapped_column(Text)  # ToolChoice, null when not given
+    effective_config: Mapped[str] = mapped_column(Text)  # AgentConfig, fully merged
+    iterations_used: Mapped[int | None] = mapped_column(Integer)
+    prompt_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    total_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    submitted_inference_job_ids: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    pending_tool_calls: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    final_text: Mapped[str | None] = mapped_column(Text)
+    final_structured_output: Mapped[str | None] = mapped_column(Text)  # JSON value
+    error_type: Mapped[str | None] = mapped_column(String(128))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "client_op_id", name="uq_runs_conversation_op"),
+        Index("ix_runs_status_started", "status", "started_at"),
+    )
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    conversation_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    sequence_no: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # user|assistant|tool
+    content_blocks: Mapped[str] = mapped_column(Text)  # JSON list of ContentBlock
+    run_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_messages_run", "run_id"),)
+
+
+conversations = Conversation.__table__
+runs = Run.__table__
+messages = Message.__table__

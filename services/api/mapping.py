@@ -1,0 +1,228 @@
+"""Rows <-> protos: the only place the two meet. JSON columns hold protos rendered with
+MessageToDict(preserving_proto_field_name=True) and orjson; timestamps are UTC."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+from agents.v1 import config_pb2, conversation_pb2, message_pb2, run_pb2
+from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.message import Message as ProtoMessage
+
+from services.common.errors import CATALOGUE
+
+Row = Mapping[str, Any]
+M = TypeVar("M", bound=ProtoMessage)
+
+STATUS_TO_DB = {
+    run_pb2.RUN_STATUS_PENDING: "pending",
+    run_pb2.RUN_STATUS_RUNNING: "running",
+    run_pb2.RUN_STATUS_COMPLETED: "completed",
+    run_pb2.RUN_STATUS_REQUIRES_ACTION: "requires_action",
+    run_pb2.RUN_STATUS_FAILED: "failed",
+}
+STATUS_FROM_DB = {v: k for k, v in STATUS_TO_DB.items()}
+ROLE_TO_DB = {
+    message_pb2.ROLE_USER: "user",
+    message_pb2.ROLE_ASSISTANT: "assistant",
+    message_pb2.ROLE_TOOL: "tool",
+}
+ROLE_FROM_DB = {v: k for k, v in ROLE_TO_DB.items()}
+
+
+# --- JSON columns -------------------------------------------------------------------------------
+
+
+def _dict(message: ProtoMessage) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def to_json(message: ProtoMessage) -> str:
+    return orjson.dumps(_dict(message)).decode()
+
+
+def from_json(text: str, message: M) -> M:
+    return json_format.ParseDict(orjson.loads(text), message)
+
+
+def list_to_json(messages: Iterable[ProtoMessage]) -> str:
+    return orjson.dumps([_dict(m) for m in messages]).decode()
+
+
+def _list_from_json(text: str, factory: type[M]) -> list[M]:
+    return [json_format.ParseDict(item, factory()) for item in orjson.loads(text)]
+
+
+def config_from_json(text: str) -> config_pb2.AgentConfig:
+    return from_json(text, config_pb2.AgentConfig())
+
+
+def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; everything stored is UTC
+        value = value.replace(tzinfo=UTC)
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+# --- conversations and messages -----------------------------------------------------------------
+
+
+def conversation_to_proto(row: Row) -> conversation_pb2.Conversation:
+    conversation = conversation_pb2.Conversation(
+        id=row["id"],
+        defaults=config_from_json(row["defaults"]),
+        version=row["version"],
+        company_id=row["company_id"],
+        user_id=row["user_id"],
+        created_at=_timestamp(row["created_at"]),
+        updated_at=_timestamp(row["updated_at"]),
+    )
+    if row["name"] is not None:
+        conversation.name = row["name"]
+    if row["system_prompt"] is not None:
+        conversation.system_prompt = row["system_prompt"]
+    return conversation
+
+
+def message_to_proto(row: Row) -> message_pb2.Message:
+    return message_pb2.Message(
+        sequence_no=row["sequence_no"],
+        role=ROLE_FROM_DB[row["role"]],
+        content_blocks=_list_from_json(row["content_blocks"], message_pb2.ContentBlock),
+        run_id=row["run_id"],
+        created_at=_timestamp(row["created_at"]),
+    )
+
+
+def message_values(
+    message: message_pb2.Message, conversation_id: str, sequence_no: int, run_id: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "sequence_no": sequence_no,
+        "role": ROLE_TO_DB[message.role],
+        "content_blocks": list_to_json(message.content_blocks),
+        "run_id": run_id,
+        "created_at": now,
+    }
+
+
+def input_turn(payload: run_pb2.RunPayload, run_id: str, sequence_no: int) -> message_pb2.Message:
+    """The turn that opens a run: the user's message, or tool results for the caller's outputs."""
+    if payload.WhichOneof("input") == "user_message":
+        return message_pb2.Message(
+            sequence_no=sequence_no,
+            role=message_pb2.ROLE_USER,
+            run_id=run_id,
+            content_blocks=[
+                message_pb2.ContentBlock(text=message_pb2.TextBlock(text=payload.user_message.text))
+            ],
+        )
+    return message_pb2.Message(
+        sequence_no=sequence_no,
+        role=message_pb2.ROLE_TOOL,
+        run_id=run_id,
+        content_blocks=[
+            message_pb2.ContentBlock(
+                tool_result=message_pb2.ToolResultBlock(
+                    tool_use_id=out.tool_use_id,
+                    is_error=out.is_error,
+                    content=[
+                        message_pb2.ContentBlock(text=message_pb2.TextBlock(text=out.content))
+                    ],
+                )
+            )
+            for out in payload.tool_outputs.outputs
+        ],
+    )
+
+
+def tool_uses(content_blocks_json: str) -> dict[str, str]:
+    """tool_use_id -> wire name of every tool_use block in a stored message."""
+    return {
+        block.tool_use.tool_use_id: block.tool_use.name
+        for block in _list_from_json(content_blocks_json, message_pb2.ContentBlock)
+        if block.WhichOneof("block") == "tool_use"
+    }
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+def pending_tool_call_ids(row: Row) -> list[str]:
+    return [call["tool_use_id"] for call in orjson.loads(row["pending_tool_calls"])]
+
+
+def run_to_proto(row: Row, current_name: str | None, docs_url: str) -> run_pb2.Run:
+    """A run as the status table says: terminal fields only once they were committed."""
+    run = run_pb2.Run(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        company_id=row["company_id"],
+        user_id=row["user_id"],
+        client_op_id=row["client_op_id"],
+        status=STATUS_FROM_DB[row["status"]],
+        effective_config=config_from_json(row["effective_config"]),
+        submitted_inference_job_ids=orjson.loads(row["submitted_inference_job_ids"]),
+        pending_tool_calls=_list_from_json(row["pending_tool_calls"], run_pb2.PendingToolCall),
+        started_at=_timestamp(row["started_at"]),
+        live=run_pb2.Live(),
+    )
+    if current_name is not None:
+        run.live.current_name = current_name
+    if row["tool_choice"] is not None:
+        from_json(row["tool_choice"], run.tool_choice)
+    if row["iterations_used"] is not None:
+        run.iterations_used = row["iterations_used"]
+    if row["total_tokens"] is not None:
+        run.usage.CopyFrom(
+            run_pb2.Usage(
+                prompt_tokens=row["prompt_tokens"],
+                completion_tokens=row["completion_tokens"],
+                total_tokens=row["total_tokens"],
+            )
+        )
+    if row["final_text"] is not None:
+        run.final_text = row["final_text"]
+    if row["final_structured_output"] is not None:
+        json_format.ParseDict(
+            orjson.loads(row["final_structured_output"]), run.final_structured_output
+        )
+    if row["status"] == "failed" and row["error_type"] is not None:
+        run.error.type = row["error_type"]
+        run.error.message = row["error_message"] or ""
+        entry = CATALOGUE.get(row["error_type"])
+        if entry is not None:
+            run.error.title = entry.title
+            run.error.docs_url = f"{docs_url}/errors/{entry.slug}"
+    if row["completed_at"] is not None:
+        run.completed_at.CopyFrom(_timestamp(row["completed_at"]))
+    return run
+
+
+def terminal_values(run: run_pb2.Run, now: datetime) -> dict[str, Any]:
+    """The columns CommitRun writes from the runner's terminal Run."""
+    usage = run.usage if run.HasField("usage") else None
+    structured = None
+    if run.HasField("final_structured_output"):
+        structured = orjson.dumps(json_format.MessageToDict(run.final_structured_output)).decode()
+    return {
+        "status": STATUS_TO_DB[run.status],
+        "iterations_used": run.iterations_used if run.HasField("iterations_used") else None,
+        "prompt_tokens": usage.prompt_tokens if usage else None,
+        "completion_tokens": usage.completion_tokens if usage else None,
+        "total_tokens": usage.total_tokens if usage else None,
+        "submitted_inference_job_ids": orjson.dumps(list(run.submitted_inference_job_ids)).decode(),
+        "pending_tool_calls": list_to_json(run.pending_tool_calls),
+        "final_text": run.final_text if run.HasField("final_text") else None,
+        "final_structured_output": structured,
+        "error_type": run.error.type if run.HasField("error") else None,
+        "error_message": run.error.message if run.HasField("error") else None,
+        "completed_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }

@@ -1,0 +1,268 @@
+"""Run operations the public API offers: start a run (idempotent, compare-and-swap) and read one.
+
+Starting is one transaction: replay check, config merge and validation, the state checks, then a
+conditional UPDATE of the conversation row that claims it (`active_run_id`), whose rowcount
+decides between concurrent starters, and the run's INSERT.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from agents.v1 import conversation_service_pb2
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.api import effective_config, mapping, validation
+from services.api.conversations import owned_conversation
+from services.api.db.engine import Database
+from services.api.db.models import conversations, messages, runs
+from services.common.auth import Principal
+from services.common.errors import ParleyError
+from services.common.metrics import RUNS_STARTED
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    row: RowMapping | dict[str, Any]
+    current_name: str | None
+    replayed: bool  # an earlier request with the same client_op_id created it
+
+
+async def start_run(
+    db: Database,
+    rules: validation.ConfigRules,
+    principal: Principal,
+    request: conversation_service_pb2.StartRunRequest,
+) -> StartedRun:
+    client_op_id = validation.validate_start_run(request)
+    try:
+        started = await _start(db, rules, principal, request, client_op_id)
+    except IntegrityError:
+        # Another request with this client_op_id inserted first: answer with its run.
+        async with db.engine.connect() as conn:
+            conversation = await owned_conversation(conn, principal, request.id)
+            existing = await _run_by_op(conn, conversation["id"], client_op_id)
+        if existing is None:
+            raise
+        return StartedRun(existing, conversation["name"], True)
+    if not started.replayed:
+        RUNS_STARTED.labels(request.payload.WhichOneof("input")).inc()
+    return started
+
+
+async def _start(
+    db: Database,
+    rules: validation.ConfigRules,
+    principal: Principal,
+    request: conversation_service_pb2.StartRunRequest,
+    client_op_id: str,
+) -> StartedRun:
+    async with db.engine.begin() as conn:
+        conversation = await owned_conversation(conn, principal, request.id)
+        existing = await _run_by_op(conn, conversation["id"], client_op_id)
+        if existing is not None:
+            return StartedRun(existing, conversation["name"], True)
+
+        has_override = request.HasField("config_override")
+        merged = effective_config.merge(
+            mapping.config_from_json(conversation["defaults"]),
+            request.config_override if has_override else None,
+        )
+        validation.validate_config(merged, rules, "config_override" if has_override else "defaults")
+        if request.HasField("tool_choice"):
+            validation.validate_tool_choice(request.tool_choice, merged)
+        await _check_can_start(conn, conversation, request)
+
+        run_id = str(uuid.uuid4())
+        claimed = await conn.execute(
+            update(conversations)
+            .where(
+                and_(
+                    conversations.c.id == conversation["id"],
+                    conversations.c.version == request.expected_version,
+                    conversations.c.active_run_id.is_(None),
+                )
+            )
+            .values(active_run_id=run_id, latest_run_id=run_id)
+        )
+        if claimed.rowcount != 1:
+            # Someone else started a run in between: the same request, or a different one.
+            existing = await _run_by_op(conn, conversation["id"], client_op_id)
+            if existing is not None:
+                return StartedRun(existing, conversation["name"], True)
+            fresh = await owned_conversation(conn, principal, request.id)
+            await _check_can_start(conn, fresh, request)
+            raise ParleyError(
+                "VersionConflict",
+                "another run started on this conversation at the same time; "
+                "refetch the conversation and retry",
+                conversation_id=conversation["id"],
+            )
+        values = {
+            "id": run_id,
+            "conversation_id": conversation["id"],
+            "company_id": principal.company_id,
+            "user_id": principal.user_id,
+            "client_op_id": client_op_id,
+            "status": "pending",
+            "payload": mapping.to_json(request.payload),
+            "tool_choice": mapping.to_json(request.tool_choice)
+            if request.HasField("tool_choice")
+            else None,
+            "effective_config": mapping.to_json(effective_config.with_text_mode_schema(merged)),
+            "iterations_used": None,
+            "prompt_tokens": None,
+            "completion_tokens": None,
+            "total_tokens": None,
+            "submitted_inference_job_ids": "[]",
+            "pending_tool_calls": "[]",
+            "final_text": None,
+            "final_structured_output": None,
+            "error_type": None,
+            "error_message": None,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "started_at": datetime.now(UTC),
+            "completed_at": None,
+        }
+        await conn.execute(insert(runs).values(values))
+    return StartedRun(values, conversation["name"], False)
+
+
+async def _check_can_start(
+    conn: AsyncConnection,
+    conversation: RowMapping,
+    request: conversation_service_pb2.StartRunRequest,
+) -> None:
+    """The compare-and-swap and what the conversation's latest run allows next."""
+    expected, current = request.expected_version, conversation["version"]
+    if expected != current:
+        raise ParleyError(
+            "VersionConflict",
+            f"expected_version {expected} does not match the conversation's current "
+            f"version {current}; refetch the conversation and its messages since "
+            f"version {expected}, then retry",
+            expected_version=expected,
+            current_version=current,
+        )
+    if conversation["active_run_id"] is not None:
+        active = await _run_by_id(conn, conversation["active_run_id"])
+        status = active["status"] if active is not None else "pending"
+        raise ParleyError(
+            "VersionConflict",
+            f"run {conversation['active_run_id']} is still {status} on this "
+            "conversation; wait until it reaches a terminal status",
+            run_id=conversation["active_run_id"],
+            run_status=status,
+            expected_version=expected,
+            current_version=current,
+        )
+    latest = (
+        await _run_by_id(conn, conversation["latest_run_id"])
+        if conversation["latest_run_id"]
+        else None
+    )
+    paused = latest is not None and latest["status"] == "requires_action"
+    if request.payload.WhichOneof("input") == "user_message":
+        if paused:
+            assert latest is not None
+            waiting = ", ".join(mapping.pending_tool_call_ids(latest))
+            raise ParleyError(
+                "VersionConflict",
+                f"run {latest['id']} is waiting for tool outputs ({waiting}); answer "
+                "it with payload.kind `tool_outputs` before sending a user message",
+                run_id=latest["id"],
+                run_status="requires_action",
+                expected_version=expected,
+                current_version=current,
+            )
+        return
+    if not paused:
+        raise ParleyError(
+            "NoPendingToolCalls",
+            "the conversation's latest run is not waiting for tool outputs; send a "
+            "user_message instead",
+            conversation_id=conversation["id"],
+        )
+    assert latest is not None
+    validation.check_tool_outputs(
+        request.payload.tool_outputs.outputs,
+        mapping.pending_tool_call_ids(latest),
+        await _latest_tool_uses(conn, conversation["id"], latest["id"]),
+    )
+
+
+async def _latest_tool_uses(
+    conn: AsyncConnection, conversation_id: str, run_id: str
+) -> dict[str, str]:
+    content = (
+        await conn.execute(
+            select(messages.c.content_blocks)
+            .where(
+                and_(
+                    messages.c.conversation_id == conversation_id,
+                    messages.c.run_id == run_id,
+                    messages.c.role == "assistant",
+                )
+            )
+            .order_by(messages.c.sequence_no.desc())
+            .limit(1)
+        )
+    ).scalar()
+    return mapping.tool_uses(content) if content is not None else {}
+
+
+async def _run_by_op(
+    conn: AsyncConnection, conversation_id: str, client_op_id: str
+) -> RowMapping | None:
+    return (
+        (
+            await conn.execute(
+                select(runs).where(
+                    and_(
+                        runs.c.conversation_id == conversation_id,
+                        runs.c.client_op_id == client_op_id,
+                    )
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+
+
+async def _run_by_id(conn: AsyncConnection, run_id: str) -> RowMapping | None:
+    return (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+
+
+async def get_run(db: Database, principal: Principal, run_id: str) -> tuple[RowMapping, str | None]:
+    """The caller's run and its conversation's current name, or RunNotFound."""
+    canonical = validation.check_uuid(run_id)
+    if canonical is not None:
+        async with db.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(runs, conversations.c.name.label("current_name"))
+                        .join(conversations, conversations.c.id == runs.c.conversation_id)
+                        .where(
+                            and_(
+                                runs.c.id == canonical,
+                                runs.c.company_id == principal.company_id,
+                                runs.c.user_id == principal.user_id,
+                            )
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is not None:
+            return row, row["current_name"]
+    raise ParleyError("RunNotFound", f"run {run_id} was not found", run_id=run_id)

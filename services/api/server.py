@@ -1,0 +1,51 @@
+"""The conversation store's gRPC server: migrates the database, then serves ConversationService
+(public, behind the gateway) and StoreService (internal, for the runner)."""
+
+from __future__ import annotations
+
+from agents.v1 import (
+    conversation_service_pb2,
+    conversation_service_pb2_grpc,
+    store_service_pb2,
+    store_service_pb2_grpc,
+)
+
+from services.api.db.engine import create_database, upgrade_head
+from services.api.servicer import ConversationServicer
+from services.api.store_servicer import StoreServicer
+from services.common.config import Settings
+from services.common.grpc_server import Running, start_server
+
+SERVICE_NAMES = (
+    conversation_service_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name,
+    store_service_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name,
+)
+
+
+async def start(settings: Settings, bind: str) -> Running:
+    db = create_database(settings.database_url)
+    try:
+        await upgrade_head(db)
+        server, port = await start_server(
+            bind,
+            [
+                (
+                    conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server,
+                    ConversationServicer(db, settings),
+                ),
+                (
+                    store_service_pb2_grpc.add_StoreServiceServicer_to_server,
+                    StoreServicer(db, settings),
+                ),
+            ],
+            SERVICE_NAMES,
+        )
+    except BaseException:
+        await db.engine.dispose()
+        raise
+
+    async def stop() -> None:
+        await server.stop(grace=2)
+        await db.engine.dispose()
+
+    return Running("api", port, stop)

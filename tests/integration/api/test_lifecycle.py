@@ -1,0 +1,348 @@
+"""Runs through their lifecycle via StoreService (the runner's interface): claim, lease, commit,
+pause for tool outputs, resume; versions and message paging along the way."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import grpc
+from agents.v1 import conversation_service_pb2 as svc
+from agents.v1 import message_pb2, run_pb2, store_service_pb2
+from google.protobuf import json_format, struct_pb2
+
+from .conftest import DOCS, Api, defaults, expect_error
+
+
+def text(value: str) -> message_pb2.ContentBlock:
+    return message_pb2.ContentBlock(text=message_pb2.TextBlock(text=value))
+
+
+def tool_use(tool_use_id: str, name: str, **arguments: Any) -> message_pb2.ContentBlock:
+    args = struct_pb2.Struct()
+    args.update(arguments)
+    return message_pb2.ContentBlock(
+        tool_use=message_pb2.ToolUseBlock(tool_use_id=tool_use_id, name=name, arguments=args)
+    )
+
+
+def tool_result(tool_use_id: str, value: str) -> message_pb2.ContentBlock:
+    return message_pb2.ContentBlock(
+        tool_result=message_pb2.ToolResultBlock(tool_use_id=tool_use_id, content=[text(value)])
+    )
+
+
+def assistant(*blocks: message_pb2.ContentBlock) -> message_pb2.Message:
+    return message_pb2.Message(role=message_pb2.ROLE_ASSISTANT, content_blocks=list(blocks))
+
+
+def outputs(*ids: str) -> dict:
+    return {"tool_outputs": {"outputs": [{"tool_use_id": i, "content": "ok"} for i in ids]}}
+
+
+async def version_of(api: Api, who: tuple[int, int], conversation_id: str) -> int:
+    return (
+        await api.public.GetConversation(
+            svc.GetConversationRequest(id=conversation_id), metadata=api.auth(who)
+        )
+    ).version
+
+
+async def test_pause_and_resume(api: Api) -> None:
+    who = api.user()
+    conversation = await api.create(
+        who,
+        name="booking",
+        system_prompt="Book things.",
+        defaults=defaults(
+            tools=[{"name": "ask_user"}, {"name": "confirm"}],
+            mcp_servers=[{"alias": "docs", "url": "https://docs.test/mcp"}],
+        ),
+    )
+    run = await api.start(who, conversation.id, tool_choice={"specific_tool": {"name": "ask_user"}})
+
+    claimed = await api.claim(run.id)
+    assert claimed.run.status == run_pb2.RUN_STATUS_RUNNING
+    assert claimed.system_prompt == "Book things." and list(claimed.history) == []
+    assert claimed.input.role == message_pb2.ROLE_USER and claimed.input.sequence_no == 1
+    assert claimed.input.content_blocks[0].text.text == "What is 2 + 2?"
+    assert claimed.run.effective_config == run.effective_config
+    assert claimed.run.tool_choice == run.tool_choice
+    assert (await api.get_run(who, run.id)).status == run_pb2.RUN_STATUS_RUNNING
+    # Still running: nothing else may start.
+    error, info = await expect_error(api.start(who, conversation.id), "VersionConflict")
+    assert "running" in error.details() and info.metadata["run_status"] == "running"
+
+    await api.store.RenewLease(
+        store_service_pb2.RenewLeaseRequest(run_id=run.id, runner_id="runner-1", lease_seconds=300)
+    )
+    await expect_error(
+        api.store.RenewLease(
+            store_service_pb2.RenewLeaseRequest(
+                run_id=run.id, runner_id="intruder", lease_seconds=300
+            )
+        ),
+        "LeaseLost",
+    )
+
+    paused = run_pb2.Run(
+        status=run_pb2.RUN_STATUS_REQUIRES_ACTION,
+        iterations_used=2,
+        usage=run_pb2.Usage(prompt_tokens=10, completion_tokens=5, total_tokens=15),
+        submitted_inference_job_ids=["j1", "j2"],
+        pending_tool_calls=[
+            run_pb2.PendingToolCall(
+                tool_use_id="c1",
+                name="ask_user",
+                arguments=json_format.ParseDict({"q": "?"}, struct_pb2.Struct()),
+            ),
+            run_pb2.PendingToolCall(tool_use_id="c2", name="confirm"),
+        ],
+    )
+    turns = [
+        assistant(tool_use("m1", "docs-search", q="x")),
+        message_pb2.Message(role=message_pb2.ROLE_TOOL, content_blocks=[tool_result("m1", "hit")]),
+        assistant(
+            tool_use("c1", "ask_user", q="?"),
+            tool_use("m2", "docs-search", q="y"),
+            tool_use("c2", "confirm"),
+        ),
+    ]
+    await expect_error(api.commit(run.id, paused, *turns, runner_id="intruder"), "LeaseLost")
+    assert await api.commit(run.id, paused, *turns) == 4
+    assert await version_of(api, who, conversation.id) == 4
+    # A second commit of the same run is refused (its lease is gone).
+    await expect_error(api.commit(run.id, paused, *turns), "LeaseLost")
+
+    polled = await api.get_run(who, run.id)
+    assert polled.status == run_pb2.RUN_STATUS_REQUIRES_ACTION
+    assert (polled.iterations_used, polled.usage.total_tokens) == (2, 15)
+    assert list(polled.submitted_inference_job_ids) == ["j1", "j2"]
+    assert list(polled.pending_tool_calls) == list(paused.pending_tool_calls)
+    assert polled.HasField("completed_at")
+    for field in ("final_text", "final_structured_output", "error"):
+        assert not polled.HasField(field), field
+
+    # A user message while tool outputs are awaited is a conflict that says why.
+    error, info = await expect_error(
+        api.start(who, conversation.id, expected_version=4), "VersionConflict"
+    )
+    assert "tool outputs" in error.details() and info.metadata["run_id"] == run.id
+    cases = [
+        (outputs("c1", "nope"), "UnknownToolUseId", "nope"),
+        (outputs("c1", "m2"), "NotAClientToolCall", "m2"),
+        (outputs("m1", "c1", "c2"), "UnknownToolUseId", "m1"),  # not the latest turn
+        (outputs("c1"), "IncompleteToolOutputs", "c2"),
+        (outputs("c1", "c2", "c2"), "IncompleteToolOutputs", "c2"),
+    ]
+    for payload, code, detail in cases:
+        error, _ = await expect_error(
+            api.start(who, conversation.id, expected_version=4, payload=payload), code
+        )
+        assert detail in error.details()
+    await expect_error(
+        api.start(who, conversation.id, expected_version=2, payload=outputs("c1", "c2")),
+        "VersionConflict",
+    )
+
+    resumed = await api.start(
+        who,
+        conversation.id,
+        expected_version=4,
+        payload={
+            "tool_outputs": {
+                "outputs": [
+                    {"tool_use_id": "c2", "content": "declined", "is_error": True},
+                    {"tool_use_id": "c1", "content": "tomorrow"},
+                ]
+            }
+        },
+    )
+    assert resumed.status == run_pb2.RUN_STATUS_PENDING and not resumed.HasField("tool_choice")
+    claimed = await api.claim(resumed.id)
+    assert [m.sequence_no for m in claimed.history] == [1, 2, 3, 4]
+    assert claimed.input.role == message_pb2.ROLE_TOOL and claimed.input.sequence_no == 5
+    results = [b.tool_result for b in claimed.input.content_blocks]
+    assert [(r.tool_use_id, r.is_error, r.content[0].text.text) for r in results] == [
+        ("c2", True, "declined"),
+        ("c1", False, "tomorrow"),
+    ]
+
+    done = run_pb2.Run(
+        status=run_pb2.RUN_STATUS_COMPLETED,
+        iterations_used=1,
+        final_text="Booked.",
+        usage=run_pb2.Usage(total_tokens=3),
+        submitted_inference_job_ids=["j3"],
+    )
+    assert await api.commit(resumed.id, done, assistant(text("Booked."))) == 6
+    final = await api.get_run(who, resumed.id)
+    assert final.status == run_pb2.RUN_STATUS_COMPLETED and final.final_text == "Booked."
+    assert not final.HasField("final_structured_output") and not final.HasField("error")
+    assert final.live.current_name == "booking" and list(final.live.messages) == []
+
+    # The message stream, paged with `since`.
+    me = api.auth(who)
+    first = await api.public.ListMessages(
+        svc.ListMessagesRequest(id=conversation.id, per_page=4), metadata=me
+    )
+    assert [m.sequence_no for m in first.messages] == [1, 2, 3, 4]
+    assert first.current_version == 6 and first.next_since == 4
+    assert [m.role for m in first.messages] == [
+        message_pb2.ROLE_USER,
+        message_pb2.ROLE_ASSISTANT,
+        message_pb2.ROLE_TOOL,
+        message_pb2.ROLE_ASSISTANT,
+    ]
+    assert {m.run_id for m in first.messages} == {run.id}
+    assert first.messages[3].content_blocks == turns[2].content_blocks
+    rest = await api.public.ListMessages(
+        svc.ListMessagesRequest(id=conversation.id, since=4), metadata=me
+    )
+    assert [m.sequence_no for m in rest.messages] == [5, 6] and not rest.HasField("next_since")
+    assert rest.messages[0].content_blocks == claimed.input.content_blocks
+    exact = await api.public.ListMessages(
+        svc.ListMessagesRequest(id=conversation.id, since=2, per_page=4), metadata=me
+    )
+    assert [m.sequence_no for m in exact.messages] == [3, 4, 5, 6]
+    assert not exact.HasField("next_since")
+    assert (
+        list(
+            (
+                await api.public.ListMessages(
+                    svc.ListMessagesRequest(id=conversation.id, since=6), metadata=me
+                )
+            ).messages
+        )
+        == []
+    )
+
+    # The next run starts from the new version; the old one is stale.
+    await expect_error(api.start(who, conversation.id, expected_version=4), "VersionConflict")
+    assert (
+        await api.start(who, conversation.id, expected_version=6)
+    ).status == run_pb2.RUN_STATUS_PENDING
+
+
+async def test_failed_run_carries_the_catalogue(api: Api) -> None:
+    who = api.user()
+    conversation = await api.create(who)
+    for code, title in (("AgentLoopMaxIterationsExceeded", True), ("SomethingNew", False)):
+        version = await version_of(api, who, conversation.id)
+        run = await api.start(who, conversation.id, expected_version=version)
+        await api.claim(run.id)
+        failed = run_pb2.Run(
+            status=run_pb2.RUN_STATUS_FAILED,
+            error=run_pb2.RunError(type=code, message="gave up after 3"),
+        )
+        assert await api.commit(run.id, failed) == version + 1  # the input turn is kept
+        polled = await api.get_run(who, run.id)
+        assert polled.status == run_pb2.RUN_STATUS_FAILED
+        assert (polled.error.type, polled.error.message) == (code, "gave up after 3")
+        assert not polled.HasField("iterations_used") and not polled.HasField("usage")
+        assert polled.HasField("completed_at")
+        if title:
+            assert polled.error.title == "Max Iterations Exceeded"
+            assert polled.error.docs_url == f"{DOCS}/errors/max-iterations-exceeded"
+        else:
+            assert not polled.error.HasField("title") and not polled.error.HasField("docs_url")
+
+
+async def test_structured_output_is_stored(api: Api) -> None:
+    who = api.user()
+    schema = {"type": "object", "properties": {"event": {"type": "string"}}}
+    conversation = await api.create(who, defaults=defaults(output_format_schema=schema))
+    run = await api.start(who, conversation.id)
+    await api.claim(run.id)
+    answer = json_format.ParseDict(
+        {"event": "login", "n": [1, 2.5, None, True]}, struct_pb2.Value()
+    )
+    await api.commit(
+        run.id,
+        run_pb2.Run(
+            status=run_pb2.RUN_STATUS_COMPLETED,
+            iterations_used=1,
+            usage=run_pb2.Usage(),
+            final_structured_output=answer,
+        ),
+        assistant(text('{"event": "login"}')),
+    )
+    polled = await api.get_run(who, run.id)
+    assert polled.final_structured_output == answer and not polled.HasField("final_text")
+    assert polled.usage == run_pb2.Usage() and polled.HasField("usage")
+
+
+async def test_an_expired_lease_is_taken_over(api: Api) -> None:
+    who = api.user()
+    conversation = await api.create(who)
+    run = await api.start(who, conversation.id)
+    await api.claim(run.id, runner_id="slow", lease_seconds=1)
+    taken = await api.claim(run.id, runner_id="fast", deadline=15)
+    assert taken.run.status == run_pb2.RUN_STATUS_RUNNING
+    await expect_error(
+        api.store.RenewLease(
+            store_service_pb2.RenewLeaseRequest(run_id=run.id, runner_id="slow", lease_seconds=30)
+        ),
+        "LeaseLost",
+    )
+    done = run_pb2.Run(
+        status=run_pb2.RUN_STATUS_COMPLETED,
+        iterations_used=1,
+        final_text="x",
+        usage=run_pb2.Usage(),
+    )
+    error, _ = await expect_error(api.commit(run.id, done, runner_id="slow"), "LeaseLost")
+    assert "lease" in error.details()
+    assert await api.commit(run.id, done, assistant(text("x")), runner_id="fast") == 2
+
+
+async def test_commit_is_checked(api: Api) -> None:
+    who = api.user()
+    conversation = await api.create(who)
+    run = await api.start(who, conversation.id)
+    await api.claim(run.id)
+    for bad in (
+        run_pb2.Run(status=run_pb2.RUN_STATUS_RUNNING),
+        run_pb2.Run(status=run_pb2.RUN_STATUS_REQUIRES_ACTION),
+        run_pb2.Run(status=run_pb2.RUN_STATUS_FAILED),
+    ):
+        await expect_error(api.commit(run.id, bad), "InvalidRequest")
+    await expect_error(
+        api.commit(run.id, run_pb2.Run(status=run_pb2.RUN_STATUS_COMPLETED), message_pb2.Message()),
+        "InvalidRequest",
+    )
+    await expect_error(
+        api.commit("no-such-run", run_pb2.Run(status=run_pb2.RUN_STATUS_COMPLETED)), "RunNotFound"
+    )
+    # Nothing was written by the refused commits.
+    assert await version_of(api, who, conversation.id) == 0
+
+
+async def test_claim_with_nothing_to_do_and_bad_requests(api: Api) -> None:
+    await expect_error(
+        api.store.ClaimRun(store_service_pb2.ClaimRunRequest(lease_seconds=5)), "InvalidRequest"
+    )
+    await expect_error(
+        api.store.ClaimRun(store_service_pb2.ClaimRunRequest(runner_id="r", lease_seconds=-1)),
+        "InvalidRequest",
+    )
+    started = time.monotonic()
+    # Drain whatever other tests left pending; then there is nothing to claim.
+    while True:
+        claimed = await api.store.ClaimRun(
+            store_service_pb2.ClaimRunRequest(runner_id="drain", lease_seconds=600)
+        )
+        if not claimed.HasField("run"):
+            break
+        assert time.monotonic() - started < 10
+    assert claimed == store_service_pb2.ClaimRunResponse()
+
+
+async def test_health_is_served(api: Api) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "agents.v1.ConversationService", "agents.v1.StoreService"):
+            response = await stub.Check(health_pb2.HealthCheckRequest(service=service))
+            assert response.status == health_pb2.HealthCheckResponse.SERVING

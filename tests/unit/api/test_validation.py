@@ -1,0 +1,415 @@
+"""validation.py: every rule of configs, output schemas, tool choice and run requests."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from agents.v1 import config_pb2, conversation_service_pb2, run_pb2
+from google.protobuf import json_format
+
+from services.api import effective_config, validation
+from services.common.config import DEFAULT_DATA_PLANE_ID
+from services.common.errors import ParleyError
+
+RULES = validation.ConfigRules(
+    models=frozenset({"anthropic.claude-opus-4.6", "amazon.nova-pro"}),
+    data_plane_ids=frozenset({DEFAULT_DATA_PLANE_ID}),
+    execution_clusters=frozenset({"shared"}),
+    allow_private_networks=False,
+)
+SCHEMA_OK = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
+EXAMPLE_4 = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["event"],
+    "properties": {
+        "event": {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "title": "Login",
+                    "additionalProperties": False,
+                    "required": ["type", "user_id", "session_duration_seconds"],
+                    "properties": {
+                        "type": {"const": "login"},
+                        "user_id": {"type": "string"},
+                        "session_duration_seconds": {"type": "integer"},
+                    },
+                },
+                {
+                    "type": "object",
+                    "title": "Logout",
+                    "additionalProperties": False,
+                    "required": ["type", "user_id"],
+                    "properties": {"type": {"const": "logout"}, "user_id": {"type": "string"}},
+                },
+            ]
+        }
+    },
+}
+
+
+def config(**fields: Any) -> config_pb2.AgentConfig:
+    body = {"model": "anthropic.claude-opus-4.6", "data_plane_id": DEFAULT_DATA_PLANE_ID, **fields}
+    return effective_config.with_defaults(json_format.ParseDict(body, config_pb2.AgentConfig()))
+
+
+def raises(code: str, fn: Any, *args: Any) -> ParleyError:
+    with pytest.raises(ParleyError) as info:
+        fn(*args)
+    assert info.value.entry.code == code, info.value.detail
+    return info.value
+
+
+def test_a_complete_config_passes() -> None:
+    validation.validate_config(
+        config(
+            output_format_schema=EXAMPLE_4,
+            tools=[{"name": "confirm_booking", "input_schema": SCHEMA_OK}],
+            mcp_servers=[
+                {
+                    "alias": "docs",
+                    "url": "https://docs.narrative.io/mcp",
+                    "tools": [{"name": "search"}],
+                }
+            ],
+        ),
+        RULES,
+        "defaults",
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "detail"),
+    [
+        ({"model": ""}, "InvalidRequest", "defaults.model"),
+        ({"model": "gpt-4"}, "UnknownModel", "amazon.nova-pro, anthropic.claude-opus-4.6"),
+        ({"data_plane_id": ""}, "InvalidRequest", "defaults.data_plane_id"),
+        ({"data_plane_id": str(uuid.UUID(int=1))}, "UnknownDataPlane", "data_plane_id"),
+        ({"execution_cluster": "dedicated"}, "UnknownExecutionCluster", "dedicated"),
+        ({"max_iterations": 0}, "InvalidRequest", "max_iterations"),
+        ({"max_iterations": 101}, "InvalidRequest", "max_iterations"),
+        ({"max_tokens": 0}, "InvalidRequest", "max_tokens"),
+        ({"max_tokens": 65537}, "InvalidRequest", "max_tokens"),
+        ({"temperature": -0.1}, "InvalidRequest", "temperature"),
+        ({"temperature": 1.01}, "InvalidRequest", "temperature"),
+        ({"temperature": float("nan")}, "InvalidRequest", "temperature"),
+    ],
+)
+def test_scalar_rules(fields: dict, code: str, detail: str) -> None:
+    cfg = config()
+    for name, value in fields.items():
+        setattr(cfg, name, value)
+    assert detail in raises(code, validation.validate_config, cfg, RULES, "defaults").detail
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"max_iterations": 1, "max_tokens": 1, "temperature": 0.0},
+        {"max_iterations": 100, "max_tokens": 65536, "temperature": 1.0},
+    ],
+)
+def test_range_edges(fields: dict) -> None:
+    validation.validate_config(config(**fields), RULES, "defaults")
+
+
+@pytest.mark.parametrize(
+    ("schema", "keyword", "path"),
+    [
+        ({"type": "object", "oneOf": [{"type": "object"}]}, "oneOf", "$.oneOf"),
+        ({"allOf": []}, "allOf", "$.allOf"),
+        ({"not": {"type": "string"}}, "not", "$.not"),
+        ({"$defs": {"a": {}}, "$ref": "#/$defs/a"}, "$defs", "$.$defs"),
+        ({"$ref": "#/x"}, "$ref", "$.$ref"),
+        ({"if": {}, "then": {}, "else": {}}, "if", "$.if"),
+        ({"type": "string", "pattern": "^a"}, "pattern", "$.pattern"),
+        (
+            {"type": "object", "properties": {"when": {"type": "string", "format": "date-time"}}},
+            "format",
+            "$.properties.when.format",
+        ),
+        (
+            {"type": "array", "items": {"type": "string", "format": "email"}},
+            "format",
+            "$.items.format",
+        ),
+        ({"anyOf": [{"type": "string"}, {"oneOf": []}]}, "oneOf", "$.anyOf[1].oneOf"),
+        (
+            {"type": "object", "additionalProperties": True},
+            "additionalProperties",
+            "$.additionalProperties",
+        ),
+        (
+            {"type": "object", "additionalProperties": {"type": "string"}},
+            "additionalProperties",
+            "$.additionalProperties",
+        ),
+    ],
+)
+def test_output_schema_outside_the_subset(schema: dict, keyword: str, path: str) -> None:
+    error = raises("UnsupportedOutputSchema", validation.validate_output_schema, schema, "x")
+    assert keyword in error.detail and path in error.detail
+    assert error.metadata["path"] == path
+
+
+def test_property_names_are_not_keywords() -> None:
+    validation.validate_output_schema(
+        {
+            "type": "object",
+            "properties": {
+                "pattern": {"type": "string"},
+                "format": {"type": "integer", "minimum": 0},
+            },
+        },
+        "x",
+    )
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        EXAMPLE_4,
+        {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 3,
+            "items": {"type": "object", "properties": {"n": {"type": "number", "maximum": 5}}},
+        },
+        {
+            "type": "string",
+            "enum": ["a", "b"],
+            "minLength": 1,
+            "maxLength": 2,
+            "description": "d",
+            "title": "t",
+        },
+    ],
+)
+def test_output_schema_subset_accepted(schema: dict) -> None:
+    validation.validate_output_schema(schema, "x")
+
+
+def test_output_schema_must_be_valid() -> None:
+    raises("InvalidRequest", validation.validate_output_schema, {"type": "strin"}, "x")
+    raises("InvalidRequest", validation.validate_output_schema, {"minLength": -1}, "x")
+
+
+def test_empty_output_schema_is_text_mode() -> None:
+    cfg = config(output_format_schema={})
+    assert not cfg.HasField("output_format_schema")
+    validation.validate_config(cfg, RULES, "defaults")
+
+
+@pytest.mark.parametrize("alias", ["", "1docs", "my_docs", "my-docs", "docsdocs9", "dócs"])
+def test_bad_aliases(alias: str) -> None:
+    cfg = config(mcp_servers=[{"alias": alias, "url": "https://x.test/mcp"}])
+    error = raises("InvalidToolAlias", validation.validate_config, cfg, RULES, "defaults")
+    assert f"`{alias}`" in error.detail
+
+
+@pytest.mark.parametrize("alias", ["d", "docs", "Kb2", "docsdoc9"])
+def test_good_aliases(alias: str) -> None:
+    validation.validate_config(
+        config(mcp_servers=[{"alias": alias, "url": "https://x.test/mcp"}]), RULES, "defaults"
+    )
+
+
+def test_duplicate_aliases() -> None:
+    cfg = config(
+        mcp_servers=[
+            {"alias": "docs", "url": "https://a.test/mcp"},
+            {"alias": "docs", "url": "https://b.test/mcp"},
+        ]
+    )
+    assert "twice" in raises("InvalidToolAlias", validation.validate_config, cfg, RULES, "d").detail
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://a.test/mcp",
+        "docs.test/mcp",
+        "/mcp",
+        "https://",
+        "http://169.254.169.254/latest",
+        "http://[fd00:ec2::254]/",
+        "http://127.0.0.1:8000/mcp",
+        "http://10.0.0.5/mcp",
+        "http://localhost:9000/mcp",
+        "http://a.test:99999/mcp",
+    ],
+)
+def test_urls_refused(url: str) -> None:
+    raises("McpUrlNotAllowed", validation.check_mcp_url, url, "u", False)
+
+
+def test_private_networks_when_allowed() -> None:
+    validation.check_mcp_url("http://127.0.0.1:8000/mcp", "u", True)
+    validation.check_mcp_url("http://localhost:8000/mcp", "u", True)
+    raises("McpUrlNotAllowed", validation.check_mcp_url, "http://169.254.169.254/", "u", True)
+
+
+def test_mcp_allow_list() -> None:
+    ok = config(
+        mcp_servers=[{"alias": "docs", "url": "https://a.test/mcp", "tools": [{"name": "x" * 59}]}]
+    )
+    validation.validate_config(ok, RULES, "d")  # docs- + 59 = 64
+    long = config(
+        mcp_servers=[{"alias": "docs", "url": "https://a.test/mcp", "tools": [{"name": "x" * 60}]}]
+    )
+    assert "64" in raises("ToolNameTooLong", validation.validate_config, long, RULES, "d").detail
+    empty = config(
+        mcp_servers=[{"alias": "docs", "url": "https://a.test/mcp", "tools": [{"name": ""}]}]
+    )
+    raises("InvalidRequest", validation.validate_config, empty, RULES, "d")
+
+
+@pytest.mark.parametrize(
+    ("tools", "detail"),
+    [
+        ([{"name": ""}], "non-empty"),
+        ([{"name": "confirm-booking"}], "dash"),
+        ([{"name": "with space"}], "letters"),
+        ([{"name": "x" * 65}], "letters"),
+        ([{"name": "a"}, {"name": "a"}], "twice"),
+    ],
+)
+def test_bad_caller_tools(tools: list, detail: str) -> None:
+    error = raises(
+        "InvalidCallerToolName", validation.validate_config, config(tools=tools), RULES, "defaults"
+    )
+    assert detail in error.detail
+
+
+@pytest.mark.parametrize(
+    "schema", [{"type": "string"}, {"properties": {}}, {"type": "object", "required": "q"}]
+)
+def test_caller_tool_input_schema(schema: dict) -> None:
+    cfg = config(tools=[{"name": "ask", "input_schema": schema}])
+    raises("InvalidRequest", validation.validate_config, cfg, RULES, "defaults")
+
+
+def test_caller_tools_without_schema_are_fine() -> None:
+    validation.validate_config(config(tools=[{"name": "ask_user"}, {"name": "x" * 64}]), RULES, "d")
+
+
+# --- tool choice --------------------------------------------------------------------------------
+
+CATALOGUE = config(
+    tools=[{"name": "confirm_booking"}],
+    mcp_servers=[
+        {"alias": "docs", "url": "https://docs.test/mcp"},
+        {"alias": "kb", "url": "https://kb.test/mcp", "tools": [{"name": "search"}]},
+    ],
+)
+
+
+def choice(**body: Any) -> config_pb2.ToolChoice:
+    return json_format.ParseDict(body, config_pb2.ToolChoice())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"auto": {}},
+        {"any": {}},
+        {"specific_tool": {"name": "confirm_booking"}},
+        {"specific_tool": {"name": "anything", "mcp_alias": "docs"}},
+        {"specific_tool": {"name": "search", "mcp_alias": "kb"}},
+    ],
+)
+def test_tool_choices_accepted(body: dict) -> None:
+    validation.validate_tool_choice(choice(**body), CATALOGUE)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({}, "InvalidRequest"),
+        ({"specific_tool": {"name": ""}}, "InvalidRequest"),
+        ({"specific_tool": {"name": "nope"}}, "UnknownToolChoiceName"),
+        ({"specific_tool": {"name": "search", "mcp_alias": "web"}}, "UnknownToolChoiceMcpAlias"),
+        ({"specific_tool": {"name": "not_allowed", "mcp_alias": "kb"}}, "UnknownToolChoiceName"),
+    ],
+)
+def test_tool_choices_refused(body: dict, code: str) -> None:
+    raises(code, validation.validate_tool_choice, choice(**body), CATALOGUE)
+
+
+def test_any_needs_a_catalogue() -> None:
+    raises("InvalidRequest", validation.validate_tool_choice, choice(any={}), config())
+    validation.validate_tool_choice(choice(auto={}), config())
+
+
+# --- run requests -------------------------------------------------------------------------------
+
+
+def start(**body: Any) -> conversation_service_pb2.StartRunRequest:
+    base = {
+        "id": str(uuid.uuid4()),
+        "client_op_id": str(uuid.uuid4()),
+        "expected_version": 0,
+        "payload": {"user_message": {"text": "hi"}},
+    }
+    base.update(body)
+    return json_format.ParseDict(
+        {k: v for k, v in base.items() if v is not None}, conversation_service_pb2.StartRunRequest()
+    )
+
+
+def test_start_run_request_ok_and_canonical() -> None:
+    op = uuid.uuid4()
+    assert validation.validate_start_run(start(client_op_id=str(op).upper())) == str(op)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"client_op_id": None}, "client_op_id"),
+        ({"client_op_id": "nope"}, "client_op_id"),
+        ({"expected_version": None}, "expected_version"),
+        ({"expected_version": -1}, "expected_version"),
+        ({"payload": None}, "payload"),
+        ({"payload": {}}, "payload.kind"),
+        ({"payload": {"user_message": {"text": "  "}}}, "payload.text"),
+    ],
+)
+def test_start_run_request_refused(body: dict, field: str) -> None:
+    error = raises("InvalidRequest", validation.validate_start_run, start(**body))
+    assert error.metadata["field"] == field
+
+
+def outputs(*ids: str) -> list[run_pb2.ToolOutput]:
+    return [run_pb2.ToolOutput(tool_use_id=i, content="ok") for i in ids]
+
+
+PRODUCED = {"c1": "ask_user", "c2": "confirm", "m2": "docs-search"}
+
+
+@pytest.mark.parametrize(
+    ("ids", "code", "detail"),
+    [
+        (("c1", "nope"), "UnknownToolUseId", "nope"),
+        (("c1", "m2"), "NotAClientToolCall", "m2"),
+        (("c1",), "IncompleteToolOutputs", "missing c2"),
+        (("c1", "c2", "c2"), "IncompleteToolOutputs", "more than once c2"),
+        ((), "IncompleteToolOutputs", "missing c1, c2"),
+    ],
+)
+def test_tool_outputs_refused(ids: tuple, code: str, detail: str) -> None:
+    error = raises(code, validation.check_tool_outputs, outputs(*ids), ["c1", "c2"], PRODUCED)
+    assert detail in error.detail
+
+
+def test_tool_outputs_in_any_order() -> None:
+    validation.check_tool_outputs(outputs("c2", "c1"), ["c1", "c2"], PRODUCED)
+
+
+def test_page_size() -> None:
+    assert validation.page_size(None, "per_page", 50, 200) == 50
+    assert validation.page_size(500, "per_page", 50, 200) == 200
+    assert validation.page_size(1, "per_page", 50, 200) == 1
+    raises("InvalidRequest", validation.page_size, 0, "per_page", 50, 200)
