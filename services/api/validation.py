@@ -5,14 +5,12 @@ Every failure is a catalogued ParleyError whose detail names the field; nothing 
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from agents.v1 import config_pb2, conversation_service_pb2, run_pb2
 from google.protobuf import json_format
@@ -22,6 +20,7 @@ from jsonschema.exceptions import SchemaError
 from services.common.config import Settings
 from services.common.errors import ParleyError
 from services.common.model_catalogue import MODELS
+from services.common import url_policy
 
 ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,7}$")
 CALLER_TOOL_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -49,11 +48,6 @@ SCHEMA_KEYWORDS = frozenset(
         "description",
         "anyOf",
     }
-)
-_NEVER_ALLOWED_HOSTS = (
-    ipaddress.ip_network("169.254.0.0/16"),
-    ipaddress.ip_network("fe80::/10"),
-    ipaddress.ip_network("fd00:ec2::254/128"),
 )
 
 
@@ -219,32 +213,14 @@ def validate_mcp_servers(
 
 
 def check_mcp_url(url: str, field: str, allow_private_networks: bool) -> None:
-    """Absolute http(s); never link-local/metadata; loopback and private only when allowed.
-    Only literal addresses (and `localhost`) are judged here: names are resolved at call time."""
-
-    def refuse(why: str) -> ParleyError:
-        return ParleyError("McpUrlNotAllowed", f"{field} `{url}` is not allowed: {why}", url=url)
-
+    """The shared URL policy (services.common.url_policy), on the URL's text: validation does no
+    I/O, so host names are not resolved here; the tool router checks resolved addresses."""
     try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        raise refuse("it is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise refuse("it must be an absolute http or https URL")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        if not allow_private_networks and (host == "localhost" or host.endswith(".localhost")):
-            raise refuse("loopback addresses are not allowed on this installation") from None
-        return
-    if any(address in net for net in _NEVER_ALLOWED_HOSTS if net.version == address.version):
-        raise refuse("link-local and cloud-metadata addresses are never allowed")
-    if not allow_private_networks and (
-        address.is_loopback or address.is_private or address.is_unspecified
-    ):
-        raise refuse("loopback and private addresses are not allowed on this installation")
+        url_policy.check_literal(url, allow_private_networks)
+    except url_policy.UrlNotAllowed as exc:
+        raise ParleyError(
+            "McpUrlNotAllowed", f"{field} `{url}` is not allowed: {exc.reason}", url=url
+        ) from None
 
 
 def validate_caller_tools(tools: Iterable[config_pb2.Tool], where: str) -> None:

@@ -32,3 +32,64 @@ HTTP_SECONDS = Histogram(
 RUNS_STARTED = Counter(
     "parley_api_runs_started_total", "Runs accepted by the store, by payload kind.", ["kind"]
 )
+
+# --- runner -------------------------------------------------------------------------------------
+_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+RUNNER_RUNS = Counter(
+    "parley_runner_runs_total",
+    "Runs the runner brought to a terminal status, by status and error type ('' when none).",
+    ["status", "error_type"],
+)
+RUNNER_ITERATIONS = Histogram(
+    "parley_runner_iterations",
+    "Inference iterations per run at its terminal status.",
+    buckets=(0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50),
+)
+RUNNER_TOKENS = Counter(
+    "parley_runner_tokens_total", "Model tokens used by runs, by kind.", ["kind"]
+)
+RUNNER_MODEL_SECONDS = Histogram(
+    "parley_runner_model_call_seconds",
+    "Model call latency, by provider and outcome (ok or the incident code).",
+    ["provider", "outcome"],
+    buckets=_SECONDS,
+)
+RUNNER_PICKUP_SECONDS = Histogram(
+    "parley_runner_pickup_delay_seconds",
+    "Time from a run's acceptance to its first claim by a runner.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+RUNNER_TOOL_SECONDS = Histogram(
+    "parley_runner_tool_call_seconds",
+    "MCP tool call latency through the tool router, by outcome (ok, error, failed).",
+    ["outcome"],
+    buckets=_SECONDS,
+)
+
+# --- tool router (labels: fixed sets only; server aliases and URLs are user-chosen) -----------
+_TOOLING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+TOOLING_DISCOVERY_SECONDS = Histogram(
+    "parley_tooling_discovery_seconds",
+    "Latency of discovering one MCP server's tools (session + every tools/list page), by outcome.",
+    ["outcome"],
+    buckets=_TOOLING_BUCKETS,
+)
+TOOLING_CALL_SECONDS = Histogram(
+    "parley_tooling_call_seconds",
+    "Latency of one MCP tools/call (session + call), by outcome (ok, tool_error, failed).",
+    ["outcome"],
+    buckets=_TOOLING_BUCKETS,
+)
+TOOLING_FAILURES = Counter(
+    "parley_tooling_failures_total",
+    "MCP discovery and call failures, by operation (discover, call) and cause.",
+    ["operation", "cause"],
+)
+TOOLING_TOOLS_DISCOVERED = Histogram(
+    "parley_tooling_tools_discovered",
+    "Tools offered to the model per successfully discovered MCP server.",
+    buckets=(0, 1, 2, 5, 10, 20, 50, 100, 250, 1000),
+)
+TOOLING_RESULTS_TRUNCATED = Counter(
+    "parley_tooling_results_truncated_total", "Tool results cut to the size cap."
+)

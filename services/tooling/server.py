@@ -1,5 +1,4 @@
-"""The tool router's gRPC server. Its RPCs (ToolRouterService) are declared in the contract and
-are implemented with MCP discovery and calls (issue 3); until then they answer UNIMPLEMENTED."""
+"""The tool router's gRPC server: ToolRouterService over one shared, pooled MCP connector."""
 
 from __future__ import annotations
 
@@ -7,19 +6,36 @@ from agents.v1 import tool_router_service_pb2, tool_router_service_pb2_grpc
 
 from services.common.config import Settings
 from services.common.grpc_server import Running, start_server
+from services.tooling.calls import CALL_TIMEOUT_SECONDS
+from services.tooling.discovery import DISCOVERY_TIMEOUT_SECONDS
+from services.tooling.mcp_connect import McpConnector
+from services.tooling.servicer import ToolRouterServicer
 
 SERVICE_NAME = tool_router_service_pb2.DESCRIPTOR.services_by_name["ToolRouterService"].full_name
 
 
-async def start(settings: Settings, bind: str) -> Running:
+async def start(
+    settings: Settings,
+    bind: str,
+    *,
+    discovery_timeout: float = DISCOVERY_TIMEOUT_SECONDS,
+    call_timeout: float = CALL_TIMEOUT_SECONDS,
+) -> Running:
+    """Serve ToolRouterService on `bind`; the timeouts are per server (discovery) and per call."""
+    connector = McpConnector(settings)
     server, port = await start_server(
         bind,
         [
             (
                 tool_router_service_pb2_grpc.add_ToolRouterServiceServicer_to_server,
-                tool_router_service_pb2_grpc.ToolRouterServiceServicer(),
+                ToolRouterServicer(connector, discovery_timeout, call_timeout),
             )
         ],
         [SERVICE_NAME],
     )
-    return Running("tooling", port, lambda: server.stop(grace=2))
+
+    async def stop() -> None:
+        await server.stop(grace=2)
+        await connector.aclose()
+
+    return Running("tooling", port, stop)

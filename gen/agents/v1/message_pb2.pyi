@@ -49,15 +49,71 @@ class ToolResultBlock(_message.Message):
     is_error: bool
     def __init__(self, tool_use_id: _Optional[str] = ..., content: _Optional[_Iterable[_Union[ContentBlock, _Mapping]]] = ..., is_error: _Optional[bool] = ...) -> None: ...
 
+class ImageBlock(_message.Message):
+    __slots__ = ("mime_type", "data")
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    mime_type: str
+    data: str
+    def __init__(self, mime_type: _Optional[str] = ..., data: _Optional[str] = ...) -> None: ...
+
+class AudioBlock(_message.Message):
+    __slots__ = ("mime_type", "data")
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    mime_type: str
+    data: str
+    def __init__(self, mime_type: _Optional[str] = ..., data: _Optional[str] = ...) -> None: ...
+
+class ResourceBlock(_message.Message):
+    __slots__ = ("uri", "mime_type", "text", "blob")
+    URI_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    BLOB_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    mime_type: str
+    text: str
+    blob: str
+    def __init__(self, uri: _Optional[str] = ..., mime_type: _Optional[str] = ..., text: _Optional[str] = ..., blob: _Optional[str] = ...) -> None: ...
+
+class ResourceLinkBlock(_message.Message):
+    __slots__ = ("uri", "name", "description", "mime_type")
+    URI_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    name: str
+    description: str
+    mime_type: str
+    def __init__(self, uri: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., mime_type: _Optional[str] = ...) -> None: ...
+
+class JsonBlock(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: _struct_pb2.Value
+    def __init__(self, value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
 class ContentBlock(_message.Message):
-    __slots__ = ("text", "tool_use", "tool_result")
+    __slots__ = ("text", "tool_use", "tool_result", "image", "audio", "resource", "resource_link", "json")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOOL_USE_FIELD_NUMBER: _ClassVar[int]
     TOOL_RESULT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_LINK_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
     text: TextBlock
     tool_use: ToolUseBlock
     tool_result: ToolResultBlock
-    def __init__(self, text: _Optional[_Union[TextBlock, _Mapping]] = ..., tool_use: _Optional[_Union[ToolUseBlock, _Mapping]] = ..., tool_result: _Optional[_Union[ToolResultBlock, _Mapping]] = ...) -> None: ...
+    image: ImageBlock
+    audio: AudioBlock
+    resource: ResourceBlock
+    resource_link: ResourceLinkBlock
+    json: JsonBlock
+    def __init__(self, text: _Optional[_Union[TextBlock, _Mapping]] = ..., tool_use: _Optional[_Union[ToolUseBlock, _Mapping]] = ..., tool_result: _Optional[_Union[ToolResultBlock, _Mapping]] = ..., image: _Optional[_Union[ImageBlock, _Mapping]] = ..., audio: _Optional[_Union[AudioBlock, _Mapping]] = ..., resource: _Optional[_Union[ResourceBlock, _Mapping]] = ..., resource_link: _Optional[_Union[ResourceLinkBlock, _Mapping]] = ..., json: _Optional[_Union[JsonBlock, _Mapping]] = ...) -> None: ...
 
 class Message(_message.Message):
     __slots__ = ("sequence_no", "role", "content_blocks", "run_id", "created_at")

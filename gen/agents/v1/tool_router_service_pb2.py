@@ -26,7 +26,7 @@ from agents.v1 import config_pb2 as agents_dot_v1_dot_config__pb2
 from agents.v1 import message_pb2 as agents_dot_v1_dot_message__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#agents/v1/tool_router_service.proto\x12\tagents.v1\x1a\x16\x61gents/v1/config.proto\x1a\x17\x61gents/v1/message.proto\"5\n\x0e\x43\x61llerIdentity\x12\x12\n\ncompany_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\"l\n\x14\x44iscoverToolsRequest\x12)\n\x0bmcp_servers\x18\x01 \x03(\x0b\x32\x14.agents.v1.McpServer\x12)\n\x06\x63\x61ller\x18\x02 \x01(\x0b\x32\x19.agents.v1.CallerIdentity\"S\n\x0e\x44iscoveredTool\x12\x11\n\twire_name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x19\n\x11input_schema_json\x18\x03 \x01(\t\"A\n\x15\x44iscoverToolsResponse\x12(\n\x05tools\x18\x01 \x03(\x0b\x32\x19.agents.v1.DiscoveredTool\"\xa7\x01\n\x0f\x43\x61llToolRequest\x12)\n\x0bmcp_servers\x18\x01 \x03(\x0b\x32\x14.agents.v1.McpServer\x12)\n\x06\x63\x61ller\x18\x02 \x01(\x0b\x32\x19.agents.v1.CallerIdentity\x12\x13\n\x0btool_use_id\x18\x03 \x01(\t\x12\x11\n\twire_name\x18\x04 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x05 \x01(\t\">\n\x10\x43\x61llToolResponse\x12*\n\x06result\x18\x01 \x01(\x0b\x32\x1a.agents.v1.ToolResultBlock2\xac\x01\n\x11ToolRouterService\x12R\n\rDiscoverTools\x12\x1f.agents.v1.DiscoverToolsRequest\x1a .agents.v1.DiscoverToolsResponse\x12\x43\n\x08\x43\x61llTool\x12\x1a.agents.v1.CallToolRequest\x1a\x1b.agents.v1.CallToolResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#agents/v1/tool_router_service.proto\x12\tagents.v1\x1a\x16\x61gents/v1/config.proto\x1a\x17\x61gents/v1/message.proto\"5\n\x0e\x43\x61llerIdentity\x12\x12\n\ncompany_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\"l\n\x14\x44iscoverToolsRequest\x12)\n\x0bmcp_servers\x18\x01 \x03(\x0b\x32\x14.agents.v1.McpServer\x12)\n\x06\x63\x61ller\x18\x02 \x01(\x0b\x32\x19.agents.v1.CallerIdentity\"c\n\x0e\x44iscoveredTool\x12\x11\n\twire_name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x19\n\x11input_schema_json\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"A\n\x15\x44iscoverToolsResponse\x12(\n\x05tools\x18\x01 \x03(\x0b\x32\x19.agents.v1.DiscoveredTool\"\xa7\x01\n\x0f\x43\x61llToolRequest\x12)\n\x0bmcp_servers\x18\x01 \x03(\x0b\x32\x14.agents.v1.McpServer\x12)\n\x06\x63\x61ller\x18\x02 \x01(\x0b\x32\x19.agents.v1.CallerIdentity\x12\x13\n\x0btool_use_id\x18\x03 \x01(\t\x12\x11\n\twire_name\x18\x04 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x05 \x01(\t\">\n\x10\x43\x61llToolResponse\x12*\n\x06result\x18\x01 \x01(\x0b\x32\x1a.agents.v1.ToolResultBlock2\xac\x01\n\x11ToolRouterService\x12R\n\rDiscoverTools\x12\x1f.agents.v1.DiscoverToolsRequest\x1a .agents.v1.DiscoverToolsResponse\x12\x43\n\x08\x43\x61llTool\x12\x1a.agents.v1.CallToolRequest\x1a\x1b.agents.v1.CallToolResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,13 +38,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DISCOVERTOOLSREQUEST']._serialized_start=154
   _globals['_DISCOVERTOOLSREQUEST']._serialized_end=262
   _globals['_DISCOVEREDTOOL']._serialized_start=264
-  _globals['_DISCOVEREDTOOL']._serialized_end=347
-  _globals['_DISCOVERTOOLSRESPONSE']._serialized_start=349
-  _globals['_DISCOVERTOOLSRESPONSE']._serialized_end=414
-  _globals['_CALLTOOLREQUEST']._serialized_start=417
-  _globals['_CALLTOOLREQUEST']._serialized_end=584
-  _globals['_CALLTOOLRESPONSE']._serialized_start=586
-  _globals['_CALLTOOLRESPONSE']._serialized_end=648
-  _globals['_TOOLROUTERSERVICE']._serialized_start=651
-  _globals['_TOOLROUTERSERVICE']._serialized_end=823
+  _globals['_DISCOVEREDTOOL']._serialized_end=363
+  _globals['_DISCOVERTOOLSRESPONSE']._serialized_start=365
+  _globals['_DISCOVERTOOLSRESPONSE']._serialized_end=430
+  _globals['_CALLTOOLREQUEST']._serialized_start=433
+  _globals['_CALLTOOLREQUEST']._serialized_end=600
+  _globals['_CALLTOOLRESPONSE']._serialized_start=602
+  _globals['_CALLTOOLRESPONSE']._serialized_end=664
+  _globals['_TOOLROUTERSERVICE']._serialized_start=667
+  _globals['_TOOLROUTERSERVICE']._serialized_end=839
 # @@protoc_insertion_point(module_scope)

@@ -25,14 +25,16 @@ class DiscoverToolsRequest(_message.Message):
     def __init__(self, mcp_servers: _Optional[_Iterable[_Union[_config_pb2.McpServer, _Mapping]]] = ..., caller: _Optional[_Union[CallerIdentity, _Mapping]] = ...) -> None: ...
 
 class DiscoveredTool(_message.Message):
-    __slots__ = ("wire_name", "description", "input_schema_json")
+    __slots__ = ("wire_name", "description", "input_schema_json", "strict")
     WIRE_NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     INPUT_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
     wire_name: str
     description: str
     input_schema_json: str
-    def __init__(self, wire_name: _Optional[str] = ..., description: _Optional[str] = ..., input_schema_json: _Optional[str] = ...) -> None: ...
+    strict: bool
+    def __init__(self, wire_name: _Optional[str] = ..., description: _Optional[str] = ..., input_schema_json: _Optional[str] = ..., strict: _Optional[bool] = ...) -> None: ...
 
 class DiscoverToolsResponse(_message.Message):
     __slots__ = ("tools",)

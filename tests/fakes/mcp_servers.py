@@ -1,0 +1,346 @@
+"""Real MCP servers for tests and benchmarks, built with the official `mcp` SDK and served by
+uvicorn on an ephemeral loopback port in a background thread (its own event loop, so a slow
+server never stalls the test's loop).
+
+    async with serve(docs_search_server()) as url:      # url = "http://127.0.0.1:<port>/mcp"
+        ...
+
+Servers: `schema_zoo_server` (oneOf, $ref recursive and not, format, pattern, ranges),
+`paged_server` (tools/list over several pages), `MutableServer` (its tool list changes between
+runs), `slow_server` (answers tools/list and tools/call after a delay), `down_url` (nothing
+listens), `malformed_app` (garbage instead of JSON-RPC), `AuthRecorder` (records the
+Authorization header of every request), `content_server` (results with every content kind,
+isError, and a tool that never answers in time), `docs_search_server` (the spec's Example 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import mcp_types as types
+import uvicorn
+from mcp.server import Server
+from mcp.server.mcpserver import Context, MCPServer
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+MCP_PATH = "/mcp"
+ASGIApp = Callable[..., Awaitable[None]]
+
+# --- serving ------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def serve(app: Any, path: str = MCP_PATH) -> AsyncIterator[str]:
+    """Serve an ASGI app (or an MCP server: its Streamable HTTP app) on 127.0.0.1:<port 0>."""
+    if isinstance(app, MCPServer | Server):
+        app = app.streamable_http_app(streamable_http_path=path)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = asyncio.get_running_loop().time() + 10
+    while not server.started:
+        if not thread.is_alive() or asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError("the fake MCP server did not start")
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}{path}"
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 10)
+        sock.close()
+
+
+def down_url() -> str:
+    """A loopback URL nothing listens on (the port was bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}{MCP_PATH}"
+
+
+# --- lowlevel servers with hand-written schemas ------------------------------------------------
+
+
+@dataclass
+class ToolSpec:
+    name: str
+    input_schema: dict[str, Any]
+    description: str = ""
+
+
+OBJECT_Q = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
+
+CallHandler = Callable[[str, dict[str, Any]], Awaitable[types.CallToolResult]]
+
+
+async def _echo(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(text=f"{name}: {arguments}")])
+
+
+def tool_server(
+    name: str,
+    tools: Callable[[], Sequence[ToolSpec]] | Sequence[ToolSpec],
+    *,
+    page_size: int | None = None,
+    call: CallHandler = _echo,
+    list_delay: float = 0.0,
+    call_delay: float = 0.0,
+) -> Server[Any]:
+    """A lowlevel SDK server listing `tools` (a list, or a function read on every tools/list),
+    `page_size` per page, answering tools/list after `list_delay` and calls after `call_delay`."""
+
+    def current() -> list[types.Tool]:
+        specs = tools() if callable(tools) else tools
+        return [
+            types.Tool(name=t.name, description=t.description or None, input_schema=t.input_schema)
+            for t in specs
+        ]
+
+    async def on_list_tools(
+        ctx: Any, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        if list_delay:
+            await asyncio.sleep(list_delay)
+        listed = current()
+        if page_size is None:
+            return types.ListToolsResult(tools=listed)
+        start = int(params.cursor) if params is not None and params.cursor else 0
+        end = start + page_size
+        return types.ListToolsResult(
+            tools=listed[start:end], next_cursor=str(end) if end < len(listed) else None
+        )
+
+    async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        if call_delay:
+            await asyncio.sleep(call_delay)
+        if params.name not in {t.name for t in current()}:
+            return types.CallToolResult(
+                content=[types.TextContent(text=f"Unknown tool: {params.name}")], is_error=True
+            )
+        return await call(params.name, params.arguments or {})
+
+    return Server(name, on_list_tools=on_list_tools, on_call_tool=on_call_tool)
+
+
+ZOO_TOOLS = [
+    ToolSpec(
+        "pick",
+        {
+            "type": "object",
+            "properties": {
+                "choice": {
+                    "oneOf": [
+                        {"type": "string", "format": "email"},
+                        {"type": "integer", "minimum": 1, "maximum": 9},
+                    ]
+                }
+            },
+            "required": ["choice"],
+        },
+        "oneOf with validators",
+    ),
+    ToolSpec(
+        "book",
+        {
+            "type": "object",
+            "$defs": {
+                "Slot": {
+                    "type": "object",
+                    "properties": {
+                        "start": {"type": "string", "format": "date-time"},
+                        "minutes": {"type": "integer", "exclusiveMinimum": 0, "multipleOf": 15},
+                    },
+                    "required": ["start"],
+                }
+            },
+            "properties": {
+                "slot": {"$ref": "#/$defs/Slot"},
+                "code": {"type": "string", "pattern": "^[A-Z]{3}$", "maxLength": 3},
+            },
+            "required": ["slot"],
+            "additionalProperties": True,
+        },
+        "non-recursive $ref",
+    ),
+    ToolSpec(
+        "tree",
+        {
+            "type": "object",
+            "definitions": {
+                "Node": {
+                    "type": "object",
+                    "properties": {
+                        "label": {"type": "string"},
+                        "children": {"type": "array", "items": {"$ref": "#/definitions/Node"}},
+                    },
+                }
+            },
+            "properties": {"root": {"$ref": "#/definitions/Node"}},
+        },
+        "recursive $ref",
+    ),
+]
+
+
+def schema_zoo_server() -> Server[Any]:
+    return tool_server("zoo", ZOO_TOOLS)
+
+
+def paged_server(count: int = 25, page_size: int = 10) -> Server[Any]:
+    """`count` tools named t00, t01, … listed `page_size` per page."""
+    specs = [ToolSpec(f"t{i:02d}", OBJECT_Q, f"tool {i}") for i in range(count)]
+    return tool_server("paged", specs, page_size=page_size)
+
+
+def slow_server(delay: float = 0.2, tools: int = 3) -> Server[Any]:
+    """Answers every tools/list and tools/call after `delay` seconds."""
+    specs = [ToolSpec(f"s{i}", OBJECT_Q) for i in range(tools)]
+    return tool_server("slow", specs, list_delay=delay, call_delay=delay)
+
+
+@dataclass
+class MutableServer:
+    """A server whose tool list the test edits between runs (`tools` is read per tools/list)."""
+
+    tools: list[ToolSpec] = field(default_factory=lambda: [ToolSpec("alpha", OBJECT_Q)])
+
+    def app(self) -> Server[Any]:
+        return tool_server("mutable", lambda: list(self.tools))
+
+
+# --- results of every kind ----------------------------------------------------------------------
+
+PNG_1PX = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJ"
+    "AAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+async def _content_call(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+    if name == "everything":
+        return types.CallToolResult(
+            content=[
+                types.TextContent(text="hello"),
+                types.ImageContent(data=PNG_1PX, mime_type="image/png"),
+                types.AudioContent(data="UklGRg==", mime_type="audio/wav"),
+                types.ResourceLink(
+                    uri="file:///x.txt", name="x.txt", description="a file", mime_type="text/plain"
+                ),
+                types.EmbeddedResource(
+                    resource=types.TextResourceContents(
+                        uri="file:///y.txt", mime_type="text/plain", text="inside"
+                    )
+                ),
+                types.EmbeddedResource(
+                    resource=types.BlobResourceContents(uri="file:///z.bin", blob="AAEC")
+                ),
+            ],
+            structured_content={"answer": 42, "items": [1, "two", None]},
+        )
+    if name == "fail":
+        return types.CallToolResult(
+            content=[types.TextContent(text="the tool failed: no such city")], is_error=True
+        )
+    if name == "huge":
+        size = int(arguments.get("size", 500_000))
+        return types.CallToolResult(content=[types.TextContent(text="x" * size)])
+    if name == "boom":
+        raise ValueError("kaboom")
+    if name == "sleepy":
+        await asyncio.sleep(float(arguments.get("seconds", 5)))
+        return types.CallToolResult(content=[types.TextContent(text="finally")])
+    return await _echo(name, arguments)
+
+
+def content_server() -> Server[Any]:
+    """Tools: everything (every content kind + structuredContent), fail (isError), huge
+    (a long text), boom (raises), sleepy (sleeps `seconds`), echo."""
+    names = ["everything", "fail", "huge", "boom", "sleepy", "echo"]
+    return tool_server(
+        "content",
+        [ToolSpec(n, {"type": "object", "properties": {}}) for n in names],
+        call=_content_call,
+    )
+
+
+# --- MCPServer-style servers ----------------------------------------------------------------------
+
+
+def docs_search_server() -> MCPServer:
+    """The spec's Example 2: a docs-search server with `search_narrative_i_o_knowledge_base`."""
+    server = MCPServer("narrative-docs")
+
+    @server.tool(description="Search Narrative I/O's knowledge base; returns matching passages.")
+    def search_narrative_i_o_knowledge_base(query: str) -> str:
+        return (
+            f"Results for {query!r}:\n"
+            "1. Rate limiting: the API allows 100 requests per minute per API token; "
+            "429 responses carry Retry-After.\n"
+            "2. Data Collaboration MCP Server: authenticated with a Default-scoped token."
+        )
+
+    return server
+
+
+@dataclass
+class AuthRecorder:
+    """An MCPServer wrapped in ASGI middleware that records the Authorization header (or None)
+    of every HTTP request it receives; `whoami` also returns it."""
+
+    seen: list[str | None] = field(default_factory=list)
+
+    def app(self) -> ASGIApp:
+        server = MCPServer("auth")
+
+        @server.tool(description="Who am I?")
+        async def whoami(ctx: Context) -> str:
+            return (ctx.headers or {}).get("authorization", "")
+
+        inner = server.streamable_http_app()
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                headers = dict(scope["headers"])
+                value = headers.get(b"authorization")
+                self.seen.append(value.decode() if value is not None else None)
+            await inner(scope, receive, send)
+
+        return app
+
+
+def malformed_app(kind: str = "garbage") -> Starlette:
+    """Not an MCP server: `garbage` answers 200 with invalid JSON, `not_rpc` valid JSON that is
+    not JSON-RPC, `html` a 200 HTML page."""
+
+    async def endpoint(request: Request) -> Response:
+        await request.body()
+        if kind == "not_rpc":
+            return Response(b'{"hello": "world"}', media_type="application/json")
+        if kind == "html":
+            return Response(b"<html><body>hi</body></html>", media_type="text/html")
+        return Response(b"{this is not json", media_type="application/json")
+
+    return Starlette(routes=[Route(MCP_PATH, endpoint, methods=["GET", "POST", "DELETE"])])
+
+
+def redirect_app(location: str) -> Starlette:
+    """Answers every request with a 307 to `location`."""
+
+    async def endpoint(request: Request) -> Response:
+        await request.body()
+        return Response(status_code=307, headers={"location": location})
+
+    return Starlette(routes=[Route(MCP_PATH, endpoint, methods=["GET", "POST", "DELETE"])])

@@ -1,0 +1,293 @@
+"""ToolRouterService over real gRPC against real MCP servers on loopback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import grpc
+import jwt
+import pytest
+from jsonschema import Draft202012Validator
+
+from tests.fakes import mcp_servers as fakes
+from tests.fakes.mcp_servers import ToolSpec
+
+from .conftest import CALLER, SECRET, Fakes, Router, error_info
+
+
+async def failed(coro: object) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await coro  # type: ignore[misc]
+    return info.value
+
+
+def block_dicts(result: object) -> list[dict[str, object]]:
+    from google.protobuf import json_format
+
+    return [
+        json_format.MessageToDict(b, preserving_proto_field_name=True)
+        for b in result.content  # type: ignore[attr-defined]
+    ]
+
+
+# --- discovery ------------------------------------------------------------------------------------
+
+
+async def test_discovery_normalises_every_schema(router: Router, mcp: Fakes) -> None:
+    tools = await router.discover({"alias": "zoo", "url": mcp.zoo})
+    assert [t.wire_name for t in tools] == ["zoo-pick", "zoo-book", "zoo-tree"]
+    for tool in tools:
+        assert tool.strict is False
+        schema = json.loads(tool.input_schema_json)
+        Draft202012Validator.check_schema(schema)
+        text = tool.input_schema_json
+        for banned in ('"oneOf"', '"$ref"', '"format"', '"pattern"', '"$defs"', '"definitions"'):
+            assert banned not in text, (tool.wire_name, banned)
+        assert schema["additionalProperties"] is False
+    book = json.loads(tools[1].input_schema_json)
+    slot = book["properties"]["slot"]
+    assert slot["additionalProperties"] is False
+    assert "format: date-time" in slot["properties"]["start"]["description"]
+    assert "pattern: ^[A-Z]{3}$" in book["properties"]["code"]["description"]
+    tree = json.loads(tools[2].input_schema_json)
+    assert tree["properties"]["root"]["properties"]["children"]["items"] == {}
+
+
+async def test_discovery_follows_pagination_to_the_end(router: Router, mcp: Fakes) -> None:
+    tools = await router.discover({"alias": "pg", "url": mcp.paged})
+    assert [t.wire_name for t in tools] == [f"pg-t{i:02d}" for i in range(25)]
+
+
+async def test_allow_list_filters_and_names_missing_tools(router: Router, mcp: Fakes) -> None:
+    tools = await router.discover(
+        {"alias": "pg", "url": mcp.paged, "tools": [{"name": "t24"}, {"name": "t03"}]}
+    )
+    assert [t.wire_name for t in tools] == ["pg-t24", "pg-t03"]
+    error = await failed(
+        router.discover({"alias": "pg", "url": mcp.paged, "tools": [{"name": "nope"}]})
+    )
+    info = error_info(error)
+    assert info.reason == "MCP_DISCOVERY_FAILED" and info.metadata["alias"] == "pg"
+    assert "nope" in error.details() and error.details().startswith("pg: ")
+
+
+async def test_a_changed_tool_list_is_seen_by_the_next_run(router: Router, mcp: Fakes) -> None:
+    first = await router.discover({"alias": "mut", "url": mcp.mutable})
+    assert [t.wire_name for t in first] == ["mut-alpha"]
+    saved = list(mcp.mutable_server.tools)
+    mcp.mutable_server.tools[:] = [
+        ToolSpec("beta", fakes.OBJECT_Q),
+        ToolSpec("gamma", {"type": "object"}),
+    ]
+    try:
+        second = await router.discover({"alias": "mut", "url": mcp.mutable})
+        assert [t.wire_name for t in second] == ["mut-beta", "mut-gamma"]
+    finally:
+        mcp.mutable_server.tools[:] = saved
+
+
+async def test_a_wire_name_over_64_characters_fails_discovery(router: Router, mcp: Fakes) -> None:
+    saved = list(mcp.mutable_server.tools)
+    mcp.mutable_server.tools[:] = [ToolSpec("x" * 60, fakes.OBJECT_Q)]
+    try:
+        error = await failed(router.discover({"alias": "mutable", "url": mcp.mutable}))
+    finally:
+        mcp.mutable_server.tools[:] = saved
+    assert error_info(error).metadata["cause"] == "name_too_long"
+    assert error.details().startswith("mutable: ") and "64" in error.details()
+
+
+async def test_slow_servers_are_discovered_together(router: Router, mcp: Fakes) -> None:
+    servers = [{"alias": f"slow{i}", "url": url} for i, url in enumerate(mcp.slow)]
+    tools = await router.discover(*servers)
+    assert [t.wire_name for t in tools] == [f"slow{i}-s{j}" for i in range(3) for j in range(3)]
+
+
+async def test_several_servers_in_order(router: Router, mcp: Fakes) -> None:
+    tools = await router.discover(
+        {"alias": "docs", "url": mcp.docs}, {"alias": "zoo", "url": mcp.zoo}
+    )
+    assert [t.wire_name for t in tools][:2] == [
+        "docs-search_narrative_i_o_knowledge_base",
+        "zoo-pick",
+    ]
+
+
+async def test_a_down_server_fails_discovery_naming_it(router: Router, mcp: Fakes) -> None:
+    error = await failed(
+        router.discover(
+            {"alias": "docs", "url": mcp.docs}, {"alias": "gone", "url": fakes.down_url()}
+        )
+    )
+    info = error_info(error)
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert info.reason == "MCP_DISCOVERY_FAILED"
+    assert info.metadata["alias"] == "gone" and info.metadata["cause"] == "unreachable"
+    assert error.details().startswith("gone: unreachable")
+
+
+@pytest.mark.parametrize("which", ["malformed", "not_rpc"])
+async def test_a_malformed_server_fails_discovery(router: Router, mcp: Fakes, which: str) -> None:
+    error = await failed(router.discover({"alias": "bad", "url": getattr(mcp, which)}))
+    info = error_info(error)
+    assert info.reason == "MCP_DISCOVERY_FAILED" and info.metadata["cause"] == "protocol"
+    assert error.details().startswith("bad: protocol error")
+
+
+async def test_a_server_speaking_only_http_sse_is_discovered(router: Router, mcp: Fakes) -> None:
+    tools = await router.discover({"alias": "old", "url": mcp.sse_only})
+    assert [t.wire_name for t in tools] == ["old-search_narrative_i_o_knowledge_base"]
+    result = await router.call(
+        "old-search_narrative_i_o_knowledge_base",
+        '{"query": "rate limits"}',
+        {"alias": "old", "url": mcp.sse_only},
+    )
+    assert not result.is_error and "rate limits" in result.content[0].text.text
+
+
+# --- calls --------------------------------------------------------------------------------------
+
+
+async def test_a_call_maps_every_content_kind(router: Router, mcp: Fakes) -> None:
+    result = await router.call("c-everything", "{}", {"alias": "c", "url": mcp.content})
+    assert result.tool_use_id == "tu_1" and not result.is_error
+    assert block_dicts(result) == [
+        {"text": {"text": "hello"}},
+        {"image": {"mime_type": "image/png", "data": fakes.PNG_1PX}},
+        {"audio": {"mime_type": "audio/wav", "data": "UklGRg=="}},
+        {
+            "resource_link": {
+                "uri": "file:///x.txt",
+                "name": "x.txt",
+                "description": "a file",
+                "mime_type": "text/plain",
+            }
+        },
+        {"resource": {"uri": "file:///y.txt", "mime_type": "text/plain", "text": "inside"}},
+        {"resource": {"uri": "file:///z.bin", "blob": "AAEC"}},
+        {"json": {"value": {"answer": 42.0, "items": [1.0, "two", None]}}},
+    ]
+
+
+async def test_docs_search_call(router: Router, mcp: Fakes) -> None:
+    result = await router.call(
+        "docs-search_narrative_i_o_knowledge_base",
+        '{"query": "rate limiting"}',
+        {"alias": "docs", "url": mcp.docs},
+    )
+    assert not result.is_error
+    assert "100 requests per minute" in result.content[0].text.text
+
+
+@pytest.mark.parametrize(
+    ("tool", "expect"),
+    [("fail", "no such city"), ("boom", "calling `c-boom` failed: protocol error")],
+)
+async def test_tool_failures_are_in_band(
+    router: Router, mcp: Fakes, tool: str, expect: str
+) -> None:
+    result = await router.call(f"c-{tool}", "{}", {"alias": "c", "url": mcp.content})
+    assert result.is_error and expect in result.content[0].text.text
+
+
+async def test_a_call_that_times_out_is_an_error_result(router: Router, mcp: Fakes) -> None:
+    started = time.perf_counter()
+    result = await router.call("c-sleepy", '{"seconds": 10}', {"alias": "c", "url": mcp.content})
+    assert result.is_error and "timed out" in result.content[0].text.text
+    assert time.perf_counter() - started < 8  # the call's timeout, not the tool's 10 s
+
+
+async def test_a_call_to_a_down_server_is_an_error_result(router: Router) -> None:
+    result = await router.call("gone-x", "{}", {"alias": "gone", "url": fakes.down_url()})
+    assert result.is_error and "unreachable" in result.content[0].text.text
+
+
+async def test_huge_results_are_truncated_with_a_marker(router: Router, mcp: Fakes) -> None:
+    result = await router.call("c-huge", '{"size": 300000}', {"alias": "c", "url": mcp.content})
+    text = result.content[0].text.text
+    assert not result.is_error and len(text) < 100_200
+    assert text.endswith("[truncated: 200000 more characters not shown]")
+
+
+async def test_bad_arguments_are_an_error_result(router: Router, mcp: Fakes) -> None:
+    result = await router.call("c-echo", "[1, 2", {"alias": "c", "url": mcp.content})
+    assert result.is_error and "not valid JSON" in result.content[0].text.text
+
+
+@pytest.mark.parametrize(
+    ("name", "servers"),
+    [
+        ("web-search", [{"alias": "docs", "url": "http://127.0.0.1:9/mcp"}]),
+        ("search", [{"alias": "docs", "url": "http://127.0.0.1:9/mcp"}]),
+        ("docs-b", [{"alias": "docs", "url": "http://127.0.0.1:9/mcp", "tools": [{"name": "a"}]}]),
+    ],
+)
+async def test_unknown_alias_or_tool(router: Router, name: str, servers: list[dict]) -> None:
+    error = await failed(router.call(name, "{}", *servers))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(error).reason == "UNKNOWN_TOOL"
+
+
+async def test_a_tool_the_server_does_not_have_is_unknown(router: Router, mcp: Fakes) -> None:
+    error = await failed(router.call("c-nope", "{}", {"alias": "c", "url": mcp.content}))
+    assert error_info(error).reason == "UNKNOWN_TOOL" and "nope" in error.details()
+
+
+# --- authentication -----------------------------------------------------------------------------
+
+
+async def test_only_allowlisted_servers_get_a_token_for_the_caller(
+    router: Router, mcp: Fakes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    mcp.auth_seen.seen.clear()
+    mcp.auth_open_seen.seen.clear()
+    servers = ({"alias": "narr", "url": mcp.auth}, {"alias": "open", "url": mcp.auth_open})
+    tools = await router.discover(*servers)
+    assert {t.wire_name for t in tools} == {"narr-whoami", "open-whoami"}
+    narr = await router.call("narr-whoami", "{}", *servers)
+    opened = await router.call("open-whoami", "{}", *servers)
+
+    assert opened.content[0].text.text == ""
+    assert mcp.auth_open_seen.seen and set(mcp.auth_open_seen.seen) == {None}
+    assert mcp.auth_seen.seen and all(v and v.startswith("Bearer ") for v in mcp.auth_seen.seen)
+    echoed = narr.content[0].text.text
+    assert echoed.startswith("Bearer ")
+    token = echoed.removeprefix("Bearer ")
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert (claims["company_id"], claims["user_id"]) == (CALLER.company_id, CALLER.user_id)
+    assert claims["exp"] - time.time() <= 300
+    for value in mcp.auth_seen.seen:
+        assert value is not None
+        jwt.decode(value.removeprefix("Bearer "), SECRET, algorithms=["HS256"])
+    # never logged (the router's logs and the SDK's, at DEBUG)
+    tokens = {v.removeprefix("Bearer ") for v in mcp.auth_seen.seen if v}
+    assert not any(t in caplog.text for t in tokens)
+
+
+# --- URL policy ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/mcp", "http://[fe80::1]/mcp"])
+async def test_link_local_is_always_refused(router: Router, url: str) -> None:
+    error = await failed(router.discover({"alias": "meta", "url": url}))
+    assert error_info(error).metadata["cause"] == "url_not_allowed"
+    assert error.details().startswith("meta: the URL is not allowed")
+    result = await router.call("meta-x", "{}", {"alias": "meta", "url": url})
+    assert result.is_error and "not allowed" in result.content[0].text.text
+
+
+async def test_loopback_is_refused_unless_allowed(strict_router: Router, mcp: Fakes) -> None:
+    for url in (mcp.docs, mcp.docs.replace("127.0.0.1", "localhost")):
+        error = await failed(strict_router.discover({"alias": "docs", "url": url}))
+        assert error_info(error).metadata["cause"] == "url_not_allowed"
+        assert "does not allow" in error.details() or "not allowed" in error.details()
+
+
+async def test_a_redirect_elsewhere_is_not_followed(router: Router) -> None:
+    async with fakes.serve(fakes.redirect_app("http://169.254.169.254/mcp")) as url:
+        error = await failed(router.discover({"alias": "redir", "url": url}))
+    assert error_info(error).reason == "MCP_DISCOVERY_FAILED"
+    assert error.details().startswith("redir: ")
