@@ -17,7 +17,7 @@ import uvicorn
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from gateway import openapi, problems
+from gateway import openapi, problems, sse
 from gateway.descriptors import LoadedService, load_service
 from gateway.http_rule import parse
 from gateway.routes import (
@@ -81,9 +81,14 @@ def build_app(
     deadline_s: float = DEFAULT_DEADLINE_S,
     stream_handler: StreamHandlerFactory | None = None,
 ) -> Metrics:
-    """The whole ASGI app for a reflected service; `channel` is shared by every call."""
+    """The whole ASGI app for a reflected service; `channel` is shared by every call.
+    Server-streaming methods are served as Server-Sent Events unless told otherwise."""
     endpoints = build_endpoints(
-        loaded.service, channel, settings, deadline_s=deadline_s, stream_handler=stream_handler
+        loaded.service,
+        channel,
+        settings,
+        deadline_s=deadline_s,
+        stream_handler=stream_handler or sse.stream_handler,
     )
     spec = orjson.dumps(openapi.build(methods_of(loaded.service), loaded.comments))
     health = health_pb2_grpc.HealthStub(channel)

@@ -251,6 +251,12 @@ def build(
         else:
             reply = schemas.ref(method.output_type)
         ok = {"description": "Success.", "content": {"application/json": {"schema": reply}}}
+        if method.server_streaming:  # gateway/sse.py: one `data:` JSON per streamed message
+            ok = {
+                "description": "Server-Sent Events: each event's `data` is one JSON "
+                "message of this schema and its `id` the message's seq.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}, "x-item": reply}},
+            }
         responses: dict[str, Any] = {str(info.success_status): ok}
         if info.success_status != 200:
             responses["200"] = {

@@ -1,7 +1,8 @@
-"""`parley up | serve <service> | token`.
+"""`parley up | serve <service> | token | job <id>`.
 
 `up` runs all four services in one process (the embedded default); they still talk real gRPC on
-loopback. `serve` runs one service, for one-container-per-service deployments.
+loopback. `serve` runs one service, for one-container-per-service deployments. `job` prints an
+inference job's record, for operators tracing a run's iterations.
 """
 
 from __future__ import annotations
@@ -103,6 +104,32 @@ def _token(args: argparse.Namespace) -> None:
     print(mint_token(settings.jwt_secret, args.company_id, args.user_id, args.scope, args.ttl))
 
 
+def _job(args: argparse.Namespace) -> None:
+    """Print an inference job's record (request and response as sent/received) as JSON."""
+    import json
+
+    settings = load_settings(embedded=True)
+
+    async def fetch() -> None:
+        import grpc
+        from agents.v1 import store_service_pb2, store_service_pb2_grpc
+        from google.protobuf import json_format
+
+        async with grpc.aio.insecure_channel(settings.api_addr) as channel:
+            try:
+                job = await store_service_pb2_grpc.StoreServiceStub(channel).GetInferenceJob(
+                    store_service_pb2.GetInferenceJobRequest(id=args.job_id), timeout=10
+                )
+            except grpc.aio.AioRpcError as exc:
+                raise SystemExit(f"parley job: {exc.code().name}: {exc.details()}") from None
+        record = json_format.MessageToDict(job, preserving_proto_field_name=True)
+        record["request"] = json.loads(record.pop("request_json", "null") or "null")
+        record["response"] = json.loads(record.pop("response_json", "null") or "null")
+        print(json.dumps(record, indent=2))
+
+    asyncio.run(fetch())
+
+
 def _run(main: Awaitable[None]) -> None:
     try:
         import uvloop
@@ -134,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     token.add_argument("--scope", default=DEFAULT_SCOPE)
     token.add_argument("--ttl", type=int, default=86400, help="seconds")
     token.set_defaults(func=_token)
+    job = sub.add_parser("job", help="print an inference job's raw request and response")
+    job.add_argument("job_id")
+    job.set_defaults(func=_job)
     args = parser.parse_args(argv)
     args.func(args)
 

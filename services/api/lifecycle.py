@@ -7,15 +7,18 @@ runnable again; the runner that lost it can neither renew nor commit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import orjson
 from datetime import UTC, datetime, timedelta
 
 from agents.v1 import message_pb2, run_pb2, store_service_pb2
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.api import mapping
+from services.api import events, mapping
 from services.api.db.engine import Database
-from services.api.db.models import conversations, messages, runs
+from services.api.db.models import conversations, inference_jobs, messages, runs
 from services.common.errors import ParleyError
 
 DEFAULT_LEASE_SECONDS = 60
@@ -41,9 +44,17 @@ class ClaimedRun:
     run: RowMapping
     conversation: RowMapping
     history: list[RowMapping]
+    live_turns: list[run_pb2.LiveTurn]
+    usage: run_pb2.Usage
 
 
-async def claim_run(db: Database, runner_id: str, lease_seconds: int) -> ClaimedRun | None:
+@dataclass(frozen=True)
+class Claim:
+    claimed: ClaimedRun | None
+    retry_after_ms: int  # when nothing was runnable: until the earliest running lease expires
+
+
+async def claim_run(db: Database, runner_id: str, lease_seconds: int) -> Claim:
     """Lease the oldest pending run, or a running one whose lease expired."""
     if not runner_id:
         raise ParleyError("InvalidRequest", "runner_id is required", field="runner_id")
@@ -52,18 +63,31 @@ async def claim_run(db: Database, runner_id: str, lease_seconds: int) -> Claimed
     runnable = or_(
         runs.c.status == "pending", and_(runs.c.status == "running", runs.c.lease_expires_at < now)
     )
-    query = select(runs.c.id).where(runnable).order_by(runs.c.started_at, runs.c.id).limit(1)
+    query = (
+        select(runs.c.id, runs.c.status)
+        .where(runnable)
+        .order_by(runs.c.started_at, runs.c.id)
+        .limit(1)
+    )
     if db.is_postgres:
         query = query.with_for_update(skip_locked=True)
     async with db.engine.begin() as conn:
-        run_id = (await conn.execute(query)).scalar()
-        if run_id is None:
-            return None
+        found = (await conn.execute(query)).first()
+        if found is None:
+            return Claim(None, await _retry_after_ms(conn, now))
+        run_id, status = found
         await conn.execute(
             update(runs)
             .where(runs.c.id == run_id)
-            .values(status="running", lease_owner=runner_id, lease_expires_at=now + lease)
+            .values(
+                status="running",
+                lease_owner=runner_id,
+                lease_expires_at=now + lease,
+                attempts=runs.c.attempts + 1,
+            )
         )
+        if status == "pending":
+            await events.append(conn, run_id, events.status_event(run_pb2.RUN_STATUS_RUNNING), now)
         run = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().one()
         conversation = (
             (
@@ -85,12 +109,43 @@ async def claim_run(db: Database, runner_id: str, lease_seconds: int) -> Claimed
             .mappings()
             .all()
         )
-    return ClaimedRun(run, conversation, history)
+        live: list[run_pb2.LiveTurn] = []
+        usage = run_pb2.Usage()
+        if status == "running":  # a lost runner's run: hand over what it already did
+            live = await events.live_turns(conn, run_id)
+            prompt, completion = (
+                await conn.execute(
+                    select(
+                        func.coalesce(func.sum(inference_jobs.c.prompt_tokens), 0),
+                        func.coalesce(func.sum(inference_jobs.c.completion_tokens), 0),
+                    ).where(inference_jobs.c.run_id == run_id)
+                )
+            ).one()
+            usage = run_pb2.Usage(
+                prompt_tokens=int(prompt),
+                completion_tokens=int(completion),
+                total_tokens=int(prompt) + int(completion),
+            )
+    return Claim(ClaimedRun(run, conversation, history, live, usage), 0)
 
 
-def claim_response(claimed: ClaimedRun | None, docs_url: str) -> store_service_pb2.ClaimRunResponse:
+async def _retry_after_ms(conn: AsyncConnection, now: datetime) -> int:
+    earliest = (
+        await conn.execute(
+            select(func.min(runs.c.lease_expires_at)).where(runs.c.status == "running")
+        )
+    ).scalar()
+    if earliest is None:
+        return 0
+    if earliest.tzinfo is None:
+        earliest = earliest.replace(tzinfo=UTC)
+    return max(1, int((earliest - now).total_seconds() * 1000) + 1)
+
+
+def claim_response(claim: Claim, docs_url: str) -> store_service_pb2.ClaimRunResponse:
+    claimed = claim.claimed
     if claimed is None:
-        return store_service_pb2.ClaimRunResponse()
+        return store_service_pb2.ClaimRunResponse(retry_after_ms=claim.retry_after_ms)
     run = mapping.run_to_proto(claimed.run, claimed.conversation["name"], docs_url)
     payload = mapping.from_json(claimed.run["payload"], run_pb2.RunPayload())
     return store_service_pb2.ClaimRunResponse(
@@ -98,10 +153,15 @@ def claim_response(claimed: ClaimedRun | None, docs_url: str) -> store_service_p
         system_prompt=claimed.conversation["system_prompt"] or "",
         history=[mapping.message_to_proto(row) for row in claimed.history],
         input=mapping.input_turn(payload, run.id, claimed.conversation["version"] + 1),
+        resumed_turns=claimed.live_turns,
+        resumed_usage=claimed.usage,
+        attempt=claimed.run["attempts"],
+        cancel_requested=claimed.run["cancel_requested"],
     )
 
 
-async def renew_lease(db: Database, run_id: str, runner_id: str, lease_seconds: int) -> None:
+async def renew_lease(db: Database, run_id: str, runner_id: str, lease_seconds: int) -> bool:
+    """Extend the lease; returns whether a cancellation was requested meanwhile."""
     lease = _lease(lease_seconds)
     async with db.engine.begin() as conn:
         renewed = await conn.execute(
@@ -112,12 +172,17 @@ async def renew_lease(db: Database, run_id: str, runner_id: str, lease_seconds: 
                 )
             )
             .values(lease_expires_at=datetime.now(UTC) + lease)
+            .returning(runs.c.cancel_requested)
         )
-    if renewed.rowcount != 1:
+        cancel = renewed.scalar()
+    if cancel is None:
         raise _lease_lost(run_id, f"runner {runner_id} does not hold it")
+    return bool(cancel)
 
 
-async def commit_run(db: Database, request: store_service_pb2.CommitRunRequest) -> int:
+async def commit_run(
+    db: Database, request: store_service_pb2.CommitRunRequest, docs_url: str = ""
+) -> int:
     """In one transaction: the input turn and `turns` become messages after the conversation's
     version, the version moves to the last one, the run gets its terminal state."""
     outcome = request.run
@@ -156,31 +221,131 @@ async def commit_run(db: Database, request: store_service_pb2.CommitRunRequest) 
                 f"it is {run['status']}, held by "
                 f"{run['lease_owner'] or 'nobody'}, not by {request.runner_id}",
             )
-        conversation_query = select(conversations.c.version).where(
-            conversations.c.id == run["conversation_id"]
-        )
-        if db.is_postgres:
-            conversation_query = conversation_query.with_for_update()
-        version = (await conn.execute(conversation_query)).scalar_one()
-        payload = mapping.from_json(run["payload"], run_pb2.RunPayload())
-        turns: list[message_pb2.Message] = [
-            mapping.input_turn(payload, run["id"], version + 1),
-            *request.turns,
-        ]
-        await conn.execute(
-            insert(messages),
-            [
-                mapping.message_values(turn, run["conversation_id"], version + i, run["id"], now)
-                for i, turn in enumerate(turns, start=1)
-            ],
-        )
-        new_version = version + len(turns)
-        await conn.execute(
-            update(conversations)
-            .where(conversations.c.id == run["conversation_id"])
-            .values(version=new_version, active_run_id=None, updated_at=now)
-        )
-        await conn.execute(
-            update(runs).where(runs.c.id == run["id"]).values(mapping.terminal_values(outcome, now))
-        )
+        new_version = await finalize(conn, db, run, outcome, list(request.turns), docs_url, now)
     return new_version
+
+
+async def finalize(
+    conn: AsyncConnection,
+    db: Database,
+    run: RowMapping,
+    outcome: run_pb2.Run,
+    new_turns: list[message_pb2.Message],
+    docs_url: str,
+    now: datetime,
+) -> int:
+    """Inside the caller's transaction: the input turn and `new_turns` become messages after the
+    conversation's version, the version moves to the last one, the run gets its terminal state
+    and its terminal event. Returns the new version."""
+    conversation_query = select(conversations.c.version).where(
+        conversations.c.id == run["conversation_id"]
+    )
+    if db.is_postgres:
+        conversation_query = conversation_query.with_for_update()
+    version = (await conn.execute(conversation_query)).scalar_one()
+    payload = mapping.from_json(run["payload"], run_pb2.RunPayload())
+    turns: list[message_pb2.Message] = [
+        mapping.input_turn(payload, run["id"], version + 1),
+        *new_turns,
+    ]
+    await conn.execute(
+        insert(messages),
+        [
+            mapping.message_values(turn, run["conversation_id"], version + i, run["id"], now)
+            for i, turn in enumerate(turns, start=1)
+        ],
+    )
+    new_version = version + len(turns)
+    await conn.execute(
+        update(conversations)
+        .where(conversations.c.id == run["conversation_id"])
+        .values(version=new_version, active_run_id=None, updated_at=now)
+    )
+    await conn.execute(
+        update(runs).where(runs.c.id == run["id"]).values(mapping.terminal_values(outcome, now))
+    )
+    await _terminal_event(conn, run["id"], docs_url, now)
+    return new_version
+
+
+async def _terminal_event(conn: AsyncConnection, run_id: str, docs_url: str, now: datetime) -> None:
+    row = (
+        (
+            await conn.execute(
+                select(runs, conversations.c.name.label("current_name"))
+                .join(conversations, conversations.c.id == runs.c.conversation_id)
+                .where(runs.c.id == run_id)
+            )
+        )
+        .mappings()
+        .one()
+    )
+    run = mapping.run_to_proto(row, row["current_name"], docs_url)
+    event = run_pb2.RunEvent(type=events.TERMINAL_TYPES[run.status], status=run.status, run=run)
+    await events.append(conn, run_id, event, now)
+
+
+async def _held(conn: AsyncConnection, db: Database, run_id: str, runner_id: str) -> RowMapping:
+    query = select(runs).where(runs.c.id == run_id)
+    if db.is_postgres:
+        query = query.with_for_update()
+    run = (await conn.execute(query)).mappings().first()
+    if run is None:
+        raise ParleyError("RunNotFound", f"run {run_id} was not found", run_id=run_id)
+    if run["status"] != "running" or run["lease_owner"] != runner_id:
+        raise _lease_lost(run_id, f"it is {run['status']}, not held by {runner_id}")
+    return run
+
+
+async def append_live_turn(db: Database, request: store_service_pb2.AppendLiveTurnRequest) -> int:
+    async with db.engine.begin() as conn:
+        await _held(conn, db, request.run_id, request.runner_id)
+        return await events.append(
+            conn, request.run_id, run_pb2.RunEvent(type=events.TURN, turn=request.turn)
+        )
+
+
+async def record_inference_job(
+    db: Database, request: store_service_pb2.RecordInferenceJobRequest
+) -> None:
+    job = request.job
+    async with db.engine.begin() as conn:
+        run = await _held(conn, db, job.run_id, request.runner_id)
+        await conn.execute(insert(inference_jobs).values(mapping.job_values(job)))
+        ids = [*orjson.loads(run["submitted_inference_job_ids"]), job.id]
+        await conn.execute(
+            update(runs)
+            .where(runs.c.id == job.run_id)
+            .values(submitted_inference_job_ids=orjson.dumps(ids).decode())
+        )
+        await events.append(
+            conn, job.run_id, run_pb2.RunEvent(type=events.USAGE, usage=request.run_usage)
+        )
+
+
+async def get_inference_job(db: Database, job_id: str) -> store_service_pb2.InferenceJob:
+    async with db.engine.connect() as conn:
+        row = (
+            (await conn.execute(select(inference_jobs).where(inference_jobs.c.id == job_id)))
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise ParleyError(
+            "InferenceJobNotFound", f"inference job {job_id} was not found", job_id=job_id
+        )
+    return mapping.job_to_proto(row)
+
+
+async def set_generated_name(db: Database, conversation_id: str, name: str) -> bool:
+    """Write a generated name only while the conversation has none: a user-set name wins."""
+    name = name.strip()
+    if not name:
+        return False
+    async with db.engine.begin() as conn:
+        updated = await conn.execute(
+            update(conversations)
+            .where(and_(conversations.c.id == conversation_id, conversations.c.name.is_(None)))
+            .values(name=name, updated_at=datetime.now(UTC))
+        )
+    return updated.rowcount == 1

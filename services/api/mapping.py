@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
-from agents.v1 import config_pb2, conversation_pb2, message_pb2, run_pb2
+from agents.v1 import config_pb2, conversation_pb2, message_pb2, run_pb2, store_service_pb2
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message as ProtoMessage
 
@@ -60,7 +60,7 @@ def config_from_json(text: str) -> config_pb2.AgentConfig:
     return from_json(text, config_pb2.AgentConfig())
 
 
-def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     if value.tzinfo is None:  # SQLite hands back naive datetimes; everything stored is UTC
         value = value.replace(tzinfo=UTC)
     stamp = timestamp_pb2.Timestamp()
@@ -78,8 +78,8 @@ def conversation_to_proto(row: Row) -> conversation_pb2.Conversation:
         version=row["version"],
         company_id=row["company_id"],
         user_id=row["user_id"],
-        created_at=_timestamp(row["created_at"]),
-        updated_at=_timestamp(row["updated_at"]),
+        created_at=timestamp(row["created_at"]),
+        updated_at=timestamp(row["updated_at"]),
     )
     if row["name"] is not None:
         conversation.name = row["name"]
@@ -94,7 +94,7 @@ def message_to_proto(row: Row) -> message_pb2.Message:
         role=ROLE_FROM_DB[row["role"]],
         content_blocks=_list_from_json(row["content_blocks"], message_pb2.ContentBlock),
         run_id=row["run_id"],
-        created_at=_timestamp(row["created_at"]),
+        created_at=timestamp(row["created_at"]),
     )
 
 
@@ -157,8 +157,14 @@ def pending_tool_call_ids(row: Row) -> list[str]:
     return [call["tool_use_id"] for call in orjson.loads(row["pending_tool_calls"])]
 
 
-def run_to_proto(row: Row, current_name: str | None, docs_url: str) -> run_pb2.Run:
-    """A run as the status table says: terminal fields only once they were committed."""
+def run_to_proto(
+    row: Row,
+    current_name: str | None,
+    docs_url: str,
+    live_turns: Iterable[run_pb2.LiveTurn] = (),
+) -> run_pb2.Run:
+    """A run as the status table says: terminal fields only once they were committed; the live
+    turns only while it is in flight."""
     run = run_pb2.Run(
         id=row["id"],
         conversation_id=row["conversation_id"],
@@ -169,9 +175,11 @@ def run_to_proto(row: Row, current_name: str | None, docs_url: str) -> run_pb2.R
         effective_config=config_from_json(row["effective_config"]),
         submitted_inference_job_ids=orjson.loads(row["submitted_inference_job_ids"]),
         pending_tool_calls=_list_from_json(row["pending_tool_calls"], run_pb2.PendingToolCall),
-        started_at=_timestamp(row["started_at"]),
+        started_at=timestamp(row["started_at"]),
         live=run_pb2.Live(),
     )
+    if row["status"] in ("pending", "running"):
+        run.live.messages.extend(live_turns)
     if current_name is not None:
         run.live.current_name = current_name
     if row["tool_choice"] is not None:
@@ -200,7 +208,7 @@ def run_to_proto(row: Row, current_name: str | None, docs_url: str) -> run_pb2.R
             run.error.title = entry.title
             run.error.docs_url = f"{docs_url}/errors/{entry.slug}"
     if row["completed_at"] is not None:
-        run.completed_at.CopyFrom(_timestamp(row["completed_at"]))
+        run.completed_at.CopyFrom(timestamp(row["completed_at"]))
     return run
 
 
@@ -226,3 +234,44 @@ def terminal_values(run: run_pb2.Run, now: datetime) -> dict[str, Any]:
         "lease_owner": None,
         "lease_expires_at": None,
     }
+
+
+# --- inference jobs -----------------------------------------------------------------------------
+
+
+def job_values(job: store_service_pb2.InferenceJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "run_id": job.run_id,
+        "iteration": job.iteration,
+        "provider": job.provider,
+        "provider_model_id": job.provider_model_id,
+        "request_json": job.request_json,
+        "response_json": job.response_json,
+        "error_type": job.error_type or None,
+        "error_message": job.error_message or None,
+        "prompt_tokens": job.usage.prompt_tokens,
+        "completion_tokens": job.usage.completion_tokens,
+        "started_at": job.started_at.ToDatetime(tzinfo=UTC),
+        "completed_at": job.completed_at.ToDatetime(tzinfo=UTC),
+    }
+
+
+def job_to_proto(row: Row) -> store_service_pb2.InferenceJob:
+    prompt, completion = row["prompt_tokens"], row["completion_tokens"]
+    return store_service_pb2.InferenceJob(
+        id=row["id"],
+        run_id=row["run_id"],
+        iteration=row["iteration"],
+        provider=row["provider"],
+        provider_model_id=row["provider_model_id"],
+        request_json=row["request_json"],
+        response_json=row["response_json"],
+        error_type=row["error_type"] or "",
+        error_message=row["error_message"] or "",
+        usage=run_pb2.Usage(
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        ),
+        started_at=timestamp(row["started_at"]),
+        completed_at=timestamp(row["completed_at"]),
+    )

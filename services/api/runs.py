@@ -7,18 +7,20 @@ decides between concurrent starters, and the run's INSERT.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from agents.v1 import conversation_service_pb2
+from agents.v1 import conversation_service_pb2, run_pb2
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.api import effective_config, mapping, validation
+from services.api import effective_config, events, lifecycle, mapping, validation
 from services.api.conversations import owned_conversation
 from services.api.db.engine import Database
 from services.api.db.models import conversations, messages, runs
@@ -132,6 +134,7 @@ async def _start(
             "completed_at": None,
         }
         await conn.execute(insert(runs).values(values))
+        await events.append(conn, run_id, events.status_event(run_pb2.RUN_STATUS_PENDING))
     return StartedRun(values, conversation["name"], False)
 
 
@@ -241,28 +244,140 @@ async def _run_by_id(conn: AsyncConnection, run_id: str) -> RowMapping | None:
     return (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
 
 
-async def get_run(db: Database, principal: Principal, run_id: str) -> tuple[RowMapping, str | None]:
-    """The caller's run and its conversation's current name, or RunNotFound."""
+async def get_run(
+    db: Database, principal: Principal, run_id: str
+) -> tuple[RowMapping, str | None, list[run_pb2.LiveTurn]]:
+    """The caller's run, its conversation's current name and its live turns, or RunNotFound."""
+    async with db.engine.connect() as conn:
+        row = await _owned_run(conn, principal, run_id)
+        live = (
+            await events.live_turns(conn, row["id"])
+            if row["status"] in ("pending", "running")
+            else []
+        )
+    return row, row["current_name"], live
+
+
+async def _owned_run(conn: AsyncConnection, principal: Principal, run_id: str) -> RowMapping:
     canonical = validation.check_uuid(run_id)
     if canonical is not None:
-        async with db.engine.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(runs, conversations.c.name.label("current_name"))
-                        .join(conversations, conversations.c.id == runs.c.conversation_id)
-                        .where(
-                            and_(
-                                runs.c.id == canonical,
-                                runs.c.company_id == principal.company_id,
-                                runs.c.user_id == principal.user_id,
-                            )
+        row = (
+            (
+                await conn.execute(
+                    select(runs, conversations.c.name.label("current_name"))
+                    .join(conversations, conversations.c.id == runs.c.conversation_id)
+                    .where(
+                        and_(
+                            runs.c.id == canonical,
+                            runs.c.company_id == principal.company_id,
+                            runs.c.user_id == principal.user_id,
                         )
                     )
                 )
-                .mappings()
-                .first()
             )
+            .mappings()
+            .first()
+        )
         if row is not None:
-            return row, row["current_name"]
+            return row
     raise ParleyError("RunNotFound", f"run {run_id} was not found", run_id=run_id)
+
+
+def _not_cancellable(run_id: str, status: str) -> ParleyError:
+    return ParleyError(
+        "RunNotCancellable",
+        f"run {run_id} is already {status}; only pending or running runs can be cancelled",
+        run_id=run_id,
+        run_status=status,
+    )
+
+
+CANCELLED_MESSAGE = "the run was cancelled"
+
+
+async def cancel_run(
+    db: Database,
+    hub: events.Hub,
+    principal: Principal,
+    run_id: str,
+    docs_url: str,
+    wait_s: float = 10.0,
+) -> tuple[RowMapping, str | None, list[run_pb2.LiveTurn]]:
+    """A pending run fails at once (its input turn is committed, so the conversation stays
+    consistent); a running run is flagged and its runner told, then we wait (bounded) for its
+    terminal state. Either way the answer is the run as GET shows it afterwards."""
+    async with db.engine.begin() as conn:
+        owned = await _owned_run(conn, principal, run_id)
+        query = select(runs).where(runs.c.id == owned["id"])
+        if db.is_postgres:
+            query = query.with_for_update()
+        run = (await conn.execute(query)).mappings().one()
+        status = run["status"]
+        if status == "pending":
+            outcome = run_pb2.Run(
+                status=run_pb2.RUN_STATUS_FAILED,
+                error=run_pb2.RunError(type="AgentLoopCancelled", message=CANCELLED_MESSAGE),
+                iterations_used=0,
+            )
+            await lifecycle.finalize(conn, db, run, outcome, [], docs_url, datetime.now(UTC))
+        elif status == "running":
+            await conn.execute(
+                update(runs).where(runs.c.id == run["id"]).values(cancel_requested=True)
+            )
+        else:
+            raise _not_cancellable(run["id"], status)
+    if status == "pending":
+        hub.notify(run["id"])
+    else:
+        hub.cancel_requested(run["id"])
+        await _wait_terminal(db, hub, run["id"], wait_s)
+    return await get_run(db, principal, run["id"])
+
+
+async def _wait_terminal(db: Database, hub: events.Hub, run_id: str, wait_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    until = loop.time() + wait_s
+    while True:
+        with hub.waiter(run_id) as woken:
+            async with db.engine.connect() as conn:
+                status = (
+                    await conn.execute(select(runs.c.status).where(runs.c.id == run_id))
+                ).scalar_one()
+            if status not in ("pending", "running"):
+                return
+            remaining = until - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(woken.wait(), remaining)
+            except TimeoutError:
+                return
+
+
+async def stream_run_events(
+    db: Database, hub: events.Hub, principal: Principal, run_id: str, after_seq: int
+) -> AsyncIterator[run_pb2.RunEvent]:
+    """The run's events after `after_seq`, then each new one as it is written, until the
+    terminal event. Waits on the hub between batches; never sleeps and polls."""
+    if after_seq < 0:
+        raise ParleyError(
+            "InvalidRequest", f"after_seq must be >= 0, got {after_seq}", field="after_seq"
+        )
+    async with db.engine.connect() as conn:
+        run_id = (await _owned_run(conn, principal, run_id))["id"]
+    while True:
+        with hub.waiter(run_id) as woken:
+            async with db.engine.connect() as conn:
+                batch = await events.read(conn, run_id, after_seq)
+                status = (
+                    await conn.execute(select(runs.c.status).where(runs.c.id == run_id))
+                ).scalar_one()
+            for event in batch:
+                yield event
+                after_seq = event.seq
+                if event.type in events.TERMINAL_TYPES.values():
+                    return
+            if not batch:
+                if status not in ("pending", "running"):
+                    return  # terminal, and the caller has seen everything
+                await woken.wait()

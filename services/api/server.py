@@ -10,6 +10,7 @@ from agents.v1 import (
     store_service_pb2_grpc,
 )
 
+from services.api import events
 from services.api.db.engine import create_database, upgrade_head
 from services.api.servicer import ConversationServicer
 from services.api.store_servicer import StoreServicer
@@ -24,6 +25,7 @@ SERVICE_NAMES = (
 
 async def start(settings: Settings, bind: str) -> Running:
     db = create_database(settings.database_url)
+    hub = events.Hub()
     try:
         await upgrade_head(db)
         server, port = await start_server(
@@ -31,11 +33,11 @@ async def start(settings: Settings, bind: str) -> Running:
             [
                 (
                     conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server,
-                    ConversationServicer(db, settings),
+                    ConversationServicer(db, settings, hub),
                 ),
                 (
                     store_service_pb2_grpc.add_StoreServiceServicer_to_server,
-                    StoreServicer(db, settings),
+                    StoreServicer(db, settings, hub),
                 ),
             ],
             SERVICE_NAMES,

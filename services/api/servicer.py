@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 from agents.v1 import (
     conversation_pb2,
@@ -10,7 +12,7 @@ from agents.v1 import (
     run_pb2,
 )
 
-from services.api import conversations, mapping, runs
+from services.api import conversations, events, mapping, runs
 from services.api.db.engine import Database
 from services.api.validation import ConfigRules
 from services.common.auth import READ_SCOPE, WRITE_SCOPE, Principal, verify_authorization
@@ -21,8 +23,9 @@ Context = grpc.aio.ServicerContext
 
 
 class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServicer):
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, hub: events.Hub) -> None:
         self._db = db
+        self._hub = hub
         self._secret = settings.jwt_secret
         self._docs_url = settings.docs_url
         self._rules = ConfigRules.from_settings(settings)
@@ -92,11 +95,31 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         started = await runs.start_run(self._db, self._rules, principal, request)
         if started.replayed:  # the original row, answered 200 instead of the method's 202
             await context.send_initial_metadata(((HTTP_STATUS_KEY, "200"),))
+        else:
+            self._hub.runs_queued()
         return mapping.run_to_proto(started.row, started.current_name, self._docs_url)
 
     async def GetRun(
         self, request: conversation_service_pb2.GetRunRequest, context: Context
     ) -> run_pb2.Run:
         principal = self._principal(context, READ_SCOPE)
-        row, current_name = await runs.get_run(self._db, principal, request.id)
-        return mapping.run_to_proto(row, current_name, self._docs_url)
+        row, current_name, live = await runs.get_run(self._db, principal, request.id)
+        return mapping.run_to_proto(row, current_name, self._docs_url, live)
+
+    async def CancelRun(
+        self, request: conversation_service_pb2.CancelRunRequest, context: Context
+    ) -> run_pb2.Run:
+        principal = self._principal(context, WRITE_SCOPE)
+        row, current_name, live = await runs.cancel_run(
+            self._db, self._hub, principal, request.id, self._docs_url
+        )
+        return mapping.run_to_proto(row, current_name, self._docs_url, live)
+
+    async def StreamRunEvents(
+        self, request: conversation_service_pb2.StreamRunEventsRequest, context: Context
+    ) -> AsyncIterator[run_pb2.RunEvent]:
+        principal = self._principal(context, READ_SCOPE)
+        async for event in runs.stream_run_events(
+            self._db, self._hub, principal, request.id, request.after_seq
+        ):
+            yield event

@@ -3,10 +3,12 @@ gateway, which only exposes ConversationService)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 from agents.v1 import store_service_pb2, store_service_pb2_grpc
 
-from services.api import lifecycle
+from services.api import events, lifecycle
 from services.api.db.engine import Database
 from services.common.config import Settings
 
@@ -14,27 +16,66 @@ Context = grpc.aio.ServicerContext
 
 
 class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, hub: events.Hub) -> None:
         self._db = db
+        self._hub = hub
         self._docs_url = settings.docs_url
 
     async def ClaimRun(
         self, request: store_service_pb2.ClaimRunRequest, context: Context
     ) -> store_service_pb2.ClaimRunResponse:
-        claimed = await lifecycle.claim_run(self._db, request.runner_id, request.lease_seconds)
-        return lifecycle.claim_response(claimed, self._docs_url)
+        claim = await lifecycle.claim_run(self._db, request.runner_id, request.lease_seconds)
+        if claim.claimed is not None:
+            self._hub.notify(claim.claimed.run["id"])
+        return lifecycle.claim_response(claim, self._docs_url)
 
     async def RenewLease(
         self, request: store_service_pb2.RenewLeaseRequest, context: Context
     ) -> store_service_pb2.RenewLeaseResponse:
-        await lifecycle.renew_lease(
+        cancel = await lifecycle.renew_lease(
             self._db, request.run_id, request.runner_id, request.lease_seconds
         )
-        return store_service_pb2.RenewLeaseResponse()
+        return store_service_pb2.RenewLeaseResponse(cancel_requested=cancel)
 
     async def CommitRun(
         self, request: store_service_pb2.CommitRunRequest, context: Context
     ) -> store_service_pb2.CommitRunResponse:
-        return store_service_pb2.CommitRunResponse(
-            version=await lifecycle.commit_run(self._db, request)
+        version = await lifecycle.commit_run(self._db, request, self._docs_url)
+        self._hub.notify(request.run_id)
+        return store_service_pb2.CommitRunResponse(version=version)
+
+    async def WatchWork(
+        self, request: store_service_pb2.WatchWorkRequest, context: Context
+    ) -> AsyncIterator[store_service_pb2.WatchWorkResponse]:
+        with self._hub.watch() as signals:
+            # At once: whatever was queued while this runner was away is claimable now.
+            yield events.Signal(kind=events.Signal.KIND_RUNS_QUEUED)
+            while True:
+                yield await signals.get()
+
+    async def AppendLiveTurn(
+        self, request: store_service_pb2.AppendLiveTurnRequest, context: Context
+    ) -> store_service_pb2.AppendLiveTurnResponse:
+        seq = await lifecycle.append_live_turn(self._db, request)
+        self._hub.notify(request.run_id)
+        return store_service_pb2.AppendLiveTurnResponse(seq=seq)
+
+    async def RecordInferenceJob(
+        self, request: store_service_pb2.RecordInferenceJobRequest, context: Context
+    ) -> store_service_pb2.RecordInferenceJobResponse:
+        await lifecycle.record_inference_job(self._db, request)
+        self._hub.notify(request.job.run_id)
+        return store_service_pb2.RecordInferenceJobResponse()
+
+    async def GetInferenceJob(
+        self, request: store_service_pb2.GetInferenceJobRequest, context: Context
+    ) -> store_service_pb2.InferenceJob:
+        return await lifecycle.get_inference_job(self._db, request.id)
+
+    async def SetGeneratedName(
+        self, request: store_service_pb2.SetGeneratedNameRequest, context: Context
+    ) -> store_service_pb2.SetGeneratedNameResponse:
+        applied = await lifecycle.set_generated_name(
+            self._db, request.conversation_id, request.name
         )
+        return store_service_pb2.SetGeneratedNameResponse(applied=applied)

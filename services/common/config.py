@@ -29,6 +29,11 @@ class Settings:
     mcp_allow_private_networks: bool = False
     mcp_auth_allowlist: tuple[str, ...] = ("https://mcp.narrative.io/mcp",)
     max_body_bytes: int = 1 << 20
+    runner_concurrency: int = 16  # runs one runner executes at once
+    runner_lease_seconds: int = 30  # renewed every third of it; a dead runner's runs resume after
+    bedrock_max_attempts: int = 3  # botocore's standard retries: the only retry layer
+    bedrock_connect_timeout_s: float = 5.0
+    bedrock_read_timeout_s: float = 300.0  # a Converse call's whole generation
 
     @property
     def data_plane_ids(self) -> frozenset[str]:
@@ -69,6 +74,19 @@ def load_settings(*, embedded: bool, environ: dict[str, str] | None = None) -> S
         mcp_auth_allowlist=tuple(u.strip() for u in allowlist.split(",") if u.strip())
         if allowlist is not None
         else Settings.mcp_auth_allowlist,
+        runner_concurrency=int(env.get("PARLEY_RUNNER_CONCURRENCY", Settings.runner_concurrency)),
+        runner_lease_seconds=int(
+            env.get("PARLEY_RUNNER_LEASE_SECONDS", Settings.runner_lease_seconds)
+        ),
+        bedrock_max_attempts=int(
+            env.get("PARLEY_BEDROCK_MAX_ATTEMPTS", Settings.bedrock_max_attempts)
+        ),
+        bedrock_connect_timeout_s=float(
+            env.get("PARLEY_BEDROCK_CONNECT_TIMEOUT_S", Settings.bedrock_connect_timeout_s)
+        ),
+        bedrock_read_timeout_s=float(
+            env.get("PARLEY_BEDROCK_READ_TIMEOUT_S", Settings.bedrock_read_timeout_s)
+        ),
     )
 
 

@@ -93,3 +93,17 @@ class GetRunRequest(_message.Message):
     ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class CancelRunRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class StreamRunEventsRequest(_message.Message):
+    __slots__ = ("id", "after_seq")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    after_seq: int
+    def __init__(self, id: _Optional[str] = ..., after_seq: _Optional[int] = ...) -> None: ...

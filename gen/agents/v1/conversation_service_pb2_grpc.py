@@ -68,6 +68,16 @@ class ConversationServiceStub:
                 request_serializer=agents_dot_v1_dot_conversation__service__pb2.GetRunRequest.SerializeToString,
                 response_deserializer=agents_dot_v1_dot_run__pb2.Run.FromString,
                 _registered_method=True)
+        self.CancelRun = channel.unary_unary(
+                '/agents.v1.ConversationService/CancelRun',
+                request_serializer=agents_dot_v1_dot_conversation__service__pb2.CancelRunRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_run__pb2.Run.FromString,
+                _registered_method=True)
+        self.StreamRunEvents = channel.unary_stream(
+                '/agents.v1.ConversationService/StreamRunEvents',
+                request_serializer=agents_dot_v1_dot_conversation__service__pb2.StreamRunEventsRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_run__pb2.RunEvent.FromString,
+                _registered_method=True)
 
 
 class ConversationServiceServicer:
@@ -118,6 +128,22 @@ class ConversationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelRun(self, request, context):
+        """Cancel a pending or running run: it lands failed with error.type AgentLoopCancelled, its
+        in-flight inference is abandoned and its partial work kept. A terminal run answers 409.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamRunEvents(self, request, context):
+        """The run's events as Server-Sent Events: status changes, live turns, usage and the terminal
+        event (after which the stream ends). Each event's SSE id is its seq.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +176,16 @@ def add_ConversationServiceServicer_to_server(servicer, server):
                     servicer.GetRun,
                     request_deserializer=agents_dot_v1_dot_conversation__service__pb2.GetRunRequest.FromString,
                     response_serializer=agents_dot_v1_dot_run__pb2.Run.SerializeToString,
+            ),
+            'CancelRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelRun,
+                    request_deserializer=agents_dot_v1_dot_conversation__service__pb2.CancelRunRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_run__pb2.Run.SerializeToString,
+            ),
+            'StreamRunEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamRunEvents,
+                    request_deserializer=agents_dot_v1_dot_conversation__service__pb2.StreamRunEventsRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_run__pb2.RunEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -316,6 +352,60 @@ class ConversationService:
             '/agents.v1.ConversationService/GetRun',
             agents_dot_v1_dot_conversation__service__pb2.GetRunRequest.SerializeToString,
             agents_dot_v1_dot_run__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agents.v1.ConversationService/CancelRun',
+            agents_dot_v1_dot_conversation__service__pb2.CancelRunRequest.SerializeToString,
+            agents_dot_v1_dot_run__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamRunEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/agents.v1.ConversationService/StreamRunEvents',
+            agents_dot_v1_dot_conversation__service__pb2.StreamRunEventsRequest.SerializeToString,
+            agents_dot_v1_dot_run__pb2.RunEvent.FromString,
             options,
             channel_credentials,
             insecure,

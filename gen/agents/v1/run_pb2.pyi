@@ -146,3 +146,21 @@ class RunPayload(_message.Message):
     user_message: RunPayload.UserMessage
     tool_outputs: RunPayload.ToolOutputs
     def __init__(self, user_message: _Optional[_Union[RunPayload.UserMessage, _Mapping]] = ..., tool_outputs: _Optional[_Union[RunPayload.ToolOutputs, _Mapping]] = ...) -> None: ...
+
+class RunEvent(_message.Message):
+    __slots__ = ("seq", "type", "created_at", "status", "turn", "usage", "run")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TURN_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    type: str
+    created_at: _timestamp_pb2.Timestamp
+    status: RunStatus
+    turn: LiveTurn
+    usage: Usage
+    run: Run
+    def __init__(self, seq: _Optional[int] = ..., type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., turn: _Optional[_Union[LiveTurn, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...

@@ -1,6 +1,10 @@
+import datetime
+
 from agents.v1 import message_pb2 as _message_pb2
 from agents.v1 import run_pb2 as _run_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -17,16 +21,26 @@ class ClaimRunRequest(_message.Message):
     def __init__(self, runner_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
 
 class ClaimRunResponse(_message.Message):
-    __slots__ = ("run", "system_prompt", "history", "input")
+    __slots__ = ("run", "system_prompt", "history", "input", "resumed_turns", "resumed_usage", "attempt", "cancel_requested", "retry_after_ms")
     RUN_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_TURNS_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_USAGE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
     run: _run_pb2.Run
     system_prompt: str
     history: _containers.RepeatedCompositeFieldContainer[_message_pb2.Message]
     input: _message_pb2.Message
-    def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., system_prompt: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ..., input: _Optional[_Union[_message_pb2.Message, _Mapping]] = ...) -> None: ...
+    resumed_turns: _containers.RepeatedCompositeFieldContainer[_run_pb2.LiveTurn]
+    resumed_usage: _run_pb2.Usage
+    attempt: int
+    cancel_requested: bool
+    retry_after_ms: int
+    def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., system_prompt: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ..., input: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., resumed_turns: _Optional[_Iterable[_Union[_run_pb2.LiveTurn, _Mapping]]] = ..., resumed_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ..., attempt: _Optional[int] = ..., cancel_requested: _Optional[bool] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
 
 class RenewLeaseRequest(_message.Message):
     __slots__ = ("run_id", "runner_id", "lease_seconds")
@@ -39,8 +53,10 @@ class RenewLeaseRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., runner_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
 
 class RenewLeaseResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("cancel_requested",)
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    cancel_requested: bool
+    def __init__(self, cancel_requested: _Optional[bool] = ...) -> None: ...
 
 class CommitRunRequest(_message.Message):
     __slots__ = ("run_id", "runner_id", "run", "turns")
@@ -59,3 +75,103 @@ class CommitRunResponse(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     version: int
     def __init__(self, version: _Optional[int] = ...) -> None: ...
+
+class WatchWorkRequest(_message.Message):
+    __slots__ = ("runner_id",)
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    runner_id: str
+    def __init__(self, runner_id: _Optional[str] = ...) -> None: ...
+
+class WatchWorkResponse(_message.Message):
+    __slots__ = ("kind", "run_id")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[WatchWorkResponse.Kind]
+        KIND_RUNS_QUEUED: _ClassVar[WatchWorkResponse.Kind]
+        KIND_CANCEL_REQUESTED: _ClassVar[WatchWorkResponse.Kind]
+    KIND_UNSPECIFIED: WatchWorkResponse.Kind
+    KIND_RUNS_QUEUED: WatchWorkResponse.Kind
+    KIND_CANCEL_REQUESTED: WatchWorkResponse.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    kind: WatchWorkResponse.Kind
+    run_id: str
+    def __init__(self, kind: _Optional[_Union[WatchWorkResponse.Kind, str]] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class AppendLiveTurnRequest(_message.Message):
+    __slots__ = ("run_id", "runner_id", "turn")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    TURN_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    runner_id: str
+    turn: _run_pb2.LiveTurn
+    def __init__(self, run_id: _Optional[str] = ..., runner_id: _Optional[str] = ..., turn: _Optional[_Union[_run_pb2.LiveTurn, _Mapping]] = ...) -> None: ...
+
+class AppendLiveTurnResponse(_message.Message):
+    __slots__ = ("seq",)
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    def __init__(self, seq: _Optional[int] = ...) -> None: ...
+
+class InferenceJob(_message.Message):
+    __slots__ = ("id", "run_id", "iteration", "provider", "provider_model_id", "request_json", "response_json", "error_type", "error_message", "usage", "started_at", "completed_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    run_id: str
+    iteration: int
+    provider: str
+    provider_model_id: str
+    request_json: str
+    response_json: str
+    error_type: str
+    error_message: str
+    usage: _run_pb2.Usage
+    started_at: _timestamp_pb2.Timestamp
+    completed_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., iteration: _Optional[int] = ..., provider: _Optional[str] = ..., provider_model_id: _Optional[str] = ..., request_json: _Optional[str] = ..., response_json: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecordInferenceJobRequest(_message.Message):
+    __slots__ = ("runner_id", "job", "run_usage")
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    RUN_USAGE_FIELD_NUMBER: _ClassVar[int]
+    runner_id: str
+    job: InferenceJob
+    run_usage: _run_pb2.Usage
+    def __init__(self, runner_id: _Optional[str] = ..., job: _Optional[_Union[InferenceJob, _Mapping]] = ..., run_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ...) -> None: ...
+
+class RecordInferenceJobResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetInferenceJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class SetGeneratedNameRequest(_message.Message):
+    __slots__ = ("conversation_id", "name")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    name: str
+    def __init__(self, conversation_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class SetGeneratedNameResponse(_message.Message):
+    __slots__ = ("applied",)
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    applied: bool
+    def __init__(self, applied: _Optional[bool] = ...) -> None: ...

@@ -51,6 +51,31 @@ class StoreServiceStub:
                 request_serializer=agents_dot_v1_dot_store__service__pb2.CommitRunRequest.SerializeToString,
                 response_deserializer=agents_dot_v1_dot_store__service__pb2.CommitRunResponse.FromString,
                 _registered_method=True)
+        self.WatchWork = channel.unary_stream(
+                '/agents.v1.StoreService/WatchWork',
+                request_serializer=agents_dot_v1_dot_store__service__pb2.WatchWorkRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_store__service__pb2.WatchWorkResponse.FromString,
+                _registered_method=True)
+        self.AppendLiveTurn = channel.unary_unary(
+                '/agents.v1.StoreService/AppendLiveTurn',
+                request_serializer=agents_dot_v1_dot_store__service__pb2.AppendLiveTurnRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_store__service__pb2.AppendLiveTurnResponse.FromString,
+                _registered_method=True)
+        self.RecordInferenceJob = channel.unary_unary(
+                '/agents.v1.StoreService/RecordInferenceJob',
+                request_serializer=agents_dot_v1_dot_store__service__pb2.RecordInferenceJobRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_store__service__pb2.RecordInferenceJobResponse.FromString,
+                _registered_method=True)
+        self.GetInferenceJob = channel.unary_unary(
+                '/agents.v1.StoreService/GetInferenceJob',
+                request_serializer=agents_dot_v1_dot_store__service__pb2.GetInferenceJobRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_store__service__pb2.InferenceJob.FromString,
+                _registered_method=True)
+        self.SetGeneratedName = channel.unary_unary(
+                '/agents.v1.StoreService/SetGeneratedName',
+                request_serializer=agents_dot_v1_dot_store__service__pb2.SetGeneratedNameRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_store__service__pb2.SetGeneratedNameResponse.FromString,
+                _registered_method=True)
 
 
 class StoreServiceServicer:
@@ -79,6 +104,42 @@ class StoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchWork(self, request, context):
+        """Wake-ups for runners: a first signal at once, then one whenever a run is queued or a
+        cancellation is requested. Runners keep it open instead of polling.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AppendLiveTurn(self, request, context):
+        """Publish a live turn of a running run (live.messages and a "turn" event).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordInferenceJob(self, request, context):
+        """Record one iteration's inference job; its id joins submitted_inference_job_ids.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInferenceJob(self, request, context):
+        """Read a recorded inference job (operators: `parley job <id>`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetGeneratedName(self, request, context):
+        """Name a conversation that has no name yet (titling); never touches version or messages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +157,31 @@ def add_StoreServiceServicer_to_server(servicer, server):
                     servicer.CommitRun,
                     request_deserializer=agents_dot_v1_dot_store__service__pb2.CommitRunRequest.FromString,
                     response_serializer=agents_dot_v1_dot_store__service__pb2.CommitRunResponse.SerializeToString,
+            ),
+            'WatchWork': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchWork,
+                    request_deserializer=agents_dot_v1_dot_store__service__pb2.WatchWorkRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_store__service__pb2.WatchWorkResponse.SerializeToString,
+            ),
+            'AppendLiveTurn': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppendLiveTurn,
+                    request_deserializer=agents_dot_v1_dot_store__service__pb2.AppendLiveTurnRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_store__service__pb2.AppendLiveTurnResponse.SerializeToString,
+            ),
+            'RecordInferenceJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordInferenceJob,
+                    request_deserializer=agents_dot_v1_dot_store__service__pb2.RecordInferenceJobRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_store__service__pb2.RecordInferenceJobResponse.SerializeToString,
+            ),
+            'GetInferenceJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInferenceJob,
+                    request_deserializer=agents_dot_v1_dot_store__service__pb2.GetInferenceJobRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_store__service__pb2.InferenceJob.SerializeToString,
+            ),
+            'SetGeneratedName': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetGeneratedName,
+                    request_deserializer=agents_dot_v1_dot_store__service__pb2.SetGeneratedNameRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_store__service__pb2.SetGeneratedNameResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,6 +267,141 @@ class StoreService:
             '/agents.v1.StoreService/CommitRun',
             agents_dot_v1_dot_store__service__pb2.CommitRunRequest.SerializeToString,
             agents_dot_v1_dot_store__service__pb2.CommitRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchWork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/agents.v1.StoreService/WatchWork',
+            agents_dot_v1_dot_store__service__pb2.WatchWorkRequest.SerializeToString,
+            agents_dot_v1_dot_store__service__pb2.WatchWorkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendLiveTurn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agents.v1.StoreService/AppendLiveTurn',
+            agents_dot_v1_dot_store__service__pb2.AppendLiveTurnRequest.SerializeToString,
+            agents_dot_v1_dot_store__service__pb2.AppendLiveTurnResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordInferenceJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agents.v1.StoreService/RecordInferenceJob',
+            agents_dot_v1_dot_store__service__pb2.RecordInferenceJobRequest.SerializeToString,
+            agents_dot_v1_dot_store__service__pb2.RecordInferenceJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInferenceJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agents.v1.StoreService/GetInferenceJob',
+            agents_dot_v1_dot_store__service__pb2.GetInferenceJobRequest.SerializeToString,
+            agents_dot_v1_dot_store__service__pb2.InferenceJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetGeneratedName(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agents.v1.StoreService/SetGeneratedName',
+            agents_dot_v1_dot_store__service__pb2.SetGeneratedNameRequest.SerializeToString,
+            agents_dot_v1_dot_store__service__pb2.SetGeneratedNameResponse.FromString,
             options,
             channel_credentials,
             insecure,

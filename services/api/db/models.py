@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -75,6 +76,9 @@ class Run(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    event_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # last run_events.seq
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims so far
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         UniqueConstraint("conversation_id", "client_op_id", name="uq_runs_conversation_op"),
@@ -97,6 +101,40 @@ class Message(Base):
     __table_args__ = (Index("ix_messages_run", "run_id"),)
 
 
+class RunEvent(Base):
+    __tablename__ = "run_events"
+
+    run_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[str] = mapped_column(Text)  # RunEvent
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InferenceJob(Base):
+    __tablename__ = "inference_jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id", ondelete="CASCADE"))
+    iteration: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_model_id: Mapped[str] = mapped_column(Text)
+    request_json: Mapped[str] = mapped_column(Text)
+    response_json: Mapped[str] = mapped_column(Text)
+    error_type: Mapped[str | None] = mapped_column(String(128))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_inference_jobs_run", "run_id"),)
+
+
 conversations = Conversation.__table__
 runs = Run.__table__
 messages = Message.__table__
+run_events = RunEvent.__table__
+inference_jobs = InferenceJob.__table__

@@ -335,7 +335,9 @@ async def test_claim_with_nothing_to_do_and_bad_requests(api: Api) -> None:
         if not claimed.HasField("run"):
             break
         assert time.monotonic() - started < 10
-    assert claimed == store_service_pb2.ClaimRunResponse()
+    # Nothing runnable: only the hint of when the earliest running lease expires.
+    assert claimed == store_service_pb2.ClaimRunResponse(retry_after_ms=claimed.retry_after_ms)
+    assert 0 < claimed.retry_after_ms <= 601_000
 
 
 async def test_health_is_served(api: Api) -> None:

@@ -1,0 +1,160 @@
+"""Typed wrappers over the StoreService and ToolRouterService stubs; every call's deadline is
+set here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from agents.v1 import (
+    config_pb2,
+    message_pb2,
+    run_pb2,
+    store_service_pb2,
+    store_service_pb2_grpc,
+    tool_router_service_pb2,
+    tool_router_service_pb2_grpc,
+)
+from google.rpc import status_pb2
+from grpc_status import rpc_status
+
+from services.common.errors import CatalogueEntry, entry_from_status
+
+STORE_DEADLINE_S = 10.0
+DISCOVERY_DEADLINE_S = 60.0
+TOOL_CALL_DEADLINE_S = 300.0
+
+
+def error_entry(exc: grpc.aio.AioRpcError) -> CatalogueEntry:
+    """The catalogue row of a failed call (its ErrorInfo, else the code's generic row)."""
+    status: status_pb2.Status | None = None
+    try:
+        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        status = None
+    return entry_from_status(status, exc.code())
+
+
+def is_lease_lost(exc: grpc.aio.AioRpcError) -> bool:
+    return error_entry(exc).code == "LeaseLost"
+
+
+class StoreClient:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = store_service_pb2_grpc.StoreServiceStub(channel)
+
+    async def watch_work(
+        self, runner_id: str
+    ) -> AsyncIterator[store_service_pb2.WatchWorkResponse]:
+        call = self._stub.WatchWork(store_service_pb2.WatchWorkRequest(runner_id=runner_id))
+        try:
+            async for signal in call:
+                yield signal
+        finally:
+            call.cancel()
+
+    async def claim(self, runner_id: str, lease_seconds: int) -> store_service_pb2.ClaimRunResponse:
+        return await self._stub.ClaimRun(
+            store_service_pb2.ClaimRunRequest(runner_id=runner_id, lease_seconds=lease_seconds),
+            timeout=STORE_DEADLINE_S,
+        )
+
+    async def renew(self, run_id: str, runner_id: str, lease_seconds: int) -> bool:
+        """Extend the lease; True when a cancellation was requested meanwhile."""
+        reply = await self._stub.RenewLease(
+            store_service_pb2.RenewLeaseRequest(
+                run_id=run_id, runner_id=runner_id, lease_seconds=lease_seconds
+            ),
+            timeout=STORE_DEADLINE_S,
+        )
+        return reply.cancel_requested
+
+    async def append_live_turn(
+        self, run_id: str, runner_id: str, index: int, turn: message_pb2.Message
+    ) -> None:
+        await self._stub.AppendLiveTurn(
+            store_service_pb2.AppendLiveTurnRequest(
+                run_id=run_id,
+                runner_id=runner_id,
+                turn=run_pb2.LiveTurn(
+                    turn_index=index, role=turn.role, content_blocks=turn.content_blocks
+                ),
+            ),
+            timeout=STORE_DEADLINE_S,
+        )
+
+    async def record_job(
+        self, runner_id: str, job: store_service_pb2.InferenceJob, run_usage: run_pb2.Usage
+    ) -> None:
+        await self._stub.RecordInferenceJob(
+            store_service_pb2.RecordInferenceJobRequest(
+                runner_id=runner_id, job=job, run_usage=run_usage
+            ),
+            timeout=STORE_DEADLINE_S,
+        )
+
+    async def commit(
+        self, run_id: str, runner_id: str, run: run_pb2.Run, turns: list[message_pb2.Message]
+    ) -> int:
+        reply = await self._stub.CommitRun(
+            store_service_pb2.CommitRunRequest(
+                run_id=run_id, runner_id=runner_id, run=run, turns=turns
+            ),
+            timeout=STORE_DEADLINE_S,
+        )
+        return reply.version
+
+    async def set_generated_name(self, conversation_id: str, name: str) -> bool:
+        reply = await self._stub.SetGeneratedName(
+            store_service_pb2.SetGeneratedNameRequest(conversation_id=conversation_id, name=name),
+            timeout=STORE_DEADLINE_S,
+        )
+        return reply.applied
+
+    async def get_job(self, job_id: str) -> store_service_pb2.InferenceJob:
+        return await self._stub.GetInferenceJob(
+            store_service_pb2.GetInferenceJobRequest(id=job_id), timeout=STORE_DEADLINE_S
+        )
+
+
+class ToolRouterClient:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = tool_router_service_pb2_grpc.ToolRouterServiceStub(channel)
+
+    async def discover(
+        self, servers: list[config_pb2.McpServer], company_id: int, user_id: int
+    ) -> list[tool_router_service_pb2.DiscoveredTool]:
+        reply = await self._stub.DiscoverTools(
+            tool_router_service_pb2.DiscoverToolsRequest(
+                mcp_servers=servers,
+                caller=tool_router_service_pb2.CallerIdentity(
+                    company_id=company_id, user_id=user_id
+                ),
+            ),
+            timeout=DISCOVERY_DEADLINE_S,
+        )
+        return list(reply.tools)
+
+    async def call(
+        self,
+        servers: list[config_pb2.McpServer],
+        company_id: int,
+        user_id: int,
+        use: message_pb2.ToolUseBlock,
+        arguments_json: str,
+    ) -> message_pb2.ToolResultBlock:
+        reply = await self._stub.CallTool(
+            tool_router_service_pb2.CallToolRequest(
+                mcp_servers=servers,
+                caller=tool_router_service_pb2.CallerIdentity(
+                    company_id=company_id, user_id=user_id
+                ),
+                tool_use_id=use.tool_use_id,
+                wire_name=use.name,
+                arguments_json=arguments_json,
+            ),
+            timeout=TOOL_CALL_DEADLINE_S,
+        )
+        result = reply.result
+        result.tool_use_id = use.tool_use_id
+        return result

@@ -1,0 +1,142 @@
+"""The whole suite with a runner: api + runner + tooling + gateway on loopback, and boto3 (in
+the runner) pointed at the scripted fake Bedrock. Helpers poll runs through the gateway with a
+deadline (condition-based waiting, never a fixed sleep)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from gateway import app as gateway_app
+from services.api import server as api_server
+from services.common.auth import DEFAULT_SCOPE, mint_token
+from services.common.config import Settings
+from services.common.grpc_server import Running
+from services.runner import server as runner_server
+from services.tooling import server as tooling_server
+from tests.fakes.bedrock import FakeBedrock, aws_environ, serve_fake_bedrock
+
+from .conftest import DOCS, SECRET, example_defaults
+
+TERMINAL = {"completed", "requires_action", "failed"}
+
+
+@dataclass
+class RunnerSuite:
+    http: httpx.AsyncClient
+    bedrock: FakeBedrock
+    settings: Settings  # with the real api/tooling addresses
+    api_port: int
+
+    def headers(self, company_id: int = 1, user_id: int = 1) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_token(SECRET, company_id, user_id, DEFAULT_SCOPE)}"}
+
+    async def create_conversation(self, user: tuple[int, int] = (1, 1), **body: Any) -> dict:
+        body.setdefault("defaults", example_defaults())
+        r = await self.http.post("/agents/conversations", json=body, headers=self.headers(*user))
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def start_run(
+        self, conversation_id: str, text: str | None = None, **body: Any
+    ) -> dict[str, Any]:
+        body.setdefault("client_op_id", str(uuid.uuid4()))
+        body.setdefault("expected_version", 0)
+        if text is not None:
+            body["payload"] = {"kind": "user_message", "text": text}
+        r = await self.http.post(
+            f"/agents/conversations/{conversation_id}/runs", json=body, headers=self.headers()
+        )
+        assert r.status_code == 202, r.text
+        return r.json()
+
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        r = await self.http.get(f"/agents/runs/{run_id}", headers=self.headers())
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def wait_run(
+        self, run_id: str, statuses: set[str] = TERMINAL, deadline_s: float = 20.0
+    ) -> dict[str, Any]:
+        until = time.monotonic() + deadline_s
+        seen: list[str] = []
+        while True:
+            run = await self.get_run(run_id)
+            if not seen or seen[-1] != run["status"]:
+                seen.append(run["status"])
+            if run["status"] in statuses:
+                return run
+            assert time.monotonic() < until, f"run {run_id} stuck: {seen}"
+            await asyncio.sleep(0.02)
+
+    async def messages(self, conversation_id: str) -> dict[str, Any]:
+        r = await self.http.get(
+            f"/agents/conversations/{conversation_id}/messages", headers=self.headers()
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def conversation(self, conversation_id: str) -> dict[str, Any]:
+        r = await self.http.get(f"/agents/conversations/{conversation_id}", headers=self.headers())
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+@asynccontextmanager
+async def aws_env(url: str) -> AsyncIterator[None]:
+    saved = {k: os.environ.get(k) for k in [*aws_environ(url), "AWS_BEARER_TOKEN_BEDROCK"]}
+    os.environ.pop("AWS_BEARER_TOKEN_BEDROCK", None)
+    os.environ.update(aws_environ(url))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+async def start_runner(settings: Settings) -> Running:
+    return await runner_server.start(settings, "127.0.0.1:0")
+
+
+@asynccontextmanager
+async def running_runner_suite(
+    database_url: str, *, with_runner: bool = True, **overrides: Any
+) -> AsyncIterator[RunnerSuite]:
+    settings = Settings(
+        database_url=database_url,
+        jwt_secret=SECRET,
+        docs_base_url=DOCS,
+        bedrock_max_attempts=2,
+        runner_lease_seconds=5,
+        **overrides,
+    )
+    async with serve_fake_bedrock() as bedrock, aws_env(bedrock.url):
+        api = await api_server.start(settings, "127.0.0.1:0")
+        tooling = await tooling_server.start(settings, "127.0.0.1:0")
+        settings = settings.with_overrides(
+            api_addr=f"127.0.0.1:{api.port}", tooling_addr=f"127.0.0.1:{tooling.port}"
+        )
+        runner = await start_runner(settings) if with_runner else None
+        gateway = await gateway_app.start(settings, settings.api_addr, "127.0.0.1", 0)
+        try:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{gateway.port}", timeout=30
+            ) as http:
+                yield RunnerSuite(http, bedrock, settings, api.port)
+        finally:
+            await gateway.stop()
+            if runner is not None:
+                await runner.stop()
+            await tooling.stop()
+            await api.stop()

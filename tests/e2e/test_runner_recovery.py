@@ -1,0 +1,122 @@
+"""A runner process killed with SIGKILL mid-run: its run is not lost. Once the lease expires, a
+runner that comes back claims it (woken by a deadline, not a poll) and brings it to a terminal
+state, with no duplicated messages."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+
+from tests.fakes import bedrock as fb
+
+from .conftest import SECRET
+from .runner_suite import running_runner_suite, start_runner
+from .test_runs_execute import unique
+
+
+def spawn_runner(api_addr: str, tooling_addr: str, bedrock_url: str) -> subprocess.Popen[bytes]:
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("PARLEY_", "AWS_"))
+    }
+    env.update(fb.aws_environ(bedrock_url))
+    env.update(
+        {
+            "PARLEY_JWT_SECRET": SECRET,
+            "PARLEY_API_ADDR": api_addr,
+            "PARLEY_TOOLING_ADDR": tooling_addr,
+            "PARLEY_RUNNER_ADDR": "127.0.0.1:0",
+            "PARLEY_METRICS_PORT": "0",
+            "PARLEY_RUNNER_LEASE_SECONDS": "2",
+        }
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "serve", "runner"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def test_sigkilled_runner_run_is_resumed_by_another_runner(
+    make_database_url: Callable[[], Awaitable[str]],
+) -> None:
+    async with running_runner_suite(await make_database_url(), with_runner=False) as rs:
+        question = unique("Survive a crash.")
+        gate = fb.Gate(fb.text("lost with the runner"))
+        rs.bedrock.on(question, gate, fb.text("survived"))
+        conversation = await rs.create_conversation()
+        run = await rs.start_run(conversation["id"], question)
+        assert (await rs.get_run(run["id"]))["status"] == "pending"  # no runner yet
+
+        process = spawn_runner(rs.settings.api_addr, rs.settings.tooling_addr, rs.bedrock.url)
+        try:
+            await asyncio.wait_for(gate.arrived.wait(), 30)
+            assert (await rs.get_run(run["id"]))["status"] == "running"
+        finally:
+            os.kill(process.pid, signal.SIGKILL)
+            await asyncio.to_thread(process.wait, 10)
+        gate.release()
+
+        runner = await start_runner(rs.settings)
+        try:
+            done = await rs.wait_run(run["id"], deadline_s=30)
+        finally:
+            await runner.stop()
+        assert done["status"] == "completed", done
+        assert done["final_text"] == "survived"
+        assert done["iterations_used"] == len(done["submitted_inference_job_ids"]) == 1
+        stream = await rs.messages(conversation["id"])
+        assert stream["current_version"] == 2
+        assert [m["role"] for m in stream["messages"]] == ["user", "assistant"]
+
+
+async def test_pending_runs_wait_for_a_runner_and_can_be_cancelled(
+    make_database_url: Callable[[], Awaitable[str]],
+) -> None:
+    async with running_runner_suite(await make_database_url(), with_runner=False) as rs:
+        cancelled_q, later_q = unique("Never mind."), unique("Picked up later.")
+        rs.bedrock.on(later_q, fb.text("picked up"))
+        first = await rs.create_conversation()
+        run = await rs.start_run(first["id"], cancelled_q)
+        r = await rs.http.post(f"/agents/runs/{run['id']}/cancel", headers=rs.headers())
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "failed"
+        assert r.json()["error"]["type"] == "AgentLoopCancelled"
+        assert r.json()["iterations_used"] == 0 and r.json()["submitted_inference_job_ids"] == []
+        assert (await rs.messages(first["id"]))["current_version"] == 1  # the input is kept
+
+        second = await rs.create_conversation()
+        waiting = await rs.start_run(second["id"], later_q)
+        runner = await start_runner(rs.settings)  # claims what was queued while none was up
+        try:
+            done = await rs.wait_run(waiting["id"])
+        finally:
+            await runner.stop()
+        assert done["final_text"] == "picked up"
+        assert rs.bedrock.requests_for(cancelled_q) == []
+
+
+async def test_several_runners_execute_each_run_exactly_once(
+    make_database_url: Callable[[], Awaitable[str]],
+) -> None:
+    async with running_runner_suite(await make_database_url(), with_runner=False) as rs:
+        runners = [await start_runner(rs.settings) for _ in range(3)]
+        try:
+            questions = [unique(f"Question {i}") for i in range(12)]
+            for q in questions:
+                rs.bedrock.on(q, fb.text(f"answer to {q}"))
+            conversations = [await rs.create_conversation() for _ in questions]
+            runs = await asyncio.gather(
+                *(rs.start_run(c["id"], q) for c, q in zip(conversations, questions, strict=True))
+            )
+            done = await asyncio.gather(*(rs.wait_run(r["id"]) for r in runs))
+        finally:
+            for runner in runners:
+                await runner.stop()
+        for q, run in zip(questions, done, strict=True):
+            assert run["status"] == "completed" and run["final_text"] == f"answer to {q}"
+            assert len(rs.bedrock.requests_for(q)) == 1  # one model call: executed once

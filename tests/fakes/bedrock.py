@@ -1,0 +1,199 @@
+"""A scripted Bedrock Converse endpoint: an ASGI app served by uvicorn on a loopback port, that
+boto3 reaches through `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` (see `aws_environ`).
+
+Scripts are per conversation: `fake.on("What is 2 + 2?", text("4"))` queues replies for the
+Converse requests whose first user message is that text, answered in order. Replies:
+`text(...)`, `tool_uses((id, name, args), ...)`, `json_text({...})`, `error(status, code)`,
+`throttled()`, or a `Gate` wrapping one of those, which holds the HTTP call until released (for
+cancelling and killing a runner while a model call is in flight). Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import urllib.parse
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import uvicorn
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+@dataclass
+class Gate:
+    """Holds the call until `release()`; `arrived` is set when the request came in."""
+
+    then: Reply
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+def _ok(
+    content: list[dict[str, Any]], stop_reason: str, input_tokens: int, output_tokens: int
+) -> Reply:
+    return Reply(
+        200,
+        {
+            "output": {"message": {"role": "assistant", "content": content}},
+            "stopReason": stop_reason,
+            "usage": {
+                "inputTokens": input_tokens,
+                "outputTokens": output_tokens,
+                "totalTokens": input_tokens + output_tokens,
+            },
+            "metrics": {"latencyMs": 1},
+        },
+    )
+
+
+def text(value: str, *, stop_reason: str = "end_turn", tokens: tuple[int, int] = (169, 8)) -> Reply:
+    return _ok([{"text": value}], stop_reason, *tokens)
+
+
+def json_text(value: Any, *, tokens: tuple[int, int] = (200, 20)) -> Reply:
+    return text(orjson.dumps(value).decode(), tokens=tokens)
+
+
+def tool_uses(
+    *calls: tuple[str, str, dict[str, Any]], say: str = "", tokens: tuple[int, int] = (150, 30)
+) -> Reply:
+    content: list[dict[str, Any]] = [{"text": say}] if say else []
+    content += [{"toolUse": {"toolUseId": i, "name": n, "input": a}} for i, n, a in calls]
+    return _ok(content, "tool_use", *tokens)
+
+
+def error(status: int, code: str, message: str = "refused") -> Reply:
+    return Reply(
+        status,
+        {"message": message},
+        (
+            (b"x-amzn-errortype", code.encode()),
+            (b"x-amzn-requestid", b"fake-request"),
+            (b"x-amz-retry-after", b"0"),
+        ),
+    )
+
+
+def throttled() -> Reply:
+    return error(429, "ThrottlingException", "Too many requests, please wait before trying again.")
+
+
+@dataclass(frozen=True)
+class Captured:
+    model_id: str
+    body: dict[str, Any]
+
+    @property
+    def first_user_text(self) -> str:
+        return first_user_text(self.body)
+
+
+def first_user_text(body: Mapping[str, Any]) -> str:
+    for message in body.get("messages", []):
+        if message.get("role") == "user":
+            for block in message.get("content", []):
+                if "text" in block:
+                    return str(block["text"])
+    return ""
+
+
+class FakeBedrock:
+    def __init__(self) -> None:
+        self.scripts: dict[str, deque[Reply | Gate]] = {}
+        self.requests: list[Captured] = []
+        self.gates: list[Gate] = []
+        self.url = ""
+
+    def on(self, first_user_message: str, *replies: Reply | Gate) -> None:
+        self.scripts.setdefault(first_user_message, deque()).extend(replies)
+        self.gates += [r for r in replies if isinstance(r, Gate)]
+
+    def requests_for(self, first_user_message: str) -> list[Captured]:
+        return [r for r in self.requests if r.first_user_text == first_user_message]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        parts = raw_path.decode().split("/")  # /model/{id}/converse
+        model_id = urllib.parse.unquote(parts[2]) if len(parts) > 3 else ""
+        body = orjson.loads(b"".join(chunks) or b"{}")
+        self.requests.append(Captured(model_id, body))
+        queue = self.scripts.get(first_user_text(body))
+        if not queue:
+            reply: Reply | Gate = error(
+                400, "ValidationException", f"no scripted reply for {first_user_text(body)!r}"
+            )
+        else:
+            reply = queue.popleft()
+        if isinstance(reply, Gate):
+            reply.arrived.set()
+            await reply.released.wait()
+            reply = reply.then
+        payload = orjson.dumps(reply.body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    *reply.headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+def aws_environ(url: str) -> dict[str, str]:
+    """What boto3 needs to talk to the fake: its endpoint, dummy credentials, a region."""
+    return {
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": url,
+        "AWS_ACCESS_KEY_ID": "AKIDFAKEFAKEFAKE",
+        "AWS_SECRET_ACCESS_KEY": "fake-secret",
+        "AWS_REGION": "us-east-1",
+    }
+
+
+@asynccontextmanager
+async def serve_fake_bedrock() -> AsyncIterator[FakeBedrock]:
+    """The fake on 127.0.0.1:<ephemeral port>, in the caller's event loop."""
+    fake = FakeBedrock()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(fake, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    config.load()
+    server.lifespan = config.lifespan_class(config)
+    await server.startup(sockets=[sock])
+    task = asyncio.create_task(server.main_loop())
+    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        yield fake
+    finally:
+        for gate in fake.gates:
+            gate.release()
+        server.should_exit = True
+        await task
+        await server.shutdown(sockets=[sock])
+        sock.close()
