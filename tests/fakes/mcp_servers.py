@@ -309,6 +309,10 @@ class AuthRecorder:
         async def whoami(ctx: Context) -> str:
             return (ctx.headers or {}).get("authorization", "")
 
+        @server.tool(description="Answers pong; says nothing about the caller.")
+        async def ping() -> str:
+            return "pong"
+
         inner = server.streamable_http_app()
 
         async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
