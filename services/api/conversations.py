@@ -67,6 +67,9 @@ async def create_conversation(
         )
     defaults = effective_config.with_defaults(request.defaults)
     validation.validate_config(defaults, rules, "defaults")
+    await validation.check_mcp_hosts(
+        defaults.mcp_servers, "defaults.mcp_servers", rules.allow_private_networks
+    )
     now = datetime.now(UTC)
     values = {
         "id": str(uuid.uuid4()),

@@ -43,6 +43,12 @@ async def start_run(
     request: conversation_service_pb2.StartRunRequest,
 ) -> StartedRun:
     client_op_id = validation.validate_start_run(request)
+    if request.config_override.HasField("mcp_servers"):  # the defaults' were checked at creation
+        await validation.check_mcp_hosts(
+            request.config_override.mcp_servers.values,
+            "config_override.mcp_servers",
+            rules.allow_private_networks,
+        )
     try:
         started = await _start(db, rules, principal, request, client_op_id)
     except IntegrityError:

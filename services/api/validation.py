@@ -213,14 +213,28 @@ def validate_mcp_servers(
 
 
 def check_mcp_url(url: str, field: str, allow_private_networks: bool) -> None:
-    """The shared URL policy (services.common.url_policy), on the URL's text: validation does no
-    I/O, so host names are not resolved here; the tool router checks resolved addresses."""
+    """The shared URL policy (services.common.url_policy) on the URL's text; the addresses
+    its host resolves to are checked by `check_mcp_hosts`, which does I/O."""
     try:
         url_policy.check_literal(url, allow_private_networks)
     except url_policy.UrlNotAllowed as exc:
-        raise ParleyError(
-            "McpUrlNotAllowed", f"{field} `{url}` is not allowed: {exc.reason}", url=url
-        ) from None
+        raise _url_refused(url, field, exc) from None
+
+
+async def check_mcp_hosts(
+    servers: Iterable[config_pb2.McpServer], where: str, allow_private_networks: bool
+) -> None:
+    """The URL policy on resolved addresses, so that a name pointing at a refused address is a
+    400 now rather than a failed run later. Call it outside any database transaction."""
+    for i, server in enumerate(servers):
+        try:
+            await url_policy.check_known_addresses(server.url, allow_private_networks)
+        except url_policy.UrlNotAllowed as exc:
+            raise _url_refused(server.url, f"{where}[{i}].url", exc) from None
+
+
+def _url_refused(url: str, field: str, exc: url_policy.UrlNotAllowed) -> ParleyError:
+    return ParleyError("McpUrlNotAllowed", f"{field} `{url}` is not allowed: {exc.reason}", url=url)
 
 
 def validate_caller_tools(tools: Iterable[config_pb2.Tool], where: str) -> None:

@@ -113,6 +113,24 @@ async def check_resolved(url: str, allow_private_networks: bool) -> list[IPAddre
     return addresses
 
 
+async def check_known_addresses(
+    url: str, allow_private_networks: bool, timeout_s: float = 2.0
+) -> None:
+    """For synchronous validation (conversation creation, run start): refuse a host whose
+    addresses are known to be refused. A host that does not resolve (yet), or not in time,
+    passes: the tool router checks the resolved addresses again before every connection."""
+    parts = check_literal(url, allow_private_networks)
+    host = (parts.hostname or "").rstrip(".")
+    try:
+        addresses = await asyncio.wait_for(resolve(host, parts.port or 443), timeout_s)
+    except (UrlNotAllowed, TimeoutError):
+        return
+    for address in addresses:
+        why = address_refusal(address, allow_private_networks)
+        if why is not None:
+            raise UrlNotAllowed(f"its host `{host}` resolves to {why}")
+
+
 def normalize(url: str) -> str:
     """A comparable form for allowlist matching: lower-case scheme and host, default port
     dropped, empty path as "/", no fragment. Unparseable URLs come back unchanged."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+
 import pytest
 
 from .conftest import Suite, example_defaults
@@ -269,3 +272,36 @@ async def test_valid_tool_choices_are_accepted(suite: Suite, tool_choice: dict) 
     response = await suite.start_run(conversation["id"], tool_choice=tool_choice)
     assert response.status_code == 202, response.text
     assert response.json()["tool_choice"]["kind"] == tool_choice["kind"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8000/mcp",
+        "http://127.0.0.1/mcp",
+        "http://10.1.2.3/mcp",
+        "http://169.254.169.254/latest",
+        "http://[fd00:ec2::254]/",
+        f"http://{socket.gethostname()}:9/mcp",  # a name: refused for what it resolves to
+    ],
+)
+async def test_mcp_urls_on_refused_addresses_are_400(suite: Suite, url: str) -> None:
+    """The e2e suite runs as `parley serve` would (private networks not allowed)."""
+    host = url.split("//")[1].split(":")[0]
+    if host == socket.gethostname() and all(
+        ipaddress.ip_address(info[4][0]).is_global
+        for info in socket.getaddrinfo(host, 9, type=socket.SOCK_STREAM)
+    ):
+        pytest.skip(f"{host} resolves to a public address on this machine")
+    servers = [{"alias": "x", "url": url}]
+    response = await suite.http.post(
+        "/agents/conversations",
+        json={"defaults": example_defaults(mcp_servers=servers)},
+        headers=suite.headers(),
+    )
+    body = assert_problem(response, 400, "mcp-url-not-allowed", detail_has=url)
+    if host == socket.gethostname():
+        assert "resolves to" in body["detail"], body
+    conversation = await suite.create_conversation()
+    override = await suite.start_run(conversation["id"], config_override={"mcp_servers": servers})
+    assert_problem(override, 400, "mcp-url-not-allowed", detail_has="config_override.mcp_servers")
