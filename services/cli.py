@@ -113,7 +113,8 @@ def _job(args: argparse.Namespace) -> None:
     async def fetch() -> None:
         import grpc
         from agents.v1 import store_service_pb2, store_service_pb2_grpc
-        from google.protobuf import json_format
+
+        from gateway import codec
 
         async with grpc.aio.insecure_channel(settings.api_addr) as channel:
             try:
@@ -122,7 +123,7 @@ def _job(args: argparse.Namespace) -> None:
                 )
             except grpc.aio.AioRpcError as exc:
                 raise SystemExit(f"parley job: {exc.code().name}: {exc.details()}") from None
-        record = json_format.MessageToDict(job, preserving_proto_field_name=True)
+        record = codec.to_value(job)  # the same JSON rendering as the REST surface
         record["request"] = json.loads(record.pop("request_json", "null") or "null")
         record["response"] = json.loads(record.pop("response_json", "null") or "null")
         print(json.dumps(record, indent=2))
