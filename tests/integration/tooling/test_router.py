@@ -246,7 +246,7 @@ async def test_only_allowlisted_servers_get_a_token_for_the_caller(
     mcp.auth_open_seen.seen.clear()
     servers = ({"alias": "narr", "url": mcp.auth}, {"alias": "open", "url": mcp.auth_open})
     tools = await router.discover(*servers)
-    assert {t.wire_name for t in tools} == {"narr-whoami", "open-whoami"}
+    assert {t.wire_name for t in tools} == {"narr-whoami", "narr-ping", "open-whoami", "open-ping"}
     narr = await router.call("narr-whoami", "{}", *servers)
     opened = await router.call("open-whoami", "{}", *servers)
 

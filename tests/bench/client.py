@@ -1,0 +1,202 @@
+"""The load client: one turn of each scenario through the public REST API, waiting by SSE or by a
+10 ms GET poll loop, and checking every finished turn (wrong results are errors)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import orjson
+
+DATA_PLANE = "f79cbdae-4848-47ca-95e8-69588364d185"
+SCENARIOS = ("no_tool", "one_tool", "caller_tool")
+WAITS = ("sse", "poll")
+TERMINAL_EVENTS = {"run.completed", "run.requires_action", "run.failed"}
+TERMINAL = {"completed", "requires_action", "failed"}
+POLL_S = 0.010
+CALLER_TOOL = {
+    "name": "confirm",
+    "description": "Ask the user to confirm.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"text": {"type": "string"}},
+        "required": ["text"],
+    },
+}
+MCP_ALIAS = "bench"  # the fake MCP server's tool `echo` is offered as `bench-echo`
+
+
+class TurnError(Exception):
+    pass
+
+
+@dataclass
+class Turn:
+    seconds: float
+    run_ids: list[str]
+    iterations: int
+    pickup_ms: list[float] = field(default_factory=list)  # accepted -> running, from events
+
+
+def defaults(scenario: str, mcp_url: str) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "model": "anthropic.claude-opus-4.6",
+        "data_plane_id": DATA_PLANE,
+        "execution_cluster": "shared",
+        "max_iterations": 3,
+        "max_tokens": 256,
+        "temperature": 0.0,
+    }
+    if scenario == "one_tool":
+        base["mcp_servers"] = [{"alias": MCP_ALIAS, "url": mcp_url}]
+    elif scenario == "caller_tool":
+        base["tools"] = [CALLER_TOOL]
+    return base
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class Client:
+    def __init__(self, http: httpx.AsyncClient, token: str, mcp_url: str, deadline_s: float = 60):
+        self.http = http
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.mcp_url = mcp_url
+        self.deadline_s = deadline_s
+
+    async def _post(self, path: str, body: dict[str, Any], expect: int) -> dict[str, Any]:
+        r = await self.http.post(path, content=orjson.dumps(body), headers=self._json_headers)
+        if r.status_code != expect:
+            raise TurnError(f"POST {path}: {r.status_code} {r.text[:300]}")
+        return orjson.loads(r.content)
+
+    @property
+    def _json_headers(self) -> dict[str, str]:
+        return {**self.headers, "content-type": "application/json"}
+
+    async def create_conversation(self, scenario: str) -> dict[str, Any]:
+        body = {"name": f"bench {scenario}", "defaults": defaults(scenario, self.mcp_url)}
+        return await self._post("/agents/conversations", body, 200)
+
+    async def start_run(
+        self, conversation_id: str, payload: dict[str, Any], expected_version: int
+    ) -> dict[str, Any]:
+        body = {
+            "client_op_id": str(uuid.uuid4()),
+            "expected_version": expected_version,
+            "payload": payload,
+        }
+        return await self._post(f"/agents/conversations/{conversation_id}/runs", body, 202)
+
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        r = await self.http.get(f"/agents/runs/{run_id}", headers=self.headers)
+        if r.status_code != 200:
+            raise TurnError(f"GET run: {r.status_code} {r.text[:300]}")
+        return orjson.loads(r.content)
+
+    async def wait(self, run_id: str, mode: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The terminal run (and, for SSE, every event of the run)."""
+        if mode == "sse":
+            return await asyncio.wait_for(self._wait_sse(run_id), self.deadline_s)
+        until = time.monotonic() + self.deadline_s
+        while True:
+            run = await self.get_run(run_id)
+            if run["status"] in TERMINAL:
+                return run, []
+            if time.monotonic() > until:
+                raise TurnError(f"run {run_id} not terminal after {self.deadline_s}s")
+            await asyncio.sleep(POLL_S)
+
+    async def _wait_sse(self, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        events: list[dict[str, Any]] = []
+        async with self.http.stream(
+            "GET", f"/agents/runs/{run_id}/events", headers=self.headers
+        ) as response:
+            if response.status_code != 200:
+                raise TurnError(f"events: {response.status_code} {(await response.aread())[:300]}")
+            data: list[str] = []
+            async for line in response.aiter_lines():
+                if line == "":
+                    if data:
+                        event = orjson.loads("\n".join(data))
+                        events.append(event)
+                        if event.get("type") in TERMINAL_EVENTS:
+                            return event["run"], events
+                    data = []
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip(" "))
+                elif line.startswith("event: error"):
+                    raise TurnError(f"event stream error for run {run_id}")
+        raise TurnError(f"event stream of run {run_id} ended before a terminal event")
+
+    async def turn(self, scenario: str, mode: str) -> Turn:
+        started = time.perf_counter()
+        conversation = await self.create_conversation(scenario)
+        cid = conversation["id"]
+        user = {"kind": "user_message", "text": "What is 2 + 2?"}
+        run = await self.start_run(cid, user, 0)
+        done, events = await self.wait(run["id"], mode)
+        run_ids = [run["id"]]
+        pickups = [_pickup_ms(events)] if events else []
+        if scenario == "caller_tool":
+            check(done, "requires_action", None, 1)
+            calls = done["pending_tool_calls"]
+            if len(calls) != 1 or calls[0]["name"] != "confirm":
+                raise TurnError(f"unexpected pending_tool_calls {calls}")
+            outputs = {
+                "kind": "tool_outputs",
+                "outputs": [
+                    {"tool_use_id": calls[0]["tool_use_id"], "content": "confirmed", "is_error": False}
+                ],
+            }
+            resumed = await self.start_run(cid, outputs, 2)
+            done, events = await self.wait(resumed["id"], mode)
+            run_ids.append(resumed["id"])
+            if events:
+                pickups.append(_pickup_ms(events))
+            check(done, "completed", "done: confirmed", 1)
+            iterations = 2
+        elif scenario == "one_tool":
+            check(done, "completed", "done: echo:ping", 2)
+            iterations = 2
+        else:
+            check(done, "completed", "4", 1)
+            iterations = 1
+        return Turn(time.perf_counter() - started, run_ids, iterations, [p for p in pickups if p >= 0])
+
+
+def check(run: dict[str, Any], status: str, final_text: str | None, iterations: int) -> None:
+    got = (run.get("status"), run.get("final_text"), run.get("iterations_used"))
+    if got != (status, final_text, iterations):
+        raise TurnError(
+            f"run {run.get('id')}: expected {(status, final_text, iterations)}, got {got}"
+            f" error={run.get('error')}"
+        )
+
+
+def _pickup_ms(events: list[dict[str, Any]]) -> float:
+    """accepted (the `pending` status event) -> `running` status event, server timestamps."""
+    pending = running = None
+    for event in events:
+        if event.get("type") == "run.status":
+            if event.get("status") == "pending" and pending is None:
+                pending = _ts(event["created_at"])
+            elif event.get("status") == "running" and running is None:
+                running = _ts(event["created_at"])
+    if pending is None or running is None:
+        return -1.0
+    return (running - pending).total_seconds() * 1000
+
+
+def http_client(base_url: str, connections: int = 256, timeout: float = 60) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+    )

@@ -1,0 +1,351 @@
+"""Processes for the benchmark, started as a user would start them, each in its own process group:
+`parley up` (or `parley serve <service>`), the fake Converse server and the fake MCP server.
+CPU and RSS are read per process tree with psutil, so Parley, the fakes and the load client are
+measured apart. Every wait here has a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+JWT_SECRET = "bench-secret-0123456789abcdef0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def base_env() -> dict[str, str]:
+    """The caller's environment without any PARLEY_*/AWS_* setting (AWS_BEARER_TOKEN_BEDROCK
+    would switch botocore to bearer auth, which refuses http:// endpoints)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "AWS_"))}
+
+
+def aws_env(converse_url: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": converse_url,
+        "AWS_ACCESS_KEY_ID": "AKIDBENCHBENCHBENCH",
+        "AWS_SECRET_ACCESS_KEY": "bench-secret",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",  # botocore reads this one, Parley AWS_REGION first
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[str]
+    lines: deque[str] = field(default_factory=lambda: deque(maxlen=200))
+    log_path: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for proc in self.tree():
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def rss_bytes(self) -> int:
+        total = 0
+        for proc in self.tree():
+            with contextlib.suppress(psutil.Error):
+                total += proc.memory_info().rss
+        return total
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            self.popen.wait(5)
+
+
+def spawn(
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    ready: str,
+    *,
+    cwd: Path | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 60.0,
+) -> tuple[Proc, re.Match[str]]:
+    """Start `args` in its own process group; wait (bounded) for a stdout line matching `ready`.
+    stdout keeps being drained in a thread; stderr goes to `<log_dir>/<name>.log`."""
+    log_path = (log_dir / f"{name}.log") if log_dir else None
+    stderr = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    popen = subprocess.Popen(
+        args,
+        env=env,
+        cwd=cwd or REPO,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        start_new_session=True,
+    )
+    if log_path:
+        stderr.close()  # type: ignore[union-attr]
+    proc = Proc(name, popen, log_path=log_path)
+    found: list[re.Match[str]] = []
+    got = threading.Event()
+    pattern = re.compile(ready)
+
+    def drain() -> None:
+        assert popen.stdout is not None
+        for line in popen.stdout:
+            proc.lines.append(line.rstrip("\n"))
+            if not found:
+                match = pattern.search(line)
+                if match:
+                    found.append(match)
+                    got.set()
+        got.set()
+
+    threading.Thread(target=drain, daemon=True, name=f"drain-{name}").start()
+    if not got.wait(timeout) or not found:
+        proc.stop()
+        tail = "\n".join(proc.lines)
+        if log_path and log_path.exists():
+            tail += "\n" + log_path.read_text()[-3000:]
+        raise RuntimeError(f"{name} did not become ready within {timeout}s:\n{tail}")
+    return proc, found[0]
+
+
+def python(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def start_fake_converse(log_dir: Path, delay: float = 0.0, name: str = "fake-converse") -> Proc:
+    proc, _ = spawn(
+        name,
+        python("tests.bench.fake_converse", "--delay", str(delay)),
+        base_env(),
+        r"listening (\d+)",
+        log_dir=log_dir,
+    )
+    return proc
+
+
+def start_fake_mcp(log_dir: Path) -> Proc:
+    proc, _ = spawn(
+        "fake-mcp", python("tests.bench.fake_mcp"), base_env(), r"listening (\d+)", log_dir=log_dir
+    )
+    return proc
+
+
+def listening_port(proc: Proc) -> int:
+    for line in proc.lines:
+        match = re.search(r"listening (\d+)", line)
+        if match:
+            return int(match.group(1))
+    raise RuntimeError(f"{proc.name} printed no port")
+
+
+@dataclass
+class Parley:
+    """A running Parley deployment: its processes, gateway URL and a bearer token."""
+
+    procs: list[Proc]
+    url: str
+    token: str
+    workdir: Path
+    database_url: str
+    pg_database: str | None = None
+
+    def cpu_seconds(self) -> float:
+        return sum(p.cpu_seconds() for p in self.procs)
+
+    def rss_bytes(self) -> int:
+        return sum(p.rss_bytes() for p in self.procs)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+
+def parley_up(
+    converse_url: str,
+    log_dir: Path,
+    *,
+    db: str = "sqlite",
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    name: str = "parley-up",
+) -> Parley:
+    """`parley up [--db postgres]` in a fresh working directory (so a fresh ./parley.db and a
+    freshly generated JWT secret); the token is the one `parley up` prints."""
+    workdir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+    port = free_port()
+    env = {
+        **base_env(),
+        **aws_env(converse_url),
+        "PARLEY_HTTP_PORT": str(port),
+        "PARLEY_API_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_RUNNER_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_TOOLING_ADDR": f"127.0.0.1:{free_port()}",
+        **(extra_env or {}),
+    }
+    if database_url:
+        env["PARLEY_DATABASE_URL"] = database_url
+    args = [str(BIN / "parley"), "up", *(["--db", "postgres"] if db == "postgres" else [])]
+    proc, _ = spawn(name, args, env, r"try:\s+export", cwd=workdir, log_dir=log_dir)
+    token = next(
+        line.split("token:", 1)[1].strip() for line in proc.lines if "token:" in line
+    )
+    url = f"http://127.0.0.1:{port}"
+    return Parley([proc], url, token, workdir, database_url or "sqlite (./parley.db)")
+
+
+def parley_serve(
+    converse_url: str, database_url: str, runners: int, log_dir: Path, tag: str
+) -> Parley:
+    """`parley serve api|tooling|runner×n|gateway`, one process each, against one database."""
+    from services.common.auth import mint_token
+
+    api_addr = f"127.0.0.1:{free_port()}"
+    tooling_addr = f"127.0.0.1:{free_port()}"
+    http_port = free_port()
+    common = {
+        **base_env(),
+        **aws_env(converse_url),
+        "PARLEY_JWT_SECRET": JWT_SECRET,
+        "PARLEY_DATABASE_URL": database_url,
+        "PARLEY_API_ADDR": api_addr,
+        "PARLEY_TOOLING_ADDR": tooling_addr,
+        "PARLEY_HTTP_PORT": str(http_port),
+        "PARLEY_MCP_ALLOW_PRIVATE_NETWORKS": "true",  # the fake MCP server is on loopback
+    }
+    plan = [("api", {}), ("tooling", {})]
+    plan += [("runner", {"PARLEY_RUNNER_ADDR": f"127.0.0.1:{free_port()}"})] * runners
+    plan += [("gateway", {})]
+    procs: list[Proc] = []
+    try:
+        for i, (service, extra) in enumerate(plan):
+            env = {**common, **extra, "PARLEY_METRICS_PORT": str(free_port())}
+            proc, _ = spawn(
+                f"{tag}-{service}-{i}",
+                [str(BIN / "parley"), "serve", service],
+                env,
+                rf"parley {service} is serving",
+                log_dir=log_dir,
+            )
+            procs.append(proc)
+    except BaseException:
+        for proc in reversed(procs):
+            proc.stop()
+        raise
+    token = mint_token(JWT_SECRET, company_id=1, user_id=1, ttl_seconds=86400)
+    return Parley(procs, f"http://127.0.0.1:{http_port}", token, Path("."), database_url)
+
+
+async def create_pg_database() -> str:
+    import asyncpg
+
+    name = f"parley_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name
+
+
+async def drop_pg_database(name: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def pg_available() -> bool:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True
+
+
+def pg_url(name: str) -> str:
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+class RssSampler:
+    """Peak RSS of some process trees, sampled every `period` seconds on the event loop."""
+
+    def __init__(self, measure: list[Proc] | Parley, period: float = 0.1) -> None:
+        self._measure = measure
+        self._period = period
+        self.peak = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def _now(self) -> int:
+        m = self._measure
+        return m.rss_bytes() if isinstance(m, Parley) else sum(p.rss_bytes() for p in m)
+
+    async def _run(self) -> None:
+        while True:
+            self.peak = max(self.peak, await asyncio.to_thread(self._now))
+            await asyncio.sleep(self._period)
+
+    def __enter__(self) -> RssSampler:
+        self.peak = self._now()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.peak = max(self.peak, self._now())
+
+
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def monotonic() -> float:
+    return time.perf_counter()
