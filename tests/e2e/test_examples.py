@@ -9,6 +9,7 @@ from agents.v1 import message_pb2, run_pb2, store_service_pb2
 from google.protobuf import json_format, struct_pb2
 
 from .conftest import DATA_PLANE, Suite, example_defaults
+from tests.spec_examples import EXAMPLE_4_SCHEMA
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -316,35 +317,7 @@ async def test_example_3_pause_and_resume(fresh_suite: Suite) -> None:
 
 
 async def test_example_4_structured_schema_is_echoed(suite: Suite) -> None:
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["event"],
-        "properties": {
-            "event": {
-                "anyOf": [
-                    {
-                        "type": "object",
-                        "title": "Login",
-                        "additionalProperties": False,
-                        "required": ["type", "user_id", "session_duration_seconds"],
-                        "properties": {
-                            "type": {"const": "login"},
-                            "user_id": {"type": "string"},
-                            "session_duration_seconds": {"type": "integer"},
-                        },
-                    },
-                    {
-                        "type": "object",
-                        "title": "Logout",
-                        "additionalProperties": False,
-                        "required": ["type", "user_id"],
-                        "properties": {"type": {"const": "logout"}, "user_id": {"type": "string"}},
-                    },
-                ]
-            }
-        },
-    }
+    schema = EXAMPLE_4_SCHEMA
     conversation = await suite.create_conversation(
         name="event logger", defaults=example_defaults(output_format_schema=schema)
     )

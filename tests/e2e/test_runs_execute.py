@@ -12,6 +12,7 @@ from tests.fakes import bedrock as fb
 
 from .conftest import example_defaults
 from .runner_suite import RunnerSuite, running_runner_suite
+from tests.spec_examples import EXAMPLE_4_SCHEMA
 
 BOOKING_TOOL = {
     "name": "confirm_booking",
@@ -21,35 +22,6 @@ BOOKING_TOOL = {
         "additionalProperties": False,
         "required": ["proposed_slot"],
         "properties": {"proposed_slot": {"type": "string"}},
-    },
-}
-EVENT_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["event"],
-    "properties": {
-        "event": {
-            "anyOf": [
-                {
-                    "type": "object",
-                    "title": "Login",
-                    "additionalProperties": False,
-                    "required": ["type", "user_id", "session_duration_seconds"],
-                    "properties": {
-                        "type": {"const": "login"},
-                        "user_id": {"type": "string"},
-                        "session_duration_seconds": {"type": "integer"},
-                    },
-                },
-                {
-                    "type": "object",
-                    "title": "Logout",
-                    "additionalProperties": False,
-                    "required": ["type", "user_id"],
-                    "properties": {"type": {"const": "logout"}, "user_id": {"type": "string"}},
-                },
-            ]
-        }
     },
 }
 
@@ -210,19 +182,19 @@ async def test_example_4_structured_output(rs: RunnerSuite) -> None:
     rs.bedrock.on(question, fb.json_text(answer))
     conversation = await rs.create_conversation(
         name="event logger",
-        defaults=example_defaults(max_tokens=1024, output_format_schema=EVENT_SCHEMA),
+        defaults=example_defaults(max_tokens=1024, output_format_schema=EXAMPLE_4_SCHEMA),
     )
     run = await rs.start_run(conversation["id"], question)
     done = await rs.wait_run(run["id"])
     assert done["status"] == "completed", done
     assert done["final_text"] is None and done["final_structured_output"] == answer
     assert done["iterations_used"] == 1
-    assert done["effective_config"]["output_format_schema"] == EVENT_SCHEMA
+    assert done["effective_config"]["output_format_schema"] == EXAMPLE_4_SCHEMA
     (request,) = rs.bedrock.requests_for(question)
     structure = request.body["outputConfig"]["textFormat"]["structure"]["jsonSchema"]
     import json
 
-    assert json.loads(structure["schema"]) == EVENT_SCHEMA
+    assert json.loads(structure["schema"]) == EXAMPLE_4_SCHEMA
 
 
 async def test_schema_decode_failures(rs: RunnerSuite) -> None:
@@ -231,7 +203,7 @@ async def test_schema_decode_failures(rs: RunnerSuite) -> None:
     truncated = unique("Write a long essay.")
     rs.bedrock.on(truncated, fb.text('{"text": "Once upon a', stop_reason="max_tokens"))
     structured = await rs.create_conversation(
-        defaults=example_defaults(output_format_schema=EVENT_SCHEMA)
+        defaults=example_defaults(output_format_schema=EXAMPLE_4_SCHEMA)
     )
     text_mode = await rs.create_conversation()
     runs = [

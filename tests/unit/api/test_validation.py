@@ -12,6 +12,7 @@ from google.protobuf import json_format
 from services.api import effective_config, validation
 from services.common.config import DEFAULT_DATA_PLANE_ID
 from services.common.errors import ParleyError
+from tests.spec_examples import EXAMPLE_4_SCHEMA
 
 RULES = validation.ConfigRules(
     models=frozenset({"anthropic.claude-opus-4.6", "amazon.nova-pro"}),
@@ -20,35 +21,6 @@ RULES = validation.ConfigRules(
     allow_private_networks=False,
 )
 SCHEMA_OK = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
-EXAMPLE_4 = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["event"],
-    "properties": {
-        "event": {
-            "anyOf": [
-                {
-                    "type": "object",
-                    "title": "Login",
-                    "additionalProperties": False,
-                    "required": ["type", "user_id", "session_duration_seconds"],
-                    "properties": {
-                        "type": {"const": "login"},
-                        "user_id": {"type": "string"},
-                        "session_duration_seconds": {"type": "integer"},
-                    },
-                },
-                {
-                    "type": "object",
-                    "title": "Logout",
-                    "additionalProperties": False,
-                    "required": ["type", "user_id"],
-                    "properties": {"type": {"const": "logout"}, "user_id": {"type": "string"}},
-                },
-            ]
-        }
-    },
-}
 
 
 def config(**fields: Any) -> config_pb2.AgentConfig:
@@ -66,7 +38,7 @@ def raises(code: str, fn: Any, *args: Any) -> ParleyError:
 def test_a_complete_config_passes() -> None:
     validation.validate_config(
         config(
-            output_format_schema=EXAMPLE_4,
+            output_format_schema=EXAMPLE_4_SCHEMA,
             tools=[{"name": "confirm_booking", "input_schema": SCHEMA_OK}],
             mcp_servers=[
                 {
@@ -171,7 +143,7 @@ def test_property_names_are_not_keywords() -> None:
 @pytest.mark.parametrize(
     "schema",
     [
-        EXAMPLE_4,
+        EXAMPLE_4_SCHEMA,
         {
             "type": "array",
             "minItems": 1,
