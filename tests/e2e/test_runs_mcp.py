@@ -57,16 +57,29 @@ def search(n: int) -> fb.Reply:
 
 async def test_example_2_mcp_search_loop(rs: RunnerSuite, docs_url: str) -> None:
     question = unique("Search the Narrative docs for information about rate limiting.")
-    rs.bedrock.on(
-        question,
-        *(search(n) for n in range(5)),
-        fb.text("According to the Narrative.io documentation, the API returns a 429 ..."),
+    answer = fb.Gate(
+        fb.text("According to the Narrative.io documentation, the API returns a 429 ...")
     )
+    rs.bedrock.on(question, *(search(n) for n in range(5)), answer)
     conversation = await rs.create_conversation(
         name="docs search", defaults=docs(docs_url, max_iterations=8, max_tokens=2048)
     )
     run = await rs.start_run(conversation["id"], question, tool_choice={"kind": "auto"})
+
+    # While the last model call is in flight, live.messages shows every tool call and result.
+    await asyncio.wait_for(answer.arrived.wait(), 20)
+    running = await rs.get_run(run["id"])
+    assert running["status"] == "running"
+    live = running["live"]["messages"]
+    assert [t["turn_index"] for t in live] == list(range(10))
+    assert [t["role"] for t in live] == ["assistant", "tool"] * 5
+    assert [t["content_blocks"][0]["tool_use_id"] for t in live] == [
+        f"tooluse_s{n}" for n in range(5) for _ in range(2)
+    ]
+    assert live[0]["content_blocks"][0]["name"] == SEARCH
+    answer.release()
     done = await rs.wait_run(run["id"])
+    assert done["live"]["messages"] == []
     assert done["status"] == "completed", done
     assert done["iterations_used"] == 6 == len(done["submitted_inference_job_ids"])
     assert done["final_text"].startswith("According to the Narrative.io documentation")
@@ -78,6 +91,8 @@ async def test_example_2_mcp_search_loop(rs: RunnerSuite, docs_url: str) -> None
     first_result = stream["messages"][2]["content_blocks"][0]
     assert first_result["tool_use_id"] == "tooluse_s0" and first_result["is_error"] is False
     assert "Rate limiting" in str(first_result["content"])
+    committed = [m["content_blocks"] for m in stream["messages"][1:11]]
+    assert committed == [t["content_blocks"] for t in live]  # de-duplicable by tool_use_id
     requests = rs.bedrock.requests_for(question)
     names = [t["toolSpec"]["name"] for t in requests[0].body["toolConfig"]["tools"]]
     assert names == [SEARCH]
