@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SITE    = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 PROTOS := $(wildcard proto/agents/v1/*.proto)
 
-.PHONY: up test gen gen-check lint protos-vendor clean
+.PHONY: up test bench gen gen-check lint protos-vendor clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ up: $(STAMP)
 
 test: $(STAMP) lint gen-check
 	$(PY) -m pytest -q
+
+# The benchmark (issue 6): results, report and plot in bench-results/. QUICK=1: a 2-3 minute run.
+bench: $(STAMP)
+	$(PY) -m tests.bench.run $(if $(QUICK),--quick,) --out bench-results
 
 clean:
 	rm -rf $(VENV) proto/google .pytest_cache

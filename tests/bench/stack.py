@@ -227,9 +227,7 @@ def parley_up(
         env["PARLEY_DATABASE_URL"] = database_url
     args = [str(BIN / "parley"), "up", *(["--db", "postgres"] if db == "postgres" else [])]
     proc, _ = spawn(name, args, env, r"try:\s+export", cwd=workdir, log_dir=log_dir)
-    token = next(
-        line.split("token:", 1)[1].strip() for line in proc.lines if "token:" in line
-    )
+    token = next(line.split("token:", 1)[1].strip() for line in proc.lines if "token:" in line)
     url = f"http://127.0.0.1:{port}"
     return Parley([proc], url, token, workdir, database_url or "sqlite (./parley.db)")
 
@@ -254,12 +252,14 @@ def parley_serve(
         "PARLEY_MCP_ALLOW_PRIVATE_NETWORKS": "true",  # the fake MCP server is on loopback
     }
     plan = [("api", {}), ("tooling", {})]
-    plan += [("runner", {"PARLEY_RUNNER_ADDR": f"127.0.0.1:{free_port()}"})] * runners
+    plan += [("runner", {"PARLEY_RUNNER_ADDR": f"127.0.0.1:{free_port()}"}) for _ in range(runners)]
     plan += [("gateway", {})]
     procs: list[Proc] = []
-    try:
-        for i, (service, extra) in enumerate(plan):
-            env = {**common, **extra, "PARLEY_METRICS_PORT": str(free_port())}
+    failures: list[BaseException] = []
+
+    def start(i: int, service: str, extra: dict[str, str]) -> None:
+        env = {**common, **extra, "PARLEY_METRICS_PORT": str(free_port())}
+        try:
             proc, _ = spawn(
                 f"{tag}-{service}-{i}",
                 [str(BIN / "parley"), "serve", service],
@@ -268,10 +268,26 @@ def parley_serve(
                 log_dir=log_dir,
             )
             procs.append(proc)
-    except BaseException:
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            failures.append(exc)
+
+    # The api first (it migrates the database; the gateway reads its descriptors), then the
+    # others at once: runners reach the store through WatchWork, which reconnects.
+    start(0, *plan[0])
+    if not failures:
+        threads = [
+            threading.Thread(target=start, args=(i, service, extra))
+            for i, (service, extra) in enumerate(plan[1:], 1)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if failures:
         for proc in reversed(procs):
             proc.stop()
-        raise
+        raise failures[0]
+    procs.sort(key=lambda p: ["api", "tooling", "runner", "gateway"].index(p.name.split("-")[1]))
     token = mint_token(JWT_SECRET, company_id=1, user_id=1, ttl_seconds=86400)
     return Parley(procs, f"http://127.0.0.1:{http_port}", token, Path("."), database_url)
 

@@ -1,0 +1,548 @@
+"""The benchmark's human-readable report: every target beside its measurement (pass/fail), every
+cell as a markdown table, a latency-distribution PNG, and a py-spy profile summary."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+SERVICES = (
+    ("gateway", "/gateway/"),
+    ("api (store)", "/services/api/"),
+    ("runner", "/services/runner/"),
+    ("tooling", "/services/tooling/"),
+    ("common", "/services/common/"),
+)
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+
+
+# --- profile ------------------------------------------------------------------------------------
+
+
+def _frames(stack: str) -> list[tuple[str, str]]:
+    out = []
+    for frame in stack.split(";"):
+        m = _FRAME.match(frame.strip())
+        out.append((m.group("func"), m.group("file")) if m else (frame.strip(), ""))
+    return out
+
+
+def _service(file: str) -> str | None:
+    path = "/" + file.lstrip("/")
+    for name, marker in SERVICES:
+        if marker in path:
+            return name
+    return None
+
+
+def _package(file: str) -> str:
+    """The top-level package of a frame's file (py-spy prints paths relative to sys.path)."""
+    service = _service(file)
+    if service:
+        return f"parley:{service}"
+    if "site-packages/" in file:
+        file = file.split("site-packages/", 1)[1]
+    elif "/lib/python3" in file:
+        file = file.split("/lib/python3", 1)[1].split("/", 1)[-1]
+    return file.lstrip("/").split("/", 1)[0].removesuffix(".py") or "?"
+
+
+# Libraries whose inclusive share (any frame of the sample's stack) the report shows; the MCP
+# client path is the union of the SDK and its HTTP/async stack.
+INCLUSIVE = {
+    "SQLAlchemy + aiosqlite/asyncpg + greenlet": (
+        "sqlalchemy/",
+        "aiosqlite/",
+        "asyncpg/",
+        "greenlet",
+    ),
+    "MCP client (mcp SDK, anyio, httpx2, httpcore2)": ("mcp/", "anyio/", "httpx2/", "httpcore2/"),
+    "boto3/botocore (Converse)": ("botocore/", "boto3/", "urllib3/"),
+    "protobuf json_format": ("json_format",),
+    "gRPC (Python parts)": ("grpc/",),
+    "uvicorn": ("uvicorn/",),
+    "logging": ("logging/",),
+    "prometheus_client": ("prometheus_client/",),
+    "PyJWT": ("jwt/",),
+}
+
+
+def _short(file: str) -> str:
+    for marker in ("site-packages/", "/work/main/", "/lib/python3.11/"):
+        if marker in file:
+            return file.split(marker, 1)[1]
+    return file
+
+
+def summarize_profile(raw: str, top: int = 15) -> dict[str, Any]:
+    """From py-spy's raw (collapsed) stacks: the share of samples per Parley service (the innermost
+    Parley frame of each sample), per package of the leaf frame, and the top Parley functions and
+    leaf functions."""
+    per_service: Counter[str] = Counter()
+    per_package: Counter[str] = Counter()
+    parley_funcs: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    per_service_pkg: dict[str, Counter[str]] = {}
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = _frames(stack)
+        for label, markers in INCLUSIVE.items():
+            if any(marker in stack for marker in markers):
+                inclusive[label] += n
+        leaf_func, leaf_file = frames[-1]
+        pkg = _package(leaf_file)
+        per_package[pkg] += n
+        leaves[f"{leaf_func} ({_short(leaf_file)})"] += n
+        owner = "outside any Parley frame (event loop, gRPC/uvicorn machinery)"
+        for func, file in reversed(frames):
+            service = _service(file)
+            if service:
+                owner = service
+                parley_funcs[f"{service}: {_short(file)}:{func}"] += n
+                break
+        per_service[owner] += n
+        per_service_pkg.setdefault(owner, Counter())[pkg] += n
+
+    def share(counter: Counter[str], k: int = top) -> list[list[Any]]:
+        return [[name, n, round(100 * n / max(1, total), 1)] for name, n in counter.most_common(k)]
+
+    return {
+        "samples": total,
+        "per_service": share(per_service),
+        "per_service_top_packages": {
+            owner: share(pkgs, 5) for owner, pkgs in per_service_pkg.items()
+        },
+        "per_leaf_package": share(per_package),
+        "inclusive_libraries": share(inclusive, len(INCLUSIVE)),
+        "top_parley_functions": share(parley_funcs),
+        "top_leaf_functions": share(leaves),
+    }
+
+
+# --- targets ------------------------------------------------------------------------------------
+
+
+def _get(cells: dict[str, Any], name: str, *path: str) -> Any:
+    value: Any = cells.get(name)
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def targets(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(measure, target, measured, verdict) for each of issue 6's targets."""
+    cells = result["cells"]
+    rows: list[tuple[str, str, str, str]] = []
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+    for scenario, limit in (("no_tool", 8.0), ("one_tool", 15.0)):
+        p50 = _get(cells, f"sequential/sqlite/{scenario}/sse", "latency", "p50_ms")
+        rows.append(
+            (
+                f"`{scenario}` turn p50, SSE wait",
+                f"≤ {limit:.0f} ms",
+                _fmt(p50, " ms"),
+                verdict(None if p50 is None else p50 <= limit),
+            )
+        )
+    tput = {
+        int(k.rsplit("=", 1)[1]): v
+        for k, v in cells.items()
+        if k.startswith("throughput/sqlite/one_tool/n=")
+    }
+    cpu_cell = tput.get(32) or (tput[max(tput)] if tput else None)
+    cpu = cpu_cell.get("parley_cpu_ms_per_turn") if cpu_cell else None
+    seq_cpu = _get(cells, "sequential/sqlite/one_tool/sse", "parley_cpu_ms_per_turn")
+    where = f"N={cpu_cell['concurrency']}" if cpu_cell else ""
+    rows.append(
+        (
+            "Parley CPU per `one_tool` turn",
+            "≤ 10 ms",
+            f"{_fmt(cpu, ' ms')} ({where}); sequential {_fmt(seq_cpu, ' ms')}",
+            verdict(None if cpu is None else cpu <= 10.0),
+        )
+    )
+    if tput:
+        best_n = max(tput, key=lambda n: tput[n]["turns_per_s"])
+        best = tput[best_n]["turns_per_s"]
+        top_n = max(tput)
+        at_top = tput[top_n]["turns_per_s"]
+        no_collapse = at_top >= 0.8 * best
+        rows.append(
+            (
+                "`one_tool` throughput, best N",
+                "≥ 120 turns/s, and no collapse at N = 128 (≥ 80 % of best)",
+                f"{best:.1f}/s at N={best_n}; {at_top:.1f}/s at N={top_n}",
+                verdict(best >= 120 and no_collapse if top_n >= 128 else None),
+            )
+        )
+    else:
+        rows.append(("`one_tool` throughput, best N", "≥ 120 turns/s", "n/a", "n/a"))
+    get_cpu = _get(cells, "get_run_cpu", "parley_cpu_ms_per_get")
+    rows.append(
+        (
+            "CPU per `GET /agents/runs/{id}`",
+            "≤ 0.5 ms",
+            _fmt(get_cpu, " ms", 2),
+            verdict(None if get_cpu is None else get_cpu <= 0.5),
+        )
+    )
+    inflight = cells.get("inflight/as shipped")
+    if inflight:
+        wall = inflight.get("all_terminal_s")
+        ok = (
+            inflight["runs"] >= 2000
+            and wall is not None
+            and wall <= 5.0
+            and inflight["rss_peak_mb"] <= 400
+            and inflight["errors"] == 0
+        )
+        measured = (
+            f"{inflight['runs']} runs: {inflight['terminal']} terminal, "
+            f"{'all in ' + _fmt(wall, ' s') if wall is not None else 'NOT all'}; "
+            f"peak RSS {inflight['rss_peak_mb']:.0f} MB; {inflight['errors']} errors"
+        )
+        rows.append(
+            (
+                "2,000 in-flight runs, 1 s model (as shipped)",
+                "all terminal within 5 s wall, peak RSS ≤ 400 MB, 0 errors",
+                measured,
+                verdict(ok) if inflight["runs"] >= 2000 else f"{verdict(ok)} (reduced run)",
+            )
+        )
+    disc = _get(cells, "discovery", "servers", "3", "p50_ms")
+    rows.append(
+        (
+            "discovery of 3 servers × 200 ms",
+            "≤ 250 ms per run",
+            _fmt(disc, " ms (p50)"),
+            verdict(None if disc is None else disc <= 250),
+        )
+    )
+    one, two = cells.get("scaleout/postgres/runners=1"), cells.get("scaleout/postgres/runners=2")
+    if one and two:
+        once = one["exactly_once_violations"] == 0 and two["exactly_once_violations"] == 0
+        ok = once and two["turns_per_s"] >= one["turns_per_s"]
+        measured = (
+            f"1 runner {one['turns_per_s']:.1f}/s, 2 runners {two['turns_per_s']:.1f}/s; "
+            f"inference jobs/run = iterations/run: {one['inference_jobs']}={one['iterations']}, "
+            f"{two['inference_jobs']}={two['iterations']}; violations "
+            f"{one['exactly_once_violations'] + two['exactly_once_violations']}"
+        )
+        rows.append(
+            (
+                "two runner processes on PostgreSQL",
+                "every run executed once (inference jobs = iterations), throughput ≥ one runner's",
+                measured,
+                verdict(ok),
+            )
+        )
+    else:
+        rows.append(("two runner processes on PostgreSQL", "…", "not run", "n/a"))
+    pickups = [
+        p
+        for name, cell in cells.items()
+        if name.startswith("sequential/sqlite/")
+        for p in cell.get("pickups_ms", [])
+    ]
+    p95 = _pct(pickups, 0.95)
+    rows.append(
+        (
+            "pickup delay (accepted → running) p95, idle",
+            "≤ 2 ms",
+            f"{_fmt(p95, ' ms', 2)} (n={len(pickups)}, p50 {_fmt(_pct(pickups, 0.5), ' ms', 2)})",
+            verdict(None if p95 is None else p95 <= 2.0),
+        )
+    )
+    return rows
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# --- markdown -----------------------------------------------------------------------------------
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    cells = result["cells"]
+    m = result["machine"]
+    parts = [
+        f"# Parley benchmark ({result['mode']})",
+        "",
+        f"{m['cpus']} CPUs, Python {m['python']}, {m['platform']}; started {result['started_at']};"
+        f" bench wall {_fmt(result.get('bench_wall_s'), ' s', 0)}; total errors "
+        f"**{result['errors']}**; event streams ended without a terminal event "
+        f"**{result.get('sse_incomplete', 0)}**. CPU columns are per turn: Parley (whole process"
+        " tree), the fake Converse server, the fake MCP server and the load client, each"
+        " measured apart.",
+        "",
+        "## Targets (issue 6)",
+        "",
+        _table(["measure", "target", "measured", "verdict"], [list(r) for r in targets(result)]),
+    ]
+    if result.get("postgres"):
+        parts += ["", f"**{result['postgres']}**"]
+
+    seq = [
+        [
+            c["db"], c["scenario"], c["wait"], c["turns"],
+            _fmt(c["latency"]["p50_ms"]), _fmt(c["latency"]["p95_ms"]),
+            _fmt(c["latency"]["p99_ms"]),
+            _fmt(c.get("parley_cpu_ms_per_turn"), "", 2),
+            _fmt(c.get("fake_converse_cpu_ms_per_turn"), "", 2),
+            _fmt(c.get("fake_mcp_cpu_ms_per_turn"), "", 2),
+            _fmt(c.get("client_cpu_ms_per_turn"), "", 2),
+            _fmt(c["pickup_ms"]["p95"], "", 2), c["errors"],
+        ]
+        for name, c in cells.items()
+        if name.startswith("sequential/")
+    ]  # fmt: skip
+    parts += [
+        "",
+        "## Sequential latency (one client; ms)",
+        "",
+        _table(
+            ["db", "scenario", "wait", "turns", "p50", "p95", "p99", "Parley CPU/turn",
+             "fake Converse CPU/turn", "fake MCP CPU/turn", "client CPU/turn", "pickup p95",
+             "errors"],
+            seq,
+        ),
+    ]  # fmt: skip
+    tput = [
+        [
+            c["db"], c["scenario"], c["concurrency"], c["turns"], _fmt(c["turns_per_s"]),
+            _fmt(c["latency"]["p50_ms"]), _fmt(c["latency"]["p95_ms"]),
+            _fmt(c["latency"]["p99_ms"]), _fmt(c.get("parley_cpu_ms_per_turn"), "", 2),
+            _fmt(c.get("fake_converse_cpu_ms_per_turn"), "", 2),
+            _fmt(c.get("fake_mcp_cpu_ms_per_turn"), "", 2),
+            _fmt(c.get("client_cpu_ms_per_turn"), "", 2),
+            f"{c['rss_idle_mb']:.0f} / {c['rss_peak_mb']:.0f}", c["errors"],
+        ]
+        for name, c in cells.items()
+        if name.startswith("throughput/")
+    ]  # fmt: skip
+    parts += [
+        "",
+        "## Throughput (N concurrent clients, SSE wait, fresh server per cell)",
+        "",
+        _table(
+            ["db", "scenario", "N", "turns", "turns/s", "p50 ms", "p95 ms", "p99 ms",
+             "Parley CPU ms/turn", "fake Converse", "fake MCP", "client", "RSS idle/peak MB",
+             "errors"],
+            tput,
+        ),
+    ]  # fmt: skip
+    get = cells.get("get_run_cpu")
+    if get:
+        parts += [
+            "",
+            "## CPU per `GET /agents/runs/{id}` (finished one_tool run, 8 pollers)",
+            "",
+            _table(
+                ["GETs", "Parley CPU ms/GET", "client CPU ms/GET", "p50 ms", "p99 ms", "errors"],
+                [
+                    [
+                        get["gets"],
+                        _fmt(get["parley_cpu_ms_per_get"], "", 3),
+                        _fmt(get["client_cpu_ms_per_get"], "", 3),
+                        _fmt(get["latency"]["p50_ms"], "", 2),
+                        _fmt(get["latency"]["p99_ms"], "", 2),
+                        get["errors"],
+                    ]
+                ],
+            ),
+        ]
+    infl = [
+        [
+            c["variant"], c["runs"], c["model_delay_s"], c["terminal"],
+            _fmt(c.get("all_terminal_s"), " s")
+            if c.get("all_terminal_s") is not None
+            else f"{c.get('not_terminal_at_deadline', '?')} late at {c['deadline_s']:.0f} s",
+            _fmt(c["wall_s"], " s"),
+            f"{c['rss_idle_mb']:.0f} / {c['rss_peak_mb']:.0f}", _fmt(c["parley_cpu_s"], " s"),
+            c["errors"], "; ".join(c.get("error_samples", []))[:160],
+        ]
+        for name, c in cells.items()
+        if name.startswith("inflight/")
+    ]  # fmt: skip
+    if infl:
+        parts += [
+            "",
+            "## In-flight scale (runs started at once, slow fake model)",
+            "",
+            _table(
+                ["variant", "runs", "model s/call", "terminal", "all terminal after",
+                 "cell wall", "RSS idle/peak MB", "Parley CPU", "errors", "first errors"],
+                infl,
+            ),
+        ]  # fmt: skip
+    disc = cells.get("discovery")
+    if disc:
+        parts += [
+            "",
+            "## MCP discovery per run (servers answering tools/list after 200 ms each)",
+            "",
+            _table(
+                ["servers", "p50 ms", "p95 ms", "min ms", "max ms"],
+                [
+                    [k, v["p50_ms"], v["p95_ms"], v["min_ms"], v["max_ms"]]
+                    for k, v in disc["servers"].items()
+                ],
+            ),
+        ]
+    scale = [
+        [
+            c["runners"], c["concurrency"], c["turns"], _fmt(c["turns_per_s"]),
+            _fmt(c["latency"]["p50_ms"]), _fmt(c["latency"]["p95_ms"]),
+            _fmt(c.get("parley_cpu_ms_per_turn"), "", 2), c["runs_in_db"],
+            c["inference_jobs"], c["iterations"], _fmt(c["inference_jobs_per_run"], "", 2),
+            c["converse_calls_in_window"], c["exactly_once_violations"], c["errors"],
+        ]
+        for name, c in cells.items()
+        if name.startswith("scaleout/")
+    ]  # fmt: skip
+    if scale:
+        parts += [
+            "",
+            "## Scale-out: `parley serve` api + tooling + gateway + runners, one PostgreSQL",
+            "",
+            _table(
+                ["runners", "N", "turns", "turns/s", "p50 ms", "p95 ms", "Parley CPU ms/turn",
+                 "runs in db", "inference jobs", "iterations", "jobs/run",
+                 "Converse calls in window", "exactly-once violations", "errors"],
+                scale,
+            ),
+        ]  # fmt: skip
+    prof = cells.get("profile")
+    if prof and prof.get("samples"):
+        parts += [
+            "",
+            f"## Where the time goes: py-spy on `parley up`, one_tool turns by 4 clients "
+            f"({prof['samples']} samples, {prof['turns']} turns; raw stacks in {prof['raw']})",
+            "",
+            "Share of Parley's sampled CPU by the innermost Parley frame of each sample:",
+            "",
+            _table(["owner", "samples", "%"], prof["per_service"]),
+            "",
+            "Inclusive share of libraries (the sample's stack contains them; rows overlap):",
+            "",
+            _table(["library", "samples", "%"], prof.get("inclusive_libraries", [])),
+            "",
+            "Top packages under each owner (leaf frame's package):",
+            "",
+            _table(
+                ["owner", "top packages (%)"],
+                [
+                    [owner, ", ".join(f"{p} {pc}%" for p, _, pc in pkgs)]
+                    for owner, pkgs in prof["per_service_top_packages"].items()
+                ],
+            ),
+            "",
+            "Top Parley functions (innermost Parley frame; includes what they call):",
+            "",
+            _table(["function", "samples", "%"], prof["top_parley_functions"]),
+            "",
+            "Top leaf functions (self time):",
+            "",
+            _table(["function", "samples", "%"], prof["top_leaf_functions"]),
+        ]
+    elif prof:
+        parts += ["", f"Profile: {prof.get('skipped', 'no samples')}"]
+    errs = [
+        f"- {name}: {'; '.join(c.get('error_samples', []))[:400]}"
+        for name, c in cells.items()
+        if c.get("errors")
+    ]
+    if errs:
+        parts += ["", "## Errors", "", *errs]
+    incomplete = [
+        f"- {name}: {c['sse_incomplete']} (e.g. runs {', '.join(c['sse_incomplete_runs'][:3])})"
+        for name, c in cells.items()
+        if c.get("sse_incomplete")
+    ]
+    if incomplete:
+        parts += [
+            "",
+            "## Event streams that ended without their terminal event",
+            "",
+            "The stream closed cleanly before `run.completed`/`run.requires_action`/`run.failed`;"
+            " the client then read the run by GET (it was terminal and right, so the turn is not"
+            " an error). A Parley bug, counted here:",
+            "",
+            *incomplete,
+        ]
+    return "\n".join(parts) + "\n"
+
+
+# --- plot ---------------------------------------------------------------------------------------
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = result["cells"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    for name, c in cells.items():
+        if name.startswith("sequential/") and c.get("latencies_ms"):
+            values = sorted(c["latencies_ms"])
+            ys = [(i + 1) / len(values) for i in range(len(values))]
+            ax1.plot(values, ys, label=f"{c['db']} {c['scenario']} {c['wait']}")
+    ax1.set_xscale("log")
+    ax1.set_xlabel("turn latency (ms, log)")
+    ax1.set_ylabel("fraction of turns ≤ x")
+    ax1.set_title("Sequential turn latency (CDF)")
+    ax1.grid(True, which="both", alpha=0.3)
+    ax1.legend(fontsize=7)
+    tput = sorted(
+        (c["concurrency"], c["turns_per_s"], c["latency"]["p50_ms"] or 0)
+        for name, c in cells.items()
+        if name.startswith("throughput/sqlite/one_tool/")
+    )
+    if tput:
+        ns = [t[0] for t in tput]
+        ax2.plot(ns, [t[1] for t in tput], "o-", label="turns/s")
+        ax2.set_xscale("log", base=2)
+        ax2.set_xlabel("concurrent clients N")
+        ax2.set_ylabel("one_tool turns/s (SQLite, SSE)")
+        ax2.axhline(120, color="red", linestyle="--", label="target 120/s")
+        twin = ax2.twinx()
+        twin.plot(ns, [t[2] for t in tput], "s--", color="gray", label="p50 ms")
+        twin.set_ylabel("p50 latency ms")
+        ax2.legend(loc="upper left", fontsize=8)
+        ax2.set_title("Throughput vs concurrency")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
