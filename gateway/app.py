@@ -205,6 +205,8 @@ async def start(
         proxy_headers=False,
         server_header=False,
         date_header=False,
+        # Open event streams end with their run; a stop must not wait for that.
+        timeout_graceful_shutdown=3,
     )
     server = uvicorn.Server(config)
     config.load()

@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+import threading
+import traceback
 from collections.abc import Awaitable, Callable
 
 from services.common.auth import DEFAULT_SCOPE, mint_token
@@ -63,10 +66,36 @@ async def _run_until_signalled(
     finally:
         for service in reversed(running):
             await service.stop()
+        await _drain_leftover_tasks()
+
+
+async def _drain_leftover_tasks(timeout_s: float = 5.0) -> None:
+    """Every service has stopped; cancel what is left (titling jobs, library internals) and wait
+    a bounded time. A stop signal must always stop Parley: a task that ignores cancellation is
+    logged with its stack, and model calls still blocking a provider thread are abandoned (their
+    runs' leases expire and another runner resumes them), so the process exits without them."""
+    log = logging.getLogger("parley.cli")
+    current = asyncio.current_task()
+    leftover = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    for task in leftover:
+        task.cancel()
+    pending: set[asyncio.Task[object]] = set()
+    if leftover:
+        _, pending = await asyncio.wait(leftover, timeout=timeout_s)
+    for task in pending:
+        stack = task.get_stack()
+        where = "".join(traceback.format_stack(stack[-1])) if stack else "(no stack)"
+        log.warning("task %s ignored cancellation at shutdown:\n%s", task.get_name(), where)
+    busy = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if pending or busy:
+        if busy:
+            log.warning("abandoning %d calls still running in worker threads", len(busy))
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
 
 
 def _up(args: argparse.Namespace) -> None:
-    import os
 
     if args.db == "postgres":
         os.environ.setdefault("PARLEY_DATABASE_URL", POSTGRES_URL)
@@ -142,7 +171,9 @@ def _run(main: Awaitable[None]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration plugin
+    # Per-request INFO lines (every migration plugin, every MCP POST) are noise and cost CPU.
+    for noisy in ("alembic", "httpx", "httpx2", "mcp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="parley", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole suite in one process")

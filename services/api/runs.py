@@ -374,10 +374,13 @@ async def stream_run_events(
     while True:
         with hub.waiter(run_id) as woken:
             async with db.engine.connect() as conn:
-                batch = await events.read(conn, run_id, after_seq)
+                # Status first: the terminal event commits with the terminal status, so a
+                # terminal status read here guarantees the events read next include it (each
+                # statement has its own snapshot under READ COMMITTED).
                 status = (
                     await conn.execute(select(runs.c.status).where(runs.c.id == run_id))
                 ).scalar_one()
+                batch = await events.read(conn, run_id, after_seq)
             for event in batch:
                 yield event
                 after_seq = event.seq

@@ -16,6 +16,7 @@ Failures come out as `McpFailure(cause, message)` with a small fixed set of caus
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -249,9 +250,11 @@ def _first_line(exc: BaseException) -> str:
     return line if len(line) <= 300 else line[:299] + "…"
 
 
-async def _quiet_exit(client: Client) -> None:
+async def _quiet_exit(client: Client, timeout_s: float = 5.0) -> None:
+    """Close a session within a bounded time (also while the caller is being cancelled)."""
     try:
-        await client.__aexit__(None, None, None)
+        async with asyncio.timeout(timeout_s):
+            await client.__aexit__(None, None, None)
     except Exception as exc:  # noqa: BLE001 - closing a finished session must not mask its result
         log.debug("closing an MCP session failed: %s", type(exc).__name__)
 
