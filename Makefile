@@ -4,7 +4,6 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SITE    = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-PROTOS := $(wildcard proto/agents/v1/*.proto)
 
 .PHONY: up test bench gen gen-check lint protos-vendor clean
 
