@@ -140,3 +140,43 @@ async def test_random_json_never_reaches_a_500(suite: Suite, body: object) -> No
 async def test_valid_body_still_works_after_the_battery(suite: Suite) -> None:
     conversation = await suite.create_conversation(defaults=example_defaults())
     assert (await suite.start_run(conversation["id"])).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status", "detail"),
+    [
+        ("/events?after_seq=-1", {}, 400, "after_seq"),
+        ("/events?after_seq=abc", {}, 400, "after_seq"),
+        ("/events?after_seq=1.5", {}, 400, "after_seq"),
+        ("/events?after=3", {}, 400, "after"),
+        ("/events", {"Last-Event-ID": "not-a-number"}, 400, "last-event-id"),
+    ],
+)
+async def test_bad_event_stream_requests(
+    suite: Suite, path: str, headers: dict, status: int, detail: str
+) -> None:
+    conversation = await suite.create_conversation()
+    run = (await suite.start_run(conversation["id"])).json()
+    response = await suite.http.get(
+        f"/agents/runs/{run['id']}{path}", headers={**suite.headers(), **headers}
+    )
+    assert_problem(response, status, "invalid-request", detail_has=detail)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"), [(b"", 200), (b"{}", 200), (b'{"reason": "x"}', 400), (b"[", 400)]
+)
+async def test_cancel_bodies(suite: Suite, body: bytes, status: int) -> None:
+    conversation = await suite.create_conversation()
+    run = (await suite.start_run(conversation["id"])).json()
+    response = await suite.http.post(
+        f"/agents/runs/{run['id']}/cancel",
+        content=body,
+        headers={**suite.headers(), **JSON_HEADERS},
+    )
+    assert response.status_code == status, response.text
+    if status == 200:  # a pending run (no runner in this suite) is cancelled at once
+        assert response.json()["status"] == "failed"
+        assert response.json()["error"]["type"] == "AgentLoopCancelled"
+    else:
+        assert response.headers["content-type"].startswith("application/problem+json")
