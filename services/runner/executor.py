@@ -32,13 +32,14 @@ from services.common.metrics import (
 )
 from services.common.model_catalogue import MODELS
 from services.runner import loop, titling
-from services.runner.clients import StoreClient, ToolRouterClient, error_entry, is_lease_lost
+from services.runner.clients import StoreClient, ToolRouterClient, is_lease_lost
 from services.runner.output import OutputDecoder
 from services.runner.providers.base import (
     ForcedTool,
     ModelRequest,
     Provider,
     ProviderError,
+    TokenUsage,
     ToolSpec,
 )
 
@@ -105,7 +106,7 @@ def _now_ts() -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def _usage(usage: Any) -> run_pb2.Usage:
+def _usage(usage: TokenUsage) -> run_pb2.Usage:
     return run_pb2.Usage(
         prompt_tokens=usage.prompt, completion_tokens=usage.completion, total_tokens=usage.total
     )
@@ -149,7 +150,6 @@ class Executor:
                 claim.resumed_usage.prompt_tokens, claim.resumed_usage.completion_tokens
             ),
         )
-        published = len(state.turns)
         if claim.cancel_requested or handle.cancel_requested:
             event: loop.Event = loop.Stopped(CANCELLED, CANCELLED_MESSAGE)
         elif claim.attempt > MAX_ATTEMPTS:
@@ -163,7 +163,7 @@ class Executor:
         try:
             if isinstance(event, loop.Start):
                 try:
-                    ctx = await self._prepare(claim, handle)
+                    ctx = await self._prepare(claim, decoder, handle)
                 except RunFailure as failure:
                     event = loop.Stopped(failure.code, failure.message)
                 except Interrupted:
@@ -176,12 +176,10 @@ class Executor:
                 state, actions = loop.step(state, event)
                 next_event: loop.Event | None = None
                 for action in actions:
-                    if isinstance(action, loop.Publish):
-                        if action.turn_index >= published:
-                            await self._store.append_live_turn(
-                                run.id, self._runner_id, action.turn_index, action.turn
-                            )
-                            published = action.turn_index + 1
+                    if isinstance(action, loop.Publish):  # only turns new to this attempt
+                        await self._store.append_live_turn(
+                            run.id, self._runner_id, action.turn_index, action.turn
+                        )
                     elif isinstance(action, loop.CallModel):
                         assert ctx is not None
                         next_event = await self._call_model(ctx, state, action, handle)
@@ -204,7 +202,9 @@ class Executor:
 
     # --- preparation --------------------------------------------------------------------------
 
-    async def _prepare(self, claim: store_service_pb2.ClaimRunResponse, handle: RunHandle) -> _Run:
+    async def _prepare(
+        self, claim: store_service_pb2.ClaimRunResponse, decoder: OutputDecoder, handle: RunHandle
+    ) -> _Run:
         run = claim.run
         cfg = run.effective_config
         model = MODELS.get(cfg.model)
@@ -226,9 +226,9 @@ class Executor:
                     handle,
                 )
             except grpc.aio.AioRpcError as exc:
-                entry = error_entry(exc)
-                code = entry.code if entry.code == "McpDiscoveryFailed" else "McpDiscoveryFailed"
-                raise RunFailure(code, f"tool discovery failed: {exc.details()}") from None
+                raise RunFailure(
+                    "McpDiscoveryFailed", f"tool discovery failed: {exc.details()}"
+                ) from None
             tools += [
                 ToolSpec(t.wire_name, t.description, orjson.loads(t.input_schema_json or "{}"))
                 for t in discovered
@@ -252,16 +252,14 @@ class Executor:
                 forced = ForcedTool("tool", name)
             elif kind == "auto":
                 forced = ForcedTool("auto")
-        schema = json_format.MessageToDict(cfg.output_format_schema) or None
-        if OutputDecoder(schema).text_mode:
-            schema = None  # text mode asks for prose: no outputConfig (see output.py)
         return _Run(
             claim,
             provider,
             model.provider_model_id,
             tuple(tools),
             forced,
-            schema,
+            # text mode asks for prose: no outputConfig (see output.py)
+            None if decoder.text_mode else decoder.schema,
             list(run.submitted_inference_job_ids),
         )
 
@@ -297,8 +295,10 @@ class Executor:
         raise Interrupted()
 
     def _interrupted_event(self, handle: RunHandle) -> loop.Event:
+        """The event for an interrupted wait: Stopped when cancelled; a lost lease ends the run
+        here (another runner owns it)."""
         if handle.lease_lost:
-            raise _LeaseLost()
+            raise _LeaseLost() from None
         return loop.Stopped(CANCELLED, CANCELLED_MESSAGE)
 
     async def _call_model(
@@ -335,10 +335,8 @@ class Executor:
             job.error_type, job.error_message = exc.code, exc.message
             event = loop.ModelFailed(exc.code, exc.message)
         except Interrupted:
-            if handle.lease_lost:
-                raise _LeaseLost() from None
+            event = self._interrupted_event(handle)
             job.error_type, job.error_message = CANCELLED, "abandoned: the run was cancelled"
-            event = loop.Stopped(CANCELLED, CANCELLED_MESSAGE)
         else:
             job.response_json = reply.raw_response
             job.usage.CopyFrom(_usage(reply.usage))
@@ -365,16 +363,8 @@ class Executor:
                 )
             except grpc.aio.AioRpcError as exc:
                 RUNNER_TOOL_SECONDS.labels("failed").observe(time.perf_counter() - started)
-                return message_pb2.ToolResultBlock(
-                    tool_use_id=use.tool_use_id,
-                    is_error=True,
-                    content=[
-                        message_pb2.ContentBlock(
-                            text=message_pb2.TextBlock(
-                                text=f"the tool call failed: {exc.details() or exc.code().name}"
-                            )
-                        )
-                    ],
+                return loop.error_result(
+                    use, f"the tool call failed: {exc.details() or exc.code().name}"
                 )
             outcome = "error" if result.is_error else "ok"
             RUNNER_TOOL_SECONDS.labels(outcome).observe(time.perf_counter() - started)
@@ -383,9 +373,7 @@ class Executor:
         try:
             results = await self._race(asyncio.gather(*(call(use) for use in action.calls)), handle)
         except Interrupted:
-            if handle.lease_lost:
-                raise _LeaseLost() from None
-            return loop.Stopped(CANCELLED, CANCELLED_MESSAGE)
+            return self._interrupted_event(handle)
         return loop.ToolsReturned(tuple(results))
 
     async def _commit(

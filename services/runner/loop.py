@@ -149,12 +149,10 @@ def step(state: LoopState, event: Event) -> tuple[LoopState, list[Action]]:
         _start(out)
     elif isinstance(event, ModelReplied):
         _model_replied(out, event.reply)
-    elif isinstance(event, ModelFailed):
+    elif isinstance(event, ModelFailed | Stopped):
         _fail(out, event.code, event.message)
     elif isinstance(event, ToolsReturned):
         _tools_returned(out, event.results)
-    elif isinstance(event, Stopped):
-        _fail(out, event.code, event.message)
     else:  # pragma: no cover - exhaustive
         raise TypeError(event)
     return out.state, out.actions
@@ -238,7 +236,7 @@ def _tools_returned(out: _Out, results: tuple[ToolResult, ...]) -> None:
         raise ValueError("tool results arrived but no tool call is in flight")
     by_id = {r.tool_use_id: r for r in results}
     ordered = [
-        by_id.get(u.tool_use_id) or _error_result(u, "the tool router returned no result")
+        by_id.get(u.tool_use_id) or error_result(u, "the tool router returned no result")
         for u in s.in_flight
     ]
     out.state = replace(s, in_flight=())
@@ -300,7 +298,7 @@ def _unanswered(state: LoopState) -> tuple[ToolUse, ...]:
     )
 
 
-def _error_result(use: ToolUse, why: str) -> ToolResult:
+def error_result(use: ToolUse, why: str) -> ToolResult:
     return ToolResult(
         tool_use_id=use.tool_use_id,
         is_error=True,
@@ -313,4 +311,4 @@ def _turn_of(results: list[ToolResult]) -> Turn:
 
 
 def _results_turn(uses: tuple[ToolUse, ...], why: str) -> Turn:
-    return _turn_of([_error_result(u, why) for u in uses])
+    return _turn_of([error_result(u, why) for u in uses])

@@ -259,37 +259,38 @@ async def _quiet_exit(client: Client, timeout_s: float = 5.0) -> None:
         log.debug("closing an MCP session failed: %s", type(exc).__name__)
 
 
-async def list_all_tools(client: Client) -> list[ListedTool]:
-    """Every tool, following `tools/list` cursors to the end (a repeated cursor is an error)."""
-    tools: list[ListedTool] = []
+async def _pages(client: Client) -> AsyncIterator[list[Any]]:
+    """Each `tools/list` page's tools, following cursors to the end (a repeated cursor is a
+    protocol error)."""
     cursor: str | None = None
     seen: set[str] = set()
     while True:
         page = await client.list_tools(cursor=cursor, cache_mode="bypass")
-        tools.extend(
-            ListedTool(t.name, t.description or "", dict(t.input_schema or {})) for t in page.tools
-        )
+        yield page.tools
         cursor = page.next_cursor
         if not cursor:
-            return tools
+            return
         if cursor in seen:
             raise McpFailure("protocol", f"tools/list repeated the cursor {cursor!r}")
         seen.add(cursor)
 
 
+async def list_all_tools(client: Client) -> list[ListedTool]:
+    """Every tool, over every page."""
+    return [
+        ListedTool(t.name, t.description or "", dict(t.input_schema or {}))
+        async for tools in _pages(client)
+        for t in tools
+    ]
+
+
 async def find_tool(client: Client, name: str) -> bool:
     """Whether the server lists `name` (pages until found). Listing before calling also gives
     the SDK the tool's output schema and header annotations, so the call needs no re-list."""
-    cursor: str | None = None
-    seen: set[str] = set()
-    while True:
-        page = await client.list_tools(cursor=cursor, cache_mode="bypass")
-        if any(t.name == name for t in page.tools):
+    async for tools in _pages(client):
+        if any(t.name == name for t in tools):
             return True
-        cursor = page.next_cursor
-        if not cursor or cursor in seen:
-            return False
-        seen.add(cursor)
+    return False
 
 
 async def call_tool(client: Client, name: str, arguments: dict[str, Any]) -> dict[str, Any]:

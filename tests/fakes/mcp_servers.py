@@ -98,9 +98,12 @@ def tool_server(
     call: CallHandler = _echo,
     list_delay: float = 0.0,
     call_delay: float = 0.0,
+    list_barrier: threading.Barrier | None = None,
 ) -> Server[Any]:
     """A lowlevel SDK server listing `tools` (a list, or a function read on every tools/list),
-    `page_size` per page, answering tools/list after `list_delay` and calls after `call_delay`."""
+    `page_size` per page, answering tools/list after `list_delay` and calls after `call_delay`.
+    With `list_barrier`, tools/list answers only once the barrier's other parties list too (a
+    threading barrier: each served app runs its own event loop in its own thread)."""
 
     def current() -> list[types.Tool]:
         specs = tools() if callable(tools) else tools
@@ -114,6 +117,8 @@ def tool_server(
     ) -> types.ListToolsResult:
         if list_delay:
             await asyncio.sleep(list_delay)
+        if list_barrier is not None:
+            await asyncio.to_thread(list_barrier.wait, 5)
         listed = current()
         if page_size is None:
             return types.ListToolsResult(tools=listed)

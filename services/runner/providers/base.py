@@ -57,7 +57,6 @@ class ModelReply:
     stop_reason: str  # end_turn | tool_use | max_tokens | ... (the provider's words)
     usage: TokenUsage
     raw_response: str = ""  # JSON as received, for the inference job record
-    latency_ms: int = 0
 
 
 class ProviderError(Exception):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -104,7 +103,6 @@ class BedrockProvider:
     async def converse(self, call: PreparedCall) -> ModelReply:
         client = await self.client(call.data_plane_id)
         loop = asyncio.get_running_loop()
-        started = time.perf_counter()
         try:
             response = await loop.run_in_executor(
                 self._pool, lambda: client.converse(modelId=call.provider_model_id, **call.body)
@@ -118,8 +116,7 @@ class BedrockProvider:
             raise ProviderError("ModelTimeout", f"Bedrock did not answer in time: {exc}") from None
         except botocore.exceptions.BotoCoreError as exc:
             raise ProviderError("ModelInvocationFailed", f"Bedrock call failed: {exc}") from None
-        latency_ms = int((time.perf_counter() - started) * 1000)
-        return parse_reply(response, latency_ms)
+        return parse_reply(response)
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -277,7 +274,7 @@ def _struct(value: Any) -> struct_pb2.Struct:
     return args
 
 
-def parse_reply(response: dict[str, Any], latency_ms: int) -> ModelReply:
+def parse_reply(response: dict[str, Any]) -> ModelReply:
     content: list[message_pb2.ContentBlock] = []
     message = (response.get("output") or {}).get("message") or {}
     for block in message.get("content") or []:
@@ -302,5 +299,4 @@ def parse_reply(response: dict[str, Any], latency_ms: int) -> ModelReply:
         str(response.get("stopReason", "")),
         TokenUsage(int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0))),
         orjson.dumps(raw, default=str).decode(),
-        latency_ms,
     )

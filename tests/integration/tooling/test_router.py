@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 import time
 
 import grpc
@@ -103,6 +105,22 @@ async def test_slow_servers_are_discovered_together(router: Router, mcp: Fakes) 
     servers = [{"alias": f"slow{i}", "url": url} for i, url in enumerate(mcp.slow)]
     tools = await router.discover(*servers)
     assert [t.wire_name for t in tools] == [f"slow{i}-s{j}" for i in range(3) for j in range(3)]
+
+
+async def test_servers_are_listed_concurrently(router: Router) -> None:
+    """Each server answers tools/list only once all three are listing at the same time: discovery
+    one server after another would never get an answer (no timing involved)."""
+    barrier = threading.Barrier(3)
+    specs = [fakes.ToolSpec("t", fakes.OBJECT_Q)]
+    async with contextlib.AsyncExitStack() as stack:
+        urls = [
+            await stack.enter_async_context(
+                fakes.serve(fakes.tool_server(f"b{i}", specs, list_barrier=barrier))
+            )
+            for i in range(3)
+        ]
+        tools = await router.discover(*({"alias": f"b{i}", "url": u} for i, u in enumerate(urls)))
+    assert [t.wire_name for t in tools] == ["b0-t", "b1-t", "b2-t"]
 
 
 async def test_several_servers_in_order(router: Router, mcp: Fakes) -> None:
@@ -290,4 +308,4 @@ async def test_a_redirect_elsewhere_is_not_followed(router: Router) -> None:
     async with fakes.serve(fakes.redirect_app("http://169.254.169.254/mcp")) as url:
         error = await failed(router.discover({"alias": "redir", "url": url}))
     assert error_info(error).reason == "MCP_DISCOVERY_FAILED"
-    assert error.details().startswith("redir: ")
+    assert error.details().startswith("redir: ") and "not followed" in error.details()

@@ -89,8 +89,7 @@ def test_parse_reply_keeps_text_and_tool_uses_and_skips_unknown_blocks() -> None
             "stopReason": "tool_use",
             "usage": {"inputTokens": 5, "outputTokens": 3, "totalTokens": 8},
             "ResponseMetadata": {"RequestId": "x"},
-        },
-        12,
+        }
     )
     assert [b.WhichOneof("block") for b in reply.content] == ["text", "tool_use"]
     assert reply.content[1].tool_use.arguments["q"] == 1
