@@ -22,6 +22,7 @@ from gateway.descriptors import LoadedService, load_service
 from gateway.http_rule import parse
 from gateway.routes import (
     DEFAULT_DEADLINE_S,
+    JSON,
     SCOPE_ROUTE,
     Endpoint,
     ProblemError,
@@ -36,11 +37,10 @@ from gateway.routes import (
     send_bytes,
 )
 from services.common.config import Settings
-from services.common.errors import BY_SLUG, CATALOGUE, CatalogueEntry
+from services.common.errors import CATALOGUE, CatalogueEntry
 from services.common.grpc_server import Running
 from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
-JSON = "application/json"
 HTML = "text/html; charset=utf-8"
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 HEALTH_TIMEOUT_S = 2.0
@@ -51,6 +51,8 @@ class Metrics:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        # Label values come from small fixed sets: each child is looked up once, then reused.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,8 +71,14 @@ class Metrics:
         finally:
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             route = scope.get(SCOPE_ROUTE, "unmatched")
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_SECONDS.labels(method, route).observe(time.perf_counter() - started)
+            children = self._children.get((method, route, status))
+            if children is None:
+                children = self._children[method, route, status] = (
+                    HTTP_REQUESTS.labels(method, route, str(status)),
+                    HTTP_SECONDS.labels(method, route),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
 
 
 def build_app(
@@ -110,18 +118,21 @@ def build_app(
     async def serve_metrics(request: Request) -> None:
         await send_bytes(request.send, 200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
 
+    index_page = error_index_page(settings.docs_url).encode()
+    pages = {e.slug: error_page(e, settings.docs_url).encode() for e in CATALOGUE.values()}
+
     async def serve_error_index(request: Request) -> None:
-        await send_bytes(request.send, 200, error_index_page(settings.docs_url).encode(), HTML)
+        await send_bytes(request.send, 200, index_page, HTML)
 
     async def serve_error_page(request: Request) -> None:
-        entry = BY_SLUG.get(request.bindings["slug"])
-        if entry is None:
+        page = pages.get(request.bindings["slug"])
+        if page is None:
             raise ProblemError(
                 problems.catalogued(
                     "RouteNotFound", f"no error page is called {request.bindings['slug']!r}"
                 )
             )
-        await send_bytes(request.send, 200, error_page(entry, settings.docs_url).encode(), HTML)
+        await send_bytes(request.send, 200, page, HTML)
 
     fixed = [
         ("/openapi.json", serve_openapi),

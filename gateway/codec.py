@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -125,6 +126,11 @@ def _where(path: str) -> str:
 
 def _wrong(path: str, expected: str, value: Any) -> DecodeError:
     return DecodeError(f"{_where(path)}: expected {expected}, got {json_type(value)}")
+
+
+def _check_depth(path: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise DecodeError(f"{_where(path)}: nested deeper than {MAX_DEPTH} levels")
 
 
 # --- enums ------------------------------------------------------------------------------------
@@ -258,8 +264,9 @@ def _scalar_encoder(field: descriptor.FieldDescriptor) -> Callable[[Any], Any] |
     return None
 
 
+@functools.cache
 def text_converter(field: descriptor.FieldDescriptor) -> Converter:
-    """Parses a query or path parameter's text per the field's type."""
+    """Parses a query or path parameter's text per the field's type (built once per field)."""
     t = field.type
     if t in _INT_RANGES:
         to_int = _int_converter(t)
@@ -521,8 +528,7 @@ class _Plan:
         return {name: enc(m) for name, enc in self._items}
 
     def decode(self, m: Any, value: Any, path: str, depth: int, skip: str | None = None) -> None:
-        if depth > MAX_DEPTH:
-            raise DecodeError(f"{_where(path)}: nested deeper than {MAX_DEPTH} levels")
+        _check_depth(path, depth)
         if not isinstance(value, dict):
             raise _wrong(path, "object", value)
         fields = self.fields
@@ -573,8 +579,7 @@ class _UnionPlan(_Plan):
         return {self.key: which, which: body}
 
     def decode(self, m: Any, value: Any, path: str, depth: int, skip: str | None = None) -> None:
-        if depth > MAX_DEPTH:
-            raise DecodeError(f"{_where(path)}: nested deeper than {MAX_DEPTH} levels")
+        _check_depth(path, depth)
         if not isinstance(value, dict):
             raise _wrong(path, "object", value)
         tag_path = _join(path, self.key)
@@ -601,8 +606,7 @@ class _ArrayPlan(_Plan):
         return self.only.encode(m)
 
     def decode(self, m: Any, value: Any, path: str, depth: int, skip: str | None = None) -> None:
-        if depth > MAX_DEPTH:
-            raise DecodeError(f"{_where(path)}: nested deeper than {MAX_DEPTH} levels")
+        _check_depth(path, depth)
         if not isinstance(value, list):
             raise _wrong(path, "array", value)
         self.only.decode(m, value, path, depth)
@@ -654,8 +658,7 @@ class _ValuePlan(_Plan):
 
 
 def _decode_value(m: Any, value: Any, path: str, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise DecodeError(f"{_where(path)}: nested deeper than {MAX_DEPTH} levels")
+    _check_depth(path, depth)
     if value is None:
         m.null_value = 0
     elif isinstance(value, bool):
@@ -693,8 +696,7 @@ class _StructPlan(_Plan):
         return _encode_struct(m)
 
     def decode(self, m: Any, value: Any, path: str, depth: int, skip: str | None = None) -> None:
-        if depth > MAX_DEPTH:
-            raise DecodeError(f"{_where(path)}: nested deeper than {MAX_DEPTH} levels")
+        _check_depth(path, depth)
         _decode_struct(m, value, path, depth)
 
 
@@ -703,8 +705,7 @@ class _ListValuePlan(_Plan):
         return _encode_list(m)
 
     def decode(self, m: Any, value: Any, path: str, depth: int, skip: str | None = None) -> None:
-        if depth > MAX_DEPTH:
-            raise DecodeError(f"{_where(path)}: nested deeper than {MAX_DEPTH} levels")
+        _check_depth(path, depth)
         _decode_list(m, value, path, depth)
 
 

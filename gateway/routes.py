@@ -34,7 +34,6 @@ JSON = "application/json"
 DEFAULT_DEADLINE_S = 30.0
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}\Z")
 SCOPE_ROUTE = "parley.route"  # the matched template, for metrics labels
-SCOPE_REQUEST_ID = "parley.request_id"
 
 
 class ProblemError(Exception):
@@ -62,6 +61,14 @@ class Request:
                 return value.decode("latin-1")
         return None
 
+    def call_metadata(self) -> list[tuple[str, str]]:
+        """What an RPC on the caller's behalf carries: the request id and the caller's token."""
+        metadata = [(REQUEST_ID_KEY, self.request_id)]
+        auth = self.header(b"authorization")
+        if auth is not None:
+            metadata.append(("authorization", auth))
+        return metadata
+
     async def body(self, limit: int) -> bytes:
         """The whole body; RequestTooLarge past `limit` bytes (before reading, when declared)."""
         declared = self.header(b"content-length")
@@ -80,6 +87,10 @@ class Request:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+def invalid_request(exc: codec.DecodeError) -> ProblemError:
+    return ProblemError(problems.catalogued("InvalidRequest", exc.detail))
 
 
 def _too_large(limit: int) -> ProblemError:
@@ -126,7 +137,6 @@ class Router:
         if scope["type"] != "http":
             return
         request_id = _request_id(scope)
-        scope[SCOPE_REQUEST_ID] = request_id
         id_header = (b"x-request-id", request_id.encode())
         started = False
 
@@ -297,11 +307,7 @@ class Transcoder:
 
     async def __call__(self, request: Request) -> None:
         message = await self.decode(request)
-        metadata = [(REQUEST_ID_KEY, request.request_id)]
-        auth = request.header(b"authorization")
-        if auth is not None:
-            metadata.append(("authorization", auth))
-        call = self.call(message, metadata=metadata, timeout=self.deadline_s)
+        call = self.call(message, metadata=request.call_metadata(), timeout=self.deadline_s)
         try:
             reply = await call
             initial = await call.initial_metadata()
@@ -326,7 +332,7 @@ class Transcoder:
                 )
                 codec.fill_query(message, pairs, self.no_query)
         except codec.DecodeError as exc:
-            raise ProblemError(problems.catalogued("InvalidRequest", exc.detail)) from None
+            raise invalid_request(exc) from None
         return message
 
     async def _decode_body(self, request: Request, message: Any) -> None:

@@ -25,8 +25,8 @@ from gateway.routes import (
     ProblemError,
     Request,
     Transcoder,
+    invalid_request,
 )
-from services.common.grpc_server import REQUEST_ID_KEY
 
 CONTENT_TYPE = b"text/event-stream; charset=utf-8"
 RESUME_FIELD = "after_seq"
@@ -44,6 +44,8 @@ class SseTranscoder(Transcoder):
         )
         # Last-Event-ID fills this field (a scalar of the request), when the method has one.
         self.resume_chain = codec.resolve_param(info.method.input_type, RESUME_FIELD)
+        # Each event's `id:` is this field of the streamed message, when it has one.
+        self.has_id = ID_FIELD in info.method.output_type.fields_by_name
 
     async def __call__(self, request: Request) -> None:
         message = await self.decode(request)
@@ -54,12 +56,9 @@ class SseTranscoder(Transcoder):
                     message, self.resume_chain, [last_id.strip()], "header 'Last-Event-ID'"
                 )
             except codec.DecodeError as exc:
-                raise ProblemError(problems.catalogued("InvalidRequest", exc.detail)) from None
-        metadata = [(REQUEST_ID_KEY, request.request_id)]
-        auth = request.header(b"authorization")
-        if auth is not None:
-            metadata.append(("authorization", auth))
-        call = self.stream(message, metadata=metadata)  # no deadline: it lasts as long as the run
+                raise invalid_request(exc) from None
+        # No deadline: the stream lasts as long as the run.
+        call = self.stream(message, metadata=request.call_metadata())
         disconnected = asyncio.create_task(_disconnect(request))
         try:
             await self._relay(request, call, disconnected)
@@ -69,6 +68,14 @@ class SseTranscoder(Transcoder):
 
     async def _relay(self, request: Request, call: Any, disconnected: asyncio.Task[None]) -> None:
         started = False
+
+        async def emit(body: bytes, more: bool = True) -> None:
+            nonlocal started
+            if not started:
+                await self._start(request)
+                started = True
+            await request.send({"type": "http.response.body", "body": body, "more_body": more})
+
         read: asyncio.Future[Any] | None = None
         try:
             while True:
@@ -81,43 +88,21 @@ class SseTranscoder(Transcoder):
                     read.cancel()
                     return
                 if read not in done:  # quiet: a comment line keeps proxies from timing out
-                    if not started:
-                        await self._start(request)
-                        started = True
-                    await request.send(
-                        {
-                            "type": "http.response.body",
-                            "body": b": keep-alive\n\n",
-                            "more_body": True,
-                        }
-                    )
+                    await emit(b": keep-alive\n\n")
                     continue
                 item, read = read.result(), None
                 if item is grpc.aio.EOF:
                     break
-                if not started:
-                    await self._start(request)
-                    started = True
-                await request.send(
-                    {"type": "http.response.body", "body": _frame(item), "more_body": True}
-                )
+                await emit(_frame(item, self.has_id))
         except grpc.aio.AioRpcError as exc:
             problem = problems.from_rpc_error(exc, request.request_id)
             if not started:
                 raise ProblemError(problem) from None
             body = orjson.dumps(
-                {"status": problem.status, "title": problem.title, "detail": problem.detail}
+                {"status": problem.status, "title": problem.entry.title, "detail": problem.detail}
             )
-            await request.send(
-                {
-                    "type": "http.response.body",
-                    "body": b"event: error\ndata: " + body + b"\n\n",
-                    "more_body": True,
-                }
-            )
-        if not started:
-            await self._start(request)
-        await request.send({"type": "http.response.body", "body": b"", "more_body": False})
+            await emit(b"event: error\ndata: " + body + b"\n\n")
+        await emit(b"", more=False)
 
     async def _start(self, request: Request) -> None:
         await request.send(
@@ -133,9 +118,9 @@ class SseTranscoder(Transcoder):
         )
 
 
-def _frame(message: Any) -> bytes:
+def _frame(message: Any, has_id: bool) -> bytes:
     head = b""
-    if ID_FIELD in message.DESCRIPTOR.fields_by_name:
+    if has_id:
         head = b"id: " + str(getattr(message, ID_FIELD)).encode() + b"\n"
     return head + b"data: " + codec.to_json(message) + b"\n\n"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 DOMAIN = "parley.dev"
@@ -105,7 +105,6 @@ __all__ = [
     "DOMAIN",
     "CatalogueEntry",
     "ParleyError",
-    "code_pb2",
     "entry_from_status",
     "fallback_entry",
 ]

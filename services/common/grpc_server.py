@@ -4,10 +4,11 @@ anything else -> InternalError with a log_id; the caller never sees a traceback)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,94 +34,94 @@ def request_id(context: grpc.aio.ServicerContext) -> str:
     return uuid.uuid4().hex
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: ParleyError) -> None:
-    status = error.to_grpc_status()
-    await context.abort(status.code, status.details, status.trailing_metadata)
-
-
 class _Interceptor(grpc.aio.ServerInterceptor):
+    """Wraps each of our methods' handlers once, on its first call; later calls reuse it."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
     async def intercept_service(
         self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler:
+        wrapped = self._wrapped.get(details.method)
+        if wrapped is not None:
+            return wrapped
         handler = await continuation(details)
         if handler is None or not details.method.startswith("/agents."):
             return handler  # health and reflection: not ours to wrap
         service, _, method = details.method[1:].rpartition("/")
         if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
+            wrapped = grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary, service, method),
                 handler.request_deserializer,
                 handler.response_serializer,
             )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
+        elif handler.unary_stream:
+            wrapped = grpc.unary_stream_rpc_method_handler(
                 _wrap_stream(handler.unary_stream, service, method),
                 handler.request_deserializer,
                 handler.response_serializer,
             )
-        return handler
+        else:
+            return handler
+        self._wrapped[details.method] = wrapped
+        return wrapped
 
 
-def _code_of(context: grpc.aio.ServicerContext) -> str:
-    code = context.code()
-    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+class _Outcome:
+    """Times one call, turns its failure into a status, and records both once it ends."""
 
+    def __init__(self, service: str, method: str) -> None:
+        self.service, self.method = service, method
+        self.seconds = GRPC_SECONDS.labels(service, method)
+        self.handled: dict[str, Any] = {}
 
-async def _handle_failure(
-    exc: BaseException, context: grpc.aio.ServicerContext, service: str, method: str
-) -> str:
-    if isinstance(exc, ParleyError):
-        await _abort(context, exc)
-    log_id = request_id(context)
-    log.exception("unhandled error in %s/%s (log_id %s)", service, method, log_id, exc_info=exc)
-    await _abort(
-        context, ParleyError("InternalError", f"internal error; log_id {log_id}", log_id=log_id)
-    )
-    return "INTERNAL"  # not reached: abort raises
+    @contextlib.asynccontextmanager
+    async def __call__(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        started, code = time.perf_counter(), "OK"
+        try:
+            yield
+        except grpc.aio.AbortError:
+            status = context.code()
+            code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into INTERNAL
+            error = exc if isinstance(exc, ParleyError) else self._internal(exc, context)
+            code = error.entry.grpc_code.name
+            status = error.to_grpc_status()
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        finally:
+            counter = self.handled.get(code)
+            if counter is None:
+                counter = self.handled[code] = GRPC_HANDLED.labels(self.service, self.method, code)
+            counter.inc()
+            self.seconds.observe(time.perf_counter() - started)
 
-
-def _record(service: str, method: str, code: str, started: float) -> None:
-    GRPC_HANDLED.labels(service, method, code).inc()
-    GRPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
+    def _internal(self, exc: Exception, context: grpc.aio.ServicerContext) -> ParleyError:
+        log_id = request_id(context)
+        log.exception(
+            "unhandled error in %s/%s (log_id %s)", self.service, self.method, log_id, exc_info=exc
+        )
+        return ParleyError("InternalError", f"internal error; log_id {log_id}", log_id=log_id)
 
 
 def _wrap_unary(behaviour: Callable[..., Any], service: str, method: str) -> Callable[..., Any]:
+    outcome = _Outcome(service, method)
+
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        started, code = time.perf_counter(), "OK"
-        try:
+        async with outcome(context):
             return await behaviour(request, context)
-        except grpc.aio.AbortError:
-            code = _code_of(context)
-            raise
-        except ParleyError as exc:
-            code = exc.entry.grpc_code.name
-            await _abort(context, exc)
-        except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into INTERNAL
-            code = "INTERNAL"
-            await _handle_failure(exc, context, service, method)
-        finally:
-            _record(service, method, code, started)
 
     return wrapper
 
 
 def _wrap_stream(behaviour: Callable[..., Any], service: str, method: str) -> Callable[..., Any]:
+    outcome = _Outcome(service, method)
+
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        started, code = time.perf_counter(), "OK"
-        try:
+        async with outcome(context):
             async for item in behaviour(request, context):
                 yield item
-        except grpc.aio.AbortError:
-            code = _code_of(context)
-            raise
-        except ParleyError as exc:
-            code = exc.entry.grpc_code.name
-            await _abort(context, exc)
-        except Exception as exc:  # noqa: BLE001
-            code = "INTERNAL"
-            await _handle_failure(exc, context, service, method)
-        finally:
-            _record(service, method, code, started)
 
     return wrapper
 

@@ -1,4 +1,4 @@
-"""Every Prometheus metric, defined once, and the gRPC interceptor that records RPCs.
+"""Every Prometheus metric, defined once (gRPC calls are recorded by grpc_server's interceptor).
 
 Labels take values from small fixed sets (service, method, code, route template): never ids.
 """

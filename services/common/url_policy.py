@@ -106,10 +106,7 @@ async def check_resolved(url: str, allow_private_networks: bool) -> list[IPAddre
     host = (parts.hostname or "").rstrip(".")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     addresses = await resolve(host, port)
-    for address in addresses:
-        why = address_refusal(address, allow_private_networks)
-        if why is not None:
-            raise UrlNotAllowed(f"its host `{host}` resolves to {why}")
+    _refuse_any(host, addresses, allow_private_networks)
     return addresses
 
 
@@ -125,6 +122,11 @@ async def check_known_addresses(
         addresses = await asyncio.wait_for(resolve(host, parts.port or 443), timeout_s)
     except (UrlNotAllowed, TimeoutError):
         return
+    _refuse_any(host, addresses, allow_private_networks)
+
+
+def _refuse_any(host: str, addresses: list[IPAddress], allow_private_networks: bool) -> None:
+    """UrlNotAllowed when any address `host` resolved to is refused."""
     for address in addresses:
         why = address_refusal(address, allow_private_networks)
         if why is not None:

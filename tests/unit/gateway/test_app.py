@@ -16,7 +16,7 @@ from agents.v1 import conversation_service_pb2 as cs
 from gateway import app as gateway_app
 from gateway.descriptors import files_of, load_from_files, load_service
 from services.common.config import Settings
-from services.common.errors import ParleyError
+from services.common.errors import CATALOGUE, ParleyError
 from services.common.grpc_server import HTTP_STATUS_KEY, REQUEST_ID_KEY, start_server
 
 SETTINGS = Settings(docs_base_url="https://docs.example/agents", max_body_bytes=4096)
@@ -62,6 +62,14 @@ class _Peer(conversation_service_pb2_grpc.ConversationServiceServicer):
 
     async def GetRun(self, request: Any, context: Any) -> Any:
         return run_pb2.Run(id=request.id, status=run_pb2.RUN_STATUS_COMPLETED)
+
+    async def StreamRunEvents(self, request: Any, context: Any) -> Any:
+        if request.id == "gone":
+            raise ParleyError("RunNotFound", f"run {request.id} not found", run_id=request.id)
+        for seq in range(request.after_seq + 1, request.after_seq + 3):
+            yield run_pb2.RunEvent(seq=seq, type="run.status", status=run_pb2.RUN_STATUS_RUNNING)
+        if request.id == "breaks":
+            raise ParleyError("RunNotFound", "run breaks was deleted", run_id=request.id)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -239,3 +247,23 @@ async def test_healthz_is_503_when_the_api_is_gone() -> None:
             assert "127.0.0.1:1" not in body["detail"]
     finally:
         await channel.close()
+
+
+async def test_server_streaming_is_sse_and_a_late_error_is_an_error_event(
+    client: httpx.AsyncClient,
+) -> None:
+    resp = await client.get("/agents/runs/r1/events", headers={"Last-Event-ID": "4"})
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+    frames = [f for f in resp.text.split("\n\n") if f]
+    assert [f.split("\n")[0] for f in frames] == ["id: 5", "id: 6"]
+    assert orjson.loads(frames[0].split("data: ", 1)[1])["status"] == "running"
+    late = await client.get("/agents/runs/breaks/events")
+    assert late.status_code == 200
+    error = late.text.rstrip("\n").rsplit("\n\n", 1)[1]
+    assert error.startswith("event: error\ndata: ")
+    assert orjson.loads(error.split("data: ", 1)[1]) == {
+        "status": 404,
+        "title": CATALOGUE["RunNotFound"].title,
+        "detail": "run breaks was deleted",
+    }
+    _problem(await client.get("/agents/runs/gone/events"), 404, CATALOGUE["RunNotFound"].slug)
