@@ -54,6 +54,11 @@ class Request:
     send: Send
     bindings: dict[str, str]
     request_id: str
+    docs_url: str
+
+    def problem_body(self, problem: problems.Problem) -> bytes:
+        """The RFC 7807 body for a failure of this request (also inside an event stream)."""
+        return problem.body(self.docs_url, self.scope.get("path", ""), self.request_id)
 
     def header(self, name: bytes) -> str | None:
         for key, value in self.scope.get("headers", ()):
@@ -150,7 +155,9 @@ class Router:
         try:
             endpoint, bindings = self._match(scope)
             scope[SCOPE_ROUTE] = endpoint.template.template
-            await endpoint.handle(Request(scope, receive, send_with_id, bindings, request_id))
+            await endpoint.handle(
+                Request(scope, receive, send_with_id, bindings, request_id, self.docs_url)
+            )
         except ProblemError as exc:
             if not started:
                 await self._problem(scope, send_with_id, exc.problem, request_id, exc.headers)

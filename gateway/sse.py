@@ -15,7 +15,6 @@ import contextlib
 from typing import Any
 
 import grpc
-import orjson
 
 from gateway import codec, problems
 from gateway.routes import (
@@ -98,10 +97,7 @@ class SseTranscoder(Transcoder):
             problem = problems.from_rpc_error(exc, request.request_id)
             if not started:
                 raise ProblemError(problem) from None
-            body = orjson.dumps(
-                {"status": problem.status, "title": problem.entry.title, "detail": problem.detail}
-            )
-            await emit(b"event: error\ndata: " + body + b"\n\n")
+            await emit(b"event: error\ndata: " + request.problem_body(problem) + b"\n\n")
         await emit(b"", more=False)
 
     async def _start(self, request: Request) -> None:

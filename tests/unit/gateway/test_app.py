@@ -261,9 +261,13 @@ async def test_server_streaming_is_sse_and_a_late_error_is_an_error_event(
     assert late.status_code == 200
     error = late.text.rstrip("\n").rsplit("\n\n", 1)[1]
     assert error.startswith("event: error\ndata: ")
-    assert orjson.loads(error.split("data: ", 1)[1]) == {
-        "status": 404,
+    body = orjson.loads(error.split("data: ", 1)[1])
+    assert body == {  # the same RFC 7807 problem a unary call would answer
+        "type": f"https://docs.example/agents/errors/{CATALOGUE['RunNotFound'].slug}",
         "title": CATALOGUE["RunNotFound"].title,
+        "status": 404,
         "detail": "run breaks was deleted",
+        "instance": "/agents/runs/breaks/events",
+        "log_id": late.headers["x-request-id"],
     }
     _problem(await client.get("/agents/runs/gone/events"), 404, CATALOGUE["RunNotFound"].slug)
