@@ -12,14 +12,12 @@ from dataclasses import dataclass
 
 import grpc
 import orjson
-from google.rpc import status_pb2
 
-from services.common.errors import CATALOGUE, CatalogueEntry, entry_from_status
+from services.common.errors import CATALOGUE, CatalogueEntry, entry_from_status, status_of
 
 log = logging.getLogger("parley.gateway")
 
 CONTENT_TYPE = "application/problem+json"
-_STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 # grpc-gateway's HTTPStatusFromCode, for rows without an HTTP status of their own.
 HTTP_STATUS_FROM_CODE = {
@@ -78,20 +76,9 @@ def catalogued(code: str, detail: str) -> Problem:
     return Problem(entry, http_status(entry), detail)
 
 
-def status_from_metadata(metadata: object) -> status_pb2.Status | None:
-    """The google.rpc.Status a server sent in its trailing metadata, if any."""
-    for key, value in metadata or ():  # type: ignore[attr-defined]
-        if key == _STATUS_DETAILS_KEY:
-            try:
-                return status_pb2.Status.FromString(value)
-            except Exception:  # noqa: BLE001 - a malformed trailer is treated as absent
-                return None
-    return None
-
-
 def from_rpc_error(error: grpc.aio.AioRpcError, log_id: str) -> Problem:
     code = error.code()
-    status = status_from_metadata(error.trailing_metadata())
+    status = status_of(error)
     entry = entry_from_status(status, code)
     if status is not None and status.code == code.value[0]:
         detail = status.message

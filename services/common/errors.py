@@ -98,13 +98,20 @@ def entry_from_status(status: status_pb2.Status | None, code: grpc.StatusCode) -
     return fallback_entry(code)
 
 
-__all__ = [
-    "BY_REASON",
-    "BY_SLUG",
-    "CATALOGUE",
-    "DOMAIN",
-    "CatalogueEntry",
-    "ParleyError",
-    "entry_from_status",
-    "fallback_entry",
-]
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def status_of(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
+    """The google.rpc.Status a failed call carried in its trailers; None when absent or garbled."""
+    for key, value in error.trailing_metadata() or ():
+        if key == _STATUS_DETAILS_KEY:
+            try:
+                return status_pb2.Status.FromString(value)
+            except Exception:  # noqa: BLE001 - a malformed trailer is treated as absent
+                return None
+    return None
+
+
+def entry_of(error: grpc.aio.AioRpcError) -> CatalogueEntry:
+    """The catalogue row of a failed call: its ErrorInfo, else its code's generic row."""
+    return entry_from_status(status_of(error), error.code())

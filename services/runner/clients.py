@@ -15,28 +15,16 @@ from agents.v1 import (
     tool_router_service_pb2,
     tool_router_service_pb2_grpc,
 )
-from google.rpc import status_pb2
-from grpc_status import rpc_status
 
-from services.common.errors import CatalogueEntry, entry_from_status
+from services.common.errors import entry_of
 
 STORE_DEADLINE_S = 10.0
 DISCOVERY_DEADLINE_S = 60.0
 TOOL_CALL_DEADLINE_S = 300.0
 
 
-def error_entry(exc: grpc.aio.AioRpcError) -> CatalogueEntry:
-    """The catalogue row of a failed call (its ErrorInfo, else the code's generic row)."""
-    status: status_pb2.Status | None = None
-    try:
-        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-    except (ValueError, TypeError):
-        status = None
-    return entry_from_status(status, exc.code())
-
-
 def is_lease_lost(exc: grpc.aio.AioRpcError) -> bool:
-    return error_entry(exc).code == "LeaseLost"
+    return entry_of(exc).code == "LeaseLost"
 
 
 class StoreClient:
