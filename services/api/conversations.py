@@ -32,7 +32,7 @@ def not_found(conversation_id: str) -> ParleyError:
 
 
 async def owned_conversation(
-    conn: AsyncConnection, principal: Principal, conversation_id: str, *, for_update: bool = False
+    conn: AsyncConnection, principal: Principal, conversation_id: str
 ) -> RowMapping:
     """The caller's conversation, or ConversationNotFound (also for malformed ids)."""
     canonical = validation.check_uuid(conversation_id)
@@ -45,8 +45,6 @@ async def owned_conversation(
             conversations.c.user_id == principal.user_id,
         )
     )
-    if for_update:
-        query = query.with_for_update()
     row = (await conn.execute(query)).mappings().first()
     if row is None:
         raise not_found(conversation_id)
@@ -75,8 +73,8 @@ async def create_conversation(
         "id": str(uuid.uuid4()),
         "company_id": principal.company_id,
         "user_id": principal.user_id,
-        "name": request.name if request.HasField("name") else None,
-        "system_prompt": request.system_prompt if request.HasField("system_prompt") else None,
+        "name": mapping.field_or(request, "name"),
+        "system_prompt": mapping.field_or(request, "system_prompt"),
         "defaults": mapping.to_json(defaults),
         "version": 0,
         "active_run_id": None,
@@ -104,15 +102,9 @@ class ConversationPage:
 async def list_conversations(
     db: Database, principal: Principal, request: conversation_service_pb2.ListConversationsRequest
 ) -> ConversationPage:
-    page = request.page if request.HasField("page") else 1
-    if page < 1:
-        raise ParleyError("InvalidRequest", f"page must be >= 1, got {page}", field="page")
-    per_page = validation.page_size(
-        request.per_page if request.HasField("per_page") else None,
-        "per_page",
-        DEFAULT_PER_PAGE,
-        MAX_PER_PAGE,
-    )
+    page = mapping.field_or(request, "page", 1)
+    validation.at_least(page, 1, "page")
+    per_page = validation.page_size(request, DEFAULT_PER_PAGE, MAX_PER_PAGE)
     owner = and_(
         conversations.c.company_id == principal.company_id,
         conversations.c.user_id == principal.user_id,
@@ -152,15 +144,9 @@ class MessagePage:
 async def list_messages(
     db: Database, principal: Principal, request: conversation_service_pb2.ListMessagesRequest
 ) -> MessagePage:
-    since = request.since if request.HasField("since") else 0
-    if since < 0:
-        raise ParleyError("InvalidRequest", f"since must be >= 0, got {since}", field="since")
-    per_page = validation.page_size(
-        request.per_page if request.HasField("per_page") else None,
-        "per_page",
-        DEFAULT_MESSAGES_PER_PAGE,
-        MAX_MESSAGES_PER_PAGE,
-    )
+    since = mapping.field_or(request, "since", 0)
+    validation.at_least(since, 0, "since")
+    per_page = validation.page_size(request, DEFAULT_MESSAGES_PER_PAGE, MAX_MESSAGES_PER_PAGE)
     async with db.engine.connect() as conn:
         conversation = await owned_conversation(conn, principal, request.id)
         rows = list(

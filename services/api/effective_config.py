@@ -30,10 +30,8 @@ _SCALARS = (
 )
 
 
-def _text_mode_struct() -> struct_pb2.Struct:
-    schema = struct_pb2.Struct()
-    schema.update(TEXT_MODE_SCHEMA)
-    return schema
+_TEXT_MODE_STRUCT = struct_pb2.Struct()  # read-only: copied from and compared with, never changed
+_TEXT_MODE_STRUCT.update(TEXT_MODE_SCHEMA)
 
 
 def with_defaults(cfg: config_pb2.AgentConfig) -> config_pb2.AgentConfig:
@@ -82,7 +80,7 @@ def with_text_mode_schema(cfg: config_pb2.AgentConfig) -> config_pb2.AgentConfig
     echoed = config_pb2.AgentConfig()
     echoed.CopyFrom(cfg)
     if not echoed.HasField("output_format_schema") or not echoed.output_format_schema.fields:
-        echoed.output_format_schema.CopyFrom(_text_mode_struct())
+        echoed.output_format_schema.CopyFrom(_TEXT_MODE_STRUCT)
     return echoed
 
 
@@ -90,4 +88,4 @@ def is_text_mode(cfg: config_pb2.AgentConfig) -> bool:
     """True when the run answers with final_text (no schema, or the implicit one)."""
     if not cfg.HasField("output_format_schema") or not cfg.output_format_schema.fields:
         return True
-    return cfg.output_format_schema == _text_mode_struct()
+    return cfg.output_format_schema == _TEXT_MODE_STRUCT

@@ -7,16 +7,15 @@ runnable again; the runner that lost it can neither renew nor commit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import orjson
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from agents.v1 import message_pb2, run_pb2, store_service_pb2
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.api import events, mapping
+from services.api import events, mapping, validation
 from services.api.db.engine import Database
 from services.api.db.models import conversations, inference_jobs, messages, runs
 from services.common.errors import ParleyError
@@ -27,12 +26,19 @@ TERMINAL = frozenset(
 )
 
 
+# A run with its conversation's current name (Run.live.current_name).
+RUN_WITH_NAME = select(runs, conversations.c.name.label("current_name")).join(
+    conversations, conversations.c.id == runs.c.conversation_id
+)
+
+
 def _lease(seconds: int) -> timedelta:
-    if seconds < 0:
-        raise ParleyError(
-            "InvalidRequest", f"lease_seconds must be >= 0, got {seconds}", field="lease_seconds"
-        )
+    validation.at_least(seconds, 0, "lease_seconds")
     return timedelta(seconds=seconds or DEFAULT_LEASE_SECONDS)
+
+
+def run_not_found(run_id: str) -> ParleyError:
+    return ParleyError("RunNotFound", f"run {run_id} was not found", run_id=run_id)
 
 
 def _lease_lost(run_id: str, detail: str) -> ParleyError:
@@ -206,21 +212,8 @@ async def commit_run(
                 "InvalidRequest", f"turns[{i}].role is required", field=f"turns[{i}].role"
             )
     now = datetime.now(UTC)
-    run_query = select(runs).where(runs.c.id == request.run_id)
-    if db.is_postgres:
-        run_query = run_query.with_for_update()
     async with db.engine.begin() as conn:
-        run = (await conn.execute(run_query)).mappings().first()
-        if run is None:
-            raise ParleyError(
-                "RunNotFound", f"run {request.run_id} was not found", run_id=request.run_id
-            )
-        if run["status"] != "running" or run["lease_owner"] != request.runner_id:
-            raise _lease_lost(
-                request.run_id,
-                f"it is {run['status']}, held by "
-                f"{run['lease_owner'] or 'nobody'}, not by {request.runner_id}",
-            )
+        run = await _held(conn, db, request.run_id, request.runner_id)
         new_version = await finalize(conn, db, run, outcome, list(request.turns), docs_url, now)
     return new_version
 
@@ -269,31 +262,25 @@ async def finalize(
 
 
 async def _terminal_event(conn: AsyncConnection, run_id: str, docs_url: str, now: datetime) -> None:
-    row = (
-        (
-            await conn.execute(
-                select(runs, conversations.c.name.label("current_name"))
-                .join(conversations, conversations.c.id == runs.c.conversation_id)
-                .where(runs.c.id == run_id)
-            )
-        )
-        .mappings()
-        .one()
-    )
+    row = (await conn.execute(RUN_WITH_NAME.where(runs.c.id == run_id))).mappings().one()
     run = mapping.run_to_proto(row, row["current_name"], docs_url)
     event = run_pb2.RunEvent(type=events.TERMINAL_TYPES[run.status], status=run.status, run=run)
     await events.append(conn, run_id, event, now)
 
 
 async def _held(conn: AsyncConnection, db: Database, run_id: str, runner_id: str) -> RowMapping:
+    """The run, locked on PostgreSQL: RunNotFound, or LeaseLost unless `runner_id` holds it."""
     query = select(runs).where(runs.c.id == run_id)
     if db.is_postgres:
         query = query.with_for_update()
     run = (await conn.execute(query)).mappings().first()
     if run is None:
-        raise ParleyError("RunNotFound", f"run {run_id} was not found", run_id=run_id)
+        raise run_not_found(run_id)
     if run["status"] != "running" or run["lease_owner"] != runner_id:
-        raise _lease_lost(run_id, f"it is {run['status']}, not held by {runner_id}")
+        raise _lease_lost(
+            run_id,
+            f"it is {run['status']}, held by {run['lease_owner'] or 'nobody'}, not by {runner_id}",
+        )
     return run
 
 

@@ -31,6 +31,7 @@ ROLE_TO_DB = {
     message_pb2.ROLE_TOOL: "tool",
 }
 ROLE_FROM_DB = {v: k for k, v in ROLE_TO_DB.items()}
+IN_FLIGHT = frozenset({"pending", "running"})  # the statuses before a run's terminal one
 
 
 # --- JSON columns -------------------------------------------------------------------------------
@@ -54,6 +55,11 @@ def list_to_json(messages: Iterable[ProtoMessage]) -> str:
 
 def _list_from_json(text: str, factory: type[M]) -> list[M]:
     return [json_format.ParseDict(item, factory()) for item in orjson.loads(text)]
+
+
+def field_or(message: ProtoMessage, name: str, default: Any = None) -> Any:
+    """An optional (presence-tracking) field's value, or `default` when it is unset."""
+    return getattr(message, name) if message.HasField(name) else default
 
 
 def config_from_json(text: str) -> config_pb2.AgentConfig:
@@ -178,7 +184,7 @@ def run_to_proto(
         started_at=timestamp(row["started_at"]),
         live=run_pb2.Live(),
     )
-    if row["status"] in ("pending", "running"):
+    if row["status"] in IN_FLIGHT:
         run.live.messages.extend(live_turns)
     if current_name is not None:
         run.live.current_name = current_name
@@ -214,19 +220,19 @@ def run_to_proto(
 
 def terminal_values(run: run_pb2.Run, now: datetime) -> dict[str, Any]:
     """The columns CommitRun writes from the runner's terminal Run."""
-    usage = run.usage if run.HasField("usage") else None
+    usage = field_or(run, "usage")
     structured = None
     if run.HasField("final_structured_output"):
         structured = orjson.dumps(json_format.MessageToDict(run.final_structured_output)).decode()
     return {
         "status": STATUS_TO_DB[run.status],
-        "iterations_used": run.iterations_used if run.HasField("iterations_used") else None,
+        "iterations_used": field_or(run, "iterations_used"),
         "prompt_tokens": usage.prompt_tokens if usage else None,
         "completion_tokens": usage.completion_tokens if usage else None,
         "total_tokens": usage.total_tokens if usage else None,
         "submitted_inference_job_ids": orjson.dumps(list(run.submitted_inference_job_ids)).decode(),
         "pending_tool_calls": list_to_json(run.pending_tool_calls),
-        "final_text": run.final_text if run.HasField("final_text") else None,
+        "final_text": field_or(run, "final_text"),
         "final_structured_output": structured,
         "error_type": run.error.type if run.HasField("error") else None,
         "error_message": run.error.message if run.HasField("error") else None,

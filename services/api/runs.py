@@ -252,41 +252,37 @@ async def _run_by_id(conn: AsyncConnection, run_id: str) -> RowMapping | None:
 
 async def get_run(
     db: Database, principal: Principal, run_id: str
-) -> tuple[RowMapping, str | None, list[run_pb2.LiveTurn]]:
-    """The caller's run, its conversation's current name and its live turns, or RunNotFound."""
+) -> tuple[RowMapping, list[run_pb2.LiveTurn]]:
+    """The caller's run (with its conversation's `current_name`) and its live turns, or
+    RunNotFound."""
     async with db.engine.connect() as conn:
         row = await _owned_run(conn, principal, run_id)
         live = (
-            await events.live_turns(conn, row["id"])
-            if row["status"] in ("pending", "running")
-            else []
+            await events.live_turns(conn, row["id"]) if row["status"] in mapping.IN_FLIGHT else []
         )
-    return row, row["current_name"], live
+    return row, live
 
 
-async def _owned_run(conn: AsyncConnection, principal: Principal, run_id: str) -> RowMapping:
+async def _owned_run(
+    conn: AsyncConnection, principal: Principal, run_id: str, *, for_update: bool = False
+) -> RowMapping:
+    """The caller's run with its conversation's `current_name`, or RunNotFound (also for
+    malformed ids). `for_update` locks the run's row (not the conversation's)."""
     canonical = validation.check_uuid(run_id)
     if canonical is not None:
-        row = (
-            (
-                await conn.execute(
-                    select(runs, conversations.c.name.label("current_name"))
-                    .join(conversations, conversations.c.id == runs.c.conversation_id)
-                    .where(
-                        and_(
-                            runs.c.id == canonical,
-                            runs.c.company_id == principal.company_id,
-                            runs.c.user_id == principal.user_id,
-                        )
-                    )
-                )
+        query = lifecycle.RUN_WITH_NAME.where(
+            and_(
+                runs.c.id == canonical,
+                runs.c.company_id == principal.company_id,
+                runs.c.user_id == principal.user_id,
             )
-            .mappings()
-            .first()
         )
+        if for_update:
+            query = query.with_for_update(of=runs)
+        row = (await conn.execute(query)).mappings().first()
         if row is not None:
             return row
-    raise ParleyError("RunNotFound", f"run {run_id} was not found", run_id=run_id)
+    raise lifecycle.run_not_found(run_id)
 
 
 def _not_cancellable(run_id: str, status: str) -> ParleyError:
@@ -308,16 +304,12 @@ async def cancel_run(
     run_id: str,
     docs_url: str,
     wait_s: float = 10.0,
-) -> tuple[RowMapping, str | None, list[run_pb2.LiveTurn]]:
+) -> tuple[RowMapping, list[run_pb2.LiveTurn]]:
     """A pending run fails at once (its input turn is committed, so the conversation stays
     consistent); a running run is flagged and its runner told, then we wait (bounded) for its
     terminal state. Either way the answer is the run as GET shows it afterwards."""
     async with db.engine.begin() as conn:
-        owned = await _owned_run(conn, principal, run_id)
-        query = select(runs).where(runs.c.id == owned["id"])
-        if db.is_postgres:
-            query = query.with_for_update()
-        run = (await conn.execute(query)).mappings().one()
+        run = await _owned_run(conn, principal, run_id, for_update=db.is_postgres)
         status = run["status"]
         if status == "pending":
             outcome = run_pb2.Run(
@@ -340,16 +332,18 @@ async def cancel_run(
     return await get_run(db, principal, run["id"])
 
 
+async def _status(conn: AsyncConnection, run_id: str) -> str:
+    return (await conn.execute(select(runs.c.status).where(runs.c.id == run_id))).scalar_one()
+
+
 async def _wait_terminal(db: Database, hub: events.Hub, run_id: str, wait_s: float) -> None:
     loop = asyncio.get_running_loop()
     until = loop.time() + wait_s
     while True:
         with hub.waiter(run_id) as woken:
             async with db.engine.connect() as conn:
-                status = (
-                    await conn.execute(select(runs.c.status).where(runs.c.id == run_id))
-                ).scalar_one()
-            if status not in ("pending", "running"):
+                status = await _status(conn, run_id)
+            if status not in mapping.IN_FLIGHT:
                 return
             remaining = until - loop.time()
             if remaining <= 0:
@@ -365,10 +359,7 @@ async def stream_run_events(
 ) -> AsyncIterator[run_pb2.RunEvent]:
     """The run's events after `after_seq`, then each new one as it is written, until the
     terminal event. Waits on the hub between batches; never sleeps and polls."""
-    if after_seq < 0:
-        raise ParleyError(
-            "InvalidRequest", f"after_seq must be >= 0, got {after_seq}", field="after_seq"
-        )
+    validation.at_least(after_seq, 0, "after_seq")
     async with db.engine.connect() as conn:
         run_id = (await _owned_run(conn, principal, run_id))["id"]
     while True:
@@ -377,9 +368,7 @@ async def stream_run_events(
                 # Status first: the terminal event commits with the terminal status, so a
                 # terminal status read here guarantees the events read next include it (each
                 # statement has its own snapshot under READ COMMITTED).
-                status = (
-                    await conn.execute(select(runs.c.status).where(runs.c.id == run_id))
-                ).scalar_one()
+                status = await _status(conn, run_id)
                 batch = await events.read(conn, run_id, after_seq)
             for event in batch:
                 yield event
@@ -387,6 +376,6 @@ async def stream_run_events(
                 if event.type in events.TERMINAL_TYPES.values():
                     return
             if not batch:
-                if status not in ("pending", "running"):
+                if status not in mapping.IN_FLIGHT:
                     return  # terminal, and the caller has seen everything
                 await woken.wait()

@@ -103,17 +103,17 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         self, request: conversation_service_pb2.GetRunRequest, context: Context
     ) -> run_pb2.Run:
         principal = self._principal(context, READ_SCOPE)
-        row, current_name, live = await runs.get_run(self._db, principal, request.id)
-        return mapping.run_to_proto(row, current_name, self._docs_url, live)
+        row, live = await runs.get_run(self._db, principal, request.id)
+        return mapping.run_to_proto(row, row["current_name"], self._docs_url, live)
 
     async def CancelRun(
         self, request: conversation_service_pb2.CancelRunRequest, context: Context
     ) -> run_pb2.Run:
         principal = self._principal(context, WRITE_SCOPE)
-        row, current_name, live = await runs.cancel_run(
+        row, live = await runs.cancel_run(
             self._db, self._hub, principal, request.id, self._docs_url
         )
-        return mapping.run_to_proto(row, current_name, self._docs_url, live)
+        return mapping.run_to_proto(row, row["current_name"], self._docs_url, live)
 
     async def StreamRunEvents(
         self, request: conversation_service_pb2.StreamRunEventsRequest, context: Context

@@ -17,10 +17,10 @@ from google.protobuf import json_format
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from services.common import url_policy
 from services.common.config import Settings
 from services.common.errors import ParleyError
 from services.common.model_catalogue import MODELS
-from services.common import url_policy
 
 ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,7}$")
 CALLER_TOOL_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -72,6 +72,12 @@ class ConfigRules:
 
 def _invalid(detail: str, **metadata: object) -> ParleyError:
     return ParleyError("InvalidRequest", detail, **metadata)
+
+
+def at_least(value: int, low: int, field: str) -> None:
+    """InvalidRequest naming `field` when `value` is below `low`."""
+    if value < low:
+        raise _invalid(f"{field} must be >= {low}, got {value}", field=field)
 
 
 def check_uuid(value: str) -> str | None:
@@ -349,11 +355,7 @@ def validate_start_run(request: conversation_service_pb2.StartRunRequest) -> str
             "expected_version is required (the conversation's current version)",
             field="expected_version",
         )
-    if request.expected_version < 0:
-        raise _invalid(
-            f"expected_version must be >= 0, got {request.expected_version}",
-            field="expected_version",
-        )
+    at_least(request.expected_version, 0, "expected_version")
     if not request.HasField("payload"):
         raise _invalid("payload is required", field="payload")
     kind = request.payload.WhichOneof("input")
@@ -411,10 +413,15 @@ def check_tool_outputs(
         )
 
 
-def page_size(value: int | None, field: str, default: int, maximum: int) -> int:
-    """AIP-158: a documented default, larger values reduced to the maximum, < 1 refused."""
-    if value is None:
+def page_size(
+    request: conversation_service_pb2.ListConversationsRequest
+    | conversation_service_pb2.ListMessagesRequest,
+    default: int,
+    maximum: int,
+) -> int:
+    """A list request's `per_page` by AIP-158: a documented default when unset, larger values
+    reduced to the maximum, < 1 refused."""
+    if not request.HasField("per_page"):
         return default
-    if value < 1:
-        raise _invalid(f"{field} must be >= 1, got {value}", field=field)
-    return min(value, maximum)
+    at_least(request.per_page, 1, "per_page")
+    return min(request.per_page, maximum)

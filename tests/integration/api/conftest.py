@@ -6,6 +6,7 @@ The databases come from tests/conftest.py (`database_url`): when PostgreSQL does
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -97,8 +98,6 @@ class Api:
             if claimed.run.id == run_id:
                 return claimed
             if not claimed.HasField("run"):
-                import asyncio
-
                 await asyncio.sleep(0.05)
         raise AssertionError(f"run {run_id} never became claimable")
 

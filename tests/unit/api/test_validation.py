@@ -381,7 +381,13 @@ def test_tool_outputs_in_any_order() -> None:
 
 
 def test_page_size() -> None:
-    assert validation.page_size(None, "per_page", 50, 200) == 50
-    assert validation.page_size(500, "per_page", 50, 200) == 200
-    assert validation.page_size(1, "per_page", 50, 200) == 1
-    raises("InvalidRequest", validation.page_size, 0, "per_page", 50, 200)
+    def size(per_page: int | None = None) -> int:
+        request = conversation_service_pb2.ListMessagesRequest(per_page=per_page)
+        return validation.page_size(request, 50, 200)
+
+    assert size() == 50
+    assert size(500) == 200
+    assert size(1) == 1
+    for bad in (0, -5):
+        error = raises("InvalidRequest", size, bad)
+        assert error.metadata["field"] == "per_page" and f"got {bad}" in error.detail
