@@ -17,7 +17,7 @@ from services.api.db.engine import Database
 from services.api.validation import ConfigRules
 from services.common.auth import READ_SCOPE, WRITE_SCOPE, Principal, verify_authorization
 from services.common.config import Settings
-from services.common.grpc_server import HTTP_STATUS_KEY
+from services.common.grpc_server import HTTP_STATUS_KEY, metadata_value
 
 Context = grpc.aio.ServicerContext
 
@@ -31,14 +31,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         self._rules = ConfigRules.from_settings(settings)
 
     def _principal(self, context: Context, scope: str) -> Principal:
-        authorization = next(
-            (
-                str(value)
-                for key, value in context.invocation_metadata() or ()
-                if key == "authorization"
-            ),
-            None,
-        )
+        authorization = metadata_value(context, "authorization")
         return verify_authorization(self._secret, authorization, scope)
 
     async def CreateConversation(

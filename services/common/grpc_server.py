@@ -27,11 +27,16 @@ REQUEST_ID_KEY = "x-request-id"
 HTTP_STATUS_KEY = "x-parley-http-status"
 
 
-def request_id(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == REQUEST_ID_KEY:
+def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    """One invocation-metadata value (keys are lower-case on the wire)."""
+    for name, value in context.invocation_metadata() or ():
+        if name == key:
             return str(value)
-    return uuid.uuid4().hex
+    return None
+
+
+def request_id(context: grpc.aio.ServicerContext) -> str:
+    return metadata_value(context, REQUEST_ID_KEY) or uuid.uuid4().hex
 
 
 class _Interceptor(grpc.aio.ServerInterceptor):
