@@ -243,6 +243,13 @@ def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(
+            f"cannot listen on {host}:{port} for the gateway: {exc.strerror} "
+            "(see PARLEY_HOST and PARLEY_HTTP_PORT)"
+        ) from None
     sock.set_inheritable(True)
     return sock

@@ -154,9 +154,16 @@ async def start_server(
     reflection.enable_server_reflection(
         [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(bind)
+    try:
+        port = server.add_insecure_port(bind)
+    except RuntimeError:  # grpcio's way of saying the address is taken or invalid
+        port = 0
     if port == 0:
-        raise SystemExit(f"cannot bind gRPC server to {bind}")
+        raise SystemExit(
+            f"cannot listen on {bind} for {', '.join(service_names)}: the address is in use "
+            "or invalid (see PARLEY_HOST and PARLEY_API_ADDR / PARLEY_RUNNER_ADDR / "
+            "PARLEY_TOOLING_ADDR)"
+        )
     await server.start()
     for name in ("", *service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

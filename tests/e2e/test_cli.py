@@ -138,3 +138,29 @@ def test_serve_requires_a_secret(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode != 0 and "PARLEY_JWT_SECRET" in result.stderr
+
+
+def test_up_on_a_taken_port_says_which_setting_to_change(tmp_path: Path) -> None:
+    http, api, runner = _free_ports(3)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        env = _env(
+            PARLEY_HTTP_PORT=str(http),
+            PARLEY_API_ADDR=f"127.0.0.1:{api}",
+            PARLEY_RUNNER_ADDR=f"127.0.0.1:{runner}",
+            PARLEY_TOOLING_ADDR=f"127.0.0.1:{taken}",
+        )
+        result = subprocess.run(
+            [PARLEY, "up"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode != 0
+    assert f"127.0.0.1:{taken}" in result.stderr and "PARLEY_TOOLING_ADDR" in result.stderr
+    assert "Traceback" not in result.stderr
