@@ -1,7 +1,8 @@
 """Parley's benchmark (issue 6): `make bench` (full), `make bench QUICK=1` (2-3 minutes);
 `--smoke` is the few-turn version `make test` runs (tests/e2e/test_bench_smoke.py).
 
-    .venv/bin/python -m tests.bench.run [--quick | --smoke] [--out bench-results] [--no-postgres]
+    .venv/bin/python -m tests.bench.run [--quick | --smoke] [--only sequential,profile] [--out DIR]
+        [--no-postgres]
 
 Parley runs as a user runs it (`parley up`, or `parley serve …` for scale-out), the fake Converse
 and MCP servers each in their own process; Parley's CPU (whole process tree), the fakes' and this
@@ -53,6 +54,7 @@ class Plan:
     scaleout_runners: tuple[int, ...] = (1, 2)
 
 
+GROUPS = ("sequential", "throughput", "inflight", "discovery", "postgres", "scaleout", "profile")
 AS_SHIPPED: tuple[str, dict[str, str]] = ("as shipped", {})
 PLANS = {
     "full": Plan(
@@ -91,8 +93,11 @@ def dist(values_s: list[float]) -> dict[str, Any]:
 
 
 class Bench:
-    def __init__(self, plan: Plan, out: Path, postgres: bool) -> None:
+    def __init__(
+        self, plan: Plan, out: Path, postgres: bool, only: frozenset[str] = frozenset()
+    ) -> None:
         self.plan = plan
+        self.only = only
         self.out = out
         self.logs = out / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -481,30 +486,37 @@ class Bench:
 
     # --- the whole plan -------------------------------------------------------------------------
 
+    def wanted(self, group: str) -> bool:
+        return not self.only or group in self.only
+
     async def run(self) -> dict[str, Any]:
         plan = self.plan
         self.converse = stack.start_fake_converse(self.logs)
         self.mcp = stack.start_fake_mcp(self.logs)
         pg = self.postgres and await stack.pg_available()
+        wanted = self.wanted
         try:
-            await self.sequential("sqlite")
-            for n in plan.tput_ns:
-                await self.throughput(n)
-            for label, env in plan.inflight_variants:
-                await self.inflight(label, env)
-            if plan.discovery_runs:
+            if wanted("sequential"):
+                await self.sequential("sqlite")
+            if wanted("throughput"):
+                for n in plan.tput_ns:
+                    await self.throughput(n)
+            if wanted("inflight"):
+                for label, env in plan.inflight_variants:
+                    await self.inflight(label, env)
+            if plan.discovery_runs and wanted("discovery"):
                 await self.discovery()
             if pg:
-                if plan.mode != "smoke":
+                if plan.mode != "smoke" and wanted("postgres"):
                     await self.sequential("postgres", plan.postgres_seq_turns)
-                if plan.mode != "smoke":
                     await self.throughput(32, db="postgres")
-                for runners in plan.scaleout_runners:
-                    await self.scaleout(runners)
+                if wanted("scaleout"):
+                    for runners in plan.scaleout_runners:
+                        await self.scaleout(runners)
             else:
                 self.result["postgres"] = "PostgreSQL not available: postgres cells NOT run"
                 print(f"[bench] {self.result['postgres']}", flush=True)
-            if plan.profile_s:
+            if plan.profile_s and wanted("profile"):
                 await self.profile()
         finally:
             self.converse.stop()
@@ -520,6 +532,11 @@ def main() -> None:
     group.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated cell groups to run (default: all): {', '.join(GROUPS)}",
+    )
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite the report from <out>/bench.json"
     )
@@ -539,7 +556,10 @@ def main() -> None:
     plan = PLANS["smoke" if args.smoke else "quick" if args.quick else "full"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    bench = Bench(plan, out, postgres=not args.no_postgres)
+    only = frozenset(filter(None, args.only.split(",")))
+    if only - set(GROUPS):
+        parser.error(f"unknown cell groups: {', '.join(sorted(only - set(GROUPS)))}")
+    bench = Bench(plan, out, postgres=not args.no_postgres, only=only)
     started = time.perf_counter()
     try:
         import uvloop
