@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agents.v1 import conversation_service_pb2
-from sqlalchemy import and_, func, insert, select
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import and_, bindparam, func, insert, select
+from sqlalchemy.engine import Connection, RowMapping
 
 from services.api import effective_config, mapping, validation
 from services.api.db.engine import Database
@@ -31,21 +30,29 @@ def not_found(conversation_id: str) -> ParleyError:
     )
 
 
-async def owned_conversation(
-    conn: AsyncConnection, principal: Principal, conversation_id: str
-) -> RowMapping:
+_OWNED = select(conversations).where(
+    and_(
+        conversations.c.id == bindparam("id"),
+        conversations.c.company_id == bindparam("company_id"),
+        conversations.c.user_id == bindparam("user_id"),
+    )
+)
+_INSERT = insert(conversations)
+
+
+def owned_conversation(conn: Connection, principal: Principal, conversation_id: str) -> RowMapping:
     """The caller's conversation, or ConversationNotFound (also for malformed ids)."""
     canonical = validation.check_uuid(conversation_id)
     if canonical is None:
         raise not_found(conversation_id)
-    query = select(conversations).where(
-        and_(
-            conversations.c.id == canonical,
-            conversations.c.company_id == principal.company_id,
-            conversations.c.user_id == principal.user_id,
+    row = (
+        conn.execute(
+            _OWNED,
+            {"id": canonical, "company_id": principal.company_id, "user_id": principal.user_id},
         )
+        .mappings()
+        .first()
     )
-    row = (await conn.execute(query)).mappings().first()
     if row is None:
         raise not_found(conversation_id)
     return row
@@ -82,8 +89,7 @@ async def create_conversation(
         "created_at": now,
         "updated_at": now,
     }
-    async with db.engine.begin() as conn:
-        await conn.execute(insert(conversations).values(values))
+    await db.write(lambda conn: conn.execute(_INSERT, values))
     return values
 
 
@@ -109,29 +115,29 @@ async def list_conversations(
         conversations.c.company_id == principal.company_id,
         conversations.c.user_id == principal.user_id,
     )
-    async with db.engine.connect() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(conversations).where(owner))
+
+    def read(conn: Connection) -> ConversationPage:
+        total = conn.execute(
+            select(func.count()).select_from(conversations).where(owner)
         ).scalar_one()
         rows = list(
-            (
-                await conn.execute(
-                    select(conversations)
-                    .where(owner)
-                    .order_by(conversations.c.created_at.desc(), conversations.c.id.desc())
-                    .limit(per_page)
-                    .offset((page - 1) * per_page)
-                )
+            conn.execute(
+                select(conversations)
+                .where(owner)
+                .order_by(conversations.c.created_at.desc(), conversations.c.id.desc())
+                .limit(per_page)
+                .offset((page - 1) * per_page)
             )
             .mappings()
             .all()
         )
-    return ConversationPage(rows, page, per_page, total)
+        return ConversationPage(rows, page, per_page, total)
+
+    return await db.read(read)
 
 
 async def get_conversation(db: Database, principal: Principal, conversation_id: str) -> RowMapping:
-    async with db.engine.connect() as conn:
-        return await owned_conversation(conn, principal, conversation_id)
+    return await db.read(lambda conn: owned_conversation(conn, principal, conversation_id))
 
 
 @dataclass(frozen=True)
@@ -147,26 +153,28 @@ async def list_messages(
     since = mapping.field_or(request, "since", 0)
     validation.at_least(since, 0, "since")
     per_page = validation.page_size(request, DEFAULT_MESSAGES_PER_PAGE, MAX_MESSAGES_PER_PAGE)
-    async with db.engine.connect() as conn:
-        conversation = await owned_conversation(conn, principal, request.id)
-        rows = list(
-            (
-                await conn.execute(
-                    select(messages)
-                    .where(
-                        and_(
-                            messages.c.conversation_id == conversation["id"],
-                            messages.c.sequence_no > since,
-                            messages.c.sequence_no <= conversation["version"],
-                        )
+
+    def read(conn: Connection) -> tuple[RowMapping, list[RowMapping]]:
+        conversation = owned_conversation(conn, principal, request.id)
+        rows = (
+            conn.execute(
+                select(messages)
+                .where(
+                    and_(
+                        messages.c.conversation_id == conversation["id"],
+                        messages.c.sequence_no > since,
+                        messages.c.sequence_no <= conversation["version"],
                     )
-                    .order_by(messages.c.sequence_no)
-                    .limit(per_page + 1)
                 )
+                .order_by(messages.c.sequence_no)
+                .limit(per_page + 1)
             )
             .mappings()
             .all()
         )
+        return conversation, list(rows)
+
+    conversation, rows = await db.read(read)
     more = len(rows) > per_page
     rows = rows[:per_page]
     return MessagePage(conversation["version"], rows, rows[-1]["sequence_no"] if more else None)

@@ -2,7 +2,9 @@
 
 Every event is a row of `run_events` with a per-run monotonic `seq` (runs.event_seq, bumped in the
 writer's transaction), so a stream resumed with `after_seq` loses and repeats nothing. Readers
-never poll: they wait on the `Hub`, which writers poke after their transaction commits.
+never poll: writers run their transaction through `Hub.write`, which hands the events
+appended in it to the run's subscribers once it has committed. A subscriber reads the log only
+to catch up (on subscribing, or when what it was handed does not follow on from what it has).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from agents.v1 import run_pb2, store_service_pb2
-from sqlalchemy import and_, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 
 from services.api import mapping
+from services.api.db.engine import Database, Work
 from services.api.db.models import run_events, runs
 
 STATUS = "run.status"
@@ -27,7 +31,29 @@ TERMINAL_TYPES = {
     run_pb2.RUN_STATUS_REQUIRES_ACTION: "run.requires_action",
     run_pb2.RUN_STATUS_FAILED: "run.failed",
 }
+T = TypeVar("T")
+_TERMINAL_TYPE_NAMES = frozenset(TERMINAL_TYPES.values())
 Signal = store_service_pb2.WatchWorkResponse
+_OUTBOX = "parley.events.outbox"  # Connection.info key: events appended in this transaction
+
+
+class Subscription:
+    """A run's events as their transactions commit, for one reader."""
+
+    def __init__(self) -> None:
+        self._events: list[run_pb2.RunEvent] = []
+        self._ready = asyncio.Event()
+
+    def deliver(self, event: run_pb2.RunEvent) -> None:
+        self._events.append(event)
+        self._ready.set()
+
+    async def next(self) -> list[run_pb2.RunEvent]:
+        """The events committed since the last call, waiting until there is at least one."""
+        await self._ready.wait()
+        self._ready.clear()
+        batch, self._events = self._events, []
+        return batch
 
 
 class Hub:
@@ -36,7 +62,7 @@ class Hub:
 
     def __init__(self) -> None:
         self._watchers: set[asyncio.Queue[Signal]] = set()
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._subscribers: dict[str, set[Subscription]] = {}
 
     @contextmanager
     def watch(self) -> Iterator[asyncio.Queue[Signal]]:
@@ -60,64 +86,92 @@ class Hub:
         self._broadcast(Signal(kind=Signal.KIND_CANCEL_REQUESTED, run_id=run_id))
 
     @contextmanager
-    def waiter(self, run_id: str) -> Iterator[asyncio.Event]:
-        """An event set by the next `notify(run_id)`; register before reading, then wait."""
-        event = asyncio.Event()
-        self._waiters.setdefault(run_id, set()).add(event)
+    def subscribe(self, run_id: str) -> Iterator[Subscription]:
+        """Every event of `run_id` committed from now on; subscribe before reading the log."""
+        subscription = Subscription()
+        self._subscribers.setdefault(run_id, set()).add(subscription)
         try:
-            yield event
+            yield subscription
         finally:
-            waiting = self._waiters.get(run_id)
-            if waiting is not None:
-                waiting.discard(event)
-                if not waiting:
-                    del self._waiters[run_id]
+            subscribers = self._subscribers.get(run_id)
+            if subscribers is not None:
+                subscribers.discard(subscription)
+                if not subscribers:
+                    del self._subscribers[run_id]
 
-    def notify(self, run_id: str) -> None:
-        for event in self._waiters.get(run_id, ()):
-            event.set()
+    async def write(self, db: Database, fn: Work[T]) -> T:
+        """`db.write(fn)`; once it has committed, the events `append`ed in it go to their runs'
+        subscribers (nothing goes out when it rolls back)."""
+        outbox: list[tuple[str, run_pb2.RunEvent]] = []
+
+        def work(conn: Connection) -> T:
+            conn.info[_OUTBOX] = outbox
+            try:
+                return fn(conn)
+            finally:
+                del conn.info[_OUTBOX]
+
+        result = await db.write(work)
+        for run_id, event in outbox:
+            for subscription in self._subscribers.get(run_id, ()):
+                subscription.deliver(event)
+        return result
 
 
-async def append(
-    conn: AsyncConnection, run_id: str, event: run_pb2.RunEvent, now: datetime | None = None
+_NEXT_SEQ = (
+    update(runs)
+    .where(runs.c.id == bindparam("run_id"))
+    .values(event_seq=runs.c.event_seq + 1)
+    .returning(runs.c.event_seq)
+)
+_INSERT = insert(run_events)
+_READ = (
+    select(run_events.c.data)
+    .where(and_(run_events.c.run_id == bindparam("run_id"), run_events.c.seq > bindparam("after")))
+    .order_by(run_events.c.seq)
+)
+_TURNS = (
+    select(run_events.c.data)
+    .where(and_(run_events.c.run_id == bindparam("run_id"), run_events.c.type == TURN))
+    .order_by(run_events.c.seq)
+)
+
+
+def append(
+    conn: Connection, run_id: str, event: run_pb2.RunEvent, now: datetime | None = None
 ) -> int:
-    """Give `event` the run's next seq and store it (inside the caller's transaction)."""
+    """Give `event` the run's next seq and store it (inside a `Hub.write`)."""
     now = now or datetime.now(UTC)
-    seq = (
-        await conn.execute(
-            update(runs)
-            .where(runs.c.id == run_id)
-            .values(event_seq=runs.c.event_seq + 1)
-            .returning(runs.c.event_seq)
-        )
-    ).scalar_one()
+    seq = conn.execute(_NEXT_SEQ, {"run_id": run_id}).scalar_one()
     event.seq = seq
     event.created_at.CopyFrom(mapping.timestamp(now))
-    await conn.execute(
-        insert(run_events).values(
-            run_id=run_id, seq=seq, type=event.type, data=mapping.to_json(event), created_at=now
-        )
+    conn.execute(
+        _INSERT,
+        {
+            "run_id": run_id,
+            "seq": seq,
+            "type": event.type,
+            "data": mapping.to_json(event),
+            "created_at": now,
+        },
     )
+    conn.info[_OUTBOX].append((run_id, event))
     return seq
+
+
+def is_terminal(event: run_pb2.RunEvent) -> bool:
+    return event.type in _TERMINAL_TYPE_NAMES
 
 
 def status_event(status: int) -> run_pb2.RunEvent:
     return run_pb2.RunEvent(type=STATUS, status=status)
 
 
-async def read(conn: AsyncConnection, run_id: str, after_seq: int) -> list[run_pb2.RunEvent]:
-    rows = await conn.execute(
-        select(run_events.c.data)
-        .where(and_(run_events.c.run_id == run_id, run_events.c.seq > after_seq))
-        .order_by(run_events.c.seq)
-    )
+def read(conn: Connection, run_id: str, after_seq: int) -> list[run_pb2.RunEvent]:
+    rows = conn.execute(_READ, {"run_id": run_id, "after": after_seq})
     return [mapping.from_json(data, run_pb2.RunEvent()) for (data,) in rows]
 
 
-async def live_turns(conn: AsyncConnection, run_id: str) -> list[run_pb2.LiveTurn]:
-    rows = await conn.execute(
-        select(run_events.c.data)
-        .where(and_(run_events.c.run_id == run_id, run_events.c.type == TURN))
-        .order_by(run_events.c.seq)
-    )
+def live_turns(conn: Connection, run_id: str) -> list[run_pb2.LiveTurn]:
+    rows = conn.execute(_TURNS, {"run_id": run_id})
     return [mapping.from_json(data, run_pb2.RunEvent()).turn for (data,) in rows]

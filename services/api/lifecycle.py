@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 from agents.v1 import message_pb2, run_pb2, store_service_pb2
-from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, RowMapping
 
 from services.api import events, mapping, validation
 from services.api.db.engine import Database
@@ -57,90 +57,95 @@ class ClaimedRun:
 @dataclass(frozen=True)
 class Claim:
     claimed: ClaimedRun | None
-    retry_after_ms: int  # when nothing was runnable: until the earliest running lease expires
+    has_more: bool  # another run is runnable now
+    retry_after_ms: int  # otherwise: until the earliest running lease expires (0: none running)
 
 
-async def claim_run(db: Database, runner_id: str, lease_seconds: int) -> Claim:
-    """Lease the oldest pending run, or a running one whose lease expired."""
+def _runnable(table: Any) -> ColumnElement[bool]:
+    """Pending, or running on a lease that has expired at :now (its runner is gone)."""
+    return or_(
+        table.c.status == "pending",
+        and_(table.c.status == "running", table.c.lease_expires_at < bindparam("now")),
+    )
+
+
+def _claim_statement(skip_locked: bool) -> Any:
+    candidate = runs.alias("candidate")
+    oldest = (
+        select(candidate.c.id)
+        .where(_runnable(candidate))
+        .order_by(candidate.c.started_at, candidate.c.id)
+        .limit(1)
+    )
+    if skip_locked:
+        oldest = oldest.with_for_update(skip_locked=True)
+    return (
+        update(runs)
+        .where(runs.c.id == oldest.scalar_subquery())
+        .values(
+            status="running",
+            lease_owner=bindparam("runner"),
+            lease_expires_at=bindparam("expires"),
+            attempts=runs.c.attempts + 1,
+        )
+        .returning(*runs.c)
+    )
+
+
+_CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}  # by is_postgres
+_HAS_MORE = select(exists().where(_runnable(runs)))
+_EARLIEST_LEASE = select(func.min(runs.c.lease_expires_at)).where(runs.c.status == "running")
+_CONVERSATION = select(conversations).where(conversations.c.id == bindparam("id"))
+_HISTORY = (
+    select(messages)
+    .where(messages.c.conversation_id == bindparam("id"))
+    .order_by(messages.c.sequence_no)
+)
+_USAGE = select(
+    func.coalesce(func.sum(inference_jobs.c.prompt_tokens), 0),
+    func.coalesce(func.sum(inference_jobs.c.completion_tokens), 0),
+).where(inference_jobs.c.run_id == bindparam("run_id"))
+
+
+async def claim_run(db: Database, hub: events.Hub, runner_id: str, lease_seconds: int) -> Claim:
+    """Lease the oldest runnable run (one UPDATE … RETURNING), and say whether another one is
+    waiting, so the runner never asks once more only to hear "nothing"."""
     if not runner_id:
         raise ParleyError("InvalidRequest", "runner_id is required", field="runner_id")
     lease = _lease(lease_seconds)
-    now = datetime.now(UTC)
-    runnable = or_(
-        runs.c.status == "pending", and_(runs.c.status == "running", runs.c.lease_expires_at < now)
-    )
-    query = (
-        select(runs.c.id, runs.c.status)
-        .where(runnable)
-        .order_by(runs.c.started_at, runs.c.id)
-        .limit(1)
-    )
-    if db.is_postgres:
-        query = query.with_for_update(skip_locked=True)
-    async with db.engine.begin() as conn:
-        found = (await conn.execute(query)).first()
-        if found is None:
-            return Claim(None, await _retry_after_ms(conn, now))
-        run_id, status = found
-        await conn.execute(
-            update(runs)
-            .where(runs.c.id == run_id)
-            .values(
-                status="running",
-                lease_owner=runner_id,
-                lease_expires_at=now + lease,
-                attempts=runs.c.attempts + 1,
-            )
-        )
-        if status == "pending":
-            await events.append(conn, run_id, events.status_event(run_pb2.RUN_STATUS_RUNNING), now)
-        run = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().one()
-        conversation = (
-            (
-                await conn.execute(
-                    select(conversations).where(conversations.c.id == run["conversation_id"])
-                )
-            )
-            .mappings()
-            .one()
-        )
-        history = list(
-            (
-                await conn.execute(
-                    select(messages)
-                    .where(messages.c.conversation_id == run["conversation_id"])
-                    .order_by(messages.c.sequence_no)
-                )
-            )
-            .mappings()
-            .all()
-        )
+    claim = _CLAIM[db.is_postgres]
+
+    def work(conn: Connection) -> Claim:
+        now = datetime.now(UTC)
+        params = {"now": now, "runner": runner_id, "expires": now + lease}
+        run = conn.execute(claim, params).mappings().first()
+        if run is None:
+            return Claim(None, False, _retry_after_ms(conn, now))
+        run_id = run["id"]
+        resumed = run["attempts"] > 1  # a lost runner's run: hand over what it already did
+        if not resumed:
+            events.append(conn, run_id, events.status_event(run_pb2.RUN_STATUS_RUNNING), now)
+        conversation = conn.execute(_CONVERSATION, {"id": run["conversation_id"]}).mappings().one()
+        history = list(conn.execute(_HISTORY, {"id": run["conversation_id"]}).mappings().all())
         live: list[run_pb2.LiveTurn] = []
         usage = run_pb2.Usage()
-        if status == "running":  # a lost runner's run: hand over what it already did
-            live = await events.live_turns(conn, run_id)
-            prompt, completion = (
-                await conn.execute(
-                    select(
-                        func.coalesce(func.sum(inference_jobs.c.prompt_tokens), 0),
-                        func.coalesce(func.sum(inference_jobs.c.completion_tokens), 0),
-                    ).where(inference_jobs.c.run_id == run_id)
-                )
-            ).one()
+        if resumed:
+            live = events.live_turns(conn, run_id)
+            prompt, completion = conn.execute(_USAGE, {"run_id": run_id}).one()
             usage = run_pb2.Usage(
                 prompt_tokens=int(prompt),
                 completion_tokens=int(completion),
                 total_tokens=int(prompt) + int(completion),
             )
-    return Claim(ClaimedRun(run, conversation, history, live, usage), 0)
+        has_more = bool(conn.execute(_HAS_MORE, {"now": now}).scalar_one())
+        retry_after = 0 if has_more else _retry_after_ms(conn, now)
+        return Claim(ClaimedRun(run, conversation, history, live, usage), has_more, retry_after)
+
+    return await hub.write(db, work)
 
 
-async def _retry_after_ms(conn: AsyncConnection, now: datetime) -> int:
-    earliest = (
-        await conn.execute(
-            select(func.min(runs.c.lease_expires_at)).where(runs.c.status == "running")
-        )
-    ).scalar()
+def _retry_after_ms(conn: Connection, now: datetime) -> int:
+    earliest = conn.execute(_EARLIEST_LEASE).scalar()
     if earliest is None:
         return 0
     if earliest.tzinfo is None:
@@ -163,31 +168,40 @@ def claim_response(claim: Claim, docs_url: str) -> store_service_pb2.ClaimRunRes
         resumed_usage=claimed.usage,
         attempt=claimed.run["attempts"],
         cancel_requested=claimed.run["cancel_requested"],
+        has_more=claim.has_more,
+        retry_after_ms=claim.retry_after_ms,
     )
+
+
+_RENEW = (
+    update(runs)
+    .where(
+        and_(
+            runs.c.id == bindparam("run_id"),
+            runs.c.status == "running",
+            runs.c.lease_owner == bindparam("runner"),
+        )
+    )
+    .values(lease_expires_at=bindparam("expires"))
+    .returning(runs.c.cancel_requested)
+)
 
 
 async def renew_lease(db: Database, run_id: str, runner_id: str, lease_seconds: int) -> bool:
     """Extend the lease; returns whether a cancellation was requested meanwhile."""
-    lease = _lease(lease_seconds)
-    async with db.engine.begin() as conn:
-        renewed = await conn.execute(
-            update(runs)
-            .where(
-                and_(
-                    runs.c.id == run_id, runs.c.status == "running", runs.c.lease_owner == runner_id
-                )
-            )
-            .values(lease_expires_at=datetime.now(UTC) + lease)
-            .returning(runs.c.cancel_requested)
-        )
-        cancel = renewed.scalar()
+    params = {
+        "run_id": run_id,
+        "runner": runner_id,
+        "expires": datetime.now(UTC) + _lease(lease_seconds),
+    }
+    cancel = await db.write(lambda conn: conn.execute(_RENEW, params).scalar())
     if cancel is None:
         raise _lease_lost(run_id, f"runner {runner_id} does not hold it")
     return bool(cancel)
 
 
 async def commit_run(
-    db: Database, request: store_service_pb2.CommitRunRequest, docs_url: str = ""
+    db: Database, hub: events.Hub, request: store_service_pb2.CommitRunRequest, docs_url: str = ""
 ) -> int:
     """In one transaction: the input turn and `turns` become messages after the conversation's
     version, the version moves to the last one, the run gets its terminal state."""
@@ -212,14 +226,35 @@ async def commit_run(
                 "InvalidRequest", f"turns[{i}].role is required", field=f"turns[{i}].role"
             )
     now = datetime.now(UTC)
-    async with db.engine.begin() as conn:
-        run = await _held(conn, db, request.run_id, request.runner_id)
-        new_version = await finalize(conn, db, run, outcome, list(request.turns), docs_url, now)
-    return new_version
+
+    def work(conn: Connection) -> int:
+        run = _held(conn, db, request.run_id, request.runner_id)
+        return finalize(conn, db, run, outcome, list(request.turns), docs_url, now)
+
+    return await hub.write(db, work)
 
 
-async def finalize(
-    conn: AsyncConnection,
+_VERSION = select(conversations.c.version).where(conversations.c.id == bindparam("id"))
+_VERSION_FOR_UPDATE = _VERSION.with_for_update()
+_INSERT_MESSAGES = insert(messages)
+_CLOSE_CONVERSATION = (
+    update(conversations)
+    .where(conversations.c.id == bindparam("conversation_id"))
+    .values(version=bindparam("new_version"), active_run_id=None, updated_at=bindparam("now"))
+)
+_RUN_WITH_NAME_BY_ID = RUN_WITH_NAME.where(runs.c.id == bindparam("id"))
+_HELD = select(runs).where(runs.c.id == bindparam("id"))
+_HELD_FOR_UPDATE = _HELD.with_for_update()
+_INSERT_JOB = insert(inference_jobs)
+_SET_JOB_IDS = (
+    update(runs)
+    .where(runs.c.id == bindparam("run_id"))
+    .values(submitted_inference_job_ids=bindparam("ids"))
+)
+
+
+def finalize(
+    conn: Connection,
     db: Database,
     run: RowMapping,
     outcome: run_pb2.Run,
@@ -230,50 +265,44 @@ async def finalize(
     """Inside the caller's transaction: the input turn and `new_turns` become messages after the
     conversation's version, the version moves to the last one, the run gets its terminal state
     and its terminal event. Returns the new version."""
-    conversation_query = select(conversations.c.version).where(
-        conversations.c.id == run["conversation_id"]
-    )
-    if db.is_postgres:
-        conversation_query = conversation_query.with_for_update()
-    version = (await conn.execute(conversation_query)).scalar_one()
+    conversation_id = run["conversation_id"]
+    version_query = _VERSION_FOR_UPDATE if db.is_postgres else _VERSION
+    version = conn.execute(version_query, {"id": conversation_id}).scalar_one()
     payload = mapping.from_json(run["payload"], run_pb2.RunPayload())
     turns: list[message_pb2.Message] = [
         mapping.input_turn(payload, run["id"], version + 1),
         *new_turns,
     ]
-    await conn.execute(
-        insert(messages),
+    conn.execute(
+        _INSERT_MESSAGES,
         [
-            mapping.message_values(turn, run["conversation_id"], version + i, run["id"], now)
+            mapping.message_values(turn, conversation_id, version + i, run["id"], now)
             for i, turn in enumerate(turns, start=1)
         ],
     )
     new_version = version + len(turns)
-    await conn.execute(
-        update(conversations)
-        .where(conversations.c.id == run["conversation_id"])
-        .values(version=new_version, active_run_id=None, updated_at=now)
+    conn.execute(
+        _CLOSE_CONVERSATION,
+        {"conversation_id": conversation_id, "new_version": new_version, "now": now},
     )
-    await conn.execute(
+    conn.execute(
         update(runs).where(runs.c.id == run["id"]).values(mapping.terminal_values(outcome, now))
     )
-    await _terminal_event(conn, run["id"], docs_url, now)
+    _terminal_event(conn, run["id"], docs_url, now)
     return new_version
 
 
-async def _terminal_event(conn: AsyncConnection, run_id: str, docs_url: str, now: datetime) -> None:
-    row = (await conn.execute(RUN_WITH_NAME.where(runs.c.id == run_id))).mappings().one()
+def _terminal_event(conn: Connection, run_id: str, docs_url: str, now: datetime) -> None:
+    row = conn.execute(_RUN_WITH_NAME_BY_ID, {"id": run_id}).mappings().one()
     run = mapping.run_to_proto(row, row["current_name"], docs_url)
     event = run_pb2.RunEvent(type=events.TERMINAL_TYPES[run.status], status=run.status, run=run)
-    await events.append(conn, run_id, event, now)
+    events.append(conn, run_id, event, now)
 
 
-async def _held(conn: AsyncConnection, db: Database, run_id: str, runner_id: str) -> RowMapping:
+def _held(conn: Connection, db: Database, run_id: str, runner_id: str) -> RowMapping:
     """The run, locked on PostgreSQL: RunNotFound, or LeaseLost unless `runner_id` holds it."""
-    query = select(runs).where(runs.c.id == run_id)
-    if db.is_postgres:
-        query = query.with_for_update()
-    run = (await conn.execute(query)).mappings().first()
+    query = _HELD_FOR_UPDATE if db.is_postgres else _HELD
+    run = conn.execute(query, {"id": run_id}).mappings().first()
     if run is None:
         raise run_not_found(run_id)
     if run["status"] != "running" or run["lease_owner"] != runner_id:
@@ -284,39 +313,43 @@ async def _held(conn: AsyncConnection, db: Database, run_id: str, runner_id: str
     return run
 
 
-async def append_live_turn(db: Database, request: store_service_pb2.AppendLiveTurnRequest) -> int:
-    async with db.engine.begin() as conn:
-        await _held(conn, db, request.run_id, request.runner_id)
-        return await events.append(
+async def append_live_turn(
+    db: Database, hub: events.Hub, request: store_service_pb2.AppendLiveTurnRequest
+) -> int:
+    def work(conn: Connection) -> int:
+        _held(conn, db, request.run_id, request.runner_id)
+        return events.append(
             conn, request.run_id, run_pb2.RunEvent(type=events.TURN, turn=request.turn)
         )
 
+    return await hub.write(db, work)
+
 
 async def record_inference_job(
-    db: Database, request: store_service_pb2.RecordInferenceJobRequest
+    db: Database, hub: events.Hub, request: store_service_pb2.RecordInferenceJobRequest
 ) -> None:
     job = request.job
-    async with db.engine.begin() as conn:
-        run = await _held(conn, db, job.run_id, request.runner_id)
-        await conn.execute(insert(inference_jobs).values(mapping.job_values(job)))
+
+    def work(conn: Connection) -> None:
+        run = _held(conn, db, job.run_id, request.runner_id)
+        conn.execute(_INSERT_JOB, mapping.job_values(job))
         ids = [*orjson.loads(run["submitted_inference_job_ids"]), job.id]
-        await conn.execute(
-            update(runs)
-            .where(runs.c.id == job.run_id)
-            .values(submitted_inference_job_ids=orjson.dumps(ids).decode())
-        )
-        await events.append(
+        conn.execute(_SET_JOB_IDS, {"run_id": job.run_id, "ids": orjson.dumps(ids).decode()})
+        events.append(
             conn, job.run_id, run_pb2.RunEvent(type=events.USAGE, usage=request.run_usage)
         )
 
+    await hub.write(db, work)
+
 
 async def get_inference_job(db: Database, job_id: str) -> store_service_pb2.InferenceJob:
-    async with db.engine.connect() as conn:
-        row = (
-            (await conn.execute(select(inference_jobs).where(inference_jobs.c.id == job_id)))
+    row = await db.read(
+        lambda conn: (
+            conn.execute(select(inference_jobs).where(inference_jobs.c.id == job_id))
             .mappings()
             .first()
         )
+    )
     if row is None:
         raise ParleyError(
             "InferenceJobNotFound", f"inference job {job_id} was not found", job_id=job_id
@@ -329,10 +362,13 @@ async def set_generated_name(db: Database, conversation_id: str, name: str) -> b
     name = name.strip()
     if not name:
         return False
-    async with db.engine.begin() as conn:
-        updated = await conn.execute(
-            update(conversations)
-            .where(and_(conversations.c.id == conversation_id, conversations.c.name.is_(None)))
-            .values(name=name, updated_at=datetime.now(UTC))
+    updated = await db.write(
+        lambda conn: (
+            conn.execute(
+                update(conversations)
+                .where(and_(conversations.c.id == conversation_id, conversations.c.name.is_(None)))
+                .values(name=name, updated_at=datetime.now(UTC))
+            ).rowcount
         )
-    return updated.rowcount == 1
+    )
+    return updated == 1

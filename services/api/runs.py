@@ -8,6 +8,7 @@ decides between concurrent starters, and the run's INSERT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,10 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agents.v1 import conversation_service_pb2, run_pb2
-from sqlalchemy import and_, insert, select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api import effective_config, events, lifecycle, mapping, validation
 from services.api.conversations import owned_conversation
@@ -38,6 +38,7 @@ class StartedRun:
 
 async def start_run(
     db: Database,
+    hub: events.Hub,
     rules: validation.ConfigRules,
     principal: Principal,
     request: conversation_service_pb2.StartRunRequest,
@@ -50,102 +51,107 @@ async def start_run(
             rules.allow_private_networks,
         )
     try:
-        started = await _start(db, rules, principal, request, client_op_id)
+        started = await hub.write(
+            db, lambda conn: _start(conn, rules, principal, request, client_op_id)
+        )
     except IntegrityError:
         # Another request with this client_op_id inserted first: answer with its run.
-        async with db.engine.connect() as conn:
-            conversation = await owned_conversation(conn, principal, request.id)
-            existing = await _run_by_op(conn, conversation["id"], client_op_id)
-        if existing is None:
+
+        def replay(conn: Connection) -> StartedRun | None:
+            conversation = owned_conversation(conn, principal, request.id)
+            existing = _run_by_op(conn, conversation["id"], client_op_id)
+            return None if existing is None else StartedRun(existing, conversation["name"], True)
+
+        replayed = await db.read(replay)
+        if replayed is None:
             raise
-        return StartedRun(existing, conversation["name"], True)
+        return replayed
     if not started.replayed:
         RUNS_STARTED.labels(request.payload.WhichOneof("input")).inc()
     return started
 
 
-async def _start(
-    db: Database,
+def _start(
+    conn: Connection,
     rules: validation.ConfigRules,
     principal: Principal,
     request: conversation_service_pb2.StartRunRequest,
     client_op_id: str,
 ) -> StartedRun:
-    async with db.engine.begin() as conn:
-        conversation = await owned_conversation(conn, principal, request.id)
-        existing = await _run_by_op(conn, conversation["id"], client_op_id)
+    conversation = owned_conversation(conn, principal, request.id)
+    existing = _run_by_op(conn, conversation["id"], client_op_id)
+    if existing is not None:
+        return StartedRun(existing, conversation["name"], True)
+
+    has_override = request.HasField("config_override")
+    merged = effective_config.merge(
+        mapping.config_from_json(conversation["defaults"]),
+        request.config_override if has_override else None,
+    )
+    validation.validate_config(merged, rules, "config_override" if has_override else "defaults")
+    if request.HasField("tool_choice"):
+        validation.validate_tool_choice(request.tool_choice, merged)
+    _check_can_start(conn, conversation, request)
+
+    run_id = str(uuid.uuid4())
+    claimed = conn.execute(
+        update(conversations)
+        .where(
+            and_(
+                conversations.c.id == conversation["id"],
+                conversations.c.version == request.expected_version,
+                conversations.c.active_run_id.is_(None),
+            )
+        )
+        .values(active_run_id=run_id, latest_run_id=run_id)
+    )
+    if claimed.rowcount != 1:
+        # Someone else started a run in between: the same request, or a different one.
+        existing = _run_by_op(conn, conversation["id"], client_op_id)
         if existing is not None:
             return StartedRun(existing, conversation["name"], True)
-
-        has_override = request.HasField("config_override")
-        merged = effective_config.merge(
-            mapping.config_from_json(conversation["defaults"]),
-            request.config_override if has_override else None,
+        fresh = owned_conversation(conn, principal, request.id)
+        _check_can_start(conn, fresh, request)
+        raise ParleyError(
+            "VersionConflict",
+            "another run started on this conversation at the same time; "
+            "refetch the conversation and retry",
+            conversation_id=conversation["id"],
         )
-        validation.validate_config(merged, rules, "config_override" if has_override else "defaults")
-        if request.HasField("tool_choice"):
-            validation.validate_tool_choice(request.tool_choice, merged)
-        await _check_can_start(conn, conversation, request)
-
-        run_id = str(uuid.uuid4())
-        claimed = await conn.execute(
-            update(conversations)
-            .where(
-                and_(
-                    conversations.c.id == conversation["id"],
-                    conversations.c.version == request.expected_version,
-                    conversations.c.active_run_id.is_(None),
-                )
-            )
-            .values(active_run_id=run_id, latest_run_id=run_id)
-        )
-        if claimed.rowcount != 1:
-            # Someone else started a run in between: the same request, or a different one.
-            existing = await _run_by_op(conn, conversation["id"], client_op_id)
-            if existing is not None:
-                return StartedRun(existing, conversation["name"], True)
-            fresh = await owned_conversation(conn, principal, request.id)
-            await _check_can_start(conn, fresh, request)
-            raise ParleyError(
-                "VersionConflict",
-                "another run started on this conversation at the same time; "
-                "refetch the conversation and retry",
-                conversation_id=conversation["id"],
-            )
-        values = {
-            "id": run_id,
-            "conversation_id": conversation["id"],
-            "company_id": principal.company_id,
-            "user_id": principal.user_id,
-            "client_op_id": client_op_id,
-            "status": "pending",
-            "payload": mapping.to_json(request.payload),
-            "tool_choice": mapping.to_json(request.tool_choice)
-            if request.HasField("tool_choice")
-            else None,
-            "effective_config": mapping.to_json(effective_config.with_text_mode_schema(merged)),
-            "iterations_used": None,
-            "prompt_tokens": None,
-            "completion_tokens": None,
-            "total_tokens": None,
-            "submitted_inference_job_ids": "[]",
-            "pending_tool_calls": "[]",
-            "final_text": None,
-            "final_structured_output": None,
-            "error_type": None,
-            "error_message": None,
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "started_at": datetime.now(UTC),
-            "completed_at": None,
-        }
-        await conn.execute(insert(runs).values(values))
-        await events.append(conn, run_id, events.status_event(run_pb2.RUN_STATUS_PENDING))
+    values = {
+        "id": run_id,
+        "conversation_id": conversation["id"],
+        "company_id": principal.company_id,
+        "user_id": principal.user_id,
+        "client_op_id": client_op_id,
+        "status": "pending",
+        "payload": mapping.to_json(request.payload),
+        "tool_choice": mapping.to_json(request.tool_choice)
+        if request.HasField("tool_choice")
+        else None,
+        "effective_config": mapping.to_json(effective_config.with_text_mode_schema(merged)),
+        "iterations_used": None,
+        "prompt_tokens": None,
+        "completion_tokens": None,
+        "total_tokens": None,
+        "submitted_inference_job_ids": "[]",
+        "pending_tool_calls": "[]",
+        "final_text": None,
+        "final_structured_output": None,
+        "error_type": None,
+        "error_message": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "started_at": datetime.now(UTC),
+        "completed_at": None,
+    }
+    conn.execute(_INSERT_RUN, values)
+    events.append(conn, run_id, events.status_event(run_pb2.RUN_STATUS_PENDING))
     return StartedRun(values, conversation["name"], False)
 
 
-async def _check_can_start(
-    conn: AsyncConnection,
+def _check_can_start(
+    conn: Connection,
     conversation: RowMapping,
     request: conversation_service_pb2.StartRunRequest,
 ) -> None:
@@ -161,7 +167,7 @@ async def _check_can_start(
             current_version=current,
         )
     if conversation["active_run_id"] is not None:
-        active = await _run_by_id(conn, conversation["active_run_id"])
+        active = _run_by_id(conn, conversation["active_run_id"])
         status = active["status"] if active is not None else "pending"
         raise ParleyError(
             "VersionConflict",
@@ -173,9 +179,7 @@ async def _check_can_start(
             current_version=current,
         )
     latest = (
-        await _run_by_id(conn, conversation["latest_run_id"])
-        if conversation["latest_run_id"]
-        else None
+        _run_by_id(conn, conversation["latest_run_id"]) if conversation["latest_run_id"] else None
     )
     paused = latest is not None and latest["status"] == "requires_action"
     if request.payload.WhichOneof("input") == "user_message":
@@ -203,51 +207,47 @@ async def _check_can_start(
     validation.check_tool_outputs(
         request.payload.tool_outputs.outputs,
         mapping.pending_tool_call_ids(latest),
-        await _latest_tool_uses(conn, conversation["id"], latest["id"]),
+        _latest_tool_uses(conn, conversation["id"], latest["id"]),
     )
 
 
-async def _latest_tool_uses(
-    conn: AsyncConnection, conversation_id: str, run_id: str
-) -> dict[str, str]:
-    content = (
-        await conn.execute(
-            select(messages.c.content_blocks)
-            .where(
-                and_(
-                    messages.c.conversation_id == conversation_id,
-                    messages.c.run_id == run_id,
-                    messages.c.role == "assistant",
-                )
+def _latest_tool_uses(conn: Connection, conversation_id: str, run_id: str) -> dict[str, str]:
+    content = conn.execute(
+        select(messages.c.content_blocks)
+        .where(
+            and_(
+                messages.c.conversation_id == conversation_id,
+                messages.c.run_id == run_id,
+                messages.c.role == "assistant",
             )
-            .order_by(messages.c.sequence_no.desc())
-            .limit(1)
         )
+        .order_by(messages.c.sequence_no.desc())
+        .limit(1)
     ).scalar()
     return mapping.tool_uses(content) if content is not None else {}
 
 
-async def _run_by_op(
-    conn: AsyncConnection, conversation_id: str, client_op_id: str
-) -> RowMapping | None:
-    return (
-        (
-            await conn.execute(
-                select(runs).where(
-                    and_(
-                        runs.c.conversation_id == conversation_id,
-                        runs.c.client_op_id == client_op_id,
-                    )
-                )
-            )
-        )
-        .mappings()
-        .first()
+_INSERT_RUN = insert(runs)
+_BY_OP = select(runs).where(
+    and_(runs.c.conversation_id == bindparam("cid"), runs.c.client_op_id == bindparam("op"))
+)
+_BY_ID = select(runs).where(runs.c.id == bindparam("id"))
+_STATUS = select(runs.c.status).where(runs.c.id == bindparam("id"))
+_OWNED = lifecycle.RUN_WITH_NAME.where(
+    and_(
+        runs.c.id == bindparam("id"),
+        runs.c.company_id == bindparam("company_id"),
+        runs.c.user_id == bindparam("user_id"),
     )
+)
 
 
-async def _run_by_id(conn: AsyncConnection, run_id: str) -> RowMapping | None:
-    return (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+def _run_by_op(conn: Connection, conversation_id: str, client_op_id: str) -> RowMapping | None:
+    return conn.execute(_BY_OP, {"cid": conversation_id, "op": client_op_id}).mappings().first()
+
+
+def _run_by_id(conn: Connection, run_id: str) -> RowMapping | None:
+    return conn.execute(_BY_ID, {"id": run_id}).mappings().first()
 
 
 async def get_run(
@@ -255,31 +255,27 @@ async def get_run(
 ) -> tuple[RowMapping, list[run_pb2.LiveTurn]]:
     """The caller's run (with its conversation's `current_name`) and its live turns, or
     RunNotFound."""
-    async with db.engine.connect() as conn:
-        row = await _owned_run(conn, principal, run_id)
-        live = (
-            await events.live_turns(conn, row["id"]) if row["status"] in mapping.IN_FLIGHT else []
-        )
+    return await db.read(lambda conn: _run_and_live_turns(conn, principal, run_id))
+
+
+def _run_and_live_turns(
+    conn: Connection, principal: Principal, run_id: str
+) -> tuple[RowMapping, list[run_pb2.LiveTurn]]:
+    row = _owned_run(conn, principal, run_id)
+    live = events.live_turns(conn, row["id"]) if row["status"] in mapping.IN_FLIGHT else []
     return row, live
 
 
-async def _owned_run(
-    conn: AsyncConnection, principal: Principal, run_id: str, *, for_update: bool = False
+def _owned_run(
+    conn: Connection, principal: Principal, run_id: str, *, for_update: bool = False
 ) -> RowMapping:
     """The caller's run with its conversation's `current_name`, or RunNotFound (also for
     malformed ids). `for_update` locks the run's row (not the conversation's)."""
     canonical = validation.check_uuid(run_id)
     if canonical is not None:
-        query = lifecycle.RUN_WITH_NAME.where(
-            and_(
-                runs.c.id == canonical,
-                runs.c.company_id == principal.company_id,
-                runs.c.user_id == principal.user_id,
-            )
-        )
-        if for_update:
-            query = query.with_for_update(of=runs)
-        row = (await conn.execute(query)).mappings().first()
+        query = _OWNED.with_for_update(of=runs) if for_update else _OWNED
+        params = {"id": canonical, "company_id": principal.company_id, "user_id": principal.user_id}
+        row = conn.execute(query, params).mappings().first()
         if row is not None:
             return row
     raise lifecycle.run_not_found(run_id)
@@ -308,8 +304,9 @@ async def cancel_run(
     """A pending run fails at once (its input turn is committed, so the conversation stays
     consistent); a running run is flagged and its runner told, then we wait (bounded) for its
     terminal state. Either way the answer is the run as GET shows it afterwards."""
-    async with db.engine.begin() as conn:
-        run = await _owned_run(conn, principal, run_id, for_update=db.is_postgres)
+
+    def cancel(conn: Connection) -> tuple[str, str]:
+        run = _owned_run(conn, principal, run_id, for_update=db.is_postgres)
         status = run["status"]
         if status == "pending":
             outcome = run_pb2.Run(
@@ -317,65 +314,61 @@ async def cancel_run(
                 error=run_pb2.RunError(type="AgentLoopCancelled", message=CANCELLED_MESSAGE),
                 iterations_used=0,
             )
-            await lifecycle.finalize(conn, db, run, outcome, [], docs_url, datetime.now(UTC))
+            lifecycle.finalize(conn, db, run, outcome, [], docs_url, datetime.now(UTC))
         elif status == "running":
-            await conn.execute(
-                update(runs).where(runs.c.id == run["id"]).values(cancel_requested=True)
-            )
+            conn.execute(update(runs).where(runs.c.id == run["id"]).values(cancel_requested=True))
         else:
             raise _not_cancellable(run["id"], status)
-    if status == "pending":
-        hub.notify(run["id"])
-    else:
-        hub.cancel_requested(run["id"])
-        await _wait_terminal(db, hub, run["id"], wait_s)
-    return await get_run(db, principal, run["id"])
+        return run["id"], status
+
+    run_id, status = await hub.write(db, cancel)
+    if status == "running":
+        hub.cancel_requested(run_id)
+        await _wait_terminal(db, hub, run_id, wait_s)
+    return await get_run(db, principal, run_id)
 
 
-async def _status(conn: AsyncConnection, run_id: str) -> str:
-    return (await conn.execute(select(runs.c.status).where(runs.c.id == run_id))).scalar_one()
+def _status(conn: Connection, run_id: str) -> str:
+    return conn.execute(_STATUS, {"id": run_id}).scalar_one()
 
 
 async def _wait_terminal(db: Database, hub: events.Hub, run_id: str, wait_s: float) -> None:
-    loop = asyncio.get_running_loop()
-    until = loop.time() + wait_s
-    while True:
-        with hub.waiter(run_id) as woken:
-            async with db.engine.connect() as conn:
-                status = await _status(conn, run_id)
-            if status not in mapping.IN_FLIGHT:
-                return
-            remaining = until - loop.time()
-            if remaining <= 0:
-                return
-            try:
-                await asyncio.wait_for(woken.wait(), remaining)
-            except TimeoutError:
-                return
+    """Until the run's terminal event commits, or `wait_s` passes."""
+    with hub.subscribe(run_id) as subscription:
+        if await db.read(lambda conn: _status(conn, run_id)) not in mapping.IN_FLIGHT:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                while not any(events.is_terminal(e) for e in await subscription.next()):
+                    pass
 
 
 async def stream_run_events(
     db: Database, hub: events.Hub, principal: Principal, run_id: str, after_seq: int
 ) -> AsyncIterator[run_pb2.RunEvent]:
-    """The run's events after `after_seq`, then each new one as it is written, until the
-    terminal event. Waits on the hub between batches; never sleeps and polls."""
+    """The run's events after `after_seq`, then each new one as its transaction commits, until
+    the terminal event. New events come from the hub; the log is read only to catch up."""
     validation.at_least(after_seq, 0, "after_seq")
-    async with db.engine.connect() as conn:
-        run_id = (await _owned_run(conn, principal, run_id))["id"]
-    while True:
-        with hub.waiter(run_id) as woken:
-            async with db.engine.connect() as conn:
-                # Status first: the terminal event commits with the terminal status, so a
-                # terminal status read here guarantees the events read next include it (each
-                # statement has its own snapshot under READ COMMITTED).
-                status = await _status(conn, run_id)
-                batch = await events.read(conn, run_id, after_seq)
+    run_id = (await db.read(lambda conn: _owned_run(conn, principal, run_id)))["id"]
+
+    def catch_up(conn: Connection) -> tuple[str, list[run_pb2.RunEvent]]:
+        # Status first: the terminal event commits with the terminal status, so a terminal
+        # status read here guarantees the events read next include it (each statement has its
+        # own snapshot under READ COMMITTED).
+        return _status(conn, run_id), events.read(conn, run_id, after_seq)
+
+    with hub.subscribe(run_id) as subscription:
+        status, batch = await db.read(catch_up)
+        if not batch and status not in mapping.IN_FLIGHT:
+            return  # terminal, and the caller has seen everything
+        while True:
             for event in batch:
+                if event.seq <= after_seq:
+                    continue  # read from the log already
                 yield event
                 after_seq = event.seq
-                if event.type in events.TERMINAL_TYPES.values():
+                if events.is_terminal(event):
                     return
-            if not batch:
-                if status not in mapping.IN_FLIGHT:
-                    return  # terminal, and the caller has seen everything
-                await woken.wait()
+            batch = [e for e in await subscription.next() if e.seq > after_seq]
+            if batch and batch[0].seq != after_seq + 1:  # out of order commits: catch up
+                status, batch = await db.read(catch_up)

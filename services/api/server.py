@@ -43,11 +43,11 @@ async def start(settings: Settings, bind: str) -> Running:
             SERVICE_NAMES,
         )
     except BaseException:
-        await db.engine.dispose()
+        await db.dispose()
         raise
 
     async def stop() -> None:
         await server.stop(grace=2)
-        await db.engine.dispose()
+        await db.dispose()
 
     return Running("api", port, stop)

@@ -85,7 +85,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         self, request: conversation_service_pb2.StartRunRequest, context: Context
     ) -> run_pb2.Run:
         principal = self._principal(context, WRITE_SCOPE)
-        started = await runs.start_run(self._db, self._rules, principal, request)
+        started = await runs.start_run(self._db, self._hub, self._rules, principal, request)
         if started.replayed:  # the original row, answered 200 instead of the method's 202
             await context.send_initial_metadata(((HTTP_STATUS_KEY, "200"),))
         else:

@@ -24,9 +24,9 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
     async def ClaimRun(
         self, request: store_service_pb2.ClaimRunRequest, context: Context
     ) -> store_service_pb2.ClaimRunResponse:
-        claim = await lifecycle.claim_run(self._db, request.runner_id, request.lease_seconds)
-        if claim.claimed is not None:
-            self._hub.notify(claim.claimed.run["id"])
+        claim = await lifecycle.claim_run(
+            self._db, self._hub, request.runner_id, request.lease_seconds
+        )
         return lifecycle.claim_response(claim, self._docs_url)
 
     async def RenewLease(
@@ -40,8 +40,7 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
     async def CommitRun(
         self, request: store_service_pb2.CommitRunRequest, context: Context
     ) -> store_service_pb2.CommitRunResponse:
-        version = await lifecycle.commit_run(self._db, request, self._docs_url)
-        self._hub.notify(request.run_id)
+        version = await lifecycle.commit_run(self._db, self._hub, request, self._docs_url)
         return store_service_pb2.CommitRunResponse(version=version)
 
     async def WatchWork(
@@ -56,15 +55,13 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
     async def AppendLiveTurn(
         self, request: store_service_pb2.AppendLiveTurnRequest, context: Context
     ) -> store_service_pb2.AppendLiveTurnResponse:
-        seq = await lifecycle.append_live_turn(self._db, request)
-        self._hub.notify(request.run_id)
+        seq = await lifecycle.append_live_turn(self._db, self._hub, request)
         return store_service_pb2.AppendLiveTurnResponse(seq=seq)
 
     async def RecordInferenceJob(
         self, request: store_service_pb2.RecordInferenceJobRequest, context: Context
     ) -> store_service_pb2.RecordInferenceJobResponse:
-        await lifecycle.record_inference_job(self._db, request)
-        self._hub.notify(request.job.run_id)
+        await lifecycle.record_inference_job(self._db, self._hub, request)
         return store_service_pb2.RecordInferenceJobResponse()
 
     async def GetInferenceJob(

@@ -2,10 +2,10 @@
 
 Pickup without polling: the worker keeps the store's WatchWork stream open. The store sends a
 signal at once (so runs queued while no runner was up are claimed) and whenever a run is queued
-or a cancellation is requested. On a queued signal the worker claims until nothing is left or
-its concurrency cap is reached (a finished run frees a slot and claims again). Every runner gets
-every signal and races for ClaimRun: the store's row lock (FOR UPDATE SKIP LOCKED on PostgreSQL,
-the single writer on SQLite) makes each claim exclusive.
+or a cancellation is requested. On a queued signal the worker claims while the store answers
+`has_more`; at its concurrency cap it waits for a finished run's slot, then claims on. Every
+runner gets every signal and races for ClaimRun: the store's row lock (FOR UPDATE SKIP LOCKED on
+PostgreSQL, the single writer on SQLite) makes each claim exclusive.
 
 A dead runner's runs come back by lease expiry: when nothing is claimable the store says when the
 earliest running lease expires, and the worker sets one timer for then (a deadline, not a poll
@@ -111,6 +111,7 @@ class Worker:
                 self._wake_after(500)
 
     async def _claim_all(self) -> None:
+        """Claim while the store says more is runnable; at the cap, wait for a free slot."""
         while True:
             await self._slots.acquire()
             try:
@@ -118,21 +119,24 @@ class Worker:
             except BaseException:
                 self._slots.release()
                 raise
-            if not claim.HasField("run"):
+            if claim.HasField("run"):
+                self._start(claim)
+            else:
                 self._slots.release()
+            if not claim.has_more:
                 if claim.retry_after_ms:
                     self._wake_after(claim.retry_after_ms)
                 return
-            if claim.attempt == 1:
-                started = claim.run.started_at.ToDatetime(tzinfo=UTC)
-                RUNNER_PICKUP_SECONDS.observe(
-                    max(0.0, (datetime.now(UTC) - started).total_seconds())
-                )
-            handle = RunHandle(claim.run.id)
-            self._running[handle.run_id] = handle
-            task = asyncio.create_task(self._execute(claim, handle), name=f"run-{handle.run_id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+
+    def _start(self, claim: store_service_pb2.ClaimRunResponse) -> None:
+        if claim.attempt == 1:
+            started = claim.run.started_at.ToDatetime(tzinfo=UTC)
+            RUNNER_PICKUP_SECONDS.observe(max(0.0, (datetime.now(UTC) - started).total_seconds()))
+        handle = RunHandle(claim.run.id)
+        self._running[handle.run_id] = handle
+        task = asyncio.create_task(self._execute(claim, handle), name=f"run-{handle.run_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _execute(self, claim: store_service_pb2.ClaimRunResponse, handle: RunHandle) -> None:
         renewer = asyncio.create_task(self._renew(handle))
@@ -145,8 +149,7 @@ class Worker:
         finally:
             renewer.cancel()
             self._running.pop(handle.run_id, None)
-            self._slots.release()
-            self._wake.set()  # a slot is free: claim what may have queued meanwhile
+            self._slots.release()  # a claim loop waiting at the cap goes on
 
     async def _renew(self, handle: RunHandle) -> None:
         period = max(self._lease_seconds / 3, 0.2)

@@ -1,18 +1,38 @@
-"""The async engine and Alembic `upgrade head`, for SQLite (one connection: writers never collide)
-and PostgreSQL (asyncpg, pooled)."""
+"""The store's database: every transaction is one synchronous function run in one step.
+
+`await db.write(fn)` runs `fn(connection)` inside BEGIN … COMMIT, `await db.read(fn)` outside
+any explicit transaction; `fn` uses SQLAlchemy Core on a plain `Connection`, so each store
+operation is written once for both databases:
+
+- SQLite (the embedded default): one connection on one dedicated thread, through the standard
+  library's driver. The whole transaction is a single hop to that thread. (An async driver such as
+  aiosqlite hops to its thread for every statement, fetch and commit: measured on this machine,
+  a two-statement transaction costs 1.85 ms of CPU that way and 0.42 ms in one hop.) One
+  connection also means writers never collide: they queue in Python instead of sleeping in
+  SQLite's busy handler.
+- PostgreSQL: the asyncpg pool, `fn` run through `AsyncConnection.run_sync` (no threads).
+
+The URL is the contract's SQLAlchemy async URL (`sqlite+aiosqlite:///…`,
+`postgresql+asyncpg://…`); for SQLite only the path matters.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.pool import QueuePool
+
+T = TypeVar("T")
+Work = Callable[[Connection], T]
 
 _HERE = Path(__file__).resolve().parent
 _SQLITE_PRAGMAS = (
@@ -23,24 +43,80 @@ _SQLITE_PRAGMAS = (
 )
 
 
-@dataclass(frozen=True)
-class Database:
-    engine: AsyncEngine
+class Database(Protocol):
     is_postgres: bool  # row locks (FOR UPDATE [SKIP LOCKED]) only mean something there
+
+    async def write(self, fn: Work[T]) -> T:
+        """`fn(conn)` in one transaction, committed when it returns, rolled back if it raises."""
+        ...
+
+    async def read(self, fn: Work[T]) -> T:
+        """`fn(conn)` for reads only (nothing it does is committed)."""
+        ...
+
+    async def dispose(self) -> None: ...
+
+
+class _Sqlite:
+    is_postgres = False
+
+    def __init__(self, url: str) -> None:
+        sync_url = make_url(url).set(drivername="sqlite")  # the standard library's driver
+        # check_same_thread=False: the connection is created on the store thread and only ever
+        # used there, but SQLAlchemy's pool may close it from another one at shutdown.
+        self._engine: Engine = create_engine(
+            sync_url,
+            poolclass=QueuePool,
+            pool_size=1,
+            max_overflow=0,
+            connect_args={"check_same_thread": False},
+        )
+        event.listen(self._engine, "connect", _sqlite_pragmas)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="parley-sqlite")
+
+    def _begin(self, fn: Work[T]) -> T:
+        with self._engine.begin() as conn:
+            return fn(conn)
+
+    def _connect(self, fn: Work[T]) -> T:
+        with self._engine.connect() as conn:
+            return fn(conn)
+
+    async def write(self, fn: Work[T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._begin, fn)
+
+    async def read(self, fn: Work[T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._connect, fn)
+
+    async def dispose(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
+        self._thread.shutdown()  # at once: the thread is idle now, and must not outlive the store
+
+
+class _Postgres:
+    is_postgres = True
+
+    def __init__(self, url: str) -> None:
+        self._engine: AsyncEngine = create_async_engine(
+            url, pool_size=10, max_overflow=20, pool_pre_ping=True
+        )
+
+    async def write(self, fn: Work[T]) -> T:
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(fn)
+
+    async def read(self, fn: Work[T]) -> T:
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(fn)
+
+    async def dispose(self) -> None:
+        await self._engine.dispose()
 
 
 def create_database(url: str) -> Database:
-    backend = make_url(url).get_backend_name()
-    if backend == "sqlite":
-        # One connection for everything: SQLite has one writer anyway, and a pool of one makes
-        # concurrent requests queue in Python instead of sleeping in SQLite's busy handler.
-        engine = create_async_engine(
-            url, poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0, pool_timeout=60
-        )
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return Database(engine, is_postgres=False)
-    engine = create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-    return Database(engine, is_postgres=backend == "postgresql")
+    if make_url(url).get_backend_name() == "sqlite":
+        return _Sqlite(url)
+    return _Postgres(url)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -57,8 +133,7 @@ def alembic_config() -> Config:
 
 
 async def upgrade_head(db: Database) -> None:
-    async with db.engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    await db.write(_upgrade)
 
 
 def _upgrade(connection: Connection) -> None:

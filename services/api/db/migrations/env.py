@@ -7,8 +7,8 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.api.db.engine import create_database
 from services.api.db.models import Base
 
 target_metadata = Base.metadata
@@ -25,10 +25,11 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_from_url(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as connection:
-        await connection.run_sync(_run)
-    await engine.dispose()
+    db = create_database(url)
+    try:
+        await db.write(_run)
+    finally:
+        await db.dispose()
 
 
 connection = context.config.attributes.get("connection")
