@@ -49,3 +49,16 @@ def test_missing_scope_is_permission_denied() -> None:
         _code(lambda: verify_authorization(SECRET, f"Bearer {token}", WRITE_SCOPE))
         == "PermissionDenied"
     )
+
+
+def test_a_token_verified_once_is_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verified tokens are remembered, but their expiry is checked on every use."""
+    import time
+
+    token = mint_token(SECRET, 3, 4, ttl_seconds=60)
+    assert verify_authorization(SECRET, f"Bearer {token}", READ_SCOPE).user_id == 4
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert _code(lambda: verify_authorization(SECRET, f"Bearer {token}", READ_SCOPE)) == (
+        "Unauthenticated"
+    )
