@@ -1,13 +1,17 @@
 """The only module that imports the `mcp` SDK: sessions with MCP servers.
 
 One pooled HTTP transport (`httpx2`, the SDK's HTTP stack) is built at start-up and shared by
-every session, so TCP/TLS connections are reused across runs while each run (and each call)
-opens its own MCP session: no tool list is ever served from a cache (the SDK's response cache is
-off, `cache=None`). Each session gets a throw-away `httpx2.AsyncClient` over a `_ServerTransport`
-that (1) checks the URL policy on the resolved address of every request, redirects included,
-(2) adds `Authorization: Bearer …` only when the session carries a token and only for the
-session's own origin, and (3) never closes the shared pool. Such a client costs ~0.03 ms; a
-client with its own pool ~20 ms.
+every session, so TCP/TLS connections are reused across runs. Connected SDK clients are kept too:
+a session that ends cleanly goes back to an idle list per (URL, timeout, token owner) and the
+next run's discovery or call on that server reuses it, skipping the SDK's connect exchange and
+the address check (a kept client lives at most `KEEP_SECONDS`, well inside its token's TTL).
+No tool list is ever served from a cache: the SDK's response cache is off (`cache=None`) and
+every listing bypasses it. A session that fails is closed, never kept; a discovery that failed on
+a kept client is retried once on a new one (listing is safe to repeat; a call is not retried).
+Each client sits on a `_ServerTransport` that (1) checks the URL policy on the resolved address
+of every host it talks to, redirects included, (2) adds `Authorization: Bearer …` only when the
+session carries a token and only for the session's own origin, and (3) never closes the shared
+pool.
 
 Streamable HTTP first (the SDK negotiates the 2026 stateless era or the handshake era); when the
 endpoint answers the first POST with 400/404/405, the older HTTP+SSE transport is tried.
@@ -48,7 +52,9 @@ CAUSES = (
     "internal",
 )
 _SSE_FALLBACK_STATUSES = {400, 404, 405}
-TOKEN_TTL_SECONDS = 300  # minted per session for allowlisted servers; never stored
+TOKEN_TTL_SECONDS = 300  # minted per client for allowlisted servers; never stored
+KEEP_SECONDS = 60.0  # how long a connected client may be reused (its token outlives it)
+KEEP_PER_SERVER = 16  # idle clients kept per (URL, timeout, token owner)
 
 
 @dataclass(frozen=True)
@@ -58,12 +64,14 @@ class Caller:
 
 
 class McpFailure(Exception):
-    """A session or request that failed; `message` is safe to show (no tokens)."""
+    """A session or request that failed; `message` is safe to show (no tokens). `on_kept` says
+    the session was a reused client (the server may have dropped it: worth one retry)."""
 
-    def __init__(self, cause: str, message: str) -> None:
+    def __init__(self, cause: str, message: str, on_kept: bool = False) -> None:
         super().__init__(message)
         self.cause = cause
         self.message = message
+        self.on_kept = on_kept
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,15 @@ class _ServerTransport(httpx2.AsyncBaseTransport):
         """The pool outlives every session."""
 
 
+@dataclass
+class _Kept:
+    """A connected client and its transport, reusable until `until` (monotonic)."""
+
+    client: Client
+    transport: _ServerTransport
+    until: float
+
+
 class McpConnector:
     """Opens MCP sessions over the shared pool; one per tooling server process."""
 
@@ -116,9 +133,37 @@ class McpConnector:
             trust_env=False,
             limits=httpx2.Limits(max_connections=512, max_keepalive_connections=128),
         )
+        self._idle: dict[tuple[str, float, tuple[int, int] | None], list[_Kept]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
+        idle, self._idle = self._idle, {}
+        for kept in (k for clients in idle.values() for k in clients):
+            await _quiet_exit(kept.client)
         await self._pool.aclose()
+
+    def _take(self, key: tuple[str, float, tuple[int, int] | None]) -> _Kept | None:
+        idle = self._idle.get(key)
+        now = asyncio.get_running_loop().time()
+        while idle:
+            kept = idle.pop()
+            if kept.until > now:
+                kept.transport.first_status = None
+                return kept
+            self._close_later(kept)
+        return None
+
+    def _give_back(self, key: tuple[str, float, tuple[int, int] | None], kept: _Kept) -> None:
+        idle = self._idle.setdefault(key, [])
+        if len(idle) < KEEP_PER_SERVER and kept.until > asyncio.get_running_loop().time():
+            idle.append(kept)
+        else:
+            self._close_later(kept)
+
+    def _close_later(self, kept: _Kept) -> None:
+        task = asyncio.create_task(_quiet_exit(kept.client))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _client(self, transport: _ServerTransport, timeout: float) -> httpx2.AsyncClient:
         return httpx2.AsyncClient(
@@ -133,12 +178,34 @@ class McpConnector:
         return url_policy.normalize(url) in self._allowlist
 
     @asynccontextmanager
-    async def session(self, url: str, caller: Caller, *, timeout: float) -> AsyncIterator[Client]:
-        """A connected SDK client for one run's discovery or one call. Any failure, inside the
-        `async with` body too, comes out as McpFailure; cancellation passes through."""
+    async def session(
+        self, url: str, caller: Caller, *, timeout: float, fresh: bool = False
+    ) -> AsyncIterator[Client]:
+        """A connected SDK client for one run's discovery or one call: a kept one unless
+        `fresh`. Any failure, inside the `async with` body too, comes out as McpFailure (and the
+        client is closed); cancellation passes through (and closes it too)."""
+        authenticated = self.authenticated(url) and bool(self._secret)
+        key = (url, timeout, (caller.company_id, caller.user_id) if authenticated else None)
+        kept = None if fresh else self._take(key)
+        on_kept = kept is not None
+        if kept is None:
+            kept = await self._open(url, caller, timeout, authenticated)
+        try:
+            yield kept.client
+        except Exception as exc:
+            await _quiet_exit(kept.client)
+            failure = self.failure_of(exc, kept.transport)
+            failure.on_kept = on_kept
+            raise failure from None
+        except BaseException:
+            await _quiet_exit(kept.client)
+            raise
+        self._give_back(key, kept)
+
+    async def _open(self, url: str, caller: Caller, timeout: float, authenticated: bool) -> _Kept:
         await self._check(url)
         token = None
-        if self.authenticated(url) and self._secret:
+        if authenticated:
             token = mint_token(
                 self._secret, caller.company_id, caller.user_id, ttl_seconds=TOKEN_TTL_SECONDS
             )
@@ -149,6 +216,7 @@ class McpConnector:
             self._allow_private,
             None if token is None else f"Bearer {token}",
         )
+        until = asyncio.get_running_loop().time() + KEEP_SECONDS
         http = self._client(transport, timeout)
         client = Client(
             streamable_http_client(url, http_client=http),
@@ -161,16 +229,7 @@ class McpConnector:
             if transport.first_status not in _SSE_FALLBACK_STATUSES or transport.refused:
                 raise self.failure_of(exc, transport) from None
             client = await self._connect_sse(url, transport, timeout, exc)
-        try:
-            yield client
-        except Exception as exc:
-            await _quiet_exit(client)
-            raise self.failure_of(exc, transport) from None
-        except BaseException:
-            await _quiet_exit(client)
-            raise
-        else:
-            await _quiet_exit(client)
+        return _Kept(client, transport, until)
 
     async def _connect_sse(
         self, url: str, transport: _ServerTransport, timeout: float, first: BaseException

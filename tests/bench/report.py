@@ -52,9 +52,9 @@ def _package(file: str) -> str:
 # Libraries whose inclusive share (any frame of the sample's stack) the report shows; the MCP
 # client path is the union of the SDK and its HTTP/async stack.
 INCLUSIVE = {
-    "SQLAlchemy + aiosqlite/asyncpg + greenlet": (
+    "SQLAlchemy + sqlite3/asyncpg + greenlet": (
         "sqlalchemy/",
-        "aiosqlite/",
+        "sqlite3/",
         "asyncpg/",
         "greenlet",
     ),

@@ -309,3 +309,46 @@ async def test_a_redirect_elsewhere_is_not_followed(router: Router) -> None:
         error = await failed(router.discover({"alias": "redir", "url": url}))
     assert error_info(error).reason == "MCP_DISCOVERY_FAILED"
     assert error.details().startswith("redir: ") and "not followed" in error.details()
+
+
+# --- kept clients ---------------------------------------------------------------------------------
+
+
+async def test_a_kept_client_skips_the_connect_exchange_and_still_lists_afresh(
+    router: Router, mcp: Fakes
+) -> None:
+    # A URL no earlier test used (the query is ignored by the server): no kept client yet.
+    server = {"alias": "open", "url": f"{mcp.auth_open}?t={time.monotonic_ns()}"}
+    mcp.auth_open_seen.seen.clear()
+    await router.discover(server)
+    fresh_requests = len(mcp.auth_open_seen.seen)
+    mcp.auth_open_seen.seen.clear()
+    tools = await router.discover(server)
+    kept_requests = len(mcp.auth_open_seen.seen)
+    assert len(tools) == 2
+    assert 1 <= kept_requests < fresh_requests  # tools/list still reaches the server
+
+
+async def test_kept_clients_are_never_shared_between_callers(router: Router, mcp: Fakes) -> None:
+    from agents.v1 import config_pb2, tool_router_service_pb2
+
+    server = {"alias": "narr", "url": mcp.auth}
+    first = await router.call("narr-whoami", "{}", server)
+    other = tool_router_service_pb2.CallerIdentity(company_id=CALLER.company_id, user_id=999)
+    reply = await router.stub.CallTool(
+        tool_router_service_pb2.CallToolRequest(
+            mcp_servers=[config_pb2.McpServer(**server)],
+            caller=other,
+            tool_use_id="t-other",
+            wire_name="narr-whoami",
+            arguments_json="{}",
+        )
+    )
+    again = await router.call("narr-whoami", "{}", server)
+    owners = [
+        jwt.decode(r.content[0].text.text.removeprefix("Bearer "), SECRET, algorithms=["HS256"])[
+            "user_id"
+        ]
+        for r in (first, reply.result, again)
+    ]
+    assert owners == [CALLER.user_id, 999, CALLER.user_id]
