@@ -218,6 +218,9 @@ async def start(
         date_header=False,
         # Open event streams end with their run; a stop must not wait for that.
         timeout_graceful_shutdown=3,
+        # Longer than clients keep idle connections (httpx: 5 s, uvicorn's default too): a
+        # client must never reuse a connection the server is closing at that very moment.
+        timeout_keep_alive=75,
     )
     server = uvicorn.Server(config)
     config.load()
