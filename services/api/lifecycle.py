@@ -229,6 +229,10 @@ async def commit_run(
 
     def work(conn: Connection) -> int:
         run = _held(conn, db, request.run_id, request.runner_id)
+        if request.HasField("iteration"):
+            _record_iteration(conn, run, request.iteration)
+        for turn in request.publish:
+            events.append(conn, run["id"], run_pb2.RunEvent(type=events.TURN, turn=turn), now)
         return finalize(conn, db, run, outcome, list(request.turns), docs_url, now)
 
     return await hub.write(db, work)
@@ -317,7 +321,9 @@ async def append_live_turn(
     db: Database, hub: events.Hub, request: store_service_pb2.AppendLiveTurnRequest
 ) -> int:
     def work(conn: Connection) -> int:
-        _held(conn, db, request.run_id, request.runner_id)
+        run = _held(conn, db, request.run_id, request.runner_id)
+        if request.HasField("iteration"):
+            _record_iteration(conn, run, request.iteration)
         return events.append(
             conn, request.run_id, run_pb2.RunEvent(type=events.TURN, turn=request.turn)
         )
@@ -325,21 +331,21 @@ async def append_live_turn(
     return await hub.write(db, work)
 
 
-async def record_inference_job(
-    db: Database, hub: events.Hub, request: store_service_pb2.RecordInferenceJobRequest
+def _record_iteration(
+    conn: Connection, run: RowMapping, iteration: store_service_pb2.Iteration
 ) -> None:
-    job = request.job
-
-    def work(conn: Connection) -> None:
-        run = _held(conn, db, job.run_id, request.runner_id)
-        conn.execute(_INSERT_JOB, mapping.job_values(job))
-        ids = [*orjson.loads(run["submitted_inference_job_ids"]), job.id]
-        conn.execute(_SET_JOB_IDS, {"run_id": job.run_id, "ids": orjson.dumps(ids).decode()})
-        events.append(
-            conn, job.run_id, run_pb2.RunEvent(type=events.USAGE, usage=request.run_usage)
+    """The job row, its id in submitted_inference_job_ids, and a "usage" event."""
+    job = iteration.job
+    if job.run_id != run["id"]:
+        raise ParleyError(
+            "InvalidRequest",
+            f"iteration.job.run_id {job.run_id!r} is not the run {run['id']}",
+            field="iteration.job.run_id",
         )
-
-    await hub.write(db, work)
+    conn.execute(_INSERT_JOB, mapping.job_values(job))
+    ids = [*orjson.loads(run["submitted_inference_job_ids"]), job.id]
+    conn.execute(_SET_JOB_IDS, {"run_id": job.run_id, "ids": orjson.dumps(ids).decode()})
+    events.append(conn, job.run_id, run_pb2.RunEvent(type=events.USAGE, usage=iteration.run_usage))
 
 
 async def get_inference_job(db: Database, job_id: str) -> store_service_pb2.InferenceJob:

@@ -58,12 +58,6 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
         seq = await lifecycle.append_live_turn(self._db, self._hub, request)
         return store_service_pb2.AppendLiveTurnResponse(seq=seq)
 
-    async def RecordInferenceJob(
-        self, request: store_service_pb2.RecordInferenceJobRequest, context: Context
-    ) -> store_service_pb2.RecordInferenceJobResponse:
-        await lifecycle.record_inference_job(self._db, self._hub, request)
-        return store_service_pb2.RecordInferenceJobResponse()
-
     async def GetInferenceJob(
         self, request: store_service_pb2.GetInferenceJobRequest, context: Context
     ) -> store_service_pb2.InferenceJob:

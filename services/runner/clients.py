@@ -58,35 +58,36 @@ class StoreClient:
         return reply.cancel_requested
 
     async def append_live_turn(
-        self, run_id: str, runner_id: str, index: int, turn: message_pb2.Message
+        self,
+        run_id: str,
+        runner_id: str,
+        turn: run_pb2.LiveTurn,
+        iteration: store_service_pb2.Iteration | None,
     ) -> None:
         await self._stub.AppendLiveTurn(
             store_service_pb2.AppendLiveTurnRequest(
-                run_id=run_id,
-                runner_id=runner_id,
-                turn=run_pb2.LiveTurn(
-                    turn_index=index, role=turn.role, content_blocks=turn.content_blocks
-                ),
-            ),
-            timeout=STORE_DEADLINE_S,
-        )
-
-    async def record_job(
-        self, runner_id: str, job: store_service_pb2.InferenceJob, run_usage: run_pb2.Usage
-    ) -> None:
-        await self._stub.RecordInferenceJob(
-            store_service_pb2.RecordInferenceJobRequest(
-                runner_id=runner_id, job=job, run_usage=run_usage
+                run_id=run_id, runner_id=runner_id, turn=turn, iteration=iteration
             ),
             timeout=STORE_DEADLINE_S,
         )
 
     async def commit(
-        self, run_id: str, runner_id: str, run: run_pb2.Run, turns: list[message_pb2.Message]
+        self,
+        run_id: str,
+        runner_id: str,
+        run: run_pb2.Run,
+        turns: list[message_pb2.Message],
+        iteration: store_service_pb2.Iteration | None,
+        publish: list[run_pb2.LiveTurn],
     ) -> int:
         reply = await self._stub.CommitRun(
             store_service_pb2.CommitRunRequest(
-                run_id=run_id, runner_id=runner_id, run=run, turns=turns
+                run_id=run_id,
+                runner_id=runner_id,
+                run=run,
+                turns=turns,
+                iteration=iteration,
+                publish=publish,
             ),
             timeout=STORE_DEADLINE_S,
         )

@@ -94,6 +94,8 @@ class _Run:
     forced: ForcedTool | None
     output_schema: dict[str, Any] | None
     job_ids: list[str]
+    # The last model call, recorded with the next store write (its turn, or the commit).
+    unrecorded: store_service_pb2.Iteration | None = None
 
     @property
     def run(self) -> run_pb2.Run:
@@ -174,24 +176,27 @@ class Executor:
             job_ids = ctx.job_ids if ctx else list(run.submitted_inference_job_ids)
             while True:
                 state, actions = loop.step(state, event)
-                next_event: loop.Event | None = None
-                for action in actions:
-                    if isinstance(action, loop.Publish):  # only turns new to this attempt
-                        await self._store.append_live_turn(
-                            run.id, self._runner_id, action.turn_index, action.turn
-                        )
-                    elif isinstance(action, loop.CallModel):
-                        assert ctx is not None
-                        next_event = await self._call_model(ctx, state, action, handle)
-                    elif isinstance(action, loop.CallTools):
-                        assert ctx is not None
-                        next_event = await self._call_tools(ctx, action, handle)
-                    else:
-                        await self._commit(run, state, action, job_ids)
-                        return
-                if next_event is None:
+                # Publish actions (new turns, in order), then at most one effect.
+                effect = (
+                    actions[-1] if actions and not isinstance(actions[-1], loop.Publish) else None
+                )
+                published = [a for a in actions if isinstance(a, loop.Publish)]
+                if isinstance(effect, loop.Finish | loop.Pause | loop.Fail):
+                    # The terminal write carries the last turns and job: one call, not three.
+                    await self._commit(run, state, effect, job_ids, ctx, published)
+                    return
+                for action in published:
+                    await self._store.append_live_turn(
+                        run.id, self._runner_id, _live(action), _take(ctx)
+                    )
+                if isinstance(effect, loop.CallModel):
+                    assert ctx is not None
+                    event = await self._call_model(ctx, state, effect, handle)
+                elif isinstance(effect, loop.CallTools):
+                    assert ctx is not None
+                    event = await self._call_tools(ctx, effect, handle)
+                else:
                     raise RuntimeError(f"the loop gave no next step after {actions}")
-                event = next_event
         except grpc.aio.AioRpcError as exc:
             if is_lease_lost(exc) or handle.lease_lost:
                 log.warning("run %s: lease lost; another runner owns it now", run.id)
@@ -346,7 +351,9 @@ class Executor:
             time.perf_counter() - started
         )
         job.completed_at.CopyFrom(_now_ts())
-        await self._store.record_job(self._runner_id, job, _usage(usage))
+        if ctx.unrecorded is not None:
+            raise RuntimeError("the previous model call was never recorded")
+        ctx.unrecorded = store_service_pb2.Iteration(job=job, run_usage=_usage(usage))
         ctx.job_ids.append(job.id)
         return event
 
@@ -377,7 +384,13 @@ class Executor:
         return loop.ToolsReturned(tuple(results))
 
     async def _commit(
-        self, run: run_pb2.Run, state: loop.LoopState, action: loop.Action, job_ids: list[str]
+        self,
+        run: run_pb2.Run,
+        state: loop.LoopState,
+        action: loop.Action,
+        job_ids: list[str],
+        ctx: _Run | None,
+        published: list[loop.Publish],
     ) -> None:
         outcome = run_pb2.Run(
             iterations_used=len(job_ids),
@@ -403,7 +416,14 @@ class Executor:
             outcome.error.CopyFrom(run_pb2.RunError(type=action.code, message=action.message))
         else:  # pragma: no cover - exhaustive
             raise TypeError(action)
-        await self._store.commit(run.id, self._runner_id, outcome, list(state.turns))
+        await self._store.commit(
+            run.id,
+            self._runner_id,
+            outcome,
+            list(state.turns),
+            _take(ctx),
+            [_live(p) for p in published],
+        )
         status = {
             run_pb2.RUN_STATUS_COMPLETED: "completed",
             run_pb2.RUN_STATUS_REQUIRES_ACTION: "requires_action",
@@ -421,3 +441,19 @@ class Executor:
 
 class _LeaseLost(Exception):
     pass
+
+
+def _take(ctx: _Run | None) -> store_service_pb2.Iteration | None:
+    """The model call not recorded yet (it goes with the next store write), once."""
+    if ctx is None:
+        return None
+    iteration, ctx.unrecorded = ctx.unrecorded, None
+    return iteration
+
+
+def _live(action: loop.Publish) -> run_pb2.LiveTurn:
+    return run_pb2.LiveTurn(
+        turn_index=action.turn_index,
+        role=action.turn.role,
+        content_blocks=action.turn.content_blocks,
+    )

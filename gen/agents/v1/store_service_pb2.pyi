@@ -61,16 +61,20 @@ class RenewLeaseResponse(_message.Message):
     def __init__(self, cancel_requested: _Optional[bool] = ...) -> None: ...
 
 class CommitRunRequest(_message.Message):
-    __slots__ = ("run_id", "runner_id", "run", "turns")
+    __slots__ = ("run_id", "runner_id", "run", "turns", "iteration", "publish")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
     TURNS_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     runner_id: str
     run: _run_pb2.Run
     turns: _containers.RepeatedCompositeFieldContainer[_message_pb2.Message]
-    def __init__(self, run_id: _Optional[str] = ..., runner_id: _Optional[str] = ..., run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., turns: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ...) -> None: ...
+    iteration: Iteration
+    publish: _containers.RepeatedCompositeFieldContainer[_run_pb2.LiveTurn]
+    def __init__(self, run_id: _Optional[str] = ..., runner_id: _Optional[str] = ..., run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., turns: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ..., iteration: _Optional[_Union[Iteration, _Mapping]] = ..., publish: _Optional[_Iterable[_Union[_run_pb2.LiveTurn, _Mapping]]] = ...) -> None: ...
 
 class CommitRunResponse(_message.Message):
     __slots__ = ("version",)
@@ -101,14 +105,16 @@ class WatchWorkResponse(_message.Message):
     def __init__(self, kind: _Optional[_Union[WatchWorkResponse.Kind, str]] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class AppendLiveTurnRequest(_message.Message):
-    __slots__ = ("run_id", "runner_id", "turn")
+    __slots__ = ("run_id", "runner_id", "turn", "iteration")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     TURN_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     runner_id: str
     turn: _run_pb2.LiveTurn
-    def __init__(self, run_id: _Optional[str] = ..., runner_id: _Optional[str] = ..., turn: _Optional[_Union[_run_pb2.LiveTurn, _Mapping]] = ...) -> None: ...
+    iteration: Iteration
+    def __init__(self, run_id: _Optional[str] = ..., runner_id: _Optional[str] = ..., turn: _Optional[_Union[_run_pb2.LiveTurn, _Mapping]] = ..., iteration: _Optional[_Union[Iteration, _Mapping]] = ...) -> None: ...
 
 class AppendLiveTurnResponse(_message.Message):
     __slots__ = ("seq",)
@@ -144,19 +150,13 @@ class InferenceJob(_message.Message):
     completed_at: _timestamp_pb2.Timestamp
     def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., iteration: _Optional[int] = ..., provider: _Optional[str] = ..., provider_model_id: _Optional[str] = ..., request_json: _Optional[str] = ..., response_json: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
-class RecordInferenceJobRequest(_message.Message):
-    __slots__ = ("runner_id", "job", "run_usage")
-    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+class Iteration(_message.Message):
+    __slots__ = ("job", "run_usage")
     JOB_FIELD_NUMBER: _ClassVar[int]
     RUN_USAGE_FIELD_NUMBER: _ClassVar[int]
-    runner_id: str
     job: InferenceJob
     run_usage: _run_pb2.Usage
-    def __init__(self, runner_id: _Optional[str] = ..., job: _Optional[_Union[InferenceJob, _Mapping]] = ..., run_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ...) -> None: ...
-
-class RecordInferenceJobResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    def __init__(self, job: _Optional[_Union[InferenceJob, _Mapping]] = ..., run_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ...) -> None: ...
 
 class GetInferenceJobRequest(_message.Message):
     __slots__ = ("id",)

@@ -61,11 +61,6 @@ class StoreServiceStub:
                 request_serializer=agents_dot_v1_dot_store__service__pb2.AppendLiveTurnRequest.SerializeToString,
                 response_deserializer=agents_dot_v1_dot_store__service__pb2.AppendLiveTurnResponse.FromString,
                 _registered_method=True)
-        self.RecordInferenceJob = channel.unary_unary(
-                '/agents.v1.StoreService/RecordInferenceJob',
-                request_serializer=agents_dot_v1_dot_store__service__pb2.RecordInferenceJobRequest.SerializeToString,
-                response_deserializer=agents_dot_v1_dot_store__service__pb2.RecordInferenceJobResponse.FromString,
-                _registered_method=True)
         self.GetInferenceJob = channel.unary_unary(
                 '/agents.v1.StoreService/GetInferenceJob',
                 request_serializer=agents_dot_v1_dot_store__service__pb2.GetInferenceJobRequest.SerializeToString,
@@ -98,7 +93,8 @@ class StoreServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CommitRun(self, request, context):
-        """Commit a run's terminal state and its turns in one transaction.
+        """Commit a run's terminal state and its turns in one transaction (with the last inference
+        job and the turns not yet published live, so a final answer costs one call).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,14 +109,8 @@ class StoreServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AppendLiveTurn(self, request, context):
-        """Publish a live turn of a running run (live.messages and a "turn" event).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def RecordInferenceJob(self, request, context):
-        """Record one iteration's inference job; its id joins submitted_inference_job_ids.
+        """Publish a live turn of a running run (live.messages and a "turn" event), with the
+        inference job whose reply it is, in one transaction.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -167,11 +157,6 @@ def add_StoreServiceServicer_to_server(servicer, server):
                     servicer.AppendLiveTurn,
                     request_deserializer=agents_dot_v1_dot_store__service__pb2.AppendLiveTurnRequest.FromString,
                     response_serializer=agents_dot_v1_dot_store__service__pb2.AppendLiveTurnResponse.SerializeToString,
-            ),
-            'RecordInferenceJob': grpc.unary_unary_rpc_method_handler(
-                    servicer.RecordInferenceJob,
-                    request_deserializer=agents_dot_v1_dot_store__service__pb2.RecordInferenceJobRequest.FromString,
-                    response_serializer=agents_dot_v1_dot_store__service__pb2.RecordInferenceJobResponse.SerializeToString,
             ),
             'GetInferenceJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInferenceJob,
@@ -321,33 +306,6 @@ class StoreService:
             '/agents.v1.StoreService/AppendLiveTurn',
             agents_dot_v1_dot_store__service__pb2.AppendLiveTurnRequest.SerializeToString,
             agents_dot_v1_dot_store__service__pb2.AppendLiveTurnResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def RecordInferenceJob(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/agents.v1.StoreService/RecordInferenceJob',
-            agents_dot_v1_dot_store__service__pb2.RecordInferenceJobRequest.SerializeToString,
-            agents_dot_v1_dot_store__service__pb2.RecordInferenceJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

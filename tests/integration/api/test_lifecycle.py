@@ -352,3 +352,103 @@ async def test_health_is_served(api: Api) -> None:
         for service in ("", "agents.v1.ConversationService", "agents.v1.StoreService"):
             response = await stub.Check(health_pb2.HealthCheckRequest(service=service))
             assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _iteration(run_id: str, job_id: str, prompt: int) -> store_service_pb2.Iteration:
+    return store_service_pb2.Iteration(
+        job=store_service_pb2.InferenceJob(
+            id=job_id, run_id=run_id, iteration=1, provider="bedrock", request_json="{}"
+        ),
+        run_usage=run_pb2.Usage(prompt_tokens=prompt, total_tokens=prompt),
+    )
+
+
+async def test_model_calls_ride_on_the_next_write(api: Api) -> None:
+    """AppendLiveTurn and CommitRun record the model call whose reply they carry (job row, job
+    id, "usage" event first), and CommitRun publishes the turns never published live before its
+    terminal event: the events are the same as with one call per step."""
+    who = api.user()
+    conversation = await api.create(who)
+    run = await api.start(who, conversation.id, expected_version=0)
+    await api.claim(run.id)
+    call = assistant(tool_use("u1", "lookup"))
+    await api.store.AppendLiveTurn(
+        store_service_pb2.AppendLiveTurnRequest(
+            run_id=run.id,
+            runner_id="runner-1",
+            turn=run_pb2.LiveTurn(turn_index=0, role=call.role, content_blocks=call.content_blocks),
+            iteration=_iteration(run.id, "11111111-1111-4111-8111-111111111111", 5),
+        )
+    )
+    answer = assistant(text("done"))
+    done = run_pb2.Run(
+        status=run_pb2.RUN_STATUS_COMPLETED,
+        iterations_used=2,
+        final_text="done",
+        submitted_inference_job_ids=[
+            "11111111-1111-4111-8111-111111111111",
+            "22222222-2222-4222-8222-222222222222",
+        ],
+    )
+    result = message_pb2.Message(
+        role=message_pb2.ROLE_TOOL, content_blocks=[tool_result("u1", "x")]
+    )
+    await api.store.CommitRun(
+        store_service_pb2.CommitRunRequest(
+            run_id=run.id,
+            runner_id="runner-1",
+            run=done,
+            turns=[call, result, answer],
+            iteration=_iteration(run.id, "22222222-2222-4222-8222-222222222222", 9),
+            publish=[
+                run_pb2.LiveTurn(
+                    turn_index=1, role=result.role, content_blocks=result.content_blocks
+                ),
+                run_pb2.LiveTurn(
+                    turn_index=2, role=answer.role, content_blocks=answer.content_blocks
+                ),
+            ],
+        )
+    )
+    events = [
+        e
+        async for e in api.public.StreamRunEvents(
+            svc.StreamRunEventsRequest(id=run.id), metadata=api.auth(who)
+        )
+    ]
+    assert [(e.type, e.seq) for e in events] == [
+        ("run.status", 1),
+        ("run.status", 2),
+        ("usage", 3),
+        ("turn", 4),
+        ("usage", 5),
+        ("turn", 6),
+        ("turn", 7),
+        ("run.completed", 8),
+    ]
+    assert [e.usage.prompt_tokens for e in events if e.type == "usage"] == [5, 9]
+    assert [e.turn.turn_index for e in events if e.type == "turn"] == [0, 1, 2]
+    for job_id in done.submitted_inference_job_ids:
+        job = await api.store.GetInferenceJob(store_service_pb2.GetInferenceJobRequest(id=job_id))
+        assert job.run_id == run.id
+
+
+async def test_an_iteration_of_another_run_is_refused(api: Api) -> None:
+    who = api.user()
+    conversation = await api.create(who)
+    run = await api.start(who, conversation.id, expected_version=0)
+    await api.claim(run.id)
+    turn = assistant(text("hi"))
+    await expect_error(
+        api.store.AppendLiveTurn(
+            store_service_pb2.AppendLiveTurnRequest(
+                run_id=run.id,
+                runner_id="runner-1",
+                turn=run_pb2.LiveTurn(
+                    turn_index=0, role=turn.role, content_blocks=turn.content_blocks
+                ),
+                iteration=_iteration("not-this-run", "33333333-3333-4333-8333-333333333333", 1),
+            )
+        ),
+        "InvalidRequest",
+    )
