@@ -5,12 +5,14 @@ any explicit transaction; `fn` uses SQLAlchemy Core on a plain `Connection`, so 
 operation is written once for both databases:
 
 - SQLite (the embedded default): one connection on one dedicated thread, through the standard
-  library's driver. The whole transaction is a single hop to that thread. (An async driver such as
-  aiosqlite hops to its thread for every statement, fetch and commit: measured on this machine,
-  a two-statement transaction costs 1.85 ms of CPU that way and 0.42 ms in one hop.) One
-  connection also means writers never collide: they queue in Python instead of sleeping in
-  SQLite's busy handler.
+  library's driver. The whole transaction is a single hop to that thread; an async driver such
+  as aiosqlite hops to its thread for every statement, fetch and commit, which costs several
+  times the CPU (`python -m tests.bench.store_tx` measures both). One connection also means
+  writers never collide: they queue in Python instead of sleeping in SQLite's busy handler.
 - PostgreSQL: the asyncpg pool, `fn` run through `AsyncConnection.run_sync` (no threads).
+
+Hot statements are built once, at import, with bind parameters: building a Core statement and its
+cache key on every call costs more than executing it.
 
 The URL is the contract's SQLAlchemy async URL (`sqlite+aiosqlite:///…`,
 `postgresql+asyncpg://…`); for SQLite only the path matters.
