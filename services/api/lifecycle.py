@@ -225,12 +225,12 @@ async def commit_run(
             raise ParleyError(
                 "InvalidRequest", f"turns[{i}].role is required", field=f"turns[{i}].role"
             )
-    now = datetime.now(UTC)
 
     def work(conn: Connection) -> int:
+        now = datetime.now(UTC)  # in the transaction: its events' times follow their order
         run = _held(conn, db, request.run_id, request.runner_id)
         if request.HasField("iteration"):
-            _record_iteration(conn, run, request.iteration)
+            _record_iteration(conn, run, request.iteration, now)
         for turn in request.publish:
             events.append(conn, run["id"], run_pb2.RunEvent(type=events.TURN, turn=turn), now)
         return finalize(conn, db, run, outcome, list(request.turns), docs_url, now)
@@ -321,18 +321,19 @@ async def append_live_turn(
     db: Database, hub: events.Hub, request: store_service_pb2.AppendLiveTurnRequest
 ) -> int:
     def work(conn: Connection) -> int:
+        now = datetime.now(UTC)
         run = _held(conn, db, request.run_id, request.runner_id)
         if request.HasField("iteration"):
-            _record_iteration(conn, run, request.iteration)
+            _record_iteration(conn, run, request.iteration, now)
         return events.append(
-            conn, request.run_id, run_pb2.RunEvent(type=events.TURN, turn=request.turn)
+            conn, request.run_id, run_pb2.RunEvent(type=events.TURN, turn=request.turn), now
         )
 
     return await hub.write(db, work)
 
 
 def _record_iteration(
-    conn: Connection, run: RowMapping, iteration: store_service_pb2.Iteration
+    conn: Connection, run: RowMapping, iteration: store_service_pb2.Iteration, now: datetime
 ) -> None:
     """The job row, its id in submitted_inference_job_ids, and a "usage" event."""
     job = iteration.job
@@ -345,7 +346,8 @@ def _record_iteration(
     conn.execute(_INSERT_JOB, mapping.job_values(job))
     ids = [*orjson.loads(run["submitted_inference_job_ids"]), job.id]
     conn.execute(_SET_JOB_IDS, {"run_id": job.run_id, "ids": orjson.dumps(ids).decode()})
-    events.append(conn, job.run_id, run_pb2.RunEvent(type=events.USAGE, usage=iteration.run_usage))
+    usage = run_pb2.RunEvent(type=events.USAGE, usage=iteration.run_usage)
+    events.append(conn, job.run_id, usage, now)
 
 
 async def get_inference_job(db: Database, job_id: str) -> store_service_pb2.InferenceJob:

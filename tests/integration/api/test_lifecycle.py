@@ -427,6 +427,8 @@ async def test_model_calls_ride_on_the_next_write(api: Api) -> None:
         ("run.completed", 8),
     ]
     assert [e.usage.prompt_tokens for e in events if e.type == "usage"] == [5, 9]
+    stamps = [e.created_at.ToDatetime() for e in events]
+    assert stamps == sorted(stamps)  # event times follow their order
     assert [e.turn.turn_index for e in events if e.type == "turn"] == [0, 1, 2]
     for job_id in done.submitted_inference_job_ids:
         job = await api.store.GetInferenceJob(store_service_pb2.GetInferenceJobRequest(id=job_id))
