@@ -39,12 +39,14 @@ ASGIApp = Callable[..., Awaitable[None]]
 
 
 @asynccontextmanager
-async def serve(app: Any, path: str = MCP_PATH) -> AsyncIterator[str]:
-    """Serve an ASGI app (or an MCP server: its Streamable HTTP app) on 127.0.0.1:<port 0>."""
+async def serve(app: Any, path: str = MCP_PATH, port: int = 0) -> AsyncIterator[str]:
+    """Serve an ASGI app (or an MCP server: its Streamable HTTP app) on 127.0.0.1:<port>
+    (a free one unless given: a test restarts a server at the same URL that way)."""
     if isinstance(app, MCPServer | Server):
         app = app.streamable_http_app(streamable_http_path=path)
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     )

@@ -352,3 +352,24 @@ async def test_kept_clients_are_never_shared_between_callers(router: Router, mcp
         for r in (first, reply.result, again)
     ]
     assert owners == [CALLER.user_id, 999, CALLER.user_id]
+
+
+@pytest.mark.parametrize("kind", ["streamable_http", "http_sse"])
+async def test_discovery_survives_a_server_restart_behind_a_kept_client(
+    router: Router, kind: str
+) -> None:
+    """A kept client whose server restarted (its session gone) costs a retry, not a failed
+    run: discovery lists again on a new client."""
+    from urllib.parse import urlsplit
+
+    def app() -> object:
+        server = fakes.docs_search_server()
+        return server.sse_app() if kind == "http_sse" else server
+
+    path = "/sse" if kind == "http_sse" else fakes.MCP_PATH
+    async with fakes.serve(app(), path) as url:
+        server = {"alias": "docs", "url": url}
+        assert len(await router.discover(server)) == 1  # leaves a kept client behind
+    async with fakes.serve(app(), path, port=urlsplit(url).port or 0) as again:
+        assert again == url
+        assert len(await router.discover(server)) == 1
