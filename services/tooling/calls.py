@@ -142,16 +142,26 @@ async def call_tool(
     if not isinstance(arguments, dict):
         return error_result(tool_use_id, "the arguments must be a JSON object")
     started, outcome = time.perf_counter(), "failed"
+    sent = False
+
+    async def attempt(fresh: bool) -> dict[str, Any] | None:
+        nonlocal sent
+        url = target.server.url
+        async with connector.session(url, caller, timeout=timeout, fresh=fresh) as client:
+            if not await mcp_connect.find_tool(client, target.tool):
+                return None
+            sent = True
+            return await mcp_connect.call_tool(client, target.tool, arguments)
+
     try:
         try:
             async with asyncio.timeout(timeout):
-                async with connector.session(target.server.url, caller, timeout=timeout) as client:
-                    known = await mcp_connect.find_tool(client, target.tool)
-                    result = (
-                        await mcp_connect.call_tool(client, target.tool, arguments)
-                        if known
-                        else None
-                    )
+                try:
+                    result = await attempt(fresh=False)
+                except McpFailure as failure:
+                    if not failure.on_kept or sent:
+                        raise  # a call that may have reached the server is never repeated
+                    result = await attempt(fresh=True)  # a dropped kept client, before the call
         except TimeoutError:
             raise McpFailure("timeout", f"the call timed out after {timeout:g} s") from None
         if result is None:

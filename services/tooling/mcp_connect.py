@@ -6,8 +6,9 @@ a session that ends cleanly goes back to an idle list per (URL, timeout, token o
 next run's discovery or call on that server reuses it, skipping the SDK's connect exchange and
 the address check (a kept client lives at most `KEEP_SECONDS`, well inside its token's TTL).
 No tool list is ever served from a cache: the SDK's response cache is off (`cache=None`) and
-every listing bypasses it. A session that fails is closed, never kept; a discovery that failed on
-a kept client is retried once on a new one (listing is safe to repeat; a call is not retried).
+every listing bypasses it. A session that fails is closed, never kept; work that failed on a kept
+client (its server may have restarted) is retried once on a new one, unless a tools/call may
+already have reached the server: a call is never repeated.
 Each client sits on a `_ServerTransport` that (1) checks the URL policy on the resolved address
 of every host it talks to, redirects included, (2) adds `Authorization: Bearer …` only when the
 session carries a token and only for the session's own origin, and (3) never closes the shared

@@ -373,3 +373,25 @@ async def test_discovery_survives_a_server_restart_behind_a_kept_client(
     async with fakes.serve(app(), path, port=urlsplit(url).port or 0) as again:
         assert again == url
         assert len(await router.discover(server)) == 1
+
+
+@pytest.mark.parametrize("kind", ["streamable_http", "http_sse"])
+async def test_a_call_survives_a_server_restart_behind_a_kept_client(
+    router: Router, kind: str
+) -> None:
+    """The kept client fails on the call's tools/list, before the call is sent: the call goes
+    out once, on a new client."""
+    from urllib.parse import urlsplit
+
+    def app() -> object:
+        server = fakes.docs_search_server()
+        return server.sse_app() if kind == "http_sse" else server
+
+    path = "/sse" if kind == "http_sse" else fakes.MCP_PATH
+    name, arguments = "docs-search_narrative_i_o_knowledge_base", '{"query": "limits"}'
+    async with fakes.serve(app(), path) as url:
+        server = {"alias": "docs", "url": url}
+        assert not (await router.call(name, arguments, server)).is_error  # kept afterwards
+    async with fakes.serve(app(), path, port=urlsplit(url).port or 0):
+        result = await router.call(name, arguments, server)
+    assert not result.is_error and "limits" in result.content[0].text.text
