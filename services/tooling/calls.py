@@ -144,24 +144,23 @@ async def call_tool(
     started, outcome = time.perf_counter(), "failed"
     sent = False
 
-    async def attempt(fresh: bool) -> dict[str, Any] | None:
+    async def find_and_call(client: mcp_connect.Client) -> dict[str, Any] | None:
         nonlocal sent
-        url = target.server.url
-        async with connector.session(url, caller, timeout=timeout, fresh=fresh) as client:
-            if not await mcp_connect.find_tool(client, target.tool):
-                return None
-            sent = True
-            return await mcp_connect.call_tool(client, target.tool, arguments)
+        if not await mcp_connect.find_tool(client, target.tool):
+            return None
+        sent = True
+        return await mcp_connect.call_tool(client, target.tool, arguments)
 
     try:
         try:
             async with asyncio.timeout(timeout):
-                try:
-                    result = await attempt(fresh=False)
-                except McpFailure as failure:
-                    if not failure.on_kept or sent:
-                        raise  # a call that may have reached the server is never repeated
-                    result = await attempt(fresh=True)  # a dropped kept client, before the call
+                result = await connector.using(
+                    target.server.url,
+                    caller,
+                    find_and_call,
+                    timeout=timeout,
+                    repeatable=lambda: not sent,  # a call that may have run is never repeated
+                )
         except TimeoutError:
             raise McpFailure("timeout", f"the call timed out after {timeout:g} s") from None
         if result is None:

@@ -80,17 +80,7 @@ async def _discover_one(
     try:
         try:
             async with asyncio.timeout(timeout):
-                try:
-                    async with connector.session(server.url, caller, timeout=timeout) as client:
-                        listed = await list_all_tools(client)
-                except McpFailure as failure:
-                    if not failure.on_kept:
-                        raise
-                    # The kept client may be one the server has dropped: list on a new one.
-                    async with connector.session(
-                        server.url, caller, timeout=timeout, fresh=True
-                    ) as client:
-                        listed = await list_all_tools(client)
+                listed = await connector.using(server.url, caller, list_all_tools, timeout=timeout)
         except TimeoutError:
             raise McpFailure("timeout", f"tools/list timed out after {timeout:g} s") from None
         tools = _catalogue(server, listed)

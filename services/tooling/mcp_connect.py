@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 from mcp import Client
@@ -40,6 +40,7 @@ from services.common.auth import mint_token
 from services.common.config import Settings
 
 log = logging.getLogger("parley.tooling")
+T = TypeVar("T")
 
 # Bounded values for the `cause` metric label and McpFailure.cause.
 CAUSES = (
@@ -202,6 +203,26 @@ class McpConnector:
             await _quiet_exit(kept.client)
             raise
         self._give_back(key, kept)
+
+    async def using(
+        self,
+        url: str,
+        caller: Caller,
+        work: Callable[[Client], Awaitable[T]],
+        *,
+        timeout: float,
+        repeatable: Callable[[], bool] = lambda: True,
+    ) -> T:
+        """`work` on a session; when it failed on a kept client (its server may have restarted
+        and dropped it), once more on a new one, if `repeatable()` still says it is safe."""
+        try:
+            async with self.session(url, caller, timeout=timeout) as client:
+                return await work(client)
+        except McpFailure as failure:
+            if not failure.on_kept or not repeatable():
+                raise
+        async with self.session(url, caller, timeout=timeout, fresh=True) as client:
+            return await work(client)
 
     async def _open(self, url: str, caller: Caller, timeout: float, authenticated: bool) -> _Kept:
         await self._check(url)
