@@ -26,6 +26,8 @@ TERMINAL = frozenset(
 )
 
 
+RUN_BY_ID = select(runs).where(runs.c.id == bindparam("id"))
+
 # A run with its conversation's current name (Run.live.current_name).
 RUN_WITH_NAME = select(runs, conversations.c.name.label("current_name")).join(
     conversations, conversations.c.id == runs.c.conversation_id
@@ -247,8 +249,7 @@ _CLOSE_CONVERSATION = (
     .values(version=bindparam("new_version"), active_run_id=None, updated_at=bindparam("now"))
 )
 _RUN_WITH_NAME_BY_ID = RUN_WITH_NAME.where(runs.c.id == bindparam("id"))
-_HELD = select(runs).where(runs.c.id == bindparam("id"))
-_HELD_FOR_UPDATE = _HELD.with_for_update()
+_HELD_FOR_UPDATE = RUN_BY_ID.with_for_update()
 _INSERT_JOB = insert(inference_jobs)
 _SET_JOB_IDS = (
     update(runs)
@@ -305,7 +306,7 @@ def _terminal_event(conn: Connection, run_id: str, docs_url: str, now: datetime)
 
 def _held(conn: Connection, db: Database, run_id: str, runner_id: str) -> RowMapping:
     """The run, locked on PostgreSQL: RunNotFound, or LeaseLost unless `runner_id` holds it."""
-    query = _HELD_FOR_UPDATE if db.is_postgres else _HELD
+    query = _HELD_FOR_UPDATE if db.is_postgres else RUN_BY_ID
     run = conn.execute(query, {"id": run_id}).mappings().first()
     if run is None:
         raise run_not_found(run_id)
@@ -325,6 +326,8 @@ async def append_live_turn(
         run = _held(conn, db, request.run_id, request.runner_id)
         if request.HasField("iteration"):
             _record_iteration(conn, run, request.iteration, now)
+            ids = [*orjson.loads(run["submitted_inference_job_ids"]), request.iteration.job.id]
+            conn.execute(_SET_JOB_IDS, {"run_id": run["id"], "ids": orjson.dumps(ids).decode()})
         return events.append(
             conn, request.run_id, run_pb2.RunEvent(type=events.TURN, turn=request.turn), now
         )
@@ -335,7 +338,8 @@ async def append_live_turn(
 def _record_iteration(
     conn: Connection, run: RowMapping, iteration: store_service_pb2.Iteration, now: datetime
 ) -> None:
-    """The job row, its id in submitted_inference_job_ids, and a "usage" event."""
+    """The job row and a "usage" event. (Its id joins submitted_inference_job_ids separately:
+    a commit writes the runner's whole list with the terminal state anyway.)"""
     job = iteration.job
     if job.run_id != run["id"]:
         raise ParleyError(
@@ -344,8 +348,6 @@ def _record_iteration(
             field="iteration.job.run_id",
         )
     conn.execute(_INSERT_JOB, mapping.job_values(job))
-    ids = [*orjson.loads(run["submitted_inference_job_ids"]), job.id]
-    conn.execute(_SET_JOB_IDS, {"run_id": job.run_id, "ids": orjson.dumps(ids).decode()})
     usage = run_pb2.RunEvent(type=events.USAGE, usage=iteration.run_usage)
     events.append(conn, job.run_id, usage, now)
 

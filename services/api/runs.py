@@ -231,7 +231,6 @@ _INSERT_RUN = insert(runs)
 _BY_OP = select(runs).where(
     and_(runs.c.conversation_id == bindparam("cid"), runs.c.client_op_id == bindparam("op"))
 )
-_BY_ID = select(runs).where(runs.c.id == bindparam("id"))
 _STATUS = select(runs.c.status).where(runs.c.id == bindparam("id"))
 _OWNED = lifecycle.RUN_WITH_NAME.where(
     and_(
@@ -247,7 +246,7 @@ def _run_by_op(conn: Connection, conversation_id: str, client_op_id: str) -> Row
 
 
 def _run_by_id(conn: Connection, run_id: str) -> RowMapping | None:
-    return conn.execute(_BY_ID, {"id": run_id}).mappings().first()
+    return conn.execute(lifecycle.RUN_BY_ID, {"id": run_id}).mappings().first()
 
 
 async def get_run(

@@ -380,6 +380,8 @@ async def test_model_calls_ride_on_the_next_write(api: Api) -> None:
             iteration=_iteration(run.id, "11111111-1111-4111-8111-111111111111", 5),
         )
     )
+    running = await api.get_run(who, run.id)
+    assert list(running.submitted_inference_job_ids) == ["11111111-1111-4111-8111-111111111111"]
     answer = assistant(text("done"))
     done = run_pb2.Run(
         status=run_pb2.RUN_STATUS_COMPLETED,
@@ -430,6 +432,8 @@ async def test_model_calls_ride_on_the_next_write(api: Api) -> None:
     stamps = [e.created_at.ToDatetime() for e in events]
     assert stamps == sorted(stamps)  # event times follow their order
     assert [e.turn.turn_index for e in events if e.type == "turn"] == [0, 1, 2]
+    final = await api.get_run(who, run.id)
+    assert final.submitted_inference_job_ids == done.submitted_inference_job_ids
     for job_id in done.submitted_inference_job_ids:
         job = await api.store.GetInferenceJob(store_service_pb2.GetInferenceJobRequest(id=job_id))
         assert job.run_id == run.id
