@@ -115,6 +115,9 @@ class _ServerTransport(httpx2.AsyncBaseTransport):
         """The pool outlives every session."""
 
 
+_Key = tuple[str, float, tuple[int, int] | None]  # (URL, timeout, token owner or None)
+
+
 @dataclass
 class _Kept:
     """A connected client and its transport, reusable until `until` (monotonic)."""
@@ -135,7 +138,7 @@ class McpConnector:
             trust_env=False,
             limits=httpx2.Limits(max_connections=512, max_keepalive_connections=128),
         )
-        self._idle: dict[tuple[str, float, tuple[int, int] | None], list[_Kept]] = {}
+        self._idle: dict[_Key, list[_Kept]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
@@ -144,7 +147,7 @@ class McpConnector:
             await _quiet_exit(kept.client)
         await self._pool.aclose()
 
-    def _take(self, key: tuple[str, float, tuple[int, int] | None]) -> _Kept | None:
+    def _take(self, key: _Key) -> _Kept | None:
         idle = self._idle.get(key)
         now = asyncio.get_running_loop().time()
         while idle:
@@ -155,7 +158,7 @@ class McpConnector:
             self._close_later(kept)
         return None
 
-    def _give_back(self, key: tuple[str, float, tuple[int, int] | None], kept: _Kept) -> None:
+    def _give_back(self, key: _Key, kept: _Kept) -> None:
         idle = self._idle.setdefault(key, [])
         if len(idle) < KEEP_PER_SERVER and kept.until > asyncio.get_running_loop().time():
             idle.append(kept)
@@ -180,7 +183,7 @@ class McpConnector:
         return url_policy.normalize(url) in self._allowlist
 
     @asynccontextmanager
-    async def session(
+    async def _session(
         self, url: str, caller: Caller, *, timeout: float, fresh: bool = False
     ) -> AsyncIterator[Client]:
         """A connected SDK client for one run's discovery or one call: a kept one unless
@@ -216,12 +219,12 @@ class McpConnector:
         """`work` on a session; when it failed on a kept client (its server may have restarted
         and dropped it), once more on a new one, if `repeatable()` still says it is safe."""
         try:
-            async with self.session(url, caller, timeout=timeout) as client:
+            async with self._session(url, caller, timeout=timeout) as client:
                 return await work(client)
         except McpFailure as failure:
             if not failure.on_kept or not repeatable():
                 raise
-        async with self.session(url, caller, timeout=timeout, fresh=True) as client:
+        async with self._session(url, caller, timeout=timeout, fresh=True) as client:
             return await work(client)
 
     async def _open(self, url: str, caller: Caller, timeout: float, authenticated: bool) -> _Kept:
