@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import bindparam, create_engine, event, insert, select, update
 from sqlalchemy.pool import QueuePool
 
-from services.api.db.engine import _sqlite_pragmas
+from services.api.db.engine import sqlite_pragmas
 from services.api.db.models import Base, conversations
 
 SELECT = select(conversations).where(conversations.c.id == bindparam("cid"))
@@ -52,7 +52,7 @@ async def measure(name: str, tx: Callable[[], Awaitable[object]], n: int) -> flo
 async def main(n: int) -> None:
     path = Path(tempfile.mkdtemp(prefix="parley-store-tx-")) / "store.db"
     engine = create_engine(f"sqlite:///{path}", poolclass=QueuePool, pool_size=1, max_overflow=0)
-    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", sqlite_pragmas)
     Base.metadata.create_all(engine)
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -80,7 +80,7 @@ async def main(n: int) -> None:
             conn.execute(BUMP, {"cid": "c1"})
 
     raw = sqlite3.connect(path, check_same_thread=False)  # its own connection, same pragmas
-    _sqlite_pragmas(raw, None)
+    sqlite_pragmas(raw, None)
 
     def stdlib() -> None:
         cursor = raw.cursor()
@@ -93,6 +93,7 @@ async def main(n: int) -> None:
         from sqlalchemy.ext.asyncio import create_async_engine
 
         async_engine = create_async_engine(f"sqlite+aiosqlite:///{path}", pool_size=1)
+        event.listen(async_engine.sync_engine, "connect", sqlite_pragmas)  # same settings
 
         async def per_statement_hops() -> None:
             async with async_engine.begin() as conn:

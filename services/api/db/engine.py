@@ -73,7 +73,7 @@ class _Sqlite:
             max_overflow=0,
             connect_args={"check_same_thread": False},
         )
-        event.listen(self._engine, "connect", _sqlite_pragmas)
+        event.listen(self._engine, "connect", sqlite_pragmas)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="parley-sqlite")
 
     def _begin(self, fn: Work[T]) -> T:
@@ -121,7 +121,8 @@ def create_database(url: str) -> Database:
     return _Postgres(url)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL, synchronous=NORMAL, foreign keys, a busy timeout: on every new SQLite connection."""
     cursor = dbapi_connection.cursor()
     for pragma in _SQLITE_PRAGMAS:
         cursor.execute(pragma)
