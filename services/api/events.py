@@ -141,6 +141,9 @@ def append(
     conn: Connection, run_id: str, event: run_pb2.RunEvent, now: datetime | None = None
 ) -> int:
     """Give `event` the run's next seq and store it (inside a `Hub.write`)."""
+    outbox = conn.info.get(_OUTBOX)
+    if outbox is None:
+        raise RuntimeError("events.append outside Hub.write: its subscribers would never hear")
     now = now or datetime.now(UTC)
     seq = conn.execute(_NEXT_SEQ, {"run_id": run_id}).scalar_one()
     event.seq = seq
@@ -155,7 +158,7 @@ def append(
             "created_at": now,
         },
     )
-    conn.info[_OUTBOX].append((run_id, event))
+    outbox.append((run_id, event))
     return seq
 
 
