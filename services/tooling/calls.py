@@ -144,12 +144,12 @@ async def call_tool(
     started, outcome = time.perf_counter(), "failed"
     sent = False
 
-    async def find_and_call(client: mcp_connect.Client) -> dict[str, Any] | None:
+    async def find_and_call(session: mcp_connect.Session) -> dict[str, Any] | None:
         nonlocal sent
-        if not await mcp_connect.find_tool(client, target.tool):
+        if not await mcp_connect.find_tool(session, target.tool):
             return None
         sent = True
-        return await mcp_connect.call_tool(client, target.tool, arguments)
+        return await mcp_connect.call_tool(session, target.tool, arguments)
 
     try:
         try:
@@ -158,7 +158,6 @@ async def call_tool(
                     target.server.url,
                     caller,
                     find_and_call,
-                    timeout=timeout,
                     repeatable=lambda: not sent,  # a call that may have run is never repeated
                 )
         except TimeoutError:

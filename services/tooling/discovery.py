@@ -80,7 +80,7 @@ async def _discover_one(
     try:
         try:
             async with asyncio.timeout(timeout):
-                listed = await connector.using(server.url, caller, list_all_tools, timeout=timeout)
+                listed = await connector.using(server.url, caller, list_all_tools)
         except TimeoutError:
             raise McpFailure("timeout", f"tools/list timed out after {timeout:g} s") from None
         tools = _catalogue(server, listed)

@@ -2,13 +2,17 @@
 
 One pooled HTTP transport (`httpx2`, the SDK's HTTP stack) is built at start-up and shared by
 every session, so TCP/TLS connections are reused across runs. Connected SDK clients are kept too:
-a session that ends cleanly goes back to an idle list per (URL, timeout, token owner) and the
-next run's discovery or call on that server reuses it, skipping the SDK's connect exchange and
-the address check (a kept client lives at most `KEEP_SECONDS`, well inside its token's TTL).
-No tool list is ever served from a cache: the SDK's response cache is off (`cache=None`) and
-every listing bypasses it. A session that fails is closed, never kept; work that failed on a kept
-client (its server may have restarted) is retried once on a new one, unless a tools/call may
-already have reached the server: a call is never repeated.
+a session that ends cleanly goes back to an idle list per (URL, token owner) and the next
+discovery or call on that server reuses it, skipping the SDK's connect exchange and the address
+check (a kept client lives at most `KEEP_SECONDS`, well inside its token's TTL). Callers bound
+their work with their own timeout (a cancelled session is closed, never kept).
+Discovery always lists afresh: the SDK's response cache is off (`cache=None`) and every listing
+bypasses it. A call checks its tool against the session's latest listing and lists only when the
+tool is not in it (the server still has the last word: a tool it no longer has is its error).
+A session that fails is closed, never kept; work that failed on a kept client (its server may
+have restarted) is retried once on a new one, unless a tools/call may already have run: a call
+is repeated only when nothing was sent, the server could not be reached, or it refused the
+session (HTTP 404).
 Each client sits on a `_ServerTransport` that (1) checks the URL policy on the resolved address
 of every host it talks to, redirects included, (2) adds `Authorization: Bearer …` only when the
 session carries a token and only for the session's own origin, and (3) never closes the shared
@@ -56,7 +60,9 @@ CAUSES = (
 _SSE_FALLBACK_STATUSES = {400, 404, 405}
 TOKEN_TTL_SECONDS = 300  # minted per client for allowlisted servers; never stored
 KEEP_SECONDS = 60.0  # how long a connected client may be reused (its token outlives it)
-KEEP_PER_SERVER = 16  # idle clients kept per (URL, timeout, token owner)
+KEEP_PER_SERVER = 16  # idle clients kept per (URL, token owner)
+# The HTTP client's own limits; the work's budget is the caller's asyncio timeout.
+HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 
 
 @dataclass(frozen=True)
@@ -67,13 +73,16 @@ class Caller:
 
 class McpFailure(Exception):
     """A session or request that failed; `message` is safe to show (no tokens). `on_kept` says
-    the session was a reused client (the server may have dropped it: worth one retry)."""
+    the session was a reused client (the server may have dropped it: worth one retry);
+    `unprocessed` that nothing was sent, or the server refused the session (404) or was not
+    reached: nothing the session sent can have run."""
 
-    def __init__(self, cause: str, message: str, on_kept: bool = False) -> None:
+    def __init__(self, cause: str, message: str) -> None:
         super().__init__(message)
         self.cause = cause
         self.message = message
-        self.on_kept = on_kept
+        self.on_kept = False
+        self.unprocessed = False
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,11 @@ class _ServerTransport(httpx2.AsyncBaseTransport):
     checked_hosts: set[tuple[str, int | None]] = field(default_factory=set)
     refused: str | None = None
     first_status: int | None = None
+    sent: int = 0  # requests handed to the pool since the session was taken
+    unprocessed: bool = False  # a request met a closed port or a 404 (an unknown session)
+    # Ends the session's current work at once on a 404: the HTTP+SSE client only logs a failed
+    # POST, and its request would otherwise wait for the caller's whole timeout.
+    abort: asyncio.Timeout | None = None
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         url = request.url
@@ -106,25 +120,36 @@ class _ServerTransport(httpx2.AsyncBaseTransport):
             self.checked_hosts.add((url.host, url.port))
         if self.authorization is not None and (url.scheme, url.host, url.port) == self.origin:
             request.headers["Authorization"] = self.authorization
-        response = await self.pool.handle_async_request(request)
+        self.sent += 1
+        try:
+            response = await self.pool.handle_async_request(request)
+        except httpx2.ConnectError:
+            self.unprocessed = True
+            raise
         if self.first_status is None:
             self.first_status = response.status_code
+        if response.status_code == 404:
+            self.unprocessed = True
+            if self.abort is not None:
+                self.abort.reschedule(-1)
         return response
 
     async def aclose(self) -> None:
         """The pool outlives every session."""
 
 
-_Key = tuple[str, float, tuple[int, int] | None]  # (URL, timeout, token owner or None)
+_Key = tuple[str, tuple[int, int] | None]  # (URL, token owner or None)
 
 
 @dataclass
-class _Kept:
-    """A connected client and its transport, reusable until `until` (monotonic)."""
+class Session:
+    """A connected SDK client, reusable until `until` (monotonic), and the tool names its
+    latest complete listing showed."""
 
     client: Client
     transport: _ServerTransport
     until: float
+    listed: frozenset[str] = frozenset()
 
 
 class McpConnector:
@@ -138,7 +163,7 @@ class McpConnector:
             trust_env=False,
             limits=httpx2.Limits(max_connections=512, max_keepalive_connections=128),
         )
-        self._idle: dict[_Key, list[_Kept]] = {}
+        self._idle: dict[_Key, list[Session]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
@@ -147,34 +172,36 @@ class McpConnector:
             await _quiet_exit(kept.client)
         await self._pool.aclose()
 
-    def _take(self, key: _Key) -> _Kept | None:
+    def _take(self, key: _Key) -> Session | None:
         idle = self._idle.get(key)
         now = asyncio.get_running_loop().time()
         while idle:
             kept = idle.pop()
             if kept.until > now:
                 kept.transport.first_status = None
+                kept.transport.sent = 0
+                kept.transport.unprocessed = False
                 return kept
             self._close_later(kept)
         return None
 
-    def _give_back(self, key: _Key, kept: _Kept) -> None:
+    def _give_back(self, key: _Key, kept: Session) -> None:
         idle = self._idle.setdefault(key, [])
         if len(idle) < KEEP_PER_SERVER and kept.until > asyncio.get_running_loop().time():
             idle.append(kept)
         else:
             self._close_later(kept)
 
-    def _close_later(self, kept: _Kept) -> None:
+    def _close_later(self, kept: Session) -> None:
         task = asyncio.create_task(_quiet_exit(kept.client))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    def _client(self, transport: _ServerTransport, timeout: float) -> httpx2.AsyncClient:
+    def _client(self, transport: _ServerTransport) -> httpx2.AsyncClient:
         return httpx2.AsyncClient(
             transport=transport,
             trust_env=False,
-            timeout=httpx2.Timeout(timeout),
+            timeout=HTTP_TIMEOUT,
             follow_redirects=False,  # the SDK follows same-origin redirects itself
         )
 
@@ -184,23 +211,29 @@ class McpConnector:
 
     @asynccontextmanager
     async def _session(
-        self, url: str, caller: Caller, *, timeout: float, fresh: bool = False
-    ) -> AsyncIterator[Client]:
-        """A connected SDK client for one run's discovery or one call: a kept one unless
+        self, url: str, caller: Caller, *, fresh: bool = False
+    ) -> AsyncIterator[Session]:
+        """A connected session for one run's discovery or one call: a kept one unless
         `fresh`. Any failure, inside the `async with` body too, comes out as McpFailure (and the
         client is closed); cancellation passes through (and closes it too)."""
         authenticated = self.authenticated(url) and bool(self._secret)
-        key = (url, timeout, (caller.company_id, caller.user_id) if authenticated else None)
+        key = (url, (caller.company_id, caller.user_id) if authenticated else None)
         kept = None if fresh else self._take(key)
         on_kept = kept is not None
         if kept is None:
-            kept = await self._open(url, caller, timeout, authenticated)
+            kept = await self._open(url, caller, authenticated)
         try:
-            yield kept.client
+            try:
+                async with asyncio.timeout(None) as kept.transport.abort:
+                    yield kept
+            finally:
+                kept.transport.abort = None
         except Exception as exc:
             await _quiet_exit(kept.client)
             failure = self.failure_of(exc, kept.transport)
             failure.on_kept = on_kept
+            # e.g. the SDK found the connection closed (the server went away) before sending
+            failure.unprocessed = kept.transport.unprocessed or kept.transport.sent == 0
             raise failure from None
         except BaseException:
             await _quiet_exit(kept.client)
@@ -211,23 +244,23 @@ class McpConnector:
         self,
         url: str,
         caller: Caller,
-        work: Callable[[Client], Awaitable[T]],
+        work: Callable[[Session], Awaitable[T]],
         *,
-        timeout: float,
         repeatable: Callable[[], bool] = lambda: True,
     ) -> T:
         """`work` on a session; when it failed on a kept client (its server may have restarted
-        and dropped it), once more on a new one, if `repeatable()` still says it is safe."""
+        and dropped it), once more on a new one, if nothing it sent can have run or
+        `repeatable()` says a repeat is safe."""
         try:
-            async with self._session(url, caller, timeout=timeout) as client:
-                return await work(client)
+            async with self._session(url, caller) as session:
+                return await work(session)
         except McpFailure as failure:
-            if not failure.on_kept or not repeatable():
+            if not failure.on_kept or not (failure.unprocessed or repeatable()):
                 raise
-        async with self._session(url, caller, timeout=timeout, fresh=True) as client:
-            return await work(client)
+        async with self._session(url, caller, fresh=True) as session:
+            return await work(session)
 
-    async def _open(self, url: str, caller: Caller, timeout: float, authenticated: bool) -> _Kept:
+    async def _open(self, url: str, caller: Caller, authenticated: bool) -> Session:
         await self._check(url)
         token = None
         if authenticated:
@@ -242,22 +275,19 @@ class McpConnector:
             None if token is None else f"Bearer {token}",
         )
         until = asyncio.get_running_loop().time() + KEEP_SECONDS
-        http = self._client(transport, timeout)
         client = Client(
-            streamable_http_client(url, http_client=http),
-            cache=None,
-            read_timeout_seconds=timeout,
+            streamable_http_client(url, http_client=self._client(transport)), cache=None
         )
         try:
             await client.__aenter__()
         except Exception as exc:
             if transport.first_status not in _SSE_FALLBACK_STATUSES or transport.refused:
                 raise self.failure_of(exc, transport) from None
-            client = await self._connect_sse(url, transport, timeout, exc)
-        return _Kept(client, transport, until)
+            client = await self._connect_sse(url, transport, exc)
+        return Session(client, transport, until)
 
     async def _connect_sse(
-        self, url: str, transport: _ServerTransport, timeout: float, first: BaseException
+        self, url: str, transport: _ServerTransport, first: BaseException
     ) -> Client:
         """The 2024-11-05 HTTP+SSE transport, for endpoints that refuse a Streamable HTTP POST."""
 
@@ -266,13 +296,11 @@ class McpConnector:
             timeout: httpx2.Timeout | None = None,
             auth: httpx2.Auth | None = None,
         ) -> httpx2.AsyncClient:
-            return self._client(transport, read_timeout)
+            return self._client(transport)
 
-        read_timeout = timeout
         client = Client(
-            sse_client(url, timeout=timeout, httpx_client_factory=factory),
+            sse_client(url, timeout=HTTP_TIMEOUT.connect, httpx_client_factory=factory),
             cache=None,
-            read_timeout_seconds=timeout,
             mode="legacy",
         )
         try:
@@ -294,6 +322,8 @@ class McpConnector:
         if transport is not None and transport.refused:
             return McpFailure("url_not_allowed", f"refused by the URL policy: {transport.refused}")
         leaf = _leaf(exc)
+        if transport is not None and transport.unprocessed and isinstance(leaf, TimeoutError):
+            return McpFailure("http_status", "the server no longer knows the session (HTTP 404)")
         if isinstance(leaf, McpFailure):
             return leaf
         if isinstance(leaf, TimeoutError | httpx2.TimeoutException) or (
@@ -359,25 +389,27 @@ async def _pages(client: Client) -> AsyncIterator[list[Any]]:
         seen.add(cursor)
 
 
-async def list_all_tools(client: Client) -> list[ListedTool]:
-    """Every tool, over every page."""
-    return [
+async def list_all_tools(session: Session) -> list[ListedTool]:
+    """Every tool, over every page; the session remembers their names."""
+    tools = [
         ListedTool(t.name, t.description or "", dict(t.input_schema or {}))
-        async for tools in _pages(client)
-        for t in tools
+        async for page in _pages(session.client)
+        for t in page
     ]
+    session.listed = frozenset(t.name for t in tools)
+    return tools
 
 
-async def find_tool(client: Client, name: str) -> bool:
-    """Whether the server lists `name` (pages until found). Listing before calling also gives
-    the SDK the tool's output schema and header annotations, so the call needs no re-list."""
-    async for tools in _pages(client):
-        if any(t.name == name for t in tools):
-            return True
-    return False
+async def find_tool(session: Session, name: str) -> bool:
+    """Whether the server offers `name`: from the session's latest listing, listing again when
+    the name is not in it. A listing on this client also gave the SDK the tool's output schema
+    and header annotations, so the call needs no re-list."""
+    if name not in session.listed:
+        await list_all_tools(session)
+    return name in session.listed
 
 
-async def call_tool(client: Client, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+async def call_tool(session: Session, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """`tools/call`; the result as MCP wire JSON (content, structuredContent, isError)."""
-    result = await client.call_tool(name, arguments)
+    result = await session.client.call_tool(name, arguments)
     return result.model_dump(by_alias=True, exclude_none=True, mode="json")

@@ -48,7 +48,10 @@ async def serve(app: Any, path: str = MCP_PATH, port: int = 0) -> AsyncIterator[
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        # Open HTTP+SSE streams (kept clients) would hold a graceful shutdown for ever.
+        uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
+        )
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -355,3 +358,41 @@ def redirect_app(location: str) -> Starlette:
         return Response(status_code=307, headers={"location": location})
 
     return Starlette(routes=[Route(MCP_PATH, endpoint, methods=["GET", "POST", "DELETE"])])
+
+
+@dataclass
+class ForgetfulSse:
+    """The docs-search server over HTTP+SSE that, once `forget()` is called, answers 404 to
+    messages for every session it had so far (as a restarted server would), while its old
+    event streams stay open. `calls` counts the tool calls that ran."""
+
+    calls: int = 0
+    forgotten: set[str] = field(default_factory=set)
+    _sessions: set[str] = field(default_factory=set)
+
+    def forget(self) -> None:
+        self.forgotten |= self._sessions
+
+    def app(self) -> ASGIApp:
+        server = MCPServer("forgetful")
+
+        @server.tool(description="Counts its calls.")
+        def count() -> str:
+            self.calls += 1
+            return f"call {self.calls}"
+
+        inner = server.sse_app()
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["method"] == "POST":
+                query = dict(
+                    p.split("=", 1) for p in scope["query_string"].decode().split("&") if "=" in p
+                )
+                session = query.get("session_id", "")
+                if session in self.forgotten:
+                    await Response("Could not find session", status_code=404)(scope, receive, send)
+                    return
+                self._sessions.add(session)
+            await inner(scope, receive, send)
+
+        return app

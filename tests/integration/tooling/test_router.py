@@ -329,6 +329,46 @@ async def test_a_kept_client_skips_the_connect_exchange_and_still_lists_afresh(
     assert 1 <= kept_requests < fresh_requests  # tools/list still reaches the server
 
 
+async def test_a_call_after_discovery_sends_only_the_call(router: Router, mcp: Fakes) -> None:
+    """The kept client listed the tool during discovery: the call needs no tools/list."""
+    server = {"alias": "open", "url": f"{mcp.auth_open}?t={time.monotonic_ns()}"}
+    await router.discover(server)
+    mcp.auth_open_seen.seen.clear()
+    assert (await router.call("open-ping", "{}", server)).content[0].text.text == "pong"
+    assert len(mcp.auth_open_seen.seen) == 1
+
+
+async def test_a_tool_removed_since_the_listing_is_the_servers_error(
+    router: Router, mcp: Fakes
+) -> None:
+    """The server, not the session's last listing, has the last word at call time."""
+    server = {"alias": "mut", "url": mcp.mutable}
+    assert [t.wire_name for t in await router.discover(server)] == ["mut-alpha"]
+    saved = list(mcp.mutable_server.tools)
+    mcp.mutable_server.tools[:] = [ToolSpec("beta", fakes.OBJECT_Q)]
+    try:
+        result = await router.call("mut-alpha", '{"q": "x"}', server)
+        assert result.is_error and "Unknown tool: alpha" in result.content[0].text.text
+        beta = await router.call("mut-beta", '{"q": "x"}', server)  # not in the listing: lists
+        assert not beta.is_error
+    finally:
+        mcp.mutable_server.tools[:] = saved
+
+
+async def test_a_session_the_server_forgot_is_replaced_at_once(router: Router) -> None:
+    """An HTTP+SSE server that answers 404 for a kept session: the call, refused unprocessed,
+    goes out once on a new client, without waiting for any timeout."""
+    forgetful = fakes.ForgetfulSse()
+    async with fakes.serve(forgetful.app(), "/sse") as url:
+        server = {"alias": "f", "url": url}
+        assert (await router.call("f-count", "{}", server)).content[0].text.text == "call 1"
+        forgetful.forget()
+        started = time.perf_counter()
+        result = await router.call("f-count", "{}", server)
+        assert time.perf_counter() - started < 2
+    assert result.content[0].text.text == "call 2" and forgetful.calls == 2
+
+
 async def test_kept_clients_are_never_shared_between_callers(router: Router, mcp: Fakes) -> None:
     from agents.v1 import config_pb2, tool_router_service_pb2
 
