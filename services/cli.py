@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from services.common.grpc_server import Running
 
 SERVICES = ("api", "runner", "tooling", "gateway")
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+GC_GEN0_THRESHOLD = 10_000  # allocations between young collections (CPython's default: 700)
 
 
 def _port(addr: str) -> int:
@@ -61,12 +63,22 @@ async def _run_until_signalled(
     try:
         for name in names:  # api first: the gateway reads its descriptors by reflection
             running.append(await starters[name]())
+        _tune_gc()
         on_ready()
         await stop.wait()
     finally:
         for service in reversed(running):
             await service.stop()
         await _drain_leftover_tasks()
+
+
+def _tune_gc() -> None:
+    """Start-up made ~10^5 long-lived objects (modules, descriptors, SQLAlchemy's statement
+    caches): freeze them out of the collector, and collect the young generation less often, so
+    a turn's short-lived garbage does not pay for scanning them (tests/bench measures the gain)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
 
 
 async def _drain_leftover_tasks(timeout_s: float = 5.0) -> None:
