@@ -1,4 +1,5 @@
-"""The per-run event log and the store's in-process wake-ups.
+"""The per-run event log and the store's in-process wake-ups (event streams, claims waiting
+for work, cancellation signals to runners).
 
 Every event is a row of `run_events` with a per-run monotonic `seq` (runs.event_seq, bumped in the
 writer's transaction), so a stream resumed with `after_seq` loses and repeats nothing. Readers
@@ -10,6 +11,7 @@ to catch up (on subscribing, or when what it was handed does not follow on from 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -56,13 +58,57 @@ class Subscription:
         return batch
 
 
+class Claimer:
+    """A ClaimRun waiting for work. `arm()` before each look at the queue, so a run queued while
+    looking is not missed; `wait()` then returns when a queued run woke it (True) or on timeout."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._woken = asyncio.Event()
+
+    def arm(self) -> None:
+        self._woken.clear()
+        if self not in self._hub._claimers:
+            self._hub._claimers.append(self)
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    async def wait(self, timeout: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._woken.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
 class Hub:
-    """Wake-ups inside one store process: runners watching for work (WatchWork streams) and
-    event streams waiting for a run's next event."""
+    """Wake-ups inside one store process: claims waiting for work, runners watching for
+    cancellations (WatchWork streams) and event streams waiting for a run's next event."""
 
     def __init__(self) -> None:
         self._watchers: set[asyncio.Queue[Signal]] = set()
         self._subscribers: dict[str, set[Subscription]] = {}
+        self._claimers: deque[Claimer] = deque()
+
+    @contextmanager
+    def claimer(self) -> Iterator[Claimer]:
+        """A waiting claim for the length of one ClaimRun. A queued run wakes one claimer only
+        (the longest waiting), so runners do not race for it; a claimer that leaves woken
+        without looking again (it had claimed another run, or was cancelled) wakes the next."""
+        claimer = Claimer(self)
+        try:
+            yield claimer
+        finally:
+            if claimer in self._claimers:
+                self._claimers.remove(claimer)
+            elif claimer._woken.is_set():
+                self.runs_queued()
+
+    def runs_queued(self) -> None:
+        if self._claimers:
+            self._claimers.popleft().wake()
 
     @contextmanager
     def watch(self) -> Iterator[asyncio.Queue[Signal]]:
@@ -73,17 +119,11 @@ class Hub:
         finally:
             self._watchers.discard(queue)
 
-    def _broadcast(self, signal: Signal) -> None:
-        for queue in self._watchers:
-            if queue.full() and signal.kind == Signal.KIND_RUNS_QUEUED:
-                continue  # a queued wake-up is already waiting; the runner claims until empty
-            queue.put_nowait(signal)
-
-    def runs_queued(self) -> None:
-        self._broadcast(Signal(kind=Signal.KIND_RUNS_QUEUED))
-
     def cancel_requested(self, run_id: str) -> None:
-        self._broadcast(Signal(kind=Signal.KIND_CANCEL_REQUESTED, run_id=run_id))
+        signal = Signal(kind=Signal.KIND_CANCEL_REQUESTED, run_id=run_id)
+        for queue in self._watchers:
+            if not queue.full():  # a runner that far behind renews its leases: it learns there
+                queue.put_nowait(signal)
 
     @contextmanager
     def subscribe(self, run_id: str) -> Iterator[Subscription]:

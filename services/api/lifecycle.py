@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 from agents.v1 import message_pb2, run_pb2, store_service_pb2
-from sqlalchemy import ColumnElement, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from services.api import events, mapping, validation
@@ -59,8 +59,7 @@ class ClaimedRun:
 @dataclass(frozen=True)
 class Claim:
     claimed: ClaimedRun | None
-    has_more: bool  # another run is runnable now
-    retry_after_ms: int  # otherwise: until the earliest running lease expires (0: none running)
+    retry_after_ms: int  # none claimed: until the earliest running lease expires (0: none)
 
 
 def _runnable(table: Any) -> ColumnElement[bool]:
@@ -95,7 +94,6 @@ def _claim_statement(skip_locked: bool) -> Any:
 
 
 _CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}  # by is_postgres
-_HAS_MORE = select(exists().where(_runnable(runs)))
 _EARLIEST_LEASE = select(func.min(runs.c.lease_expires_at)).where(runs.c.status == "running")
 _CONVERSATION = select(conversations).where(conversations.c.id == bindparam("id"))
 _HISTORY = (
@@ -110,8 +108,8 @@ _USAGE = select(
 
 
 async def claim_run(db: Database, hub: events.Hub, runner_id: str, lease_seconds: int) -> Claim:
-    """Lease the oldest runnable run (one UPDATE … RETURNING), and say whether another one is
-    waiting, so the runner never asks once more only to hear "nothing"."""
+    """Lease the oldest runnable run (one UPDATE … RETURNING); when there is none, say when the
+    earliest running lease expires."""
     if not runner_id:
         raise ParleyError("InvalidRequest", "runner_id is required", field="runner_id")
     lease = _lease(lease_seconds)
@@ -122,7 +120,7 @@ async def claim_run(db: Database, hub: events.Hub, runner_id: str, lease_seconds
         params = {"now": now, "runner": runner_id, "expires": now + lease}
         run = conn.execute(claim, params).mappings().first()
         if run is None:
-            return Claim(None, False, _retry_after_ms(conn, now))
+            return Claim(None, _retry_after_ms(conn, now))
         run_id = run["id"]
         resumed = run["attempts"] > 1  # a lost runner's run: hand over what it already did
         if not resumed:
@@ -139,9 +137,7 @@ async def claim_run(db: Database, hub: events.Hub, runner_id: str, lease_seconds
                 completion_tokens=int(completion),
                 total_tokens=int(prompt) + int(completion),
             )
-        has_more = bool(conn.execute(_HAS_MORE, {"now": now}).scalar_one())
-        retry_after = 0 if has_more else _retry_after_ms(conn, now)
-        return Claim(ClaimedRun(run, conversation, history, live, usage), has_more, retry_after)
+        return Claim(ClaimedRun(run, conversation, history, live, usage), 0)
 
     return await hub.write(db, work)
 
@@ -170,8 +166,6 @@ def claim_response(claim: Claim, docs_url: str) -> store_service_pb2.ClaimRunRes
         resumed_usage=claimed.usage,
         attempt=claimed.run["attempts"],
         cancel_requested=claimed.run["cancel_requested"],
-        has_more=claim.has_more,
-        retry_after_ms=claim.retry_after_ms,
     )
 
 

@@ -3,6 +3,7 @@ gateway, which only exposes ConversationService)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -24,10 +25,22 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
     async def ClaimRun(
         self, request: store_service_pb2.ClaimRunRequest, context: Context
     ) -> store_service_pb2.ClaimRunResponse:
-        claim = await lifecycle.claim_run(
-            self._db, self._hub, request.runner_id, request.lease_seconds
-        )
-        return lifecycle.claim_response(claim, self._docs_url)
+        """Claim at once, or wait (a long poll, up to wait_ms) until a queued run wakes this
+        claim or the earliest running lease expires, then look again."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0, request.wait_ms) / 1000
+        with self._hub.claimer() as claimer:
+            while True:
+                claimer.arm()
+                claim = await lifecycle.claim_run(
+                    self._db, self._hub, request.runner_id, request.lease_seconds
+                )
+                left = deadline - loop.time()
+                if claim.claimed is not None or left <= 0:
+                    return lifecycle.claim_response(claim, self._docs_url)
+                if claim.retry_after_ms:
+                    left = min(left, claim.retry_after_ms / 1000)
+                await claimer.wait(left)
 
     async def RenewLease(
         self, request: store_service_pb2.RenewLeaseRequest, context: Context
@@ -47,8 +60,6 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
         self, request: store_service_pb2.WatchWorkRequest, context: Context
     ) -> AsyncIterator[store_service_pb2.WatchWorkResponse]:
         with self._hub.watch() as signals:
-            # At once: whatever was queued while this runner was away is claimable now.
-            yield events.Signal(kind=events.Signal.KIND_RUNS_QUEUED)
             while True:
                 yield await signals.get()
 

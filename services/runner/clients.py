@@ -41,11 +41,16 @@ class StoreClient:
         finally:
             call.cancel()
 
-    async def claim(self, runner_id: str, lease_seconds: int) -> store_service_pb2.ClaimRunResponse:
-        return await self._stub.ClaimRun(
-            store_service_pb2.ClaimRunRequest(runner_id=runner_id, lease_seconds=lease_seconds),
-            timeout=STORE_DEADLINE_S,
+    def claim(
+        self, runner_id: str, lease_seconds: int, wait_ms: int
+    ) -> grpc.aio.UnaryUnaryCall[
+        store_service_pb2.ClaimRunRequest, store_service_pb2.ClaimRunResponse
+    ]:
+        """The (long-poll) call itself, so that the worker can cancel it."""
+        request = store_service_pb2.ClaimRunRequest(
+            runner_id=runner_id, lease_seconds=lease_seconds, wait_ms=wait_ms
         )
+        return self._stub.ClaimRun(request, timeout=STORE_DEADLINE_S + wait_ms / 1000)
 
     async def renew(self, run_id: str, runner_id: str, lease_seconds: int) -> bool:
         """Extend the lease; True when a cancellation was requested meanwhile."""

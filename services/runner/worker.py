@@ -1,15 +1,11 @@
 """Claims runs and keeps their leases.
 
-Pickup without polling: the worker keeps the store's WatchWork stream open. The store sends a
-signal at once (so runs queued while no runner was up are claimed) and whenever a run is queued
-or a cancellation is requested. On a queued signal the worker claims while the store answers
-`has_more`; at its concurrency cap it waits for a finished run's slot, then claims on. Every
-runner gets every signal and races for ClaimRun: the store's row lock (FOR UPDATE SKIP LOCKED on
-PostgreSQL, the single writer on SQLite) makes each claim exclusive.
-
-A dead runner's runs come back by lease expiry: when nothing is claimable the store says when the
-earliest running lease expires, and the worker sets one timer for then (a deadline, not a poll
-interval). The stream itself is reconnected with backoff when the store goes away.
+Pickup without polling: with a free slot, the worker keeps one ClaimRun long poll open at the
+store, which answers the moment a run is claimable (each queued run wakes one waiting runner, so
+runners do not race for it; a dead runner's runs come back when their leases expire, a deadline
+the store waits for). At its concurrency cap the worker waits for a finished run's slot first.
+Cancellations come on the store's WatchWork stream, which is reconnected with backoff when the
+store goes away.
 """
 
 from __future__ import annotations
@@ -29,6 +25,7 @@ from services.runner.executor import Executor, RunHandle
 
 log = logging.getLogger("parley.runner")
 Signal = store_service_pb2.WatchWorkResponse
+CLAIM_WAIT_MS = 30_000  # one long poll's wait at the store; then the worker asks again
 
 
 class Worker:
@@ -45,11 +42,11 @@ class Worker:
         self.runner_id = runner_id
         self._lease_seconds = lease_seconds
         self._slots = asyncio.Semaphore(concurrency)
-        self._wake = asyncio.Event()
         self._running: dict[str, RunHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._poll: asyncio.Future[store_service_pb2.ClaimRunResponse] | None = None
+        self._nudged = False
 
     def start(self) -> None:
         self._loops = [
@@ -58,13 +55,15 @@ class Worker:
         ]
 
     def wake(self) -> None:
-        self._wake.set()
+        """Ask again at once (NotifyRunsQueued: e.g. runs queued through another store
+        process, whose wake-ups do not reach the one this worker waits at)."""
+        if self._poll is not None and not self._poll.done():
+            self._nudged = True
+            self._poll.cancel()
 
     async def stop(self) -> None:
         """Stop claiming and abandon runs in flight: their leases expire and another runner
         resumes them (nothing is committed half-way)."""
-        if self._timer is not None:
-            self._timer.cancel()
         tasks = [*self._loops, *self._tasks]
         for task in tasks:
             task.cancel()
@@ -72,7 +71,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    # --- signals ------------------------------------------------------------------------------
+    # --- cancellations -----------------------------------------------------------------------
 
     async def _watch(self) -> None:
         backoff = 0.1
@@ -80,53 +79,49 @@ class Worker:
             try:
                 async for signal in self._store.watch_work(self.runner_id):
                     backoff = 0.1
-                    if signal.kind == Signal.KIND_RUNS_QUEUED:
-                        self._wake.set()
-                    elif signal.kind == Signal.KIND_CANCEL_REQUESTED:
-                        handle = self._running.get(signal.run_id)
-                        if handle is not None:
-                            handle.cancel()
-                        else:  # maybe held by a dead runner: claim it once its lease ends
-                            self._wake.set()
+                    handle = self._running.get(signal.run_id)
+                    if signal.kind == Signal.KIND_CANCEL_REQUESTED and handle is not None:
+                        handle.cancel()
             except grpc.aio.AioRpcError as exc:
                 log.info("work stream from the store ended (%s); reconnecting", exc.code().name)
             await asyncio.sleep(backoff)  # reconnect backoff only; never on the hot path
             backoff = min(backoff * 2, 5.0)
 
-    def _wake_after(self, delay_ms: int) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(delay_ms / 1000, self._wake.set)
-
     # --- claiming -----------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self._claim_all()
-            except grpc.aio.AioRpcError as exc:
-                log.warning("claiming failed (%s): %s", exc.code().name, exc.details())
-                self._wake_after(500)
-
-    async def _claim_all(self) -> None:
-        """Claim while the store says more is runnable; at the cap, wait for a free slot."""
+        backoff = 0.1
         while True:
             await self._slots.acquire()
             try:
-                claim = await self._store.claim(self.runner_id, self._lease_seconds)
+                claim = await self._claim()
+            except grpc.aio.AioRpcError as exc:
+                self._slots.release()
+                log.warning("claiming failed (%s): %s", exc.code().name, exc.details())
+                await asyncio.sleep(backoff)  # the store is away: back off, never on the hot path
+                backoff = min(backoff * 2, 5.0)
+                continue
             except BaseException:
                 self._slots.release()
                 raise
-            if claim.HasField("run"):
+            backoff = 0.1
+            if claim is not None and claim.HasField("run"):
                 self._start(claim)
             else:
                 self._slots.release()
-            if not claim.has_more:
-                if claim.retry_after_ms:
-                    self._wake_after(claim.retry_after_ms)
-                return
+
+    async def _claim(self) -> store_service_pb2.ClaimRunResponse | None:
+        """One long poll; None when `wake()` cut it short."""
+        self._poll = poll = self._store.claim(self.runner_id, self._lease_seconds, CLAIM_WAIT_MS)
+        try:
+            return await poll
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._nudged or (task is not None and task.cancelling()):
+                raise
+            return None
+        finally:
+            self._poll, self._nudged = None, False
 
     def _start(self, claim: store_service_pb2.ClaimRunResponse) -> None:
         if claim.attempt == 1:

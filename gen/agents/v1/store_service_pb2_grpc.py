@@ -79,7 +79,9 @@ class StoreServiceServicer:
     """
 
     def ClaimRun(self, request, context):
-        """Lease the next runnable run (pending, or running with an expired lease), if any.
+        """Lease the next runnable run (pending, or running with an expired lease). With wait_ms, a
+        long poll: when nothing is runnable the call waits for a run to be queued (each queued run
+        wakes one waiting runner) or for a running lease to expire. Runners never poll on a timer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -101,8 +103,8 @@ class StoreServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchWork(self, request, context):
-        """Wake-ups for runners: a first signal at once, then one whenever a run is queued or a
-        cancellation is requested. Runners keep it open instead of polling.
+        """Cancellation requests for runners, as they happen. Runners keep it open instead of polling
+        (runs themselves come from ClaimRun's wait).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -3,6 +3,7 @@ pause for tool outputs, resume; versions and message paging along the way."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -342,6 +343,46 @@ async def test_claim_with_nothing_to_do_and_bad_requests(api: Api) -> None:
     # Nothing runnable: only the hint of when the earliest running lease expires.
     assert claimed == store_service_pb2.ClaimRunResponse(retry_after_ms=claimed.retry_after_ms)
     assert 0 < claimed.retry_after_ms <= 601_000
+
+
+async def _drain(api: Api) -> None:
+    """Claim whatever other tests left runnable, so the next claim waits."""
+    started = time.monotonic()
+    while (
+        await api.store.ClaimRun(
+            store_service_pb2.ClaimRunRequest(runner_id="drain", lease_seconds=600)
+        )
+    ).HasField("run"):
+        assert time.monotonic() - started < 10
+
+
+def _wait_for_claim(api: Api, runner_id: str) -> asyncio.Task[store_service_pb2.ClaimRunResponse]:
+    request = store_service_pb2.ClaimRunRequest(
+        runner_id=runner_id, lease_seconds=600, wait_ms=30_000
+    )
+    return asyncio.ensure_future(api.store.ClaimRun(request))
+
+
+async def test_a_waiting_claim_answers_when_a_run_is_queued(api: Api) -> None:
+    await _drain(api)
+    who = api.user()
+    conversation = await api.create(who)
+    waiting = _wait_for_claim(api, "waiter")
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # nothing runnable: the long poll holds
+    run = await api.start(who, conversation.id)
+    claimed = await asyncio.wait_for(waiting, 10)  # well inside its 30 s wait: it was woken
+    assert claimed.run.id == run.id and claimed.attempt == 1
+    assert claimed.run.status == run_pb2.RUN_STATUS_RUNNING
+
+
+async def test_a_waiting_claim_takes_over_when_a_lease_expires(api: Api) -> None:
+    await _drain(api)
+    who = api.user()
+    run = await api.start(who, (await api.create(who)).id)
+    await api.claim(run.id, runner_id="short-lived", lease_seconds=1)
+    claimed = await asyncio.wait_for(_wait_for_claim(api, "next"), 10)
+    assert claimed.run.id == run.id and claimed.attempt == 2
 
 
 async def test_health_is_served(api: Api) -> None:
