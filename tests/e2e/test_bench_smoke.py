@@ -92,5 +92,5 @@ def test_store_transaction_comparison_runs() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "aiosqlite not installed" not in result.stdout
-    assert result.stdout.count("ms CPU") == 4
+    assert result.stdout.count("ms CPU") == 5
     assert "relative to Parley's way" in result.stdout

@@ -1,13 +1,14 @@
 """The store's database: every transaction is one synchronous function run in one step.
 
-`await db.write(fn)` runs `fn(connection)` inside BEGIN … COMMIT, `await db.read(fn)` outside
-any explicit transaction; `fn` uses SQLAlchemy Core on a plain `Connection`, so each store
-operation is written once for both databases:
+`await db.write(fn)` runs `fn(connection)` inside BEGIN … COMMIT, `await db.read(fn)` for work
+that writes nothing; `fn` uses SQLAlchemy Core on a plain `Connection`, so each store operation is
+written once for both databases:
 
-- SQLite (the embedded default): one connection on one dedicated thread, through the standard
-  library's driver. The whole transaction is a single hop to that thread; an async driver such
-  as aiosqlite hops to its thread for every statement, fetch and commit, which costs several
-  times the CPU (`python -m tests.bench.store_tx` measures both). One connection also means
+- SQLite (the embedded default): one connection, kept open, on one dedicated thread, through the
+  standard library's driver; reads are transactions on it too. The whole transaction is a single
+  hop to that thread; an async driver such as aiosqlite hops to its thread for every statement,
+  fetch and commit, which costs several times the CPU (`python -m tests.bench.store_tx` measures
+  both). One connection also means
   writers never collide: they queue in Python instead of sleeping in SQLite's busy handler.
 - PostgreSQL: the asyncpg pool, `fn` run through `AsyncConnection.run_sync` (no threads).
 
@@ -75,23 +76,28 @@ class _Sqlite:
         )
         event.listen(self._engine, "connect", sqlite_pragmas)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="parley-sqlite")
+        # The store thread's one connection, kept open: a pool checkout and checkin per
+        # transaction cost more than a primary-key read.
+        self._conn: Connection | None = None
 
-    def _begin(self, fn: Work[T]) -> T:
-        with self._engine.begin() as conn:
-            return fn(conn)
-
-    def _connect(self, fn: Work[T]) -> T:
-        with self._engine.connect() as conn:
-            return fn(conn)
+    def _transaction(self, fn: Work[T]) -> T:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        with self._conn.begin():  # reads too: a read sees one snapshot, then lets WAL move on
+            return fn(self._conn)
 
     async def write(self, fn: Work[T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._begin, fn)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._transaction, fn)
 
-    async def read(self, fn: Work[T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._connect, fn)
+    read = write  # one connection, one thread: a read is a transaction that writes nothing
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._engine.dispose()
 
     async def dispose(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
         self._thread.shutdown()  # at once: the thread is idle now, and must not outlive the store
 
 
