@@ -1,5 +1,6 @@
-"""The run executor's process: a worker that claims runs from the store (woken by the store's
-WatchWork stream) and executes them, plus the RunnerService gRPC server."""
+"""The run executor's process: a worker that claims runs from the store (ClaimRun long polls;
+cancellations on the store's WatchWork stream) and executes them, plus the RunnerService gRPC
+server."""
 
 from __future__ import annotations
 

@@ -272,7 +272,7 @@ def parley_serve(
             failures.append(exc)
 
     # The api first (it migrates the database; the gateway reads its descriptors), then the
-    # others at once: runners reach the store through WatchWork, which reconnects.
+    # others at once: a runner retries its ClaimRun and WatchWork until the store answers.
     start(0, *plan[0])
     if not failures:
         threads = [

@@ -11,6 +11,9 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 
+import grpc
+from agents.v1 import runner_service_pb2, runner_service_pb2_grpc
+
 from tests.fakes import bedrock as fb
 
 from .conftest import SECRET
@@ -98,6 +101,28 @@ async def test_pending_runs_wait_for_a_runner_and_can_be_cancelled(
             await runner.stop()
         assert done["final_text"] == "picked up"
         assert rs.bedrock.requests_for(cancelled_q) == []
+
+
+async def test_a_nudged_runner_asks_again_and_keeps_working(
+    make_database_url: Callable[[], Awaitable[str]],
+) -> None:
+    """NotifyRunsQueued cuts the runner's waiting ClaimRun short; it asks again at once and
+    still picks up the next run."""
+    async with running_runner_suite(await make_database_url(), with_runner=False) as rs:
+        runner = await start_runner(rs.settings)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{runner.port}") as channel:
+                stub = runner_service_pb2_grpc.RunnerServiceStub(channel)
+                for _ in range(3):
+                    await stub.NotifyRunsQueued(runner_service_pb2.NotifyRunsQueuedRequest(count=1))
+                    await asyncio.sleep(0.05)
+            question = unique("After the nudges.")
+            rs.bedrock.on(question, fb.text("still here"))
+            run = await rs.start_run((await rs.create_conversation())["id"], question)
+            done = await rs.wait_run(run["id"])
+        finally:
+            await runner.stop()
+        assert done["final_text"] == "still here"
 
 
 async def test_several_runners_execute_each_run_exactly_once(

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class RunnerServiceStub:
-    """Internal: the run executor. The store wakes it when runs are queued, so no runner polls.
+    """Internal: the run executor. It waits for runs in ClaimRun long polls at the store; this
+    service makes it ask again at once (e.g. after runs were queued through another store process).
     """
 
     def __init__(self, channel):
@@ -43,7 +44,8 @@ class RunnerServiceStub:
 
 
 class RunnerServiceServicer:
-    """Internal: the run executor. The store wakes it when runs are queued, so no runner polls.
+    """Internal: the run executor. It waits for runs in ClaimRun long polls at the store; this
+    service makes it ask again at once (e.g. after runs were queued through another store process).
     """
 
     def NotifyRunsQueued(self, request, context):
@@ -70,7 +72,8 @@ def add_RunnerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RunnerService:
-    """Internal: the run executor. The store wakes it when runs are queued, so no runner polls.
+    """Internal: the run executor. It waits for runs in ClaimRun long polls at the store; this
+    service makes it ask again at once (e.g. after runs were queued through another store process).
     """
 
     @staticmethod
