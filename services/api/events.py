@@ -11,6 +11,7 @@ to catch up (on subscribing, or when what it was handed does not follow on from 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ TERMINAL_TYPES = {
     run_pb2.RUN_STATUS_FAILED: "run.failed",
 }
 T = TypeVar("T")
+log = logging.getLogger("parley.api")
 _TERMINAL_TYPE_NAMES = frozenset(TERMINAL_TYPES.values())
 Signal = store_service_pb2.WatchWorkResponse
 _OUTBOX = "parley.events.outbox"  # Connection.info key: events appended in this transaction
@@ -60,11 +62,18 @@ class Subscription:
 
 class Claimer:
     """A ClaimRun waiting for work. `arm()` before each look at the queue, so a run queued while
-    looking is not missed; `wait()` then returns when a queued run woke it (True) or on timeout."""
+    looking is not missed; `wait()` then returns when a queued run woke it (True) or on timeout.
+    While it waits, a StartRun may lease its new run to it in its own transaction and hand the
+    claim over (`handed`): the run never waits in the queue (Temporal's "sync match")."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, runner_id: str, lease_seconds: int) -> None:
         self._hub = hub
         self._woken = asyncio.Event()
+        self.runner_id = runner_id
+        self.lease_seconds = lease_seconds
+        self.waiting = False  # in wait(), not looking: free to be handed a run
+        self.reserved = False  # a StartRun took it: it gets `hand` or `release` shortly
+        self.handed: object | None = None  # a lifecycle.Claim made for it by a StartRun
 
     def arm(self) -> None:
         self._woken.clear()
@@ -74,12 +83,32 @@ class Claimer:
     def wake(self) -> None:
         self._woken.set()
 
+    def hand(self, claim: object) -> None:
+        self.handed, self.reserved = claim, False
+        self._woken.set()
+
+    def release(self) -> None:
+        """The StartRun that took it made no run for it: it looks at the queue again."""
+        self.reserved = False
+        self._woken.set()
+
+    def take_handed(self) -> object | None:
+        handed, self.handed = self.handed, None
+        if handed is not None:
+            self._woken.clear()  # used: nothing to pass on
+        return handed
+
     async def wait(self, timeout: float) -> bool:
+        self.waiting = True
         try:
             async with asyncio.timeout(timeout):
                 await self._woken.wait()
         except TimeoutError:
-            return False
+            if not self.reserved:
+                return False
+            await self._woken.wait()  # a StartRun is handing it a run right now
+        finally:
+            self.waiting = False
         return True
 
 
@@ -93,11 +122,11 @@ class Hub:
         self._claimers: deque[Claimer] = deque()
 
     @contextmanager
-    def claimer(self) -> Iterator[Claimer]:
+    def claimer(self, runner_id: str, lease_seconds: int) -> Iterator[Claimer]:
         """A waiting claim for the length of one ClaimRun. A queued run wakes one claimer only
         (the longest waiting), so runners do not race for it; a claimer that leaves woken
         without looking again (it had claimed another run, or was cancelled) wakes the next."""
-        claimer = Claimer(self)
+        claimer = Claimer(self, runner_id, lease_seconds)
         try:
             yield claimer
         finally:
@@ -105,10 +134,22 @@ class Hub:
                 self._claimers.remove(claimer)
             elif claimer._woken.is_set():
                 self.runs_queued()
+            if claimer.handed is not None:  # cancelled after the hand-over: its lease expires
+                log.warning("a run handed to runner %s was not delivered", claimer.runner_id)
 
     def runs_queued(self) -> None:
         if self._claimers:
             self._claimers.popleft().wake()
+
+    def waiting_claimer(self) -> Claimer | None:
+        """The longest-waiting claimer, taken off the list for a StartRun to hand its run to;
+        the StartRun gives it back (`hand` or `release`) whatever happens."""
+        for claimer in self._claimers:
+            if claimer.waiting:
+                self._claimers.remove(claimer)
+                claimer.reserved = True
+                return claimer
+        return None
 
     @contextmanager
     def watch(self) -> Iterator[asyncio.Queue[Signal]]:

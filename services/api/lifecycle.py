@@ -94,6 +94,17 @@ def _claim_statement(skip_locked: bool) -> Any:
 
 
 _CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}  # by is_postgres
+_CLAIM_NEW = (  # a run its own StartRun transaction hands to a waiting runner
+    update(runs)
+    .where(runs.c.id == bindparam("run_id"))
+    .values(
+        status="running",
+        lease_owner=bindparam("runner"),
+        lease_expires_at=bindparam("expires"),
+        attempts=runs.c.attempts + 1,
+    )
+    .returning(*runs.c)
+)
 _EARLIEST_LEASE = select(func.min(runs.c.lease_expires_at)).where(runs.c.status == "running")
 _CONVERSATION = select(conversations).where(conversations.c.id == bindparam("id"))
 _HISTORY = (
@@ -121,25 +132,38 @@ async def claim_run(db: Database, hub: events.Hub, runner_id: str, lease_seconds
         run = conn.execute(claim, params).mappings().first()
         if run is None:
             return Claim(None, _retry_after_ms(conn, now))
-        run_id = run["id"]
-        resumed = run["attempts"] > 1  # a lost runner's run: hand over what it already did
-        if not resumed:
-            events.append(conn, run_id, events.status_event(run_pb2.RUN_STATUS_RUNNING), now)
-        conversation = conn.execute(_CONVERSATION, {"id": run["conversation_id"]}).mappings().one()
-        history = list(conn.execute(_HISTORY, {"id": run["conversation_id"]}).mappings().all())
-        live: list[run_pb2.LiveTurn] = []
-        usage = run_pb2.Usage()
-        if resumed:
-            live = events.live_turns(conn, run_id)
-            prompt, completion = conn.execute(_USAGE, {"run_id": run_id}).one()
-            usage = run_pb2.Usage(
-                prompt_tokens=int(prompt),
-                completion_tokens=int(completion),
-                total_tokens=int(prompt) + int(completion),
-            )
-        return Claim(ClaimedRun(run, conversation, history, live, usage), 0)
+        return _claimed(conn, run, now)
 
     return await hub.write(db, work)
+
+
+def claim_new_run(conn: Connection, run_id: str, runner_id: str, lease_seconds: int) -> Claim:
+    """Inside the StartRun transaction that inserted `run_id`: lease it to a runner waiting in
+    ClaimRun (the run never waits in the queue)."""
+    now = datetime.now(UTC)
+    params = {"run_id": run_id, "runner": runner_id, "expires": now + _lease(lease_seconds)}
+    return _claimed(conn, conn.execute(_CLAIM_NEW, params).mappings().one(), now)
+
+
+def _claimed(conn: Connection, run: RowMapping, now: datetime) -> Claim:
+    """What the runner needs of a run just leased to it."""
+    run_id = run["id"]
+    resumed = run["attempts"] > 1  # a lost runner's run: hand over what it already did
+    if not resumed:
+        events.append(conn, run_id, events.status_event(run_pb2.RUN_STATUS_RUNNING), now)
+    conversation = conn.execute(_CONVERSATION, {"id": run["conversation_id"]}).mappings().one()
+    history = list(conn.execute(_HISTORY, {"id": run["conversation_id"]}).mappings().all())
+    live: list[run_pb2.LiveTurn] = []
+    usage = run_pb2.Usage()
+    if resumed:
+        live = events.live_turns(conn, run_id)
+        prompt, completion = conn.execute(_USAGE, {"run_id": run_id}).one()
+        usage = run_pb2.Usage(
+            prompt_tokens=int(prompt),
+            completion_tokens=int(completion),
+            total_tokens=int(prompt) + int(completion),
+        )
+    return Claim(ClaimedRun(run, conversation, history, live, usage), 0)
 
 
 def _retry_after_ms(conn: Connection, now: datetime) -> int:

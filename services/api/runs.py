@@ -31,9 +31,10 @@ from services.common.metrics import RUNS_STARTED
 
 @dataclass(frozen=True)
 class StartedRun:
-    row: RowMapping | dict[str, Any]
+    row: RowMapping | dict[str, Any]  # as accepted (pending)
     current_name: str | None
     replayed: bool  # an earlier request with the same client_op_id created it
+    claim: lifecycle.Claim | None = None  # leased at once to the waiting runner it was given
 
 
 async def start_run(
@@ -42,6 +43,7 @@ async def start_run(
     rules: validation.ConfigRules,
     principal: Principal,
     request: conversation_service_pb2.StartRunRequest,
+    claimer: events.Claimer | None = None,
 ) -> StartedRun:
     client_op_id = validation.validate_start_run(request)
     if request.config_override.HasField("mcp_servers"):  # the defaults' were checked at creation
@@ -52,7 +54,7 @@ async def start_run(
         )
     try:
         started = await hub.write(
-            db, lambda conn: _start(conn, rules, principal, request, client_op_id)
+            db, lambda conn: _start(conn, rules, principal, request, client_op_id, claimer)
         )
     except IntegrityError:
         # Another request with this client_op_id inserted first: answer with its run.
@@ -77,6 +79,7 @@ def _start(
     principal: Principal,
     request: conversation_service_pb2.StartRunRequest,
     client_op_id: str,
+    claimer: events.Claimer | None,
 ) -> StartedRun:
     conversation = owned_conversation(conn, principal, request.id)
     existing = _run_by_op(conn, conversation["id"], client_op_id)
@@ -147,7 +150,10 @@ def _start(
     }
     conn.execute(_INSERT_RUN, values)
     events.append(conn, run_id, events.status_event(run_pb2.RUN_STATUS_PENDING))
-    return StartedRun(values, conversation["name"], False)
+    claim = None
+    if claimer is not None:
+        claim = lifecycle.claim_new_run(conn, run_id, claimer.runner_id, claimer.lease_seconds)
+    return StartedRun(values, conversation["name"], False, claim)
 
 
 def _check_can_start(

@@ -85,10 +85,22 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         self, request: conversation_service_pb2.StartRunRequest, context: Context
     ) -> run_pb2.Run:
         principal = self._principal(context, WRITE_SCOPE)
-        started = await runs.start_run(self._db, self._hub, self._rules, principal, request)
+        # A runner waiting for work gets the new run leased in the same transaction.
+        claimer = self._hub.waiting_claimer()
+        started = None
+        try:
+            started = await runs.start_run(
+                self._db, self._hub, self._rules, principal, request, claimer
+            )
+        finally:
+            if claimer is not None:
+                if started is not None and started.claim is not None:
+                    claimer.hand(started.claim)
+                else:
+                    claimer.release()  # not used (a replay, or the request failed)
         if started.replayed:  # the original row, answered 200 instead of the method's 202
             await context.send_initial_metadata(((HTTP_STATUS_KEY, "200"),))
-        else:
+        elif started.claim is None:
             self._hub.runs_queued()
         return mapping.run_to_proto(started.row, started.current_name, self._docs_url)
 

@@ -29,7 +29,7 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
         claim or the earliest running lease expires, then look again."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0, request.wait_ms) / 1000
-        with self._hub.claimer() as claimer:
+        with self._hub.claimer(request.runner_id, request.lease_seconds) as claimer:
             while True:
                 claimer.arm()
                 claim = await lifecycle.claim_run(
@@ -41,6 +41,10 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
                 if claim.retry_after_ms:
                     left = min(left, claim.retry_after_ms / 1000)
                 await claimer.wait(left)
+                handed = claimer.take_handed()
+                if handed is not None:  # a StartRun leased its new run to this claim
+                    assert isinstance(handed, lifecycle.Claim)
+                    return lifecycle.claim_response(handed, self._docs_url)
 
     async def RenewLease(
         self, request: store_service_pb2.RenewLeaseRequest, context: Context
