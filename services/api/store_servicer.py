@@ -25,8 +25,9 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
     async def ClaimRun(
         self, request: store_service_pb2.ClaimRunRequest, context: Context
     ) -> store_service_pb2.ClaimRunResponse:
-        """Claim at once, or wait (a long poll, up to wait_ms) until a queued run wakes this
-        claim or the earliest running lease expires, then look again."""
+        """Claim at once, or wait (a long poll, up to wait_ms): a StartRun may hand this claim
+        its new run, already leased to it; a queued run or the earliest running lease's expiry
+        wakes it to look again."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0, request.wait_ms) / 1000
         with self._hub.claimer(request.runner_id, request.lease_seconds) as claimer:

@@ -1,9 +1,10 @@
 """Claims runs and keeps their leases.
 
 Pickup without polling: with a free slot, the worker keeps one ClaimRun long poll open at the
-store, which answers the moment a run is claimable (each queued run wakes one waiting runner, so
-runners do not race for it; a dead runner's runs come back when their leases expire, a deadline
-the store waits for). At its concurrency cap the worker waits for a finished run's slot first.
+store. A new run is leased to a waiting poll in its StartRun's own transaction and handed over at
+once; otherwise each queued run wakes one waiting runner, so runners do not race for it, and a
+dead runner's runs come back when their leases expire, a deadline the store waits for. At its
+concurrency cap the worker waits for a finished run's slot first.
 Cancellations come on the store's WatchWork stream, which is reconnected with backoff when the
 store goes away.
 """
@@ -45,7 +46,7 @@ class Worker:
         self._running: dict[str, RunHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
-        self._poll: asyncio.Future[store_service_pb2.ClaimRunResponse] | None = None
+        self._poll: grpc.aio.UnaryUnaryCall | None = None  # the ClaimRun waiting at the store
         self._nudged = False
 
     def start(self) -> None:

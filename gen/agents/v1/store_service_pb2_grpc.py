@@ -80,8 +80,9 @@ class StoreServiceServicer:
 
     def ClaimRun(self, request, context):
         """Lease the next runnable run (pending, or running with an expired lease). With wait_ms, a
-        long poll: when nothing is runnable the call waits for a run to be queued (each queued run
-        wakes one waiting runner) or for a running lease to expire. Runners never poll on a timer.
+        long poll: when nothing is runnable the call waits. A new run is leased to a waiting call in
+        its StartRun's own transaction and handed over; otherwise a queued run wakes one waiting
+        call, or the earliest running lease's expiry does. Runners never poll on a timer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
