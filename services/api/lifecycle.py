@@ -70,19 +70,11 @@ def _runnable(table: Any) -> ColumnElement[bool]:
     )
 
 
-def _claim_statement(skip_locked: bool) -> Any:
-    candidate = runs.alias("candidate")
-    oldest = (
-        select(candidate.c.id)
-        .where(_runnable(candidate))
-        .order_by(candidate.c.started_at, candidate.c.id)
-        .limit(1)
-    )
-    if skip_locked:
-        oldest = oldest.with_for_update(skip_locked=True)
+def _leasing(run_id: Any) -> Any:
+    """UPDATE … RETURNING that leases the run `run_id` (a value or a subquery) to :runner."""
     return (
         update(runs)
-        .where(runs.c.id == oldest.scalar_subquery())
+        .where(runs.c.id == run_id)
         .values(
             status="running",
             lease_owner=bindparam("runner"),
@@ -93,18 +85,21 @@ def _claim_statement(skip_locked: bool) -> Any:
     )
 
 
-_CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}  # by is_postgres
-_CLAIM_NEW = (  # a run its own StartRun transaction hands to a waiting runner
-    update(runs)
-    .where(runs.c.id == bindparam("run_id"))
-    .values(
-        status="running",
-        lease_owner=bindparam("runner"),
-        lease_expires_at=bindparam("expires"),
-        attempts=runs.c.attempts + 1,
+def _claim_statement(skip_locked: bool) -> Any:
+    candidate = runs.alias("candidate")
+    oldest = (
+        select(candidate.c.id)
+        .where(_runnable(candidate))
+        .order_by(candidate.c.started_at, candidate.c.id)
+        .limit(1)
     )
-    .returning(*runs.c)
-)
+    if skip_locked:
+        oldest = oldest.with_for_update(skip_locked=True)
+    return _leasing(oldest.scalar_subquery())
+
+
+_CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}  # by is_postgres
+_CLAIM_NEW = _leasing(bindparam("run_id"))  # a new run, handed over by its own StartRun
 _EARLIEST_LEASE = select(func.min(runs.c.lease_expires_at)).where(runs.c.status == "running")
 _CONVERSATION = select(conversations).where(conversations.c.id == bindparam("id"))
 _HISTORY = (
