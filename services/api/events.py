@@ -74,6 +74,7 @@ class Claimer:
         self.waiting = False  # in wait(), not looking: free to be handed a run
         self.reserved = False  # a StartRun took it: it gets `hand` or `release` shortly
         self.handed: object | None = None  # a lifecycle.Claim made for it by a StartRun
+        self.ended = False  # its ClaimRun has returned or was cancelled
 
     def arm(self) -> None:
         self._woken.clear()
@@ -84,6 +85,8 @@ class Claimer:
         self._woken.set()
 
     def hand(self, claim: object) -> None:
+        if self.ended:  # its runner went away meanwhile: the run resumes when the lease expires
+            log.warning("runner %s left before its run was handed over", self.runner_id)
         self.handed, self.reserved = claim, False
         self._woken.set()
 
@@ -130,6 +133,7 @@ class Hub:
         try:
             yield claimer
         finally:
+            claimer.ended = True
             if claimer in self._claimers:
                 self._claimers.remove(claimer)
             elif claimer._woken.is_set():

@@ -87,21 +87,23 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         principal = self._principal(context, WRITE_SCOPE)
         # A runner waiting for work gets the new run leased in the same transaction.
         claimer = self._hub.waiting_claimer()
-        started = None
         try:
             started = await runs.start_run(
                 self._db, self._hub, self._rules, principal, request, claimer
             )
-        finally:
+        except BaseException:
             if claimer is not None:
-                if started is not None and started.claim is not None:
-                    claimer.hand(started.claim)
-                else:
-                    claimer.release()  # not used (a replay, or the request failed)
+                claimer.release()
+            raise
+        if claimer is not None:
+            if started.claim is not None:
+                claimer.hand(started.claim)
+            else:
+                claimer.release()  # a replay made no run
+        elif not started.replayed:
+            self._hub.runs_queued()
         if started.replayed:  # the original row, answered 200 instead of the method's 202
             await context.send_initial_metadata(((HTTP_STATUS_KEY, "200"),))
-        elif started.claim is None:
-            self._hub.runs_queued()
         return mapping.run_to_proto(started.row, started.current_name, self._docs_url)
 
     async def GetRun(

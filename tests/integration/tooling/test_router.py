@@ -357,15 +357,14 @@ async def test_a_tool_removed_since_the_listing_is_the_servers_error(
 
 async def test_a_session_the_server_forgot_is_replaced_at_once(router: Router) -> None:
     """An HTTP+SSE server that answers 404 for a kept session: the call, refused unprocessed,
-    goes out once on a new client, without waiting for any timeout."""
+    goes out once on a new client at once (not after the call's timeout, an error result)."""
     forgetful = fakes.ForgetfulSse()
     async with fakes.serve(forgetful.app(), "/sse") as url:
         server = {"alias": "f", "url": url}
         assert (await router.call("f-count", "{}", server)).content[0].text.text == "call 1"
         forgetful.forget()
-        started = time.perf_counter()
+        # Without the fix the SDK only logs the refused POST and the call times out (1 s here).
         result = await router.call("f-count", "{}", server)
-        assert time.perf_counter() - started < 2
     assert result.content[0].text.text == "call 2" and forgetful.calls == 2
 
 

@@ -47,7 +47,6 @@ async def test_nobody_waiting_keeps_no_wake_up() -> None:
     with hub.claimer("r", 30) as claimer:
         claimer.arm()
         assert not await claimer.wait(0.01)
-    await asyncio.sleep(0)
 
 
 async def test_only_a_waiting_claim_is_handed_a_new_run() -> None:
