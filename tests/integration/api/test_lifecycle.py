@@ -376,6 +376,21 @@ async def test_a_waiting_claim_answers_when_a_run_is_queued(api: Api) -> None:
     assert claimed.run.status == run_pb2.RUN_STATUS_RUNNING
 
 
+async def test_a_failed_start_gives_the_waiting_claim_back(api: Api) -> None:
+    """A StartRun takes the waiting claim before its transaction; when it fails (a stale
+    expected_version here), the claim waits on and gets the next run."""
+    await _drain(api)
+    who = api.user()
+    conversation = await api.create(who)
+    waiting = _wait_for_claim(api, "waiter")
+    await asyncio.sleep(0.2)
+    await expect_error(api.start(who, conversation.id, expected_version=5), "VersionConflict")
+    assert not waiting.done()
+    run = await api.start(who, conversation.id)
+    claimed = await asyncio.wait_for(waiting, 10)
+    assert claimed.run.id == run.id and claimed.attempt == 1
+
+
 async def test_a_waiting_claim_takes_over_when_a_lease_expires(api: Api) -> None:
     await _drain(api)
     who = api.user()
