@@ -85,10 +85,16 @@ class Claimer:
         self._woken.set()
 
     def hand(self, claim: object) -> None:
-        if self.ended:  # its runner went away meanwhile: the run resumes when the lease expires
-            log.warning("runner %s left before its run was handed over", self.runner_id)
         self.handed, self.reserved = claim, False
         self._woken.set()
+        if self.ended:  # its runner went away while the StartRun committed
+            self._undelivered()
+
+    def _undelivered(self) -> None:
+        log.warning(
+            "a run leased to runner %s was not handed over: it resumes when its lease expires",
+            self.runner_id,
+        )
 
     def release(self) -> None:
         """The StartRun that took it made no run for it: it looks at the queue again."""
@@ -138,8 +144,8 @@ class Hub:
                 self._claimers.remove(claimer)
             elif claimer._woken.is_set():
                 self.runs_queued()
-            if claimer.handed is not None:  # cancelled after the hand-over: its lease expires
-                log.warning("a run handed to runner %s was not delivered", claimer.runner_id)
+            if claimer.handed is not None:  # cancelled after the hand-over
+                claimer._undelivered()
 
     def runs_queued(self) -> None:
         if self._claimers:

@@ -84,7 +84,9 @@ class Worker:
                     if signal.kind == Signal.KIND_CANCEL_REQUESTED and handle is not None:
                         handle.cancel()
             except grpc.aio.AioRpcError as exc:
-                log.info("work stream from the store ended (%s); reconnecting", exc.code().name)
+                log.info(
+                    "cancellation stream from the store ended (%s); reconnecting", exc.code().name
+                )
             await asyncio.sleep(backoff)  # reconnect backoff only; never on the hot path
             backoff = min(backoff * 2, 5.0)
 

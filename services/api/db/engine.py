@@ -8,8 +8,8 @@ written once for both databases:
   standard library's driver; reads are transactions on it too. The whole transaction is a single
   hop to that thread; an async driver such as aiosqlite hops to its thread for every statement,
   fetch and commit, which costs several times the CPU (`python -m tests.bench.store_tx` measures
-  both). One connection also means
-  writers never collide: they queue in Python instead of sleeping in SQLite's busy handler.
+  both). One connection also means writers never collide: they queue in Python instead of
+  sleeping in SQLite's busy handler.
 - PostgreSQL: the asyncpg pool, `fn` run through `AsyncConnection.run_sync` (no threads).
 
 Hot statements are built once, at import, with bind parameters: building a Core statement and its
