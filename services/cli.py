@@ -84,8 +84,8 @@ def _tune_gc() -> None:
 async def _drain_leftover_tasks(timeout_s: float = 5.0) -> None:
     """Every service has stopped; cancel what is left (titling jobs, library internals) and wait
     a bounded time. A stop signal must always stop Parley: a task that ignores cancellation is
-    logged with its stack, and model calls still blocking a provider thread are abandoned (their
-    runs' leases expire and another runner resumes them), so the process exits without them."""
+    logged with its stack, and calls still blocking a thread are abandoned (a run they served
+    resumes on another runner when its lease expires), so the process exits without them."""
     log = logging.getLogger("parley.cli")
     current = asyncio.current_task()
     leftover = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
@@ -94,6 +94,10 @@ async def _drain_leftover_tasks(timeout_s: float = 5.0) -> None:
     pending: set[asyncio.Task[object]] = set()
     if leftover:
         _, pending = await asyncio.wait(leftover, timeout=timeout_s)
+    # Idle default-executor threads (asyncio.to_thread) end here; a thread still blocked in a
+    # call does not, and is counted below.
+    shutdown = asyncio.ensure_future(asyncio.get_running_loop().shutdown_default_executor())
+    await asyncio.wait({shutdown}, timeout=timeout_s)
     for task in pending:
         stack = task.get_stack()
         where = "".join(traceback.format_stack(stack[-1])) if stack else "(no stack)"

@@ -32,7 +32,7 @@ async def start(settings: Settings, bind: str) -> Running:
     tooling_channel = grpc.aio.insecure_channel(settings.tooling_addr)
     bedrock = BedrockProvider(
         BedrockOptions(
-            max_workers=max(settings.runner_concurrency, 4),
+            max_connections=max(settings.runner_concurrency, 4),
             max_attempts=settings.bedrock_max_attempts,
             connect_timeout_s=settings.bedrock_connect_timeout_s,
             read_timeout_s=settings.bedrock_read_timeout_s,
@@ -46,7 +46,7 @@ async def start(settings: Settings, bind: str) -> Running:
         store, executor, runner_id, settings.runner_concurrency, settings.runner_lease_seconds
     )
     try:
-        await bedrock.client(settings.default_data_plane_id)  # built once, off the event loop
+        await bedrock.endpoint(settings.default_data_plane_id)  # resolved once, off the event loop
         server, port = await start_server(
             bind,
             [(runner_service_pb2_grpc.add_RunnerServiceServicer_to_server, RunnerServicer(worker))],

@@ -94,3 +94,21 @@ def test_store_transaction_comparison_runs() -> None:
     assert "aiosqlite not installed" not in result.stdout
     assert result.stdout.count("ms CPU") == 5
     assert "relative to Parley's way" in result.stdout
+
+
+def test_converse_call_comparison_runs() -> None:
+    """tests/bench/converse_call.py (the measurement behind the provider's async calls) runs every
+    row against the fake Converse server; its figures are printed, not asserted."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "AWS_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.bench.converse_call", "--n", "40"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("ms CPU") == 6
+    assert "relative to Parley's way" in result.stdout

@@ -96,6 +96,7 @@ def throttled() -> Reply:
 class Captured:
     model_id: str
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
 
     @property
     def first_user_text(self) -> str:
@@ -138,7 +139,8 @@ class FakeBedrock:
         parts = raw_path.decode().split("/")  # /model/{id}/converse
         model_id = urllib.parse.unquote(parts[2]) if len(parts) > 3 else ""
         body = orjson.loads(b"".join(chunks) or b"{}")
-        self.requests.append(Captured(model_id, body))
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.requests.append(Captured(model_id, body, headers))
         queue = self.scripts.get(first_user_text(body))
         if not queue:
             reply: Reply | Gate = error(

@@ -1,29 +1,50 @@
-"""Bedrock Converse through boto3's `bedrock-runtime` client.
+"""Bedrock Converse: botocore builds, signs and parses each call; aiohttp sends it.
 
-- One client per data plane, created once (off the event loop) and shared: clients are
-  thread-safe, sessions are not, so creation happens under a lock, one at a time.
-- Blocking `converse()` calls run on a dedicated, sized thread pool (`max_pool_connections`
-  matches it); the event loop never blocks. A cancelled run stops awaiting at once; the thread
-  finishes its HTTP call in the background (bounded by read_timeout) and its result is dropped.
-- Exactly one retry layer: botocore's standard mode (`total_max_attempts`), nothing in our code.
-- botocore resolves credentials and `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` itself; the region is
-  `AWS_REGION`, then `AWS_DEFAULT_REGION`, then us-east-1 (botocore ignores AWS_REGION).
+- botocore keeps what it owns: credentials, endpoint resolution (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME`
+  included), the `bedrock-runtime` service model (request and response shapes, error codes),
+  SigV4 or `AWS_BEARER_TOKEN_BEDROCK` bearer auth, and its standard-mode retry rules and backoff.
+- The HTTP call is async on one kept aiohttp session: no thread is held while the model thinks, so
+  a runner can wait on thousands of calls at once. boto3's own `converse()` runs synchronously on a
+  thread pool, which costs about three times the CPU per call (`tests/bench/converse_call.py`).
+- One endpoint per data plane, resolved once off the event loop (loading the service model reads
+  files); all data planes share one AWS account today, the key lets one get its own endpoint.
+- Exactly one retry layer: botocore's standard rules (`max_attempts` in all), waited out with
+  `asyncio.sleep`, nothing else in our code. A cancelled run stops its call at once.
+- The region is `AWS_REGION`, then `AWS_DEFAULT_REGION`, then us-east-1 (botocore ignores
+  AWS_REGION).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import os
-from concurrent.futures import ThreadPoolExecutor
+import random
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import boto3
-import botocore.exceptions
+import botocore.exceptions as bce
 import orjson
+import yarl
 from agents.v1 import message_pb2
+from botocore import parsers, serialize
+from botocore.auth import BearerAuth, SigV4Auth
+from botocore.awsrequest import (
+    AWSRequest,
+    AWSResponse,
+    HeadersDict,
+    create_request_object,
+    prepare_request_dict,
+)
 from botocore.config import Config
+from botocore.credentials import Credentials, RefreshableCredentials
+from botocore.model import OperationModel
+from botocore.retries import standard
+from botocore.tokens import FrozenAuthToken
+from botocore.utils import get_token_from_environment
 from google.protobuf import json_format, struct_pb2
 
 from services.runner.providers.base import (
@@ -39,11 +60,13 @@ _THROTTLED = frozenset(
 )
 _TIMEOUT = frozenset({"ModelTimeoutException", "RequestTimeout", "RequestTimeoutException"})
 OUTPUT_SCHEMA_NAME = "final_answer"
+_SERIALIZER = serialize.create_serializer("rest-json", include_validation=False)
+_PARSER = parsers.create_parser("rest-json")
 
 
 @dataclass(frozen=True)
 class BedrockOptions:
-    max_workers: int = 32
+    max_connections: int = 64  # the runner sets it to its concurrency
     max_attempts: int = 3
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 300.0
@@ -53,41 +76,64 @@ def region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """What botocore resolved for one data plane."""
+
+    url: str
+    region: str
+    signing_name: str
+    converse: OperationModel
+    credentials: Credentials | None
+    bearer_token: str | None
+
+
 class BedrockProvider:
     name = "bedrock"
 
     def __init__(self, options: BedrockOptions = BedrockOptions()) -> None:
         self._options = options
-        self._pool = ThreadPoolExecutor(options.max_workers, thread_name_prefix="bedrock")
-        self._clients: dict[str, Any] = {}
+        self._endpoints: dict[str, Endpoint] = {}
         self._lock = asyncio.Lock()
-        self._session = boto3.session.Session()
-
-    def _new_client(self) -> Any:
-        o = self._options
-        config = Config(
-            region_name=region(),
-            retries={"mode": "standard", "total_max_attempts": o.max_attempts},
-            connect_timeout=o.connect_timeout_s,
-            read_timeout=o.read_timeout_s,
-            max_pool_connections=o.max_workers,
-            tcp_keepalive=True,
+        self._http: aiohttp.ClientSession | None = None
+        throttling = standard.ThrottlingErrorDetector(standard.RetryEventAdapter())
+        self._retry = standard.RetryPolicy(
+            standard.StandardRetryConditions(max_attempts=options.max_attempts),
+            standard.ExponentialBackoff(random=random.random, throttling_detector=throttling),
         )
-        return self._session.client("bedrock-runtime", config=config)
 
-    async def client(self, data_plane_id: str) -> Any:
-        """The data plane's client (all data planes share one AWS account today; the cache key
-        is there so a data plane can get its own endpoint/credentials)."""
-        found = self._clients.get(data_plane_id)
+    def _resolve(self) -> Endpoint:
+        session = boto3.session.Session()
+        client = session.client("bedrock-runtime", config=Config(region_name=region()))
+        service = client.meta.service_model
+        return Endpoint(
+            client.meta.endpoint_url,
+            client.meta.region_name,
+            service.signing_name,
+            service.operation_model("Converse"),
+            session.get_credentials(),
+            get_token_from_environment(service.signing_name),
+        )
+
+    async def endpoint(self, data_plane_id: str) -> Endpoint:
+        found = self._endpoints.get(data_plane_id)
         if found is not None:
             return found
         async with self._lock:
-            if data_plane_id not in self._clients:
-                loop = asyncio.get_running_loop()
-                self._clients[data_plane_id] = await loop.run_in_executor(
-                    self._pool, self._new_client
-                )
-            return self._clients[data_plane_id]
+            if data_plane_id not in self._endpoints:
+                self._endpoints[data_plane_id] = await asyncio.to_thread(self._resolve)
+            return self._endpoints[data_plane_id]
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None:  # built on the event loop, at the first call
+            o = self._options
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=o.max_connections),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=o.connect_timeout_s, sock_read=o.read_timeout_s
+                ),
+            )
+        return self._http
 
     def prepare(self, data_plane_id: str, request: ModelRequest) -> PreparedCall:
         body = converse_body(request)
@@ -101,25 +147,75 @@ class BedrockProvider:
         )
 
     async def converse(self, call: PreparedCall) -> ModelReply:
-        client = await self.client(call.data_plane_id)
-        loop = asyncio.get_running_loop()
+        endpoint = await self.endpoint(call.data_plane_id)
+        params = {"modelId": call.provider_model_id, **call.body}
+        for attempt in itertools.count(1):
+            parsed: dict[str, Any] | None = None
+            response: AWSResponse | None = None
+            failure: bce.BotoCoreError | None = None
+            try:
+                request = await signed_request(endpoint, params)
+                response, parsed = await self._send(endpoint, request)
+                if response.status_code < 300:
+                    return parse_reply(parsed)
+            except bce.BotoCoreError as exc:
+                failure = exc
+            context = standard.RetryContext(attempt, endpoint.converse, parsed, response, failure)
+            if not self._retry.should_retry(context):
+                raise _classify(parsed, failure)
+            await asyncio.sleep(self._retry.compute_retry_delay(context))
+        raise AssertionError("unreachable")
+
+    async def _send(
+        self, endpoint: Endpoint, request: AWSRequest
+    ) -> tuple[AWSResponse, dict[str, Any]]:
+        url = yarl.URL(request.url, encoded=True)  # the path exactly as signed (%3A stays)
         try:
-            response = await loop.run_in_executor(
-                self._pool, lambda: client.converse(modelId=call.provider_model_id, **call.body)
+            async with self._session().post(
+                url, data=request.body, headers=dict(request.headers.items())
+            ) as http_response:
+                body = await http_response.read()
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise bce.ConnectTimeoutError(endpoint_url=endpoint.url, error=exc) from exc
+        except aiohttp.ServerTimeoutError as exc:
+            raise bce.ReadTimeoutError(endpoint_url=endpoint.url, error=exc) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise bce.EndpointConnectionError(endpoint_url=endpoint.url, error=exc) from exc
+        except aiohttp.ClientError as exc:
+            raise bce.ConnectionClosedError(endpoint_url=endpoint.url) from exc
+        headers = HeadersDict(http_response.headers.items())
+        response = AWSResponse(request.url, http_response.status, headers, None)
+        try:
+            parsed = _PARSER.parse(
+                {"status_code": http_response.status, "headers": headers, "body": body},
+                endpoint.converse.output_shape,
             )
-        except botocore.exceptions.ClientError as exc:
-            raise _classify(exc) from None
-        except (
-            botocore.exceptions.ReadTimeoutError,
-            botocore.exceptions.ConnectTimeoutError,
-        ) as exc:
-            raise ProviderError("ModelTimeout", f"Bedrock did not answer in time: {exc}") from None
-        except botocore.exceptions.BotoCoreError as exc:
-            raise ProviderError("ModelInvocationFailed", f"Bedrock call failed: {exc}") from None
-        return parse_reply(response)
+        except parsers.ResponseParserError as exc:
+            detail = f"unreadable Bedrock answer: {exc}"
+            raise ProviderError("ModelInvocationFailed", detail) from None
+        return response, parsed
 
     async def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._http is not None:
+            await self._http.close()
+
+
+async def signed_request(endpoint: Endpoint, params: dict[str, Any]) -> AWSRequest:
+    request_dict = _SERIALIZER.serialize_to_request(params, endpoint.converse)
+    prepare_request_dict(request_dict, endpoint_url=endpoint.url)
+    request = create_request_object(request_dict)
+    if endpoint.bearer_token is not None:
+        BearerAuth(FrozenAuthToken(endpoint.bearer_token)).add_auth(request)
+        return request
+    credentials = endpoint.credentials
+    if credentials is None:
+        raise bce.NoCredentialsError()
+    if isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed():
+        frozen = await asyncio.to_thread(credentials.get_frozen_credentials)  # may call STS/IMDS
+    else:
+        frozen = credentials.get_frozen_credentials()
+    SigV4Auth(frozen, endpoint.signing_name, endpoint.region).add_auth(request)
+    return request
 
 
 def _wire_json(value: Any) -> Any:
@@ -129,8 +225,12 @@ def _wire_json(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _classify(exc: botocore.exceptions.ClientError) -> ProviderError:
-    error = exc.response.get("Error", {})
+def _classify(parsed: dict[str, Any] | None, failure: bce.BotoCoreError | None) -> ProviderError:
+    if failure is not None:
+        if isinstance(failure, bce.ReadTimeoutError | bce.ConnectTimeoutError):
+            return ProviderError("ModelTimeout", f"Bedrock did not answer in time: {failure}")
+        return ProviderError("ModelInvocationFailed", f"Bedrock call failed: {failure}")
+    error = (parsed or {}).get("Error", {})
     code, message = str(error.get("Code", "")), str(error.get("Message", ""))
     detail = f"Bedrock answered {code}: {message}" if message else f"Bedrock answered {code}"
     if code in _THROTTLED:

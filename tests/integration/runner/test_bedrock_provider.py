@@ -1,8 +1,11 @@
-"""BedrockProvider through real boto3 to the fake Converse endpoint on loopback."""
+"""BedrockProvider (botocore builds, signs and parses; aiohttp sends) against the fake Converse
+endpoint on loopback."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
@@ -92,3 +95,101 @@ async def test_a_cancelled_call_does_not_block_the_event_loop(fake: fb.FakeBedro
         gate.release()
     finally:
         await provider.close()
+
+
+async def test_the_call_is_signed_with_sigv4_for_the_bedrock_service(fake: fb.FakeBedrock) -> None:
+    fake.on("signed", fb.text("ok"))
+    provider = BedrockProvider(BedrockOptions(max_attempts=1))
+    try:
+        await provider.converse(provider.prepare("dp", request("signed")))
+    finally:
+        await provider.close()
+    authorization = fake.requests[-1].headers["authorization"]
+    assert authorization.startswith("AWS4-HMAC-SHA256 Credential=AKIDFAKEFAKEFAKE/")
+    assert "/us-east-1/bedrock/aws4_request" in authorization
+
+
+async def test_many_calls_wait_at_once_without_a_thread_each(fake: fb.FakeBedrock) -> None:
+    gates = [fb.Gate(fb.text(f"answer {i}")) for i in range(100)]
+    for i, gate in enumerate(gates):
+        fake.on(f"held {i}", gate)
+    provider = BedrockProvider(BedrockOptions(max_attempts=1, max_connections=100))
+    threads = threading.active_count()
+    try:
+        calls = [
+            asyncio.create_task(provider.converse(provider.prepare("dp", request(f"held {i}"))))
+            for i in range(100)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(g.arrived.wait() for g in gates)), 20)
+        assert threading.active_count() <= threads + 1  # at most the endpoint resolver's thread
+        for gate in gates:
+            gate.release()
+        replies = await asyncio.wait_for(asyncio.gather(*calls), 20)
+    finally:
+        await provider.close()
+    assert [r.content[0].text.text for r in replies] == [f"answer {i}" for i in range(100)]
+
+
+async def test_a_model_slower_than_the_read_timeout_is_a_model_timeout(
+    fake: fb.FakeBedrock,
+) -> None:
+    fake.on("stuck", fb.Gate(fb.text("too late")), fb.Gate(fb.text("too late")))
+    provider = BedrockProvider(BedrockOptions(max_attempts=2, read_timeout_s=0.3))
+    try:
+        with pytest.raises(ProviderError) as raised:
+            await provider.converse(provider.prepare("dp", request("stuck")))
+    finally:
+        await provider.close()
+    assert raised.value.code == "ModelTimeout"
+    assert len(fake.requests_for("stuck")) == 2  # botocore's rules retry a read timeout
+
+
+async def test_an_unreachable_endpoint_fails_after_the_standard_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    for key, value in fb.aws_environ(f"http://127.0.0.1:{port}").items():
+        monkeypatch.setenv(key, value)
+    provider = BedrockProvider(BedrockOptions(max_attempts=2))
+    try:
+        with pytest.raises(ProviderError) as raised:
+            await provider.converse(provider.prepare("dp", request("anyone?")))
+    finally:
+        await provider.close()
+    assert raised.value.code == "ModelInvocationFailed"
+    assert "Could not connect to the endpoint URL" in raised.value.message
+
+
+async def test_a_bearer_token_is_refused_over_plain_http_as_botocore_does(
+    fake: fb.FakeBedrock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "secret-token")
+    provider = BedrockProvider(BedrockOptions(max_attempts=1))
+    try:
+        with pytest.raises(ProviderError) as raised:
+            await provider.converse(provider.prepare("dp", request("bearer")))
+    finally:
+        await provider.close()
+    assert raised.value.code == "ModelInvocationFailed"
+    assert "HTTPS" in raised.value.message
+    assert fake.requests_for("bearer") == []  # the token never left the process
+
+
+async def test_no_credentials_fail_the_call_with_botocores_words(
+    fake: fb.FakeBedrock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    provider = BedrockProvider(BedrockOptions(max_attempts=1))
+    try:
+        with pytest.raises(ProviderError) as raised:
+            await provider.converse(provider.prepare("dp", request("anonymous")))
+    finally:
+        await provider.close()
+    assert raised.value.code == "ModelInvocationFailed"
+    assert "Unable to locate credentials" in raised.value.message
