@@ -277,6 +277,43 @@ def targets(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def machine_speed(result: dict[str, Any]) -> list[str]:
+    """The calibration cell: the performance-floor note's reference blocks measured now, and the
+    main CPU and latency figures divided by the factor (what they would be on the machine the
+    note measured, which is where issue 6's targets were set). Verdicts stay on the raw figures."""
+    cells = result["cells"]
+    cal = cells.get("calibration")
+    if not cal:
+        return []
+    factor = cal["factor"]
+    rows = [
+        [block, f"{cal['note_ms'][block]:.2f}", f"{ms:.2f}", f"{ms / cal['note_ms'][block]:.2f}×"]
+        for block, ms in cal["measured_ms"].items()
+    ]
+    scaled = [
+        ("`no_tool` p50 SSE", _get(cells, "sequential/sqlite/no_tool/sse", "latency", "p50_ms")),
+        ("`one_tool` p50 SSE", _get(cells, "sequential/sqlite/one_tool/sse", "latency", "p50_ms")),
+        (
+            "CPU per `one_tool` turn (sequential)",
+            _get(cells, "sequential/sqlite/one_tool/sse", "parley_cpu_ms_per_turn"),
+        ),
+        ("CPU per GET", _get(cells, "get_run_cpu", "parley_cpu_ms_per_get")),
+    ]
+    divided = "; ".join(f"{name} {_fmt(v / factor, ' ms', 2)}" for name, v in scaled if v)
+    return [
+        "",
+        "## Machine speed (calibration)",
+        "",
+        "The performance-floor note's reference blocks (client + server CPU per call, one at a"
+        " time, in processes of their own), measured at the start of this run:",
+        "",
+        _table(["block", "note (ms)", "now (ms)", "now / note"], rows),
+        "",
+        f"Factor (geometric mean): **{factor:.2f}×**. Divided by it, as on the note's machine: "
+        f"{divided or 'n/a'}.",
+    ]
+
+
 def _pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -310,6 +347,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         _table(["measure", "target", "measured", "verdict"], [list(r) for r in targets(result)]),
     ]
+    parts += machine_speed(result)
     if result.get("postgres"):
         parts += ["", f"**{result['postgres']}**"]
 

@@ -30,7 +30,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.bench import report, stack  # noqa: E402
+from tests.bench import calibrate, report, stack  # noqa: E402
 from tests.bench.client import SCENARIOS, WAITS, Client, Turn, http_client  # noqa: E402
 
 
@@ -51,24 +51,34 @@ class Plan:
     scaleout_s: float
     profile_s: float
     postgres_seq_turns: int
+    calibration_calls: int
     scaleout_runners: tuple[int, ...] = (1, 2)
 
 
-GROUPS = ("sequential", "throughput", "inflight", "discovery", "postgres", "scaleout", "profile")
+GROUPS = (
+    "calibration",
+    "sequential",
+    "throughput",
+    "inflight",
+    "discovery",
+    "postgres",
+    "scaleout",
+    "profile",
+)
 AS_SHIPPED: tuple[str, dict[str, str]] = ("as shipped", {})
 PLANS = {
     "full": Plan(
         "full", 20, 200, (1, 8, 32, 128), 20.0, 2000, 2000, 1.0, 30.0,
         (AS_SHIPPED, ("runner_concurrency=2000", {"PARLEY_RUNNER_CONCURRENCY": "2000"})),
-        30, 32, 20.0, 15.0, 100,
+        30, 32, 20.0, 15.0, 100, 2000,
     ),
     "quick": Plan(
         "quick", 10, 50, (1, 32, 128), 6.0, 500, 200, 1.0, 30.0,
         (AS_SHIPPED, ("runner_concurrency=200", {"PARLEY_RUNNER_CONCURRENCY": "200"})),
-        5, 32, 6.0, 6.0, 30,
+        5, 32, 6.0, 6.0, 30, 1000,
     ),
     "smoke": Plan(
-        "smoke", 0, 2, (4,), 0.5, 30, 10, 0.1, 20.0, (AS_SHIPPED,), 0, 4, 0.5, 0.0, 2, (2,),
+        "smoke", 0, 2, (4,), 0.5, 30, 10, 0.1, 20.0, (AS_SHIPPED,), 0, 4, 0.5, 0.0, 2, 20, (2,),
     ),
 }  # fmt: skip
 
@@ -496,6 +506,8 @@ class Bench:
         pg = self.postgres and await stack.pg_available()
         wanted = self.wanted
         try:
+            if wanted("calibration"):  # first, while nothing else runs
+                self.cell("calibration", await calibrate.measure(self.logs, plan.calibration_calls))
             if wanted("sequential"):
                 await self.sequential("sqlite")
             if wanted("throughput"):
