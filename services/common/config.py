@@ -29,7 +29,7 @@ class Settings:
     mcp_allow_private_networks: bool = False
     mcp_auth_allowlist: tuple[str, ...] = ("https://mcp.narrative.io/mcp",)
     max_body_bytes: int = 1 << 20
-    runner_concurrency: int = 64  # runs one runner executes at once (I/O-bound: model waits)
+    runner_concurrency: int = 256  # runs one runner executes at once (a model wait holds no thread)
     runner_lease_seconds: int = 30  # renewed every third of it; a dead runner's runs resume after
     bedrock_max_attempts: int = 3  # botocore's standard retries: the only retry layer
     bedrock_connect_timeout_s: float = 5.0
