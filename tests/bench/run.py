@@ -409,14 +409,14 @@ class Bench:
             async with http_client(parley.url, connections=2 * n + 8) as http:
                 client = Client(http, parley.token, self.mcp_url)
                 await self.run_turns(client, "one_tool", "sse", 4, 4)
-                calls0 = await self.converse_calls(http)
+                calls0 = await self.converse_calls()
                 data = await self.measured(
                     parley,
                     lambda: self.run_turns(
                         client, "one_tool", "sse", 10**9, n, seconds=self.plan.scaleout_s
                     ),
                 )
-                calls = await self.converse_calls(http) - calls0
+                calls = await self.converse_calls() - calls0
             data.pop("latencies_ms", None)
             data.update(await self.exactly_once(pg, calls))
             data["runners"] = runners
@@ -426,11 +426,9 @@ class Bench:
             parley.stop()
             await stack.drop_pg_database(pg)
 
-    async def converse_calls(self, http: Any) -> int:
-        import httpx
-
-        async with httpx.AsyncClient() as direct:
-            return (await direct.get(f"{self.converse_url}/stats")).json()["calls"]
+    async def converse_calls(self) -> int:
+        async with http_client(self.converse_url) as direct, direct.get("/stats") as response:
+            return int((await response.json(content_type=None))["calls"])
 
     async def exactly_once(self, pg: str, converse_calls: int) -> dict[str, Any]:
         import asyncpg
