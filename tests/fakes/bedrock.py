@@ -97,6 +97,8 @@ class Captured:
     model_id: str
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
+    raw_path: str = ""  # as sent (percent-encoded)
+    raw_body: bytes = b""
 
     @property
     def first_user_text(self) -> str:
@@ -140,7 +142,7 @@ class FakeBedrock:
         model_id = urllib.parse.unquote(parts[2]) if len(parts) > 3 else ""
         body = orjson.loads(b"".join(chunks) or b"{}")
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        self.requests.append(Captured(model_id, body, headers))
+        self.requests.append(Captured(model_id, body, headers, raw_path.decode(), b"".join(chunks)))
         queue = self.scripts.get(first_user_text(body))
         if not queue:
             reply: Reply | Gate = error(

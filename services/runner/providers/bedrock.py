@@ -5,7 +5,7 @@
   SigV4 or `AWS_BEARER_TOKEN_BEDROCK` bearer auth, and its standard-mode retry rules and backoff.
 - The HTTP call is async on one kept aiohttp session: no thread is held while the model thinks, so
   a runner can wait on thousands of calls at once. boto3's own `converse()` runs synchronously on a
-  thread pool, which costs about three times the CPU per call (`tests/bench/converse_call.py`).
+  thread pool, which costs two to three times the CPU per call (`tests/bench/converse_call.py`).
 - One endpoint per data plane, resolved once off the event loop (loading the service model reads
   files); all data planes share one AWS account today, the key lets one get its own endpoint.
 - Exactly one retry layer: botocore's standard rules (`max_attempts` in all), waited out with
@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import boto3
+import botocore
 import botocore.exceptions as bce
 import orjson
 import yarl
@@ -62,6 +63,7 @@ _TIMEOUT = frozenset({"ModelTimeoutException", "RequestTimeout", "RequestTimeout
 OUTPUT_SCHEMA_NAME = "final_answer"
 _SERIALIZER = serialize.create_serializer("rest-json", include_validation=False)
 _PARSER = parsers.create_parser("rest-json")
+USER_AGENT = f"parley Botocore/{botocore.__version__}"  # not signed, as botocore does
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,7 @@ class BedrockProvider:
 
 async def signed_request(endpoint: Endpoint, params: dict[str, Any]) -> AWSRequest:
     request_dict = _SERIALIZER.serialize_to_request(params, endpoint.converse)
-    prepare_request_dict(request_dict, endpoint_url=endpoint.url)
+    prepare_request_dict(request_dict, endpoint_url=endpoint.url, user_agent=USER_AGENT)
     request = create_request_object(request_dict)
     if endpoint.bearer_token is not None:
         BearerAuth(FrozenAuthToken(endpoint.bearer_token)).add_auth(request)

@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from dataclasses import replace
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 from agents.v1 import message_pb2
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from services.runner.providers.base import ModelRequest, ProviderError
 from services.runner.providers.bedrock import BedrockOptions, BedrockProvider
@@ -98,15 +102,38 @@ async def test_a_cancelled_call_does_not_block_the_event_loop(fake: fb.FakeBedro
 
 
 async def test_the_call_is_signed_with_sigv4_for_the_bedrock_service(fake: fb.FakeBedrock) -> None:
+    """The fake cannot check a signature, so the test re-signs what arrived (path, body and
+    signed headers as received) with botocore and compares: AWS would do the same."""
     fake.on("signed", fb.text("ok"))
     provider = BedrockProvider(BedrockOptions(max_attempts=1))
+    arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude:0"
     try:
-        await provider.converse(provider.prepare("dp", request("signed")))
+        await provider.converse(
+            provider.prepare("dp", replace(request("signed"), provider_model_id=arn))
+        )
     finally:
         await provider.close()
-    authorization = fake.requests[-1].headers["authorization"]
-    assert authorization.startswith("AWS4-HMAC-SHA256 Credential=AKIDFAKEFAKEFAKE/")
-    assert "/us-east-1/bedrock/aws4_request" in authorization
+    got = fake.requests[-1]
+    assert got.model_id == arn and "%3A" in got.raw_path
+    headers = got.headers
+    fields = dict(
+        part.strip().split("=", 1) for part in headers["authorization"].split(" ", 1)[1].split(",")
+    )
+    signed = fields["SignedHeaders"].split(";")
+    resent = AWSRequest(
+        "POST",
+        f"{fake.url}{got.raw_path}",
+        data=got.raw_body,
+        headers={h: headers[h] for h in signed},
+    )
+    resent.context["timestamp"] = headers["x-amz-date"]
+    auth = SigV4Auth(Credentials("AKIDFAKEFAKEFAKE", "fake-secret"), "bedrock", "us-east-1")
+    expected = auth.signature(auth.string_to_sign(resent, auth.canonical_request(resent)), resent)
+    assert fields["Signature"] == expected
+    assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDFAKEFAKEFAKE/")
+    assert "/us-east-1/bedrock/aws4_request" in headers["authorization"]
+    assert headers["user-agent"].startswith("parley Botocore/")
+    assert headers["content-type"] == "application/json"
 
 
 async def test_many_calls_wait_at_once_without_a_thread_each(fake: fb.FakeBedrock) -> None:
