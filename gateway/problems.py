@@ -43,6 +43,7 @@ HTTP_STATUS_FROM_CODE = {
 # Details for statuses that carry no ErrorInfo: the channel's own text names internal addresses.
 _GENERIC_DETAIL = {
     grpc.StatusCode.UNAVAILABLE: "the API service is not reachable; try again shortly",
+    grpc.StatusCode.CANCELLED: "the API service dropped the call under load; try again shortly",
     grpc.StatusCode.DEADLINE_EXCEEDED: "the API service did not answer in time",
 }
 

@@ -56,6 +56,8 @@ _FALLBACK_BY_GRPC_CODE = {
     grpc.StatusCode.PERMISSION_DENIED: "PermissionDenied",
     grpc.StatusCode.NOT_FOUND: "RouteNotFound",
     grpc.StatusCode.UNAVAILABLE: "ServiceUnavailable",
+    # A callee that drops a call (gRPC core shedding load) answers CANCELLED: retryable.
+    grpc.StatusCode.CANCELLED: "ServiceUnavailable",
     grpc.StatusCode.DEADLINE_EXCEEDED: "Timeout",
 }
 
