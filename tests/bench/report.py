@@ -465,6 +465,7 @@ def markdown(result: dict[str, Any]) -> str:
             _fmt(c.get("parley_cpu_ms_per_turn"), "", 2), c["runs_in_db"],
             c["inference_jobs"], c["iterations"], _fmt(c["inference_jobs_per_run"], "", 2),
             c["converse_calls_in_window"], c["exactly_once_violations"], c["errors"],
+            ", ".join(f"{k} {v:.2f}" for k, v in c.get("cores_by_process", {}).items()),
         ]
         for name, c in cells.items()
         if name.startswith("scaleout/")
@@ -477,7 +478,8 @@ def markdown(result: dict[str, Any]) -> str:
             _table(
                 ["runners", "N", "turns", "turns/s", "p50 ms", "p95 ms", "Parley CPU ms/turn",
                  "runs in db", "inference jobs", "iterations", "jobs/run",
-                 "Converse calls in window", "exactly-once violations", "errors"],
+                 "Converse calls in window", "exactly-once violations", "errors",
+                 "cores used by process"],
                 scale,
             ),
         ]  # fmt: skip

@@ -410,6 +410,7 @@ class Bench:
                 client = Client(http, parley.token, self.mcp_url)
                 await self.run_turns(client, "one_tool", "sse", 4, 4)
                 calls0 = await self.converse_calls()
+                per_process0 = {p.name: p.cpu_seconds() for p in parley.procs}
                 data = await self.measured(
                     parley,
                     lambda: self.run_turns(
@@ -417,6 +418,12 @@ class Bench:
                     ),
                 )
                 calls = await self.converse_calls() - calls0
+                # Which process saturates: CPU seconds per wall second (1.0 = one core).
+                data["cores_by_process"] = {
+                    p.name.split("-", 1)[1]: (p.cpu_seconds() - per_process0[p.name])
+                    / data["wall_s"]
+                    for p in parley.procs
+                }
             data.pop("latencies_ms", None)
             data.update(await self.exactly_once(pg, calls))
             data["runners"] = runners
