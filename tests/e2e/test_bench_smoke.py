@@ -79,29 +79,11 @@ def test_bench_smoke_runs_and_every_turn_is_right(tmp_path: Path) -> None:
     assert (tmp_path / "latency.png").stat().st_size > 0
 
 
-def test_store_transaction_comparison_runs() -> None:
-    """tests/bench/store_tx.py (the measurement behind the store's one-hop transactions) runs
-    every row; its figures are printed, not asserted."""
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.bench.store_tx", "--n", "20"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "aiosqlite not installed" not in result.stdout
-    assert result.stdout.count("ms CPU") == 5
-    assert "relative to Parley's way" in result.stdout
-
-
-def test_converse_call_comparison_runs() -> None:
-    """tests/bench/converse_call.py (the measurement behind the provider's async calls) runs every
-    row against the fake Converse server; its figures are printed, not asserted."""
+def _comparison(module: str) -> str:
+    """Runs a tests/bench comparison script with a few iterations; its stdout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "AWS_"))}
     result = subprocess.run(
-        [sys.executable, "-m", "tests.bench.converse_call", "--n", "40"],
+        [sys.executable, "-m", module, "--n", "20"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -110,5 +92,19 @@ def test_converse_call_comparison_runs() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.count("ms CPU") == 6
     assert "relative to Parley's way" in result.stdout
+    return result.stdout
+
+
+def test_store_transaction_comparison_runs() -> None:
+    """tests/bench/store_tx.py (the measurement behind the store's one-hop transactions) runs
+    every row; its figures are printed, not asserted."""
+    out = _comparison("tests.bench.store_tx")
+    assert "aiosqlite not installed" not in out
+    assert out.count("ms CPU") == 5
+
+
+def test_converse_call_comparison_runs() -> None:
+    """tests/bench/converse_call.py (the measurement behind the provider's async calls) runs every
+    row against the fake Converse server; its figures are printed, not asserted."""
+    assert _comparison("tests.bench.converse_call").count("ms CPU") == 6

@@ -7,6 +7,7 @@ import asyncio
 import socket
 import threading
 from dataclasses import replace
+from typing import Any
 from collections.abc import AsyncIterator
 
 import pytest
@@ -49,6 +50,17 @@ def request(question: str) -> ModelRequest:
     )
 
 
+async def failure(question: str, **options: Any) -> ProviderError:
+    """The ProviderError a call asking `question` ends with."""
+    provider = BedrockProvider(BedrockOptions(**options))
+    try:
+        with pytest.raises(ProviderError) as raised:
+            await provider.converse(provider.prepare("dp", request(question)))
+    finally:
+        await provider.close()
+    return raised.value
+
+
 async def test_converse_round_trip_with_a_percent_encoded_model_id(fake: fb.FakeBedrock) -> None:
     fake.on("q1", fb.text("hello", tokens=(3, 1)))
     provider = BedrockProvider(BedrockOptions(max_attempts=1))
@@ -76,13 +88,8 @@ async def test_provider_errors_are_classified_after_one_retry_layer(
 ) -> None:
     question = f"fail {code} {reply.status}"
     fake.on(question, reply, reply)
-    provider = BedrockProvider(BedrockOptions(max_attempts=2))
-    try:
-        with pytest.raises(ProviderError) as raised:
-            await provider.converse(provider.prepare("dp", request(question)))
-    finally:
-        await provider.close()
-    assert raised.value.code == code
+    error = await failure(question, max_attempts=2)
+    assert error.code == code
     assert len(fake.requests_for(question)) == attempts
 
 
@@ -161,13 +168,8 @@ async def test_a_model_slower_than_the_read_timeout_is_a_model_timeout(
     fake: fb.FakeBedrock,
 ) -> None:
     fake.on("stuck", fb.Gate(fb.text("too late")), fb.Gate(fb.text("too late")))
-    provider = BedrockProvider(BedrockOptions(max_attempts=2, read_timeout_s=0.3))
-    try:
-        with pytest.raises(ProviderError) as raised:
-            await provider.converse(provider.prepare("dp", request("stuck")))
-    finally:
-        await provider.close()
-    assert raised.value.code == "ModelTimeout"
+    error = await failure("stuck", max_attempts=2, read_timeout_s=0.3)
+    assert error.code == "ModelTimeout"
     assert len(fake.requests_for("stuck")) == 2  # botocore's rules retry a read timeout
 
 
@@ -179,28 +181,18 @@ async def test_an_unreachable_endpoint_fails_after_the_standard_retries(
         port = closed.getsockname()[1]
     for key, value in fb.aws_environ(f"http://127.0.0.1:{port}").items():
         monkeypatch.setenv(key, value)
-    provider = BedrockProvider(BedrockOptions(max_attempts=2))
-    try:
-        with pytest.raises(ProviderError) as raised:
-            await provider.converse(provider.prepare("dp", request("anyone?")))
-    finally:
-        await provider.close()
-    assert raised.value.code == "ModelInvocationFailed"
-    assert "Could not connect to the endpoint URL" in raised.value.message
+    error = await failure("anyone?", max_attempts=2)
+    assert error.code == "ModelInvocationFailed"
+    assert "Could not connect to the endpoint URL" in error.message
 
 
 async def test_a_bearer_token_is_refused_over_plain_http_as_botocore_does(
     fake: fb.FakeBedrock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "secret-token")
-    provider = BedrockProvider(BedrockOptions(max_attempts=1))
-    try:
-        with pytest.raises(ProviderError) as raised:
-            await provider.converse(provider.prepare("dp", request("bearer")))
-    finally:
-        await provider.close()
-    assert raised.value.code == "ModelInvocationFailed"
-    assert "HTTPS" in raised.value.message
+    error = await failure("bearer", max_attempts=1)
+    assert error.code == "ModelInvocationFailed"
+    assert "HTTPS" in error.message
     assert fake.requests_for("bearer") == []  # the token never left the process
 
 
@@ -212,11 +204,6 @@ async def test_no_credentials_fail_the_call_with_botocores_words(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    provider = BedrockProvider(BedrockOptions(max_attempts=1))
-    try:
-        with pytest.raises(ProviderError) as raised:
-            await provider.converse(provider.prepare("dp", request("anonymous")))
-    finally:
-        await provider.close()
-    assert raised.value.code == "ModelInvocationFailed"
-    assert "Unable to locate credentials" in raised.value.message
+    error = await failure("anonymous", max_attempts=1)
+    assert error.code == "ModelInvocationFailed"
+    assert "Unable to locate credentials" in error.message
