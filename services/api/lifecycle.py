@@ -192,27 +192,32 @@ _RENEW = (
     update(runs)
     .where(
         and_(
-            runs.c.id == bindparam("run_id"),
+            runs.c.id.in_(bindparam("run_ids", expanding=True)),
             runs.c.status == "running",
             runs.c.lease_owner == bindparam("runner"),
         )
     )
     .values(lease_expires_at=bindparam("expires"))
-    .returning(runs.c.cancel_requested)
+    .returning(runs.c.id, runs.c.cancel_requested)
 )
 
 
-async def renew_lease(db: Database, run_id: str, runner_id: str, lease_seconds: int) -> bool:
-    """Extend the lease; returns whether a cancellation was requested meanwhile."""
+async def renew_leases(
+    db: Database, request: store_service_pb2.RenewLeasesRequest
+) -> store_service_pb2.RenewLeasesResponse:
+    """Extend the leases the runner still holds; the others are `lost`."""
+    if not request.run_ids:
+        return store_service_pb2.RenewLeasesResponse()
     params = {
-        "run_id": run_id,
-        "runner": runner_id,
-        "expires": datetime.now(UTC) + _lease(lease_seconds),
+        "run_ids": list(request.run_ids),
+        "runner": request.runner_id,
+        "expires": datetime.now(UTC) + _lease(request.lease_seconds),
     }
-    cancel = await db.write(lambda conn: conn.execute(_RENEW, params).scalar())
-    if cancel is None:
-        raise _lease_lost(run_id, f"runner {runner_id} does not hold it")
-    return bool(cancel)
+    held = dict(await db.write(lambda conn: conn.execute(_RENEW, params).all()))
+    return store_service_pb2.RenewLeasesResponse(
+        cancel_requested=[run_id for run_id, cancel in held.items() if cancel],
+        lost=[run_id for run_id in request.run_ids if run_id not in held],
+    )
 
 
 async def commit_run(

@@ -47,13 +47,10 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
                     assert isinstance(handed, lifecycle.Claim)
                     return lifecycle.claim_response(handed, self._docs_url)
 
-    async def RenewLease(
-        self, request: store_service_pb2.RenewLeaseRequest, context: Context
-    ) -> store_service_pb2.RenewLeaseResponse:
-        cancel = await lifecycle.renew_lease(
-            self._db, request.run_id, request.runner_id, request.lease_seconds
-        )
-        return store_service_pb2.RenewLeaseResponse(cancel_requested=cancel)
+    async def RenewLeases(
+        self, request: store_service_pb2.RenewLeasesRequest, context: Context
+    ) -> store_service_pb2.RenewLeasesResponse:
+        return await lifecycle.renew_leases(self._db, request)
 
     async def CommitRun(
         self, request: store_service_pb2.CommitRunRequest, context: Context

@@ -52,15 +52,16 @@ class StoreClient:
         )
         return self._stub.ClaimRun(request, timeout=STORE_DEADLINE_S + wait_ms / 1000)
 
-    async def renew(self, run_id: str, runner_id: str, lease_seconds: int) -> bool:
-        """Extend the lease; True when a cancellation was requested meanwhile."""
-        reply = await self._stub.RenewLease(
-            store_service_pb2.RenewLeaseRequest(
-                run_id=run_id, runner_id=runner_id, lease_seconds=lease_seconds
+    async def renew_leases(
+        self, runner_id: str, run_ids: list[str], lease_seconds: int
+    ) -> store_service_pb2.RenewLeasesResponse:
+        """Extend the runner's leases at once; the reply names runs to cancel and runs lost."""
+        return await self._stub.RenewLeases(
+            store_service_pb2.RenewLeasesRequest(
+                runner_id=runner_id, run_ids=run_ids, lease_seconds=lease_seconds
             ),
             timeout=STORE_DEADLINE_S,
         )
-        return reply.cancel_requested
 
     async def append_live_turn(
         self,

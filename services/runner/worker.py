@@ -6,7 +6,7 @@ once; otherwise each queued run wakes one waiting runner, so runners do not race
 dead runner's runs come back when their leases expire, a deadline the store waits for. At its
 concurrency cap the worker waits for a finished run's slot first.
 Cancellations come on the store's WatchWork stream, which is reconnected with backoff when the
-store goes away.
+store goes away. One loop renews the leases of every run in flight with one call per period.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import grpc
 from agents.v1 import store_service_pb2
 
 from services.common.metrics import RUNNER_PICKUP_SECONDS
-from services.runner.clients import StoreClient, is_lease_lost
+from services.runner.clients import StoreClient
 from services.runner.executor import Executor, RunHandle
 
 log = logging.getLogger("parley.runner")
@@ -53,6 +53,7 @@ class Worker:
         self._loops = [
             asyncio.create_task(self._watch(), name="runner-watch"),
             asyncio.create_task(self._claim_loop(), name="runner-claim"),
+            asyncio.create_task(self._renew_loop(), name="runner-renew"),
         ]
 
     def wake(self) -> None:
@@ -137,7 +138,6 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
 
     async def _execute(self, claim: store_service_pb2.ClaimRunResponse, handle: RunHandle) -> None:
-        renewer = asyncio.create_task(self._renew(handle))
         try:
             await self._executor.execute(claim, handle)
         except asyncio.CancelledError:
@@ -145,21 +145,28 @@ class Worker:
         except Exception:  # noqa: BLE001 - one run's bug must not stop the worker
             log.exception("run %s crashed; its lease will expire and it will be retried", handle)
         finally:
-            renewer.cancel()
             self._running.pop(handle.run_id, None)
             self._slots.release()  # a claim loop waiting at the cap goes on
 
-    async def _renew(self, handle: RunHandle) -> None:
+    async def _renew_loop(self) -> None:
+        """Every third of the lease: one RenewLeases for all the runs in flight. A run claimed
+        since the last round has a fresh lease; a failed round is retried at the next one."""
         period = max(self._lease_seconds / 3, 0.2)
         next_at = time.monotonic() + period
         while True:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             next_at += period
+            run_ids = list(self._running)
+            if not run_ids:
+                continue
             try:
-                if await self._store.renew(handle.run_id, self.runner_id, self._lease_seconds):
-                    handle.cancel()
+                reply = await self._store.renew_leases(self.runner_id, run_ids, self._lease_seconds)
             except grpc.aio.AioRpcError as exc:
-                if is_lease_lost(exc):
+                log.warning("renewing %d leases failed: %s", len(run_ids), exc)
+                continue
+            for run_id in reply.cancel_requested:
+                if (handle := self._running.get(run_id)) is not None:
+                    handle.cancel()
+            for run_id in reply.lost:
+                if (handle := self._running.get(run_id)) is not None:
                     handle.lose_lease()
-                    return
-                log.warning("renewing the lease of run %s failed: %s", handle.run_id, exc)

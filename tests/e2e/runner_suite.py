@@ -114,12 +114,14 @@ async def running_runner_suite(
     database_url: str, *, with_runner: bool = True, **overrides: Any
 ) -> AsyncIterator[RunnerSuite]:
     settings = Settings(
-        database_url=database_url,
-        jwt_secret=SECRET,
-        docs_base_url=DOCS,
-        bedrock_max_attempts=2,
-        runner_lease_seconds=5,
-        **overrides,
+        **{
+            "database_url": database_url,
+            "jwt_secret": SECRET,
+            "docs_base_url": DOCS,
+            "bedrock_max_attempts": 2,
+            "runner_lease_seconds": 5,
+            **overrides,
+        }
     )
     async with serve_fake_bedrock() as bedrock, aws_env(bedrock.url):
         api = await api_server.start(settings, "127.0.0.1:0")

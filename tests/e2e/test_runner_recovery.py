@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 from agents.v1 import runner_service_pb2, runner_service_pb2_grpc
+from prometheus_client import REGISTRY
 
 from tests.fakes import bedrock as fb
 
@@ -145,3 +146,34 @@ async def test_several_runners_execute_each_run_exactly_once(
         for q, run in zip(questions, done, strict=True):
             assert run["status"] == "completed" and run["final_text"] == f"answer to {q}"
             assert len(rs.bedrock.requests_for(q)) == 1  # one model call: executed once
+
+
+def _renewals() -> float:
+    labels = {"grpc_service": "agents.v1.StoreService", "grpc_method": "RenewLeases"}
+    return (
+        REGISTRY.get_sample_value("parley_grpc_server_handled_total", {**labels, "grpc_code": "OK"})
+        or 0.0
+    )
+
+
+async def test_a_runner_renews_all_its_leases_with_one_call_per_period(
+    make_database_url: Callable[[], Awaitable[str]],
+) -> None:
+    """Four runs waiting on their model past their 3 s lease: one RenewLeases per second keeps
+    them all (not one call per run), and each run is executed once."""
+    async with running_runner_suite(await make_database_url(), runner_lease_seconds=3) as rs:
+        questions = [unique(f"Slow question {i}.") for i in range(4)]
+        gates = [fb.Gate(fb.text(f"answer {i}")) for i in range(4)]
+        for question, gate in zip(questions, gates, strict=True):
+            rs.bedrock.on(question, gate)
+        runs = [await rs.start_run((await rs.create_conversation())["id"], q) for q in questions]
+        await asyncio.wait_for(asyncio.gather(*(g.arrived.wait() for g in gates)), 10)
+        before = _renewals()
+        await asyncio.sleep(3.5)  # past the leases the runs were claimed with
+        calls = _renewals() - before
+        for gate in gates:
+            gate.release()
+        done = [await rs.wait_run(run["id"]) for run in runs]
+    assert 2 <= calls <= 5  # one per period (~1 s), not four
+    assert [d["final_text"] for d in done] == [f"answer {i}" for i in range(4)]
+    assert all(len(rs.bedrock.requests_for(q)) == 1 for q in questions)  # none ran twice

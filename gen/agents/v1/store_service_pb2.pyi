@@ -44,21 +44,23 @@ class ClaimRunResponse(_message.Message):
     retry_after_ms: int
     def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., system_prompt: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ..., input: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., resumed_turns: _Optional[_Iterable[_Union[_run_pb2.LiveTurn, _Mapping]]] = ..., resumed_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ..., attempt: _Optional[int] = ..., cancel_requested: _Optional[bool] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
 
-class RenewLeaseRequest(_message.Message):
-    __slots__ = ("run_id", "runner_id", "lease_seconds")
-    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+class RenewLeasesRequest(_message.Message):
+    __slots__ = ("runner_id", "run_ids", "lease_seconds")
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    run_id: str
     runner_id: str
+    run_ids: _containers.RepeatedScalarFieldContainer[str]
     lease_seconds: int
-    def __init__(self, run_id: _Optional[str] = ..., runner_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
+    def __init__(self, runner_id: _Optional[str] = ..., run_ids: _Optional[_Iterable[str]] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
 
-class RenewLeaseResponse(_message.Message):
-    __slots__ = ("cancel_requested",)
+class RenewLeasesResponse(_message.Message):
+    __slots__ = ("cancel_requested", "lost")
     CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
-    cancel_requested: bool
-    def __init__(self, cancel_requested: _Optional[bool] = ...) -> None: ...
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    cancel_requested: _containers.RepeatedScalarFieldContainer[str]
+    lost: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cancel_requested: _Optional[_Iterable[str]] = ..., lost: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CommitRunRequest(_message.Message):
     __slots__ = ("run_id", "runner_id", "run", "turns", "iteration", "publish")

@@ -41,10 +41,10 @@ class StoreServiceStub:
                 request_serializer=agents_dot_v1_dot_store__service__pb2.ClaimRunRequest.SerializeToString,
                 response_deserializer=agents_dot_v1_dot_store__service__pb2.ClaimRunResponse.FromString,
                 _registered_method=True)
-        self.RenewLease = channel.unary_unary(
-                '/agents.v1.StoreService/RenewLease',
-                request_serializer=agents_dot_v1_dot_store__service__pb2.RenewLeaseRequest.SerializeToString,
-                response_deserializer=agents_dot_v1_dot_store__service__pb2.RenewLeaseResponse.FromString,
+        self.RenewLeases = channel.unary_unary(
+                '/agents.v1.StoreService/RenewLeases',
+                request_serializer=agents_dot_v1_dot_store__service__pb2.RenewLeasesRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_store__service__pb2.RenewLeasesResponse.FromString,
                 _registered_method=True)
         self.CommitRun = channel.unary_unary(
                 '/agents.v1.StoreService/CommitRun',
@@ -88,8 +88,9 @@ class StoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def RenewLease(self, request, context):
-        """Extend a lease; fails with LeaseLost when another runner holds the run.
+    def RenewLeases(self, request, context):
+        """Extend the leases of all the runs a runner holds, in one call and one statement (a runner
+        renews every run in flight at once, not one call per run).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -141,10 +142,10 @@ def add_StoreServiceServicer_to_server(servicer, server):
                     request_deserializer=agents_dot_v1_dot_store__service__pb2.ClaimRunRequest.FromString,
                     response_serializer=agents_dot_v1_dot_store__service__pb2.ClaimRunResponse.SerializeToString,
             ),
-            'RenewLease': grpc.unary_unary_rpc_method_handler(
-                    servicer.RenewLease,
-                    request_deserializer=agents_dot_v1_dot_store__service__pb2.RenewLeaseRequest.FromString,
-                    response_serializer=agents_dot_v1_dot_store__service__pb2.RenewLeaseResponse.SerializeToString,
+            'RenewLeases': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewLeases,
+                    request_deserializer=agents_dot_v1_dot_store__service__pb2.RenewLeasesRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_store__service__pb2.RenewLeasesResponse.SerializeToString,
             ),
             'CommitRun': grpc.unary_unary_rpc_method_handler(
                     servicer.CommitRun,
@@ -212,7 +213,7 @@ class StoreService:
             _registered_method=True)
 
     @staticmethod
-    def RenewLease(request,
+    def RenewLeases(request,
             target,
             options=(),
             channel_credentials=None,
@@ -225,9 +226,9 @@ class StoreService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/agents.v1.StoreService/RenewLease',
-            agents_dot_v1_dot_store__service__pb2.RenewLeaseRequest.SerializeToString,
-            agents_dot_v1_dot_store__service__pb2.RenewLeaseResponse.FromString,
+            '/agents.v1.StoreService/RenewLeases',
+            agents_dot_v1_dot_store__service__pb2.RenewLeasesRequest.SerializeToString,
+            agents_dot_v1_dot_store__service__pb2.RenewLeasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,6 +4,7 @@ pause for tool outputs, resume; versions and message paging along the way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -74,17 +75,18 @@ async def test_pause_and_resume(api: Api) -> None:
     error, info = await expect_error(api.start(who, conversation.id), "VersionConflict")
     assert "running" in error.details() and info.metadata["run_status"] == "running"
 
-    await api.store.RenewLease(
-        store_service_pb2.RenewLeaseRequest(run_id=run.id, runner_id="runner-1", lease_seconds=300)
+    renewed = await api.store.RenewLeases(
+        store_service_pb2.RenewLeasesRequest(
+            runner_id="runner-1", run_ids=[run.id, "no-such-run"], lease_seconds=300
+        )
     )
-    await expect_error(
-        api.store.RenewLease(
-            store_service_pb2.RenewLeaseRequest(
-                run_id=run.id, runner_id="intruder", lease_seconds=300
-            )
-        ),
-        "LeaseLost",
+    assert list(renewed.lost) == ["no-such-run"] and list(renewed.cancel_requested) == []
+    intruder = await api.store.RenewLeases(
+        store_service_pb2.RenewLeasesRequest(
+            runner_id="intruder", run_ids=[run.id], lease_seconds=300
+        )
     )
+    assert list(intruder.lost) == [run.id]
 
     paused = run_pb2.Run(
         status=run_pb2.RUN_STATUS_REQUIRES_ACTION,
@@ -280,12 +282,10 @@ async def test_an_expired_lease_is_taken_over(api: Api) -> None:
     await api.claim(run.id, runner_id="slow", lease_seconds=1)
     taken = await api.claim(run.id, runner_id="fast", deadline=15)
     assert taken.run.status == run_pb2.RUN_STATUS_RUNNING
-    await expect_error(
-        api.store.RenewLease(
-            store_service_pb2.RenewLeaseRequest(run_id=run.id, runner_id="slow", lease_seconds=30)
-        ),
-        "LeaseLost",
+    slow = await api.store.RenewLeases(
+        store_service_pb2.RenewLeasesRequest(runner_id="slow", run_ids=[run.id], lease_seconds=30)
     )
+    assert list(slow.lost) == [run.id]
     done = run_pb2.Run(
         status=run_pb2.RUN_STATUS_COMPLETED,
         iterations_used=1,
@@ -514,3 +514,37 @@ async def test_an_iteration_of_another_run_is_refused(api: Api) -> None:
         ),
         "InvalidRequest",
     )
+
+
+async def test_one_renewal_call_extends_every_lease_a_runner_holds(api: Api) -> None:
+    """A runner renews all its runs at once; a run cancelled meanwhile comes back in
+    `cancel_requested` (the backstop for a missed WatchWork signal)."""
+    who = api.user()
+    held = []
+    for _ in range(3):
+        conversation = await api.create(who)
+        run = await api.start(who, conversation.id)
+        await api.claim(run.id, runner_id="batch", lease_seconds=1)
+        held.append(run.id)
+
+    def renew() -> Any:
+        return api.store.RenewLeases(
+            store_service_pb2.RenewLeasesRequest(runner_id="batch", run_ids=held, lease_seconds=60)
+        )
+
+    reply = await renew()
+    assert list(reply.cancel_requested) == [] and list(reply.lost) == []
+    await asyncio.sleep(1.5)  # past the claimed 1 s leases: only the renewal keeps them
+    thief = store_service_pb2.ClaimRunRequest(runner_id="thief", lease_seconds=30)
+    stolen = set()
+    while (claimed := await api.store.ClaimRun(thief)).HasField("run"):
+        stolen.add(claimed.run.id)  # other tests' leftovers may come up; ours must not
+    assert stolen.isdisjoint(held)
+
+    # CancelRun flags the running run, then waits for a runner that is not there: cut it short.
+    with contextlib.suppress(grpc.aio.AioRpcError):
+        await api.public.CancelRun(
+            svc.CancelRunRequest(id=held[1]), metadata=api.auth(who), timeout=3
+        )
+    reply = await renew()
+    assert list(reply.cancel_requested) == [held[1]] and list(reply.lost) == []
