@@ -27,6 +27,7 @@ from services.runner.executor import Executor, RunHandle
 log = logging.getLogger("parley.runner")
 Signal = store_service_pb2.WatchWorkResponse
 CLAIM_WAIT_MS = 30_000  # one long poll's wait at the store; then the worker asks again
+RENEW_BATCH = 1_000  # run ids per RenewLeases call
 
 
 class Worker:
@@ -149,24 +150,27 @@ class Worker:
             self._slots.release()  # a claim loop waiting at the cap goes on
 
     async def _renew_loop(self) -> None:
-        """Every third of the lease: one RenewLeases for all the runs in flight. A run claimed
-        since the last round has a fresh lease; a failed round is retried at the next one."""
+        """Every third of the lease: one RenewLeases for all the runs in flight (per 1,000, to
+        stay inside the databases' bind-parameter limits). A run claimed since the last round
+        has a fresh lease; a failed round is retried at the next one."""
         period = max(self._lease_seconds / 3, 0.2)
         next_at = time.monotonic() + period
         while True:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            next_at += period
+            next_at = max(next_at + period, time.monotonic())  # a slow round does not pile up
             run_ids = list(self._running)
-            if not run_ids:
-                continue
-            try:
-                reply = await self._store.renew_leases(self.runner_id, run_ids, self._lease_seconds)
-            except grpc.aio.AioRpcError as exc:
-                log.warning("renewing %d leases failed: %s", len(run_ids), exc)
-                continue
-            for run_id in reply.cancel_requested:
-                if (handle := self._running.get(run_id)) is not None:
-                    handle.cancel()
-            for run_id in reply.lost:
-                if (handle := self._running.get(run_id)) is not None:
-                    handle.lose_lease()
+            for start in range(0, len(run_ids), RENEW_BATCH):
+                await self._renew(run_ids[start : start + RENEW_BATCH])
+
+    async def _renew(self, run_ids: list[str]) -> None:
+        try:
+            reply = await self._store.renew_leases(self.runner_id, run_ids, self._lease_seconds)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("renewing %d leases failed: %s", len(run_ids), exc)
+            return
+        for run_id in reply.cancel_requested:
+            if (handle := self._running.get(run_id)) is not None:
+                handle.cancel()
+        for run_id in reply.lost:
+            if (handle := self._running.get(run_id)) is not None:
+                handle.lose_lease()

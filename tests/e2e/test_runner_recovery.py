@@ -12,9 +12,11 @@ import sys
 from collections.abc import Awaitable, Callable
 
 import grpc
+import pytest
 from agents.v1 import runner_service_pb2, runner_service_pb2_grpc
 from prometheus_client import REGISTRY
 
+from services.runner import worker
 from tests.fakes import bedrock as fb
 
 from .conftest import SECRET
@@ -157,10 +159,11 @@ def _renewals() -> float:
 
 
 async def test_a_runner_renews_all_its_leases_with_one_call_per_period(
-    make_database_url: Callable[[], Awaitable[str]],
+    make_database_url: Callable[[], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Four runs waiting on their model past their 3 s lease: one RenewLeases per second keeps
-    them all (not one call per run), and each run is executed once."""
+    """Four runs waiting on their model past their 3 s lease: one RenewLeases per second and per
+    batch (3 run ids here) keeps them all, not one call per run; each run is executed once."""
+    monkeypatch.setattr(worker, "RENEW_BATCH", 3)
     async with running_runner_suite(await make_database_url(), runner_lease_seconds=3) as rs:
         questions = [unique(f"Slow question {i}.") for i in range(4)]
         gates = [fb.Gate(fb.text(f"answer {i}")) for i in range(4)]
@@ -174,6 +177,6 @@ async def test_a_runner_renews_all_its_leases_with_one_call_per_period(
         for gate in gates:
             gate.release()
         done = [await rs.wait_run(run["id"]) for run in runs]
-    assert 2 <= calls <= 5  # one per period (~1 s), not four
+    assert 4 <= calls <= 10  # two per period (~1 s): batches of 3 and 1, not four
     assert [d["final_text"] for d in done] == [f"answer {i}" for i in range(4)]
     assert all(len(rs.bedrock.requests_for(q)) == 1 for q in questions)  # none ran twice
