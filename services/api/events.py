@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from agents.v1 import run_pb2, store_service_pb2
 from sqlalchemy import and_, bindparam, insert, select, update
@@ -25,6 +25,9 @@ from sqlalchemy.engine import Connection
 from services.api import mapping
 from services.api.db.engine import Database, Work
 from services.api.db.models import run_events, runs
+
+if TYPE_CHECKING:  # lifecycle imports this module
+    from services.api.lifecycle import Claim
 
 STATUS = "run.status"
 TURN = "turn"
@@ -73,7 +76,7 @@ class Claimer:
         self.lease_seconds = lease_seconds
         self.waiting = False  # in wait(), not looking: free to be handed a run
         self.reserved = False  # a StartRun took it: it gets `hand` or `release` shortly
-        self.handed: object | None = None  # a lifecycle.Claim made for it by a StartRun
+        self.handed: Claim | None = None  # made for it by a StartRun
         self.ended = False  # its ClaimRun has returned or was cancelled
 
     def arm(self) -> None:
@@ -84,7 +87,7 @@ class Claimer:
     def wake(self) -> None:
         self._woken.set()
 
-    def hand(self, claim: object) -> None:
+    def hand(self, claim: Claim) -> None:
         self.handed, self.reserved = claim, False
         self._woken.set()
         if self.ended:  # its runner went away while the StartRun committed
@@ -101,7 +104,7 @@ class Claimer:
         self.reserved = False
         self._woken.set()
 
-    def take_handed(self) -> object | None:
+    def take_handed(self) -> Claim | None:
         handed, self.handed = self.handed, None
         if handed is not None:
             self._woken.clear()  # used: nothing to pass on

@@ -44,7 +44,6 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
                 await claimer.wait(left)
                 handed = claimer.take_handed()
                 if handed is not None:  # a StartRun leased its new run to this claim
-                    assert isinstance(handed, lifecycle.Claim)
                     return lifecycle.claim_response(handed, self._docs_url)
 
     async def RenewLeases(
