@@ -2,7 +2,9 @@
 for work, cancellation signals to runners).
 
 Every event is a row of `run_events` with a per-run monotonic `seq` (runs.event_seq, bumped in the
-writer's transaction), so a stream resumed with `after_seq` loses and repeats nothing. Readers
+writer's transaction), so a stream resumed with `after_seq` loses and repeats nothing. The events a
+transaction appends are written when its work is done: one seq bump and one insert per run, however
+many events it appended. Readers
 never poll: writers run their transaction through `Hub.write`, which hands the events
 appended in it to the run's subscribers once it has committed. A subscriber reads the log only
 to catch up (on subscribing, or when what it was handed does not follow on from what it has).
@@ -15,6 +17,7 @@ import logging
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
@@ -42,6 +45,13 @@ log = logging.getLogger("parley.api")
 _TERMINAL_TYPE_NAMES = frozenset(TERMINAL_TYPES.values())
 Signal = store_service_pb2.WatchWorkResponse
 _OUTBOX = "parley.events.outbox"  # Connection.info key: events appended in this transaction
+
+
+@dataclass(frozen=True)
+class _Appended:
+    run_id: str
+    event: run_pb2.RunEvent
+    at: datetime
 
 
 class Subscription:
@@ -196,26 +206,28 @@ class Hub:
     async def write(self, db: Database, fn: Work[T]) -> T:
         """`db.write(fn)`; once it has committed, the events `append`ed in it go to their runs'
         subscribers (nothing goes out when it rolls back)."""
-        outbox: list[tuple[str, run_pb2.RunEvent]] = []
+        outbox: list[_Appended] = []
 
         def work(conn: Connection) -> T:
             conn.info[_OUTBOX] = outbox
             try:
-                return fn(conn)
+                result = fn(conn)
             finally:
                 del conn.info[_OUTBOX]
+            _store(conn, outbox)
+            return result
 
         result = await db.write(work)
-        for run_id, event in outbox:
-            for subscription in self._subscribers.get(run_id, ()):
-                subscription.deliver(event)
+        for appended in outbox:
+            for subscription in self._subscribers.get(appended.run_id, ()):
+                subscription.deliver(appended.event)
         return result
 
 
 _NEXT_SEQ = (
     update(runs)
     .where(runs.c.id == bindparam("run_id"))
-    .values(event_seq=runs.c.event_seq + 1)
+    .values(event_seq=runs.c.event_seq + bindparam("count"))
     .returning(runs.c.event_seq)
 )
 _INSERT = insert(run_events)
@@ -233,27 +245,40 @@ _TURNS = (
 
 def append(
     conn: Connection, run_id: str, event: run_pb2.RunEvent, now: datetime | None = None
-) -> int:
-    """Give `event` the run's next seq and store it (inside a `Hub.write`)."""
+) -> run_pb2.RunEvent:
+    """Add `event` to the run's log (inside a `Hub.write`); it gets its seq when the
+    transaction's work is done."""
     outbox = conn.info.get(_OUTBOX)
     if outbox is None:
         raise RuntimeError("events.append outside Hub.write: its subscribers would never hear")
     now = now or datetime.now(UTC)
-    seq = conn.execute(_NEXT_SEQ, {"run_id": run_id}).scalar_one()
-    event.seq = seq
     event.created_at.CopyFrom(mapping.timestamp(now))
-    conn.execute(
-        _INSERT,
-        {
-            "run_id": run_id,
-            "seq": seq,
-            "type": event.type,
-            "data": mapping.to_json(event),
-            "created_at": now,
-        },
-    )
-    outbox.append((run_id, event))
-    return seq
+    outbox.append(_Appended(run_id, event, now))
+    return event
+
+
+def _store(conn: Connection, outbox: list[_Appended]) -> None:
+    """Number the transaction's events in order (one seq bump per run) and insert them."""
+    by_run: dict[str, list[_Appended]] = {}
+    for appended in outbox:
+        by_run.setdefault(appended.run_id, []).append(appended)
+    rows = []
+    for run_id, appended_to_run in by_run.items():
+        count = len(appended_to_run)
+        last = conn.execute(_NEXT_SEQ, {"run_id": run_id, "count": count}).scalar_one()
+        for seq, appended in enumerate(appended_to_run, start=last - count + 1):
+            appended.event.seq = seq
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "seq": seq,
+                    "type": appended.event.type,
+                    "data": mapping.to_json(appended.event),
+                    "created_at": appended.at,
+                }
+            )
+    if rows:
+        conn.execute(_INSERT, rows)
 
 
 def is_terminal(event: run_pb2.RunEvent) -> bool:

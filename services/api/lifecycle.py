@@ -339,7 +339,7 @@ def _held(conn: Connection, db: Database, run_id: str, runner_id: str) -> RowMap
 async def append_live_turn(
     db: Database, hub: events.Hub, request: store_service_pb2.AppendLiveTurnRequest
 ) -> int:
-    def work(conn: Connection) -> int:
+    def work(conn: Connection) -> run_pb2.RunEvent:
         now = datetime.now(UTC)
         run = _held(conn, db, request.run_id, request.runner_id)
         if request.HasField("iteration"):
@@ -350,7 +350,7 @@ async def append_live_turn(
             conn, request.run_id, run_pb2.RunEvent(type=events.TURN, turn=request.turn), now
         )
 
-    return await hub.write(db, work)
+    return (await hub.write(db, work)).seq
 
 
 def _record_iteration(
