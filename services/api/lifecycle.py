@@ -132,21 +132,27 @@ async def claim_run(db: Database, hub: events.Hub, runner_id: str, lease_seconds
     return await hub.write(db, work)
 
 
-def claim_new_run(conn: Connection, run_id: str, runner_id: str, lease_seconds: int) -> Claim:
-    """Inside the StartRun transaction that inserted `run_id`: lease it to a runner waiting in
-    ClaimRun (the run never waits in the queue)."""
+def claim_new_run(
+    conn: Connection, run_id: str, runner_id: str, lease_seconds: int, conversation: RowMapping
+) -> Claim:
+    """Inside the StartRun transaction that inserted `run_id` (and read its `conversation`):
+    lease it to a runner waiting in ClaimRun (the run never waits in the queue)."""
     now = datetime.now(UTC)
     params = {"run_id": run_id, "runner": runner_id, "expires": now + _lease(lease_seconds)}
-    return _claimed(conn, conn.execute(_CLAIM_NEW, params).mappings().one(), now)
+    return _claimed(conn, conn.execute(_CLAIM_NEW, params).mappings().one(), now, conversation)
 
 
-def _claimed(conn: Connection, run: RowMapping, now: datetime) -> Claim:
-    """What the runner needs of a run just leased to it."""
+def _claimed(
+    conn: Connection, run: RowMapping, now: datetime, conversation: RowMapping | None = None
+) -> Claim:
+    """What the runner needs of a run just leased to it (and of its conversation, read here
+    unless the caller's transaction has it)."""
     run_id = run["id"]
     resumed = run["attempts"] > 1  # a lost runner's run: hand over what it already did
     if not resumed:
         events.append(conn, run_id, events.status_event(run_pb2.RUN_STATUS_RUNNING), now)
-    conversation = conn.execute(_CONVERSATION, {"id": run["conversation_id"]}).mappings().one()
+    if conversation is None:
+        conversation = conn.execute(_CONVERSATION, {"id": run["conversation_id"]}).mappings().one()
     history = list(conn.execute(_HISTORY, {"id": run["conversation_id"]}).mappings().all())
     live: list[run_pb2.LiveTurn] = []
     usage = run_pb2.Usage()
@@ -265,8 +271,8 @@ _CLOSE_CONVERSATION = (
     update(conversations)
     .where(conversations.c.id == bindparam("conversation_id"))
     .values(version=bindparam("new_version"), active_run_id=None, updated_at=bindparam("now"))
+    .returning(conversations.c.name)
 )
-_RUN_WITH_NAME_BY_ID = RUN_WITH_NAME.where(runs.c.id == bindparam("id"))
 _HELD_FOR_UPDATE = RUN_BY_ID.with_for_update()
 _INSERT_JOB = insert(inference_jobs)
 _SET_JOB_IDS = (
@@ -304,22 +310,27 @@ def finalize(
         ],
     )
     new_version = version + len(turns)
-    conn.execute(
+    name = conn.execute(
         _CLOSE_CONVERSATION,
         {"conversation_id": conversation_id, "new_version": new_version, "now": now},
+    ).scalar_one()
+    ended = (
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run["id"])
+            .values(mapping.terminal_values(outcome, now))
+            .returning(*runs.c)
+        )
+        .mappings()
+        .one()
     )
-    conn.execute(
-        update(runs).where(runs.c.id == run["id"]).values(mapping.terminal_values(outcome, now))
+    # The terminal event carries the run as it ends.
+    ended_run = mapping.run_to_proto(ended, name, docs_url)
+    event = run_pb2.RunEvent(
+        type=events.TERMINAL_TYPES[ended_run.status], status=ended_run.status, run=ended_run
     )
-    _terminal_event(conn, run["id"], docs_url, now)
+    events.append(conn, run["id"], event, now)
     return new_version
-
-
-def _terminal_event(conn: Connection, run_id: str, docs_url: str, now: datetime) -> None:
-    row = conn.execute(_RUN_WITH_NAME_BY_ID, {"id": run_id}).mappings().one()
-    run = mapping.run_to_proto(row, row["current_name"], docs_url)
-    event = run_pb2.RunEvent(type=events.TERMINAL_TYPES[run.status], status=run.status, run=run)
-    events.append(conn, run_id, event, now)
 
 
 def _held(conn: Connection, db: Database, run_id: str, runner_id: str) -> RowMapping:

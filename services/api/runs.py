@@ -152,7 +152,9 @@ def _start(
     events.append(conn, run_id, events.status_event(run_pb2.RUN_STATUS_PENDING))
     claim = None
     if claimer is not None:
-        claim = lifecycle.claim_new_run(conn, run_id, claimer.runner_id, claimer.lease_seconds)
+        claim = lifecycle.claim_new_run(
+            conn, run_id, claimer.runner_id, claimer.lease_seconds, conversation
+        )
     return StartedRun(values, conversation["name"], False, claim)
 
 
@@ -354,16 +356,22 @@ async def stream_run_events(
     """The run's events after `after_seq`, then each new one as its transaction commits, until
     the terminal event. New events come from the hub; the log is read only to catch up."""
     validation.at_least(after_seq, 0, "after_seq")
-    run_id = (await db.read(lambda conn: _owned_run(conn, principal, run_id)))["id"]
+    requested, run_id = run_id, validation.check_uuid(run_id)
+    if run_id is None:
+        raise lifecycle.run_not_found(requested)
+
+    # Status first: the terminal event commits with the terminal status, so a terminal status
+    # read here guarantees the events read next include it (each statement has its own snapshot
+    # under READ COMMITTED). The first look reads the status with the owner check.
+    def first_look(conn: Connection) -> tuple[str, list[run_pb2.RunEvent]]:
+        status = _owned_run(conn, principal, requested)["status"]
+        return status, events.read(conn, run_id, after_seq)
 
     def catch_up(conn: Connection) -> tuple[str, list[run_pb2.RunEvent]]:
-        # Status first: the terminal event commits with the terminal status, so a terminal
-        # status read here guarantees the events read next include it (each statement has its
-        # own snapshot under READ COMMITTED).
         return _status(conn, run_id), events.read(conn, run_id, after_seq)
 
     with hub.subscribe(run_id) as subscription:
-        status, batch = await db.read(catch_up)
+        status, batch = await db.read(first_look)
         if not batch and status not in mapping.IN_FLIGHT:
             return  # terminal, and the caller has seen everything
         while True:
