@@ -1,11 +1,12 @@
 """The only module that imports the `mcp` SDK: sessions with MCP servers.
 
-One pooled HTTP transport (`httpx2`, the SDK's HTTP stack) is built at start-up and shared by
-every session, so TCP/TLS connections are reused across runs. Connected SDK clients are kept too:
-a session that ends cleanly goes back to an idle list per (URL, token owner) and the next
-discovery or call on that server reuses it, skipping the SDK's connect exchange and the address
-check (a kept client lives at most `KEEP_SECONDS`, well inside its token's TTL). Callers bound
-their work with their own timeout (a cancelled session is closed, never kept).
+One pooled HTTP transport (`http_pool`: httpx2's interface, which the SDK speaks, over aiohttp)
+is built at start-up and shared by every session, so TCP/TLS connections are reused across runs.
+Connected SDK clients are kept too: a session that ends cleanly goes back to an idle list per
+(URL, token owner) and the next discovery or call on that server reuses it, skipping the SDK's
+connect exchange and the address check (a kept client lives at most `KEEP_SECONDS`, well inside
+its token's TTL). Callers bound their work with their own timeout (a cancelled session is closed,
+never kept).
 Discovery always lists afresh: the SDK's response cache is off (`cache=None`) and every listing
 bypasses it. A call checks its tool against the session's latest listing and lists only when the
 tool is not in it (the server still has the last word: a tool it no longer has is its error).
@@ -42,6 +43,7 @@ from pydantic import ValidationError
 from services.common import url_policy
 from services.common.auth import mint_token
 from services.common.config import Settings
+from services.tooling.http_pool import AiohttpPool
 
 log = logging.getLogger("parley.tooling")
 T = TypeVar("T")
@@ -159,10 +161,7 @@ class McpConnector:
         self._allow_private = settings.mcp_allow_private_networks
         self._secret = settings.jwt_secret
         self._allowlist = frozenset(url_policy.normalize(u) for u in settings.mcp_auth_allowlist)
-        self._pool = httpx2.AsyncHTTPTransport(
-            trust_env=False,
-            limits=httpx2.Limits(max_connections=512, max_keepalive_connections=128),
-        )
+        self._pool = AiohttpPool(max_connections=512)
         self._idle: dict[_Key, list[Session]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 

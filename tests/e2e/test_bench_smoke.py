@@ -108,3 +108,9 @@ def test_converse_call_comparison_runs() -> None:
     """tests/bench/converse_call.py (the measurement behind the provider's async calls) runs every
     row against the fake Converse server; its figures are printed, not asserted."""
     assert _comparison("tests.bench.converse_call").count("ms CPU") == 6
+
+
+def test_mcp_call_comparison_runs() -> None:
+    """tests/bench/mcp_call.py (the measurement behind the tool router's aiohttp pool) runs every
+    row against the fake MCP server; its figures are printed, not asserted."""
+    assert _comparison("tests.bench.mcp_call").count("ms CPU") == 6
