@@ -4,10 +4,10 @@ for work, cancellation signals to runners).
 Every event is a row of `run_events` with a per-run monotonic `seq` (runs.event_seq, bumped in the
 writer's transaction), so a stream resumed with `after_seq` loses and repeats nothing. The events a
 transaction appends are written when its work is done: one seq bump and one insert per run, however
-many events it appended. Readers
-never poll: writers run their transaction through `Hub.write`, which hands the events
-appended in it to the run's subscribers once it has committed. A subscriber reads the log only
-to catch up (on subscribing, or when what it was handed does not follow on from what it has).
+many events it appended. Readers never poll: writers run their transaction through `Hub.write`,
+which hands the events appended in it to the run's subscribers once it has committed. A
+subscriber reads the log only to catch up (on subscribing, or when what it was handed does not
+follow on from what it has).
 """
 
 from __future__ import annotations
