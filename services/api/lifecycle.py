@@ -274,6 +274,8 @@ _CLOSE_CONVERSATION = (
     .returning(conversations.c.name)
 )
 _HELD_FOR_UPDATE = RUN_BY_ID.with_for_update()
+# Its SET clause comes from the parameters (mapping.terminal_values): one statement, built once.
+_END_RUN = update(runs).where(runs.c.id == bindparam("run_id")).returning(*runs.c)
 _INSERT_JOB = insert(inference_jobs)
 _SET_JOB_IDS = (
     update(runs)
@@ -314,16 +316,8 @@ def finalize(
         _CLOSE_CONVERSATION,
         {"conversation_id": conversation_id, "new_version": new_version, "now": now},
     ).scalar_one()
-    ended = (
-        conn.execute(
-            update(runs)
-            .where(runs.c.id == run["id"])
-            .values(mapping.terminal_values(outcome, now))
-            .returning(*runs.c)
-        )
-        .mappings()
-        .one()
-    )
+    params = {"run_id": run["id"], **mapping.terminal_values(outcome, now)}
+    ended = conn.execute(_END_RUN, params).mappings().one()
     # The terminal event carries the run as it ends.
     ended_run = mapping.run_to_proto(ended, name, docs_url)
     event = run_pb2.RunEvent(
