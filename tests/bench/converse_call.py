@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -31,27 +28,14 @@ from agents.v1 import message_pb2
 
 from services.runner.providers import bedrock
 from services.runner.providers.base import ModelRequest
+from tests.bench import cpu_per_call
 
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 CONCURRENCY = (1, 32)
 
 
 async def measure(name: str, call: Callable[[], Awaitable[Any]], n: int) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for concurrency in CONCURRENCY:
-        per_client = max(1, n // concurrency)
-
-        async def client(per_client: int = per_client) -> None:
-            for _ in range(per_client):
-                await call()
-
-        await asyncio.gather(*(client() for _ in range(concurrency)))  # warm-up
-        cpu = time.process_time()
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-        out[concurrency] = (time.process_time() - cpu) / (per_client * concurrency) * 1000
-    cells = "  ".join(f"c{c}: {ms:6.3f} ms CPU" for c, ms in out.items())
-    print(f"{name:<44} {cells}", flush=True)
-    return out
+    return await cpu_per_call.measure(name, call, n, CONCURRENCY)
 
 
 async def main(n: int) -> None:
@@ -91,10 +75,7 @@ async def main(n: int) -> None:
             "Parley's provider (botocore + aiohttp)", lambda: provider.converse(prepared), n
         ),
     }
-    print("CPU relative to Parley's way:")
-    for name, cells in results.items():
-        ratios = "  ".join(f"c{c}: {ms / results['parley'][c]:5.2f}x" for c, ms in cells.items())
-        print(f"  {name:<8} {ratios}")
+    cpu_per_call.print_ratios(results)
     await http.aclose()
     await provider.close()
     pool.shutdown()
@@ -103,14 +84,7 @@ async def main(n: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.bench.fake_converse", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert fake.stdout is not None
-        port = int(fake.stdout.readline().split()[1])
+    with cpu_per_call.fake_server("tests.bench.fake_converse") as port:
         os.environ.pop("AWS_BEARER_TOKEN_BEDROCK", None)
         os.environ.update(
             AWS_ENDPOINT_URL_BEDROCK_RUNTIME=f"http://127.0.0.1:{port}",
@@ -121,6 +95,3 @@ if __name__ == "__main__":
         import uvloop
 
         uvloop.run(main(parser.parse_args().n))
-    finally:
-        fake.terminate()
-        fake.wait(10)

@@ -14,10 +14,6 @@ a time and 16 at once, over httpx2's own pool (what the SDK brings) and over aio
 from __future__ import annotations
 
 import argparse
-import asyncio
-import subprocess
-import sys
-import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -29,26 +25,13 @@ from mcp.client.streamable_http import streamable_http_client
 from services.common.config import Settings
 from services.tooling import mcp_connect
 from services.tooling.http_pool import AiohttpPool
+from tests.bench import cpu_per_call
 
 CONCURRENCY = (1, 16)
 
 
 async def measure(name: str, call: Callable[[], Awaitable[Any]], n: int) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for concurrency in CONCURRENCY:
-        per_client = max(1, n // concurrency)
-
-        async def client(per_client: int = per_client) -> None:
-            for _ in range(per_client):
-                await call()
-
-        await asyncio.gather(*(client() for _ in range(concurrency)))  # warm-up
-        cpu = time.process_time()
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-        out[concurrency] = (time.process_time() - cpu) / (per_client * concurrency) * 1000
-    cells = "  ".join(f"c{c}: {ms:6.3f} ms CPU" for c, ms in out.items())
-    print(f"{name:<44} {cells}", flush=True)
-    return out
+    return await cpu_per_call.measure(name, call, n, CONCURRENCY)
 
 
 async def kept_clients(
@@ -102,26 +85,13 @@ async def main(url: str, n: int) -> None:
 
     results["parley"] = await measure("Parley's connector (discovery + call)", parley, n)
     await connector.aclose()
-    print("CPU relative to Parley's way:")
-    for name, cells in results.items():
-        ratios = "  ".join(f"c{c}: {ms / results['parley'][c]:5.2f}x" for c, ms in cells.items())
-        print(f"  {name:<8} {ratios}")
+    cpu_per_call.print_ratios(results)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500)
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.bench.fake_mcp", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert fake.stdout is not None
-        port = int(fake.stdout.readline().split()[1])
+    with cpu_per_call.fake_server("tests.bench.fake_mcp") as port:
         import uvloop
 
         uvloop.run(main(f"http://127.0.0.1:{port}/mcp", parser.parse_args().n))
-    finally:
-        fake.terminate()
-        fake.wait(10)
