@@ -7,10 +7,11 @@ SITE    = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purel
 
 .PHONY: up test bench gen gen-check lint protos-vendor clean
 
-$(STAMP): pyproject.toml
+# The Python client (clients/python) is its own distribution, installed beside Parley for its tests.
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]' -e clients/python
 	touch $(STAMP)
 
 # The google.api annotations ship in googleapis-common-protos; buf needs them inside its module.
@@ -29,7 +30,7 @@ gen-check: $(STAMP)
 lint: protos-vendor
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check services gateway tests
+	$(VENV)/bin/ruff format --check services gateway tests clients
 
 up: $(STAMP)
 	$(VENV)/bin/parley up

@@ -24,6 +24,8 @@ from services.common.grpc_server import Running
 
 SERVICES = ("api", "runner", "tooling", "gateway")
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+FAKE_MODEL_ON = "built-in echo model (--fake-model): every run answers without AWS"
+FAKE_MODEL_OFF = "AWS Bedrock; without AWS credentials start with --fake-model for an echo model"
 GC_GEN0_THRESHOLD = 10_000  # allocations between young collections (CPython's default: 700)
 
 
@@ -117,12 +119,15 @@ def _up(args: argparse.Namespace) -> None:
     if args.db == "postgres":
         os.environ.setdefault("PARLEY_DATABASE_URL", POSTGRES_URL)
     settings = load_settings(embedded=True)
+    if args.fake_model:
+        settings = settings.with_overrides(fake_model=True)
     token = mint_token(settings.jwt_secret, company_id=1, user_id=1, ttl_seconds=30 * 86400)
 
     def ready() -> None:
         print(f"Parley is up on {settings.database_url}", flush=True)
         print(f"  gateway:       http://{settings.host}:{settings.http_port}")
         print(f"  data plane id: {settings.default_data_plane_id}")
+        print(f"  model:         {FAKE_MODEL_ON if settings.fake_model else FAKE_MODEL_OFF}")
         print(f"  token:         {token}")
         url = f"http://{settings.host}:{settings.http_port}"
         print(f"  try:           export API={url} TOKEN={token}", flush=True)
@@ -199,6 +204,12 @@ def main(argv: list[str] | None = None) -> None:
         choices=("sqlite", "postgres"),
         default="sqlite",
         help="postgres: the local server at 127.0.0.1:5432 (unless PARLEY_DATABASE_URL)",
+    )
+    up.add_argument(
+        "--fake-model",
+        action="store_true",
+        help="answer every run with the built-in, deterministic echo model instead of Bedrock "
+        "(as PARLEY_FAKE_MODEL=true does): a first run without AWS credentials",
     )
     up.set_defaults(func=_up)
     serve = sub.add_parser("serve", help="run one service")

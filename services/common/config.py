@@ -34,6 +34,7 @@ class Settings:
     bedrock_max_attempts: int = 3  # botocore's standard retries: the only retry layer
     bedrock_connect_timeout_s: float = 5.0
     bedrock_read_timeout_s: float = 300.0  # a Converse call's whole generation
+    fake_model: bool = False  # every run answered by the built-in echo model, never Bedrock
 
     @property
     def data_plane_ids(self) -> frozenset[str]:
@@ -87,6 +88,7 @@ def load_settings(*, embedded: bool, environ: dict[str, str] | None = None) -> S
         bedrock_read_timeout_s=float(
             env.get("PARLEY_BEDROCK_READ_TIMEOUT_S", Settings.bedrock_read_timeout_s)
         ),
+        fake_model=_bool(env.get("PARLEY_FAKE_MODEL", "false")),
     )
 
 

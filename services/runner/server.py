@@ -4,6 +4,7 @@ server."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -13,14 +14,22 @@ from agents.v1 import runner_service_pb2, runner_service_pb2_grpc
 
 from services.common.config import Settings
 from services.common.grpc_server import Running, start_server
+from services.common.model_catalogue import MODELS
 from services.runner.clients import StoreClient, ToolRouterClient
 from services.runner.executor import Executor
 from services.runner.providers.base import Provider
 from services.runner.providers.bedrock import BedrockOptions, BedrockProvider
+from services.runner.providers.echo import EchoProvider
 from services.runner.servicer import RunnerServicer
 from services.runner.worker import Worker
 
 SERVICE_NAME = runner_service_pb2.DESCRIPTOR.services_by_name["RunnerService"].full_name
+NO_CREDENTIALS = (
+    "no AWS credentials found: runs on Bedrock models will fail with ModelInvocationFailed. "
+    "For a first run without AWS, use the built-in echo model: `parley up --fake-model` "
+    "(or PARLEY_FAKE_MODEL=true)"
+)
+log = logging.getLogger("parley.runner")
 
 
 def _runner_id() -> str:
@@ -30,15 +39,21 @@ def _runner_id() -> str:
 async def start(settings: Settings, bind: str) -> Running:
     store_channel = grpc.aio.insecure_channel(settings.api_addr)
     tooling_channel = grpc.aio.insecure_channel(settings.tooling_addr)
-    bedrock = BedrockProvider(
-        BedrockOptions(
-            max_connections=max(settings.runner_concurrency, 4),
-            max_attempts=settings.bedrock_max_attempts,
-            connect_timeout_s=settings.bedrock_connect_timeout_s,
-            read_timeout_s=settings.bedrock_read_timeout_s,
+    bedrock: BedrockProvider | None = None
+    providers: dict[str, Provider]
+    if settings.fake_model:  # every catalogued provider is answered by the echo model
+        echo = EchoProvider()
+        providers = {model.provider: echo for model in MODELS.values()}
+    else:
+        bedrock = BedrockProvider(
+            BedrockOptions(
+                max_connections=max(settings.runner_concurrency, 4),
+                max_attempts=settings.bedrock_max_attempts,
+                connect_timeout_s=settings.bedrock_connect_timeout_s,
+                read_timeout_s=settings.bedrock_read_timeout_s,
+            )
         )
-    )
-    providers: dict[str, Provider] = {bedrock.name: bedrock}
+        providers = {bedrock.name: bedrock}
     store = StoreClient(store_channel)
     runner_id = _runner_id()
     executor = Executor(store, ToolRouterClient(tooling_channel), providers, runner_id)
@@ -46,7 +61,10 @@ async def start(settings: Settings, bind: str) -> Running:
         store, executor, runner_id, settings.runner_concurrency, settings.runner_lease_seconds
     )
     try:
-        await bedrock.endpoint(settings.default_data_plane_id)  # resolved once, off the event loop
+        if bedrock is not None:  # resolved once, off the event loop
+            endpoint = await bedrock.endpoint(settings.default_data_plane_id)
+            if endpoint.credentials is None and endpoint.bearer_token is None:
+                log.warning(NO_CREDENTIALS)
         server, port = await start_server(
             bind,
             [(runner_service_pb2_grpc.add_RunnerServiceServicer_to_server, RunnerServicer(worker))],
@@ -55,7 +73,7 @@ async def start(settings: Settings, bind: str) -> Running:
     except BaseException:
         await store_channel.close()
         await tooling_channel.close()
-        await bedrock.close()
+        await _close(providers)
         raise
     worker.start()
 
@@ -65,6 +83,11 @@ async def start(settings: Settings, bind: str) -> Running:
         await server.stop(grace=2)
         await store_channel.close()
         await tooling_channel.close()
-        await bedrock.close()
+        await _close(providers)
 
     return Running("runner", port, stop)
+
+
+async def _close(providers: dict[str, Provider]) -> None:
+    for provider in {id(p): p for p in providers.values()}.values():
+        await provider.close()

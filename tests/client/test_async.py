@@ -1,0 +1,124 @@
+"""`AsyncParley` against the same real server: the same operations, driven by asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from parley_client import (
+    AsyncParley,
+    ConflictError,
+    NotFoundError,
+    RunCompletedEvent,
+    RunEvent,
+    ToolChoice,
+    TurnEvent,
+    VersionConflict,
+    WaitTimeout,
+)
+from tests.fakes.tcp_proxy import Proxy
+
+from .conftest import BOOKING_TOOL, Holding, Server, example_config
+
+
+@pytest_asyncio.fixture
+async def aclient(parley_server: Server, user: int) -> AsyncIterator[AsyncParley]:
+    async with AsyncParley(parley_server.url, parley_server.token(user)) as parley:
+        yield parley
+
+
+@pytest_asyncio.fixture
+async def aproxied(parley_server: Server, proxy: Proxy, user: int) -> AsyncIterator[AsyncParley]:
+    async with AsyncParley(proxy.url, parley_server.token(user), max_retries=3) as parley:
+        yield parley
+
+
+async def test_conversations_and_messages(aclient: AsyncParley) -> None:
+    made = [
+        await aclient.conversations.create(name=f"a{i}", defaults=example_config())
+        for i in range(3)
+    ]
+    page = await aclient.conversations.list(per_page=2)
+    assert (page.total_records, page.total_pages, page.next_page) == (3, 2, 2)
+    walked = [c.id async for c in aclient.conversations.iter_all(per_page=2)]
+    assert walked == [c.id for c in reversed(made)]
+    assert (await aclient.conversations.get(made[0].id)).name == "a0"
+    run = await aclient.runs.start(made[0].id, "hello async")
+    done = await aclient.runs.wait(run.id, timeout=30)
+    assert done.final_text == "You said: hello async"
+    texts = [m.text async for m in aclient.messages.iter_all(made[0].id, per_page=1)]
+    assert texts == ["hello async", "You said: hello async"]
+    with pytest.raises(VersionConflict):
+        await aclient.runs.start(made[0].id, "stale", expected_version=0)
+    with pytest.raises(NotFoundError):
+        await aclient.runs.get(str(uuid.uuid4()))
+
+
+async def test_a_lost_start_answer_is_retried_once_with_the_same_key(
+    aproxied: AsyncParley, proxy: Proxy
+) -> None:
+    conversation = await aproxied.conversations.create(defaults=example_config())
+    path = f"/agents/conversations/{conversation.id}/runs"
+    proxy.drop_response("POST", path)
+    run = await aproxied.runs.start(conversation.id, "lost", expected_version=0)
+    assert run.start_outcome == "duplicate"
+    assert {r.json()["client_op_id"] for r in proxy.seen("POST", path)} == {run.client_op_id}  # type: ignore[index]
+    await aproxied.runs.wait(run.id)
+    assert len((await aproxied.messages.list(conversation.id)).messages) == 2
+
+
+async def test_stream_resumes_after_a_cut_connection(
+    aproxied: AsyncParley, aclient: AsyncParley, proxy: Proxy, holding: Holding
+) -> None:
+    key = holding.gates.key()
+    conversation = await aproxied.conversations.create(defaults=holding.config())
+    run = await aproxied.runs.start(
+        conversation.id, key, tool_choice=ToolChoice.tool("hold", "gate")
+    )
+    received: list[RunEvent] = []
+    async with aproxied.runs.stream(run.id) as events:
+        async for event in events:
+            received.append(event)
+            if isinstance(event, TurnEvent) and event.turn.role == "assistant":
+                break
+        await asyncio.to_thread(holding.gates.wait_arrived, key)
+        assert proxy.cut() >= 1
+        holding.gates.open(key)
+        await aclient.runs.wait(run.id, timeout=30)
+        received += [event async for event in events]
+    everything = [event async for event in aclient.runs.stream(run.id)]
+    assert [(e.seq, e.type) for e in received] == [(e.seq, e.type) for e in everything]
+    assert isinstance(received[-1], RunCompletedEvent)
+    assert len(proxy.seen("GET", f"/agents/runs/{run.id}/events")) == 2
+
+
+async def test_wait_timeout_cancel_and_caller_tools(aclient: AsyncParley, holding: Holding) -> None:
+    key = holding.gates.key()
+    conversation = await aclient.conversations.create(defaults=holding.config())
+    run = await aclient.runs.start(
+        conversation.id, key, tool_choice=ToolChoice.tool("hold", "gate")
+    )
+    await asyncio.to_thread(holding.gates.wait_arrived, key)
+    with pytest.raises(WaitTimeout):
+        await aclient.runs.wait(run.id, timeout=0.2)
+    cancelled = await aclient.runs.cancel(run.id)
+    assert cancelled.cancelled
+    assert (await aclient.runs.cancel(run.id)).cancelled
+    holding.gates.open(key)
+    paused = await aclient.runs.wait(
+        (
+            await aclient.runs.start(
+                conversation.id, "book it", tool_choice=ToolChoice.tool(BOOKING_TOOL.name)
+            )
+        ).id
+    )
+    assert paused.status == "requires_action"
+    with pytest.raises(ConflictError):
+        await aclient.runs.cancel(paused.id)
+    (call,) = paused.caller_tool_calls
+    resumed = await aclient.runs.submit_tool_outputs(paused, {call.tool_use_id: "yes"})
+    assert (await aclient.runs.wait(resumed.id)).final_text == "confirm_booking returned: yes"
