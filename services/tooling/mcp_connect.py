@@ -15,7 +15,8 @@ have restarted) is retried once on a new one, unless a tools/call may already ha
 is repeated only when nothing was sent, the server could not be reached, or it refused the
 session (HTTP 404).
 Each client sits on a `_ServerTransport` that (1) checks the URL policy on the resolved address
-of every host it talks to, redirects included, (2) adds `Authorization: Bearer …` only when the
+of every host it talks to, redirects included (and the pool checks each address it connects to),
+(2) adds `Authorization: Bearer …` only when the
 session carries a token and only for the session's own origin, and (3) never closes the shared
 pool.
 
@@ -43,7 +44,7 @@ from pydantic import ValidationError
 from services.common import url_policy
 from services.common.auth import mint_token
 from services.common.config import Settings
-from services.tooling.http_pool import AiohttpPool
+from services.tooling.http_pool import AddressRefused, AiohttpPool
 
 log = logging.getLogger("parley.tooling")
 T = TypeVar("T")
@@ -125,6 +126,10 @@ class _ServerTransport(httpx2.AsyncBaseTransport):
         self.sent += 1
         try:
             response = await self.pool.handle_async_request(request)
+        except AddressRefused as exc:  # the name resolved elsewhere when connecting
+            self.refused = f"{url.copy_with(query=None, fragment=None)}: {exc}"
+            self.unprocessed = True
+            raise
         except httpx2.ConnectError:
             self.unprocessed = True
             raise
@@ -161,7 +166,11 @@ class McpConnector:
         self._allow_private = settings.mcp_allow_private_networks
         self._secret = settings.jwt_secret
         self._allowlist = frozenset(url_policy.normalize(u) for u in settings.mcp_auth_allowlist)
-        self._pool = AiohttpPool(max_connections=512)
+        allow_private = settings.mcp_allow_private_networks
+        self._pool = AiohttpPool(
+            max_connections=512,
+            policy=lambda address: url_policy.address_refusal(address, allow_private),
+        )
         self._idle: dict[_Key, list[Session]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 

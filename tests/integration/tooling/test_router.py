@@ -288,7 +288,17 @@ async def test_only_allowlisted_servers_get_a_token_for_the_caller(
 # --- URL policy ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", ["http://169.254.169.254/mcp", "http://[fe80::1]/mcp"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/mcp",
+        "http://[fe80::1]/mcp",
+        "http://[64:ff9b::169.254.169.254]/mcp",
+        "http://[::169.254.169.254]/mcp",
+        "http://[2002:a9fe:a9fe::]/mcp",
+        "http://2852039166/mcp",
+    ],
+)
 async def test_link_local_is_always_refused(router: Router, url: str) -> None:
     error = await failed(router.discover({"alias": "meta", "url": url}))
     assert error_info(error).metadata["cause"] == "url_not_allowed"
@@ -298,14 +308,19 @@ async def test_link_local_is_always_refused(router: Router, url: str) -> None:
 
 
 async def test_loopback_is_refused_unless_allowed(strict_router: Router, mcp: Fakes) -> None:
-    for url in (mcp.docs, mcp.docs.replace("127.0.0.1", "localhost")):
+    spellings = ("127.0.0.1", "localhost", "2130706433", "0x7f.1", "[::ffff:127.0.0.1]")
+    for url in (mcp.docs.replace("127.0.0.1", host) for host in spellings):
         error = await failed(strict_router.discover({"alias": "docs", "url": url}))
         assert error_info(error).metadata["cause"] == "url_not_allowed"
         assert "does not allow" in error.details() or "not allowed" in error.details()
 
 
-async def test_a_redirect_elsewhere_is_not_followed(router: Router) -> None:
-    async with fakes.serve(fakes.redirect_app("http://169.254.169.254/mcp")) as url:
+@pytest.mark.parametrize(
+    "target",
+    ["http://169.254.169.254/mcp", "http://[64:ff9b::a9fe:a9fe]/mcp", "http://0xa9fea9fe/"],
+)
+async def test_a_redirect_elsewhere_is_not_followed(router: Router, target: str) -> None:
+    async with fakes.serve(fakes.redirect_app(target)) as url:
         error = await failed(router.discover({"alias": "redir", "url": url}))
     assert error_info(error).reason == "MCP_DISCOVERY_FAILED"
     assert error.details().startswith("redir: ") and "not followed" in error.details()
