@@ -34,10 +34,11 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def test_up_prints_url_data_plane_and_token_and_serves_example_1(tmp_path: Path) -> None:
-    http, api, runner, tooling = _free_ports(4)
+    http, api, runner, tooling, store = _free_ports(5)
     env = _env(
         PARLEY_HTTP_PORT=str(http),
         PARLEY_API_ADDR=f"127.0.0.1:{api}",
+        PARLEY_STORE_ADDR=f"127.0.0.1:{store}",
         PARLEY_RUNNER_ADDR=f"127.0.0.1:{runner}",
         PARLEY_TOOLING_ADDR=f"127.0.0.1:{tooling}",
     )

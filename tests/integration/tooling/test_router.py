@@ -274,12 +274,18 @@ async def test_only_allowlisted_servers_get_a_token_for_the_caller(
     echoed = narr.content[0].text.text
     assert echoed.startswith("Bearer ")
     token = echoed.removeprefix("Bearer ")
-    claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience=mcp.auth)
     assert (claims["company_id"], claims["user_id"]) == (CALLER.company_id, CALLER.user_id)
-    assert claims["exp"] - time.time() <= 300
+    assert claims["aud"] == mcp.auth and claims["scope"] == "mcp:invoke"
+    assert claims["exp"] - claims["iat"] <= 60
     for value in mcp.auth_seen.seen:
         assert value is not None
-        jwt.decode(value.removeprefix("Bearer "), SECRET, algorithms=["HS256"])
+        jwt.decode(value.removeprefix("Bearer "), SECRET, algorithms=["HS256"], audience=mcp.auth)
+    # Minted per call chain: the call did not reuse the discovery's token (nor the kept client's).
+    discovery_token = mcp.auth_seen.seen[0].removeprefix("Bearer ")
+    assert token != discovery_token
+    with pytest.raises(jwt.InvalidAudienceError):  # no other server accepts it as its own
+        jwt.decode(token, SECRET, algorithms=["HS256"], audience=mcp.auth_open)
     # never logged (the router's logs and the SDK's, at DEBUG)
     tokens = {v.removeprefix("Bearer ") for v in mcp.auth_seen.seen if v}
     assert not any(t in caplog.text for t in tokens)
@@ -399,13 +405,12 @@ async def test_kept_clients_are_never_shared_between_callers(router: Router, mcp
         )
     )
     again = await router.call("narr-whoami", "{}", server)
+    tokens = [r.content[0].text.text.removeprefix("Bearer ") for r in (first, reply.result, again)]
     owners = [
-        jwt.decode(r.content[0].text.text.removeprefix("Bearer "), SECRET, algorithms=["HS256"])[
-            "user_id"
-        ]
-        for r in (first, reply.result, again)
+        jwt.decode(t, SECRET, algorithms=["HS256"], audience=mcp.auth)["user_id"] for t in tokens
     ]
     assert owners == [CALLER.user_id, 999, CALLER.user_id]
+    assert len(set(tokens)) == 3  # the kept client's next call got a token of its own
 
 
 @pytest.mark.parametrize("kind", ["streamable_http", "http_sse"])
