@@ -19,6 +19,7 @@ from services.common.errors import ParleyError
 
 AUDIENCE = "parley-internal"
 TOKEN_TTL_SECONDS = 300
+LEEWAY_SECONDS = 30  # clock skew tolerated between Parley's hosts (iat, exp)
 AUTHORIZATION_KEY = "authorization"
 PUBLIC_SERVICES = frozenset({"agents.v1.ConversationService"})
 
@@ -93,7 +94,7 @@ def authorize(secret: str, method: str, authorization: str | None) -> Role:
             f"{method} is internal: it needs an internal credential, and the call carried none",
         )
     role, expires_at = _verified(secret, token.strip())
-    if time.time() >= expires_at:
+    if time.time() >= expires_at + LEEWAY_SECONDS:
         raise ParleyError("InternalCredentialRequired", "the internal credential has expired")
     if role not in roles_for(method):
         raise ParleyError(
@@ -117,6 +118,7 @@ def _verified(secret: str, token: str) -> tuple[Role, float]:
             secret,
             algorithms=["HS256"],
             audience=AUDIENCE,
+            leeway=LEEWAY_SECONDS,
             options={"require": ["exp", "aud", "role"]},
         )
     except jwt.ExpiredSignatureError:

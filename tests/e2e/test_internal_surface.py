@@ -100,7 +100,7 @@ def _forged_internal(secret: str, role: Role = Role.RUNNER, ttl: int = 300) -> s
 
 def _expired_internal() -> str:
     now = int(time.time())
-    claims = {"aud": internal_auth.AUDIENCE, "role": "runner", "iat": now - 600, "exp": now - 60}
+    claims = {"aud": internal_auth.AUDIENCE, "role": "runner", "iat": now - 600, "exp": now - 300}
     return jwt.encode(claims, INTERNAL_SECRET, algorithm="HS256")
 
 
