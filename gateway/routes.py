@@ -33,6 +33,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 JSON = "application/json"
 DEFAULT_DEADLINE_S = 30.0
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}\Z")
+_METADATA_VALUE = re.compile(r"[\x20-\x7e]*\Z")  # what a gRPC metadata value may hold
 SCOPE_ROUTE = "parley.route"  # the matched template, for metrics labels
 
 
@@ -71,6 +72,14 @@ class Request:
         metadata = [(REQUEST_ID_KEY, self.request_id)]
         auth = self.header(b"authorization")
         if auth is not None:
+            if not _METADATA_VALUE.match(auth):  # gRPC would refuse to send it at all
+                raise ProblemError(
+                    problems.catalogued(
+                        "Unauthenticated",
+                        "the Authorization header holds bytes outside printable ASCII: "
+                        "it cannot be a bearer token",
+                    )
+                )
             metadata.append(("authorization", auth))
         return metadata
 

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 
 from services.common.auth import DEFAULT_SCOPE, mint_token
-from services.common.config import Settings, load_settings
+from services.common.config import KEPT_DIR, Settings, load_settings
 from services.common.grpc_server import Running
 
 SERVICES = ("api", "runner", "tooling", "gateway")
@@ -44,7 +44,9 @@ def _starters(settings: Settings) -> dict[str, Callable[[], Awaitable[Running]]]
         return f"{settings.host}:{_port(addr)}"
 
     return {
-        "api": lambda: api_server.start(settings, bind(settings.api_addr)),
+        "api": lambda: api_server.start(
+            settings, bind(settings.api_addr), bind(settings.store_addr)
+        ),
         "runner": lambda: runner_server.start(settings, bind(settings.runner_addr)),
         "tooling": lambda: tooling_server.start(settings, bind(settings.tooling_addr)),
         "gateway": lambda: gateway_app.start(
@@ -156,21 +158,34 @@ def _token(args: argparse.Namespace) -> None:
 
 
 def _job(args: argparse.Namespace) -> None:
-    """Print an inference job's record (request and response as sent/received) as JSON."""
+    """Print an inference job's record (request and response as sent/received) as JSON. It
+    reads the store's internal listener with an operator credential minted from the internal
+    secret: PARLEY_INTERNAL_SECRET, PARLEY_INTERNAL_SECRET_FILE, or `parley up`'s kept one."""
     import json
 
-    settings = load_settings(embedded=True)
+    settings = load_settings(embedded=True, require_secrets=False)
+    if not settings.internal_secret:
+        raise SystemExit(
+            "parley job: no internal secret: PARLEY_INTERNAL_SECRET and "
+            f"PARLEY_INTERNAL_SECRET_FILE are unset and {KEPT_DIR / 'internal_secret'} does not "
+            "exist; set PARLEY_INTERNAL_SECRET to the api service's, or run where `parley up` runs"
+        )
 
     async def fetch() -> None:
         import grpc
         from agents.v1 import store_service_pb2, store_service_pb2_grpc
 
         from gateway import codec
+        from services.common import internal_tls
+        from services.common.internal_auth import InternalCredential, Role
 
-        async with grpc.aio.insecure_channel(settings.api_addr) as channel:
+        operator = InternalCredential(settings.internal_secret, Role.OPERATOR, ttl_seconds=60)
+        async with internal_tls.channel(settings.store_addr, settings) as channel:
             try:
                 job = await store_service_pb2_grpc.StoreServiceStub(channel).GetInferenceJob(
-                    store_service_pb2.GetInferenceJobRequest(id=args.job_id), timeout=10
+                    store_service_pb2.GetInferenceJobRequest(id=args.job_id),
+                    timeout=10,
+                    metadata=operator.metadata(),
                 )
             except grpc.aio.AioRpcError as exc:
                 raise SystemExit(f"parley job: {exc.code().name}: {exc.details()}") from None

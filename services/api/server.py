@@ -1,7 +1,10 @@
-"""The conversation store's gRPC server: migrates the database, then serves ConversationService
-(public, behind the gateway) and StoreService (internal, for the runner)."""
+"""The conversation store's gRPC servers: migrates the database, then serves ConversationService
+on the public listener (behind the gateway) and StoreService, for the runner and operators, on
+an internal listener of its own (PARLEY_STORE_ADDR; internal credentials, optional TLS)."""
 
 from __future__ import annotations
+
+import asyncio
 
 from agents.v1 import (
     conversation_service_pb2,
@@ -14,40 +17,55 @@ from services.api import events
 from services.api.db.engine import create_database, upgrade_head
 from services.api.servicer import ConversationServicer
 from services.api.store_servicer import StoreServicer
+from services.common import internal_tls
 from services.common.config import Settings
 from services.common.grpc_server import Running, start_server
 
-SERVICE_NAMES = (
-    conversation_service_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name,
-    store_service_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name,
-)
+PUBLIC_SERVICE = conversation_service_pb2.DESCRIPTOR.services_by_name[
+    "ConversationService"
+].full_name
+STORE_SERVICE = store_service_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name
 
 
-async def start(settings: Settings, bind: str) -> Running:
+async def start(settings: Settings, bind: str, store_bind: str) -> Running:
+    """Serve the public API on `bind` and the StoreService on `store_bind`."""
     db = create_database(settings.database_url)
     hub = events.Hub()
+    servers = []
     try:
         await upgrade_head(db)
-        server, port = await start_server(
+        public, port = await start_server(
             bind,
             [
                 (
                     conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server,
                     ConversationServicer(db, settings, hub),
-                ),
+                )
+            ],
+            [PUBLIC_SERVICE],
+        )
+        servers.append(public)
+        store, store_port = await start_server(
+            store_bind,
+            [
                 (
                     store_service_pb2_grpc.add_StoreServiceServicer_to_server,
                     StoreServicer(db, settings, hub),
-                ),
+                )
             ],
-            SERVICE_NAMES,
+            [STORE_SERVICE],
+            internal_secret=settings.internal_secret,
+            tls=internal_tls.server_credentials(settings),
         )
+        servers.append(store)
     except BaseException:
+        for server in servers:
+            await server.stop(None)
         await db.dispose()
         raise
 
     async def stop() -> None:
-        await server.stop(grace=2)
+        await asyncio.gather(*(server.stop(grace=2) for server in servers))
         await db.dispose()
 
-    return Running("api", port, stop)
+    return Running("api", port, stop, internal_port=store_port)

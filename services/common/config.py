@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_DATA_PLANE_ID = "f79cbdae-4848-47ca-95e8-69588364d185"
+KEPT_DIR = Path(".parley")  # `parley up` keeps its generated secrets here (cwd)
 
 
 def _bool(value: str) -> bool:
@@ -21,13 +22,18 @@ class Settings:
     api_addr: str = "127.0.0.1:50051"
     runner_addr: str = "127.0.0.1:50052"
     tooling_addr: str = "127.0.0.1:50053"
+    store_addr: str = "127.0.0.1:50054"  # the api's internal StoreService listener
     metrics_port: int = 9464  # `parley serve` only; under `parley up` the gateway serves /metrics
     jwt_secret: str = ""
+    internal_secret: str = ""  # signs internal credentials; never the JWT secret
+    internal_tls_cert: str = ""  # PEM files; TLS on internal listeners when all three are set
+    internal_tls_key: str = ""
+    internal_tls_ca: str = ""
     default_data_plane_id: str = DEFAULT_DATA_PLANE_ID
     execution_clusters: frozenset[str] = field(default_factory=lambda: frozenset({"shared"}))
     docs_base_url: str = ""
     mcp_allow_private_networks: bool = False
-    mcp_auth_allowlist: tuple[str, ...] = ("https://mcp.narrative.io/mcp",)
+    mcp_auth_allowlist: tuple[str, ...] = ()
     max_body_bytes: int = 1 << 20
     runner_concurrency: int = 256  # runs one runner executes at once (a model wait holds no thread)
     runner_lease_seconds: int = 30  # renewed every third of it; a dead runner's runs resume after
@@ -35,6 +41,10 @@ class Settings:
     bedrock_connect_timeout_s: float = 5.0
     bedrock_read_timeout_s: float = 300.0  # a Converse call's whole generation
     fake_model: bool = False  # every run answered by the built-in echo model, never Bedrock
+
+    @property
+    def internal_tls(self) -> bool:
+        return bool(self.internal_tls_cert and self.internal_tls_key and self.internal_tls_ca)
 
     @property
     def data_plane_ids(self) -> frozenset[str]:
@@ -48,16 +58,37 @@ class Settings:
         return replace(self, **changes)
 
 
-def load_settings(*, embedded: bool, environ: dict[str, str] | None = None) -> Settings:
-    """Settings from the environment. `embedded` is `parley up`: it may generate a JWT secret
-    (kept in ./.parley/) and allows MCP servers on private networks unless told otherwise."""
+def load_settings(
+    *, embedded: bool, environ: dict[str, str] | None = None, require_secrets: bool = True
+) -> Settings:
+    """Settings from the environment. `embedded` is `parley up`: it may generate the JWT and
+    internal secrets (kept in ./.parley/) and allows MCP servers on private networks unless told
+    otherwise. `require_secrets=False` (`parley job`) reads the secrets it finds, generates none
+    and requires none."""
     env = os.environ if environ is None else environ
-    secret = env.get("PARLEY_JWT_SECRET", "")
-    if not secret and embedded:
-        secret = _embedded_secret()
-    if not secret:
-        raise SystemExit("PARLEY_JWT_SECRET is required for `parley serve`")
-    allowlist = env.get("PARLEY_MCP_AUTH_ALLOWLIST")
+    generate = embedded and require_secrets
+    secret = env.get("PARLEY_JWT_SECRET", "") or _kept_secret("jwt_secret", generate)
+    internal = (
+        env.get("PARLEY_INTERNAL_SECRET", "")
+        or _secret_file(env.get("PARLEY_INTERNAL_SECRET_FILE", ""))
+        or _kept_secret("internal_secret", generate)
+    )
+    missing = [
+        name
+        for name, value in (("PARLEY_JWT_SECRET", secret), ("PARLEY_INTERNAL_SECRET", internal))
+        if not value
+    ]
+    if missing and require_secrets:
+        raise SystemExit(f"{' and '.join(missing)} required for `parley serve`")
+    if internal and internal == secret:
+        raise SystemExit("PARLEY_INTERNAL_SECRET must differ from PARLEY_JWT_SECRET")
+    tls = [env.get(f"PARLEY_INTERNAL_TLS_{part}", "") for part in ("CERT", "KEY", "CA")]
+    if any(tls) and not all(tls):
+        raise SystemExit(
+            "internal TLS needs all of PARLEY_INTERNAL_TLS_CERT, PARLEY_INTERNAL_TLS_KEY and "
+            "PARLEY_INTERNAL_TLS_CA (or none of them)"
+        )
+    allowlist = env.get("PARLEY_MCP_AUTH_ALLOWLIST", "")
     return Settings(
         database_url=env.get("PARLEY_DATABASE_URL", Settings.database_url),
         host=env.get("PARLEY_HOST", Settings.host),
@@ -65,16 +96,19 @@ def load_settings(*, embedded: bool, environ: dict[str, str] | None = None) -> S
         api_addr=env.get("PARLEY_API_ADDR", Settings.api_addr),
         runner_addr=env.get("PARLEY_RUNNER_ADDR", Settings.runner_addr),
         tooling_addr=env.get("PARLEY_TOOLING_ADDR", Settings.tooling_addr),
+        store_addr=env.get("PARLEY_STORE_ADDR", Settings.store_addr),
         metrics_port=int(env.get("PARLEY_METRICS_PORT", Settings.metrics_port)),
         jwt_secret=secret,
+        internal_secret=internal,
+        internal_tls_cert=tls[0],
+        internal_tls_key=tls[1],
+        internal_tls_ca=tls[2],
         default_data_plane_id=env.get("PARLEY_DEFAULT_DATA_PLANE_ID", DEFAULT_DATA_PLANE_ID),
         docs_base_url=env.get("PARLEY_DOCS_BASE_URL", "").rstrip("/"),
         mcp_allow_private_networks=_bool(
             env.get("PARLEY_MCP_ALLOW_PRIVATE_NETWORKS", "true" if embedded else "false")
         ),
-        mcp_auth_allowlist=tuple(u.strip() for u in allowlist.split(",") if u.strip())
-        if allowlist is not None
-        else Settings.mcp_auth_allowlist,
+        mcp_auth_allowlist=tuple(u.strip() for u in allowlist.split(",") if u.strip()),
         runner_concurrency=int(env.get("PARLEY_RUNNER_CONCURRENCY", Settings.runner_concurrency)),
         runner_lease_seconds=int(
             env.get("PARLEY_RUNNER_LEASE_SECONDS", Settings.runner_lease_seconds)
@@ -92,15 +126,30 @@ def load_settings(*, embedded: bool, environ: dict[str, str] | None = None) -> S
     )
 
 
-def _embedded_secret() -> str:
-    """Generated once and kept in ./.parley/jwt_secret, so tokens survive restarts."""
+def _kept_secret(name: str, generate: bool) -> str:
+    """./.parley/<name>: generated once when `generate` (so tokens survive restarts), else read
+    when it exists."""
     import secrets
 
-    path = Path(".parley") / "jwt_secret"
+    path = KEPT_DIR / name
     if path.exists():
         return path.read_text().strip()
+    if not generate:
+        return ""
     path.parent.mkdir(exist_ok=True)
     value = secrets.token_urlsafe(32)
     path.write_text(value)
     path.chmod(0o600)
     return value
+
+
+def _secret_file(path: str) -> str:
+    """A secret kept in a file (PARLEY_INTERNAL_SECRET_FILE: a Docker secret, a shared volume)."""
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise SystemExit(
+            f"cannot read PARLEY_INTERNAL_SECRET_FILE {path}: {exc.strerror}"
+        ) from None

@@ -1,6 +1,8 @@
 """Builds a grpc.aio server the way every Parley service needs it: health checking, reflection,
-metrics, and one place where exceptions become statuses (ParleyError -> catalogued status,
-anything else -> InternalError with a log_id; the caller never sees a traceback)."""
+metrics, the one check of internal credentials (every call of an internal service, against
+internal_auth's table of roles), and one place where exceptions become statuses (ParleyError ->
+catalogued status, anything else -> InternalError with a log_id; the caller never sees a
+traceback). Reflection describes only the listener's own services."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common import internal_auth
 from services.common.errors import ParleyError
 from services.common.metrics import GRPC_HANDLED, GRPC_SECONDS
 
@@ -42,8 +46,9 @@ def request_id(context: grpc.aio.ServicerContext) -> str:
 class _Interceptor(grpc.aio.ServerInterceptor):
     """Wraps each of our methods' handlers once, on its first call; later calls reuse it."""
 
-    def __init__(self) -> None:
+    def __init__(self, internal_secret: str) -> None:
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._internal_secret = internal_secret
 
     async def intercept_service(
         self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails
@@ -55,20 +60,31 @@ class _Interceptor(grpc.aio.ServerInterceptor):
         if handler is None or not details.method.startswith("/agents."):
             return handler  # health and reflection: not ours to wrap
         service, _, method = details.method[1:].rpartition("/")
+        guard = _Guard(self._internal_secret, details.method)
         if handler.unary_unary:
             wrapped = grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, service, method),
+                _wrap_unary(handler.unary_unary, service, method, guard),
                 handler.request_deserializer,
                 handler.response_serializer,
             )
         elif handler.unary_stream:
             wrapped = grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, service, method),
+                _wrap_stream(handler.unary_stream, service, method, guard),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        elif handler.stream_unary:  # none yet; wrapped all the same, so none escapes the guard
+            wrapped = grpc.stream_unary_rpc_method_handler(
+                _wrap_unary(handler.stream_unary, service, method, guard),
                 handler.request_deserializer,
                 handler.response_serializer,
             )
         else:
-            return handler
+            wrapped = grpc.stream_stream_rpc_method_handler(
+                _wrap_stream(handler.stream_stream, service, method, guard),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
         self._wrapped[details.method] = wrapped
         return wrapped
 
@@ -110,21 +126,40 @@ class _Outcome:
         return ParleyError("InternalError", f"internal error; log_id {log_id}", log_id=log_id)
 
 
-def _wrap_unary(behaviour: Callable[..., Any], service: str, method: str) -> Callable[..., Any]:
+class _Guard:
+    """The internal-credential check of one method (nothing to check on a public one)."""
+
+    def __init__(self, secret: str, method: str) -> None:
+        self.secret, self.method = secret, method
+        self.internal = internal_auth.is_internal(method)
+
+    def check(self, context: grpc.aio.ServicerContext) -> None:
+        if self.internal:
+            authorization = metadata_value(context, internal_auth.AUTHORIZATION_KEY)
+            internal_auth.authorize(self.secret, self.method, authorization)
+
+
+def _wrap_unary(
+    behaviour: Callable[..., Any], service: str, method: str, guard: _Guard
+) -> Callable[..., Any]:
     outcome = _Outcome(service, method)
 
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         async with outcome(context):
+            guard.check(context)
             return await behaviour(request, context)
 
     return wrapper
 
 
-def _wrap_stream(behaviour: Callable[..., Any], service: str, method: str) -> Callable[..., Any]:
+def _wrap_stream(
+    behaviour: Callable[..., Any], service: str, method: str, guard: _Guard
+) -> Callable[..., Any]:
     outcome = _Outcome(service, method)
 
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         async with outcome(context):
+            guard.check(context)
             async for item in behaviour(request, context):
                 yield item
 
@@ -138,6 +173,7 @@ class Running:
     name: str
     port: int
     stop: Callable[[], Awaitable[None]]
+    internal_port: int = 0  # the api: its StoreService listener (apart from the public one)
 
 
 # gRPC core queues calls the application has not taken yet, and past `max_pending_requests`
@@ -151,29 +187,52 @@ SERVER_OPTIONS = [
 ]
 
 
+def _reflection_pool(service_names: Sequence[str]) -> descriptor_pool.DescriptorPool:
+    """The files defining these services and their imports, and nothing else this process
+    loaded: reflection on a listener describes what it serves (the public API's does not show
+    the store's internal service)."""
+    pool = descriptor_pool.DescriptorPool()
+    added: set[str] = set()
+
+    def add(file: descriptor.FileDescriptor) -> None:
+        if file.name in added:
+            return
+        for dependency in file.dependencies:
+            add(dependency)
+        pool.AddSerializedFile(file.serialized_pb)
+        added.add(file.name)
+
+    for name in service_names:
+        add(descriptor_pool.Default().FindServiceByName(name).file)
+    return pool
+
+
 async def start_server(
     bind: str,
     registrations: Sequence[tuple[Callable[[Any, grpc.aio.Server], None], Any]],
     service_names: Sequence[str],
+    *,
+    internal_secret: str = "",
+    tls: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int]:
-    """Start a server on `bind` (port 0 picks one); returns it and the bound port."""
-    server = grpc.aio.server(interceptors=[_Interceptor()], options=SERVER_OPTIONS)
+    """Start a server on `bind` (port 0 picks one); returns it and the bound port. Internal
+    methods it serves need a credential signed with `internal_secret` (none: all refused)."""
+    server = grpc.aio.server(interceptors=[_Interceptor(internal_secret)], options=SERVER_OPTIONS)
     for add, servicer in registrations:
         add(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    described = [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(described, server, pool=_reflection_pool(described))
     try:
-        port = server.add_insecure_port(bind)
+        port = server.add_secure_port(bind, tls) if tls else server.add_insecure_port(bind)
     except RuntimeError:  # grpcio's way of saying the address is taken or invalid
         port = 0
     if port == 0:
         raise SystemExit(
             f"cannot listen on {bind} for {', '.join(service_names)}: the address is in use "
-            "or invalid (see PARLEY_HOST and PARLEY_API_ADDR / PARLEY_RUNNER_ADDR / "
-            "PARLEY_TOOLING_ADDR)"
+            "or invalid (see PARLEY_HOST and PARLEY_API_ADDR / PARLEY_STORE_ADDR / "
+            "PARLEY_RUNNER_ADDR / PARLEY_TOOLING_ADDR)"
         )
     await server.start()
     for name in ("", *service_names):

@@ -1,5 +1,5 @@
-"""Typed wrappers over the StoreService and ToolRouterService stubs; every call's deadline is
-set here."""
+"""Typed wrappers over the StoreService and ToolRouterService stubs; every call's deadline and
+internal credential are set here."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from agents.v1 import (
 )
 
 from services.common.errors import entry_of
+from services.common.internal_auth import InternalCredential
 
 STORE_DEADLINE_S = 10.0
 DISCOVERY_DEADLINE_S = 60.0
@@ -28,13 +29,16 @@ def is_lease_lost(exc: grpc.aio.AioRpcError) -> bool:
 
 
 class StoreClient:
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    def __init__(self, channel: grpc.aio.Channel, credential: InternalCredential) -> None:
         self._stub = store_service_pb2_grpc.StoreServiceStub(channel)
+        self._auth = credential.metadata
 
     async def watch_work(
         self, runner_id: str
     ) -> AsyncIterator[store_service_pb2.WatchWorkResponse]:
-        call = self._stub.WatchWork(store_service_pb2.WatchWorkRequest(runner_id=runner_id))
+        call = self._stub.WatchWork(
+            store_service_pb2.WatchWorkRequest(runner_id=runner_id), metadata=self._auth()
+        )
         try:
             async for signal in call:
                 yield signal
@@ -50,7 +54,9 @@ class StoreClient:
         request = store_service_pb2.ClaimRunRequest(
             runner_id=runner_id, lease_seconds=lease_seconds, wait_ms=wait_ms
         )
-        return self._stub.ClaimRun(request, timeout=STORE_DEADLINE_S + wait_ms / 1000)
+        return self._stub.ClaimRun(
+            request, timeout=STORE_DEADLINE_S + wait_ms / 1000, metadata=self._auth()
+        )
 
     async def renew_leases(
         self, runner_id: str, run_ids: list[str], lease_seconds: int
@@ -61,6 +67,7 @@ class StoreClient:
                 runner_id=runner_id, run_ids=run_ids, lease_seconds=lease_seconds
             ),
             timeout=STORE_DEADLINE_S,
+            metadata=self._auth(),
         )
 
     async def append_live_turn(
@@ -75,6 +82,7 @@ class StoreClient:
                 run_id=run_id, runner_id=runner_id, turn=turn, iteration=iteration
             ),
             timeout=STORE_DEADLINE_S,
+            metadata=self._auth(),
         )
 
     async def commit(
@@ -96,6 +104,7 @@ class StoreClient:
                 publish=publish,
             ),
             timeout=STORE_DEADLINE_S,
+            metadata=self._auth(),
         )
         return reply.version
 
@@ -103,18 +112,15 @@ class StoreClient:
         reply = await self._stub.SetGeneratedName(
             store_service_pb2.SetGeneratedNameRequest(conversation_id=conversation_id, name=name),
             timeout=STORE_DEADLINE_S,
+            metadata=self._auth(),
         )
         return reply.applied
 
-    async def get_job(self, job_id: str) -> store_service_pb2.InferenceJob:
-        return await self._stub.GetInferenceJob(
-            store_service_pb2.GetInferenceJobRequest(id=job_id), timeout=STORE_DEADLINE_S
-        )
-
 
 class ToolRouterClient:
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    def __init__(self, channel: grpc.aio.Channel, credential: InternalCredential) -> None:
         self._stub = tool_router_service_pb2_grpc.ToolRouterServiceStub(channel)
+        self._auth = credential.metadata
 
     async def discover(
         self, servers: list[config_pb2.McpServer], company_id: int, user_id: int
@@ -127,6 +133,7 @@ class ToolRouterClient:
                 ),
             ),
             timeout=DISCOVERY_DEADLINE_S,
+            metadata=self._auth(),
         )
         return list(reply.tools)
 
@@ -149,6 +156,7 @@ class ToolRouterClient:
                 arguments_json=arguments_json,
             ),
             timeout=TOOL_CALL_DEADLINE_S,
+            metadata=self._auth(),
         )
         result = reply.result
         result.tool_use_id = use.tool_use_id

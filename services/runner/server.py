@@ -1,6 +1,7 @@
 """The run executor's process: a worker that claims runs from the store (ClaimRun long polls;
 cancellations on the store's WatchWork stream) and executes them, plus the RunnerService gRPC
-server."""
+server. It dials the store's internal listener and the tool router with the runner's internal
+credential."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import os
 import socket
 import uuid
 
-import grpc
 from agents.v1 import runner_service_pb2, runner_service_pb2_grpc
 
+from services.common import internal_tls
 from services.common.config import Settings
+from services.common.internal_auth import InternalCredential, Role
 from services.common.grpc_server import Running, start_server
 from services.common.model_catalogue import MODELS
 from services.runner.clients import StoreClient, ToolRouterClient
@@ -37,8 +39,9 @@ def _runner_id() -> str:
 
 
 async def start(settings: Settings, bind: str) -> Running:
-    store_channel = grpc.aio.insecure_channel(settings.api_addr)
-    tooling_channel = grpc.aio.insecure_channel(settings.tooling_addr)
+    store_channel = internal_tls.channel(settings.store_addr, settings)
+    tooling_channel = internal_tls.channel(settings.tooling_addr, settings)
+    credential = InternalCredential(settings.internal_secret, Role.RUNNER)
     bedrock: BedrockProvider | None = None
     providers: dict[str, Provider]
     if settings.fake_model:  # every catalogued provider is answered by the echo model
@@ -54,9 +57,9 @@ async def start(settings: Settings, bind: str) -> Running:
             )
         )
         providers = {bedrock.name: bedrock}
-    store = StoreClient(store_channel)
+    store = StoreClient(store_channel, credential)
     runner_id = _runner_id()
-    executor = Executor(store, ToolRouterClient(tooling_channel), providers, runner_id)
+    executor = Executor(store, ToolRouterClient(tooling_channel, credential), providers, runner_id)
     worker = Worker(
         store, executor, runner_id, settings.runner_concurrency, settings.runner_lease_seconds
     )
@@ -69,6 +72,8 @@ async def start(settings: Settings, bind: str) -> Running:
             bind,
             [(runner_service_pb2_grpc.add_RunnerServiceServicer_to_server, RunnerServicer(worker))],
             [SERVICE_NAME],
+            internal_secret=settings.internal_secret,
+            tls=internal_tls.server_credentials(settings),
         )
     except BaseException:
         await store_channel.close()

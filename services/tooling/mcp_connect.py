@@ -4,9 +4,10 @@ One pooled HTTP transport (`http_pool`: httpx2's interface, which the SDK speaks
 is built at start-up and shared by every session, so TCP/TLS connections are reused across runs.
 Connected SDK clients are kept too: a session that ends cleanly goes back to an idle list per
 (URL, token owner) and the next discovery or call on that server reuses it, skipping the SDK's
-connect exchange and the address check (a kept client lives at most `KEEP_SECONDS`, well inside
-its token's TTL). Callers bound their work with their own timeout (a cancelled session is closed,
-never kept).
+connect exchange and the address check (a kept client lives at most `KEEP_SECONDS`). The bearer
+token an allow-listed server gets is minted for each discovery and each call (never reused from
+an earlier one): `aud` the server's URL as listed, scope `mcp:invoke`, a TTL of a minute.
+Callers bound their work with their own timeout (a cancelled session is closed, never kept).
 Discovery always lists afresh: the SDK's response cache is off (`cache=None`) and every listing
 bypasses it. A call checks its tool against the session's latest listing and lists only when the
 tool is not in it (the server still has the last word: a tool it no longer has is its error).
@@ -15,7 +16,8 @@ have restarted) is retried once on a new one, unless a tools/call may already ha
 is repeated only when nothing was sent, the server could not be reached, or it refused the
 session (HTTP 404).
 Each client sits on a `_ServerTransport` that (1) checks the URL policy on the resolved address
-of every host it talks to, redirects included, (2) adds `Authorization: Bearer …` only when the
+of every host it talks to, redirects included (and the pool checks each address it connects to),
+(2) adds `Authorization: Bearer …` only when the
 session carries a token and only for the session's own origin, and (3) never closes the shared
 pool.
 
@@ -41,9 +43,9 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from services.common import url_policy
-from services.common.auth import mint_token
+from services.common.auth import mint_mcp_token
 from services.common.config import Settings
-from services.tooling.http_pool import AiohttpPool
+from services.tooling.http_pool import AddressRefused, AiohttpPool
 
 log = logging.getLogger("parley.tooling")
 T = TypeVar("T")
@@ -60,8 +62,7 @@ CAUSES = (
     "internal",
 )
 _SSE_FALLBACK_STATUSES = {400, 404, 405}
-TOKEN_TTL_SECONDS = 300  # minted per client for allowlisted servers; never stored
-KEEP_SECONDS = 60.0  # how long a connected client may be reused (its token outlives it)
+KEEP_SECONDS = 60.0  # how long a connected client may be reused
 KEEP_PER_SERVER = 16  # idle clients kept per (URL, token owner)
 # The HTTP client's own limits; the work's budget is the caller's asyncio timeout.
 HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
@@ -125,6 +126,10 @@ class _ServerTransport(httpx2.AsyncBaseTransport):
         self.sent += 1
         try:
             response = await self.pool.handle_async_request(request)
+        except AddressRefused as exc:  # the name resolved elsewhere when connecting
+            self.refused = f"{url.copy_with(query=None, fragment=None)}: {exc}"
+            self.unprocessed = True
+            raise
         except httpx2.ConnectError:
             self.unprocessed = True
             raise
@@ -160,8 +165,13 @@ class McpConnector:
     def __init__(self, settings: Settings) -> None:
         self._allow_private = settings.mcp_allow_private_networks
         self._secret = settings.jwt_secret
-        self._allowlist = frozenset(url_policy.normalize(u) for u in settings.mcp_auth_allowlist)
-        self._pool = AiohttpPool(max_connections=512)
+        # normalised URL -> the URL as listed (a token's audience)
+        self._allowlist = {url_policy.normalize(u): u for u in settings.mcp_auth_allowlist}
+        allow_private = settings.mcp_allow_private_networks
+        self._pool = AiohttpPool(
+            max_connections=512,
+            policy=lambda address: url_policy.address_refusal(address, allow_private),
+        )
         self._idle: dict[_Key, list[Session]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -204,9 +214,15 @@ class McpConnector:
             follow_redirects=False,  # the SDK follows same-origin redirects itself
         )
 
-    def authenticated(self, url: str) -> bool:
-        """Whether `url` is on PARLEY_MCP_AUTH_ALLOWLIST (compared after normalisation)."""
-        return url_policy.normalize(url) in self._allowlist
+    def _audience(self, url: str) -> str | None:
+        """The allow-list entry `url` matches after normalisation (it gets a token), or None."""
+        return self._allowlist.get(url_policy.normalize(url)) if self._secret else None
+
+    def _authorization(self, audience: str | None, caller: Caller) -> str | None:
+        if audience is None:
+            return None
+        token = mint_mcp_token(self._secret, caller.company_id, caller.user_id, audience)
+        return f"Bearer {token}"
 
     @asynccontextmanager
     async def _session(
@@ -215,12 +231,15 @@ class McpConnector:
         """A connected session for one run's discovery or one call: a kept one unless
         `fresh`. Any failure, inside the `async with` body too, comes out as McpFailure (and the
         client is closed); cancellation passes through (and closes it too)."""
-        authenticated = self.authenticated(url) and bool(self._secret)
-        key = (url, (caller.company_id, caller.user_id) if authenticated else None)
+        audience = self._audience(url)
+        authorization = self._authorization(audience, caller)
+        key = (url, (caller.company_id, caller.user_id) if audience is not None else None)
         kept = None if fresh else self._take(key)
         on_kept = kept is not None
         if kept is None:
-            kept = await self._open(url, caller, authenticated)
+            kept = await self._open(url, authorization)
+        else:
+            kept.transport.authorization = authorization  # this work's own token
         try:
             try:
                 async with asyncio.timeout(None) as kept.transport.abort:
@@ -259,19 +278,14 @@ class McpConnector:
         async with self._session(url, caller, fresh=True) as session:
             return await work(session)
 
-    async def _open(self, url: str, caller: Caller, authenticated: bool) -> Session:
+    async def _open(self, url: str, authorization: str | None) -> Session:
         await self._check(url)
-        token = None
-        if authenticated:
-            token = mint_token(
-                self._secret, caller.company_id, caller.user_id, ttl_seconds=TOKEN_TTL_SECONDS
-            )
         parsed = httpx2.URL(url)
         transport = _ServerTransport(
             self._pool,
             (parsed.scheme, parsed.host, parsed.port),
             self._allow_private,
-            None if token is None else f"Bearer {token}",
+            authorization,
         )
         until = asyncio.get_running_loop().time() + KEEP_SECONDS
         client = Client(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agents.v1 import tool_router_service_pb2, tool_router_service_pb2_grpc
 
+from services.common import internal_tls
 from services.common.config import Settings
 from services.common.grpc_server import Running, start_server
 from services.tooling.calls import CALL_TIMEOUT_SECONDS
@@ -32,6 +33,8 @@ async def start(
             )
         ],
         [SERVICE_NAME],
+        internal_secret=settings.internal_secret,
+        tls=internal_tls.server_credentials(settings),
     )
 
     async def stop() -> None:

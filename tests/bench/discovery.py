@@ -17,7 +17,6 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import grpc  # noqa: E402
 from agents.v1 import (  # noqa: E402
     config_pb2,
     tool_router_service_pb2,
@@ -25,8 +24,10 @@ from agents.v1 import (  # noqa: E402
 )
 
 from services.common.config import Settings  # noqa: E402
+from services.common.internal_auth import Role  # noqa: E402
 from services.tooling import server as tooling_server  # noqa: E402
 from tests.fakes import mcp_servers as fakes  # noqa: E402
+from tests.internal import INTERNAL_SECRET, internal_channel  # noqa: E402
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -42,12 +43,14 @@ async def main(runs: int, delay: float) -> None:
         ]
         running = await tooling_server.start(
             Settings(
-                jwt_secret="bench-secret-at-least-32-bytes-long!!", mcp_allow_private_networks=True
+                jwt_secret="bench-secret-at-least-32-bytes-long!!",
+                internal_secret=INTERNAL_SECRET,
+                mcp_allow_private_networks=True,
             ),
             "127.0.0.1:0",
         )
         stack.push_async_callback(running.stop)
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+        channel = internal_channel(f"127.0.0.1:{running.port}", Role.RUNNER)
         stack.push_async_callback(channel.close)
         stub = tool_router_service_pb2_grpc.ToolRouterServiceStub(channel)
         caller = tool_router_service_pb2.CallerIdentity(company_id=1, user_id=1)

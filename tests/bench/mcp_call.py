@@ -65,7 +65,7 @@ async def main(url: str, n: int) -> None:
     results = {}
     for name, transport in (
         ("httpx2", httpx2.AsyncHTTPTransport(limits=httpx2.Limits(max_connections=64))),
-        ("aiohttp", AiohttpPool(max_connections=64)),
+        ("aiohttp", AiohttpPool(max_connections=64, policy=lambda address: None)),
     ):
         async with AsyncExitStack() as stack:
             clients = await kept_clients(stack, url, transport)

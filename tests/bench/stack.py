@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 JWT_SECRET = "bench-secret-0123456789abcdef0123456789"
+INTERNAL_SECRET = "bench-internal-secret-0123456789abcdef"
 
 
 def free_port() -> int:
@@ -219,6 +220,7 @@ def parley_up(
         **aws_env(converse_url),
         "PARLEY_HTTP_PORT": str(port),
         "PARLEY_API_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_STORE_ADDR": f"127.0.0.1:{free_port()}",
         "PARLEY_RUNNER_ADDR": f"127.0.0.1:{free_port()}",
         "PARLEY_TOOLING_ADDR": f"127.0.0.1:{free_port()}",
         **(extra_env or {}),
@@ -245,8 +247,10 @@ def parley_serve(
         **base_env(),
         **aws_env(converse_url),
         "PARLEY_JWT_SECRET": JWT_SECRET,
+        "PARLEY_INTERNAL_SECRET": INTERNAL_SECRET,
         "PARLEY_DATABASE_URL": database_url,
         "PARLEY_API_ADDR": api_addr,
+        "PARLEY_STORE_ADDR": f"127.0.0.1:{free_port()}",
         "PARLEY_TOOLING_ADDR": tooling_addr,
         "PARLEY_HTTP_PORT": str(http_port),
         "PARLEY_MCP_ALLOW_PRIVATE_NETWORKS": "true",  # the fake MCP server is on loopback

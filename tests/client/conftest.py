@@ -71,11 +71,12 @@ def _free_ports(n: int) -> list[int]:
 @pytest.fixture(scope="session")
 def parley_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("parley-up")
-    http, api, runner, tooling = _free_ports(4)
+    http, api, runner, tooling, store = _free_ports(5)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "AWS_"))}
     env.update(
         PARLEY_HTTP_PORT=str(http),
         PARLEY_API_ADDR=f"127.0.0.1:{api}",
+        PARLEY_STORE_ADDR=f"127.0.0.1:{store}",
         PARLEY_RUNNER_ADDR=f"127.0.0.1:{runner}",
         PARLEY_TOOLING_ADDR=f"127.0.0.1:{tooling}",
         PARLEY_JWT_SECRET=SECRET,

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import httpx
 import pytest_asyncio
 from agents.v1 import store_service_pb2_grpc
@@ -17,6 +16,8 @@ from gateway import app as gateway_app
 from services.api import server as api_server
 from services.common.auth import DEFAULT_SCOPE, mint_token
 from services.common.config import Settings
+from services.common.internal_auth import Role
+from tests.internal import INTERNAL_SECRET, internal_channel
 
 SECRET = "e2e-secret-0123456789abcdef0123456789"
 DOCS = "http://docs.parley.test"
@@ -26,9 +27,10 @@ DATA_PLANE = "f79cbdae-4848-47ca-95e8-69588364d185"
 @dataclass
 class Suite:
     http: httpx.AsyncClient
-    store: store_service_pb2_grpc.StoreServiceStub  # the runner's interface to the store
+    store: store_service_pb2_grpc.StoreServiceStub  # the store as a runner calls it
     api_port: int
     gateway_port: int
+    store_port: int  # the api's internal listener
 
     def headers(self, company_id: int = 1, user_id: int = 1, scope: str = DEFAULT_SCOPE) -> dict:
         return {"Authorization": f"Bearer {mint_token(SECRET, company_id, user_id, scope)}"}
@@ -65,16 +67,25 @@ def example_defaults(**changes: Any) -> dict:
 
 @asynccontextmanager
 async def running_suite(database_url: str) -> AsyncIterator[Suite]:
-    settings = Settings(database_url=database_url, jwt_secret=SECRET, docs_base_url=DOCS)
-    api = await api_server.start(settings, "127.0.0.1:0")
+    settings = Settings(
+        database_url=database_url,
+        jwt_secret=SECRET,
+        internal_secret=INTERNAL_SECRET,
+        docs_base_url=DOCS,
+    )
+    api = await api_server.start(settings, "127.0.0.1:0", "127.0.0.1:0")
     gateway = await gateway_app.start(settings, f"127.0.0.1:{api.port}", "127.0.0.1", 0)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{api.port}")
+    channel = internal_channel(f"127.0.0.1:{api.internal_port}", Role.RUNNER)
     try:
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{gateway.port}", timeout=30
         ) as http:
             yield Suite(
-                http, store_service_pb2_grpc.StoreServiceStub(channel), api.port, gateway.port
+                http,
+                store_service_pb2_grpc.StoreServiceStub(channel),
+                api.port,
+                gateway.port,
+                api.internal_port,
             )
     finally:
         await channel.close()

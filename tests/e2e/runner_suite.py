@@ -23,6 +23,7 @@ from services.common.grpc_server import Running
 from services.runner import server as runner_server
 from services.tooling import server as tooling_server
 from tests.fakes.bedrock import FakeBedrock, aws_environ, serve_fake_bedrock
+from tests.internal import INTERNAL_SECRET
 
 from .conftest import DOCS, SECRET, example_defaults
 
@@ -33,8 +34,10 @@ TERMINAL = {"completed", "requires_action", "failed"}
 class RunnerSuite:
     http: httpx.AsyncClient
     bedrock: FakeBedrock
-    settings: Settings  # with the real api/tooling addresses
+    settings: Settings  # with the real api/store/tooling addresses
     api_port: int
+    store_port: int
+    tooling_port: int
 
     def headers(self, company_id: int = 1, user_id: int = 1) -> dict[str, str]:
         return {"Authorization": f"Bearer {mint_token(SECRET, company_id, user_id, DEFAULT_SCOPE)}"}
@@ -117,6 +120,7 @@ async def running_runner_suite(
         **{
             "database_url": database_url,
             "jwt_secret": SECRET,
+            "internal_secret": INTERNAL_SECRET,
             "docs_base_url": DOCS,
             "bedrock_max_attempts": 2,
             "runner_lease_seconds": 5,
@@ -124,10 +128,12 @@ async def running_runner_suite(
         }
     )
     async with serve_fake_bedrock() as bedrock, aws_env(bedrock.url):
-        api = await api_server.start(settings, "127.0.0.1:0")
+        api = await api_server.start(settings, "127.0.0.1:0", "127.0.0.1:0")
         tooling = await tooling_server.start(settings, "127.0.0.1:0")
         settings = settings.with_overrides(
-            api_addr=f"127.0.0.1:{api.port}", tooling_addr=f"127.0.0.1:{tooling.port}"
+            api_addr=f"127.0.0.1:{api.port}",
+            store_addr=f"127.0.0.1:{api.internal_port}",
+            tooling_addr=f"127.0.0.1:{tooling.port}",
         )
         runner = await start_runner(settings) if with_runner else None
         gateway = await gateway_app.start(settings, settings.api_addr, "127.0.0.1", 0)
@@ -135,7 +141,9 @@ async def running_runner_suite(
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{gateway.port}", timeout=30
             ) as http:
-                yield RunnerSuite(http, bedrock, settings, api.port)
+                yield RunnerSuite(
+                    http, bedrock, settings, api.port, api.internal_port, tooling.port
+                )
         finally:
             await gateway.stop()
             if runner is not None:

@@ -37,10 +37,11 @@ def _env(**extra: str) -> dict[str, str]:
 def _up(tmp_path: Path, *args: str, **extra: str) -> tuple[subprocess.Popen[str], str, int]:
     """`parley up` on free ports in `tmp_path`: the process, its output up to the banner's
     last line, and the gateway's port."""
-    http, api, runner, tooling = _free_ports(4)
+    http, api, runner, tooling, store = _free_ports(5)
     env = _env(
         PARLEY_HTTP_PORT=str(http),
         PARLEY_API_ADDR=f"127.0.0.1:{api}",
+        PARLEY_STORE_ADDR=f"127.0.0.1:{store}",
         PARLEY_RUNNER_ADDR=f"127.0.0.1:{runner}",
         PARLEY_TOOLING_ADDR=f"127.0.0.1:{tooling}",
         **extra,
@@ -208,7 +209,7 @@ def test_serve_requires_a_secret(tmp_path: Path) -> None:
 
 
 def test_up_on_a_taken_port_says_which_setting_to_change(tmp_path: Path) -> None:
-    http, api, runner = _free_ports(3)
+    http, api, runner, store = _free_ports(4)
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
@@ -216,6 +217,7 @@ def test_up_on_a_taken_port_says_which_setting_to_change(tmp_path: Path) -> None
         env = _env(
             PARLEY_HTTP_PORT=str(http),
             PARLEY_API_ADDR=f"127.0.0.1:{api}",
+            PARLEY_STORE_ADDR=f"127.0.0.1:{store}",
             PARLEY_RUNNER_ADDR=f"127.0.0.1:{runner}",
             PARLEY_TOOLING_ADDR=f"127.0.0.1:{taken}",
         )

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import grpc
 import pytest_asyncio
 from agents.v1 import store_service_pb2, store_service_pb2_grpc
 from jsonschema import Draft202012Validator
 
+from services.common.internal_auth import Role
 from tests.fakes import mcp_servers
+from tests.internal import internal_channel
 from tests.spec_examples import EXAMPLE_4_SCHEMA
 
 from .conftest import example_defaults
@@ -30,7 +31,7 @@ async def rs(make_database_url: Callable[[], Awaitable[str]]) -> AsyncIterator[R
 
 
 async def _job(rs: RunnerSuite, job_id: str) -> store_service_pb2.InferenceJob:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{rs.api_port}") as channel:
+    async with internal_channel(f"127.0.0.1:{rs.store_port}", Role.OPERATOR) as channel:
         return await store_service_pb2_grpc.StoreServiceStub(channel).GetInferenceJob(
             store_service_pb2.GetInferenceJobRequest(id=job_id)
         )

@@ -179,3 +179,18 @@ async def test_cancel_bodies(suite: Suite, body: bytes, status: int) -> None:
         assert response.json()["error"]["type"] == "AgentLoopCancelled"
     else:
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Bearer caf\u00e9".encode("latin-1"),  # a byte over 0x7f
+        "Bearer \u00ff\u00fe".encode("latin-1"),
+        "Bearer tok\u00e9n".encode(),  # UTF-8: two bytes over 0x7f
+    ],
+)
+async def test_non_ascii_authorization_is_401_not_500(suite: Suite, value: bytes) -> None:
+    """gRPC metadata values are printable ASCII: such a header cannot be a token."""
+    for path in ("/agents/conversations", f"/agents/runs/{uuid.uuid4()}/events"):
+        response = await suite.http.get(path, headers={"Authorization": value})
+        assert_problem(response, 401, "unauthenticated", detail_has="authorization")

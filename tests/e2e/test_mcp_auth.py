@@ -45,12 +45,20 @@ async def test_allowlisted_server_gets_a_token_that_is_never_persisted(
         assert done["status"] == "completed", done
         responses = str(done) + str(await rs.messages(conversation["id"]))
         model_requests = str([r.body for r in rs.bedrock.requests_for(question)])
+        # Parley's own API refuses a token minted for an MCP server.
+        for value in {v for v in owned.seen if v}:
+            refused = await rs.http.get("/agents/conversations", headers={"Authorization": value})
+            assert refused.status_code == 401, refused.text
+            assert "not a Parley API token" in refused.json()["detail"]
 
     tokens = {value.removeprefix("Bearer ") for value in owned.seen if value}
     assert owned.seen and all(value and value.startswith("Bearer ") for value in owned.seen)
     for token in tokens:
-        claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+        claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience=owned_url)
         assert (claims["company_id"], claims["user_id"]) == (1, 1)  # the run's owner
+        assert claims["scope"] == "mcp:invoke" and claims["exp"] - claims["iat"] <= 60
+    assert len(tokens) >= 2  # one for the discovery, one for the call: never one for the run
+
     assert public.seen and all(value is None for value in public.seen)
 
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("parley.db*"))

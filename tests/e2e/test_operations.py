@@ -39,7 +39,8 @@ async def _health(port: int, service: str) -> int:
     [(runner_server, "agents.v1.RunnerService"), (tooling_server, "agents.v1.ToolRouterService")],
 )
 async def test_internal_services_offer_reflection_and_health(module, service: str) -> None:
-    running = await module.start(Settings(jwt_secret="x"), "127.0.0.1:0")
+    settings = Settings(jwt_secret="j" * 32, internal_secret="i" * 32)
+    running = await module.start(settings, "127.0.0.1:0")
     try:
         assert service in await _list_services(running.port)
         assert await _health(running.port, service) == health_pb2.HealthCheckResponse.SERVING
@@ -49,11 +50,13 @@ async def test_internal_services_offer_reflection_and_health(module, service: st
 
 async def test_api_offers_reflection_and_health(suite: Suite) -> None:
     services = await _list_services(suite.api_port)
-    assert {
-        "agents.v1.ConversationService",
-        "agents.v1.StoreService",
-        "grpc.health.v1.Health",
-    } <= services
+    assert {"agents.v1.ConversationService", "grpc.health.v1.Health"} <= services
+    assert "agents.v1.StoreService" not in services  # on the internal listener only
+    assert "agents.v1.StoreService" in await _list_services(suite.store_port)
+    assert (
+        await _health(suite.store_port, "agents.v1.StoreService")
+        == health_pb2.HealthCheckResponse.SERVING
+    )
     assert (
         await _health(suite.api_port, "agents.v1.ConversationService")
         == health_pb2.HealthCheckResponse.SERVING

@@ -9,13 +9,15 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest_asyncio
 from agents.v1 import store_service_pb2, store_service_pb2_grpc
 
+from services.common.internal_auth import Role
 from tests.fakes import bedrock as fb
+from tests.internal import INTERNAL_SECRET, internal_channel
 
 from .conftest import example_defaults
 from .runner_suite import RunnerSuite, running_runner_suite
@@ -139,13 +141,13 @@ async def test_titling_names_an_unnamed_conversation_once(rs: RunnerSuite) -> No
     assert (await rs.conversation(mine["id"]))["name"] == "my name"
 
 
-async def test_inference_jobs_are_recorded_and_readable(rs: RunnerSuite) -> None:
+async def test_inference_jobs_are_recorded_and_readable(rs: RunnerSuite, tmp_path: Path) -> None:
     question = unique("Job record please.")
     rs.bedrock.on(question, fb.text("recorded"))
     conversation = await rs.create_conversation()
     done = await rs.wait_run((await rs.start_run(conversation["id"], question))["id"])
     (job_id,) = done["submitted_inference_job_ids"]
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{rs.api_port}") as channel:
+    async with internal_channel(f"127.0.0.1:{rs.store_port}", Role.OPERATOR) as channel:
         job = await store_service_pb2_grpc.StoreServiceStub(channel).GetInferenceJob(
             store_service_pb2.GetInferenceJobRequest(id=job_id)
         )
@@ -158,9 +160,42 @@ async def test_inference_jobs_are_recorded_and_readable(rs: RunnerSuite) -> None
         [sys.executable, "-m", "services.cli", "job", job_id],
         capture_output=True,
         text=True,
-        env={**os.environ, "PARLEY_API_ADDR": f"127.0.0.1:{rs.api_port}"},
+        env={
+            **os.environ,
+            "PARLEY_STORE_ADDR": f"127.0.0.1:{rs.store_port}",
+            "PARLEY_INTERNAL_SECRET": INTERNAL_SECRET,
+        },
         timeout=60,
     )
     assert printed.returncode == 0, printed.stderr
     shown = json.loads(printed.stdout)
     assert shown["id"] == job_id and shown["request"]["messages"][0]["role"] == "user"
+    # Without an internal secret it says, in one line, where it looked and what to do.
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.cli", "job", job_id],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PARLEY_STORE_ADDR": f"127.0.0.1:{rs.store_port}"},
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert refused.returncode != 0 and refused.stdout == ""
+    message = refused.stderr.strip()
+    assert "\n" not in message, message
+    assert "PARLEY_INTERNAL_SECRET" in message and ".parley/internal_secret" in message, message
+    # A wrong secret: the store refuses the operator credential.
+    wrong = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.cli", "job", job_id],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "PARLEY_STORE_ADDR": f"127.0.0.1:{rs.store_port}",
+            "PARLEY_INTERNAL_SECRET": "not-the-secret-0123456789abcdef",
+        },
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert wrong.returncode != 0 and "UNAUTHENTICATED" in wrong.stderr, wrong.stderr

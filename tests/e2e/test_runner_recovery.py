@@ -11,7 +11,6 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 
-import grpc
 import pytest
 from agents.v1 import runner_service_pb2, runner_service_pb2_grpc
 from prometheus_client import REGISTRY
@@ -19,12 +18,15 @@ from prometheus_client import REGISTRY
 from services.runner import worker
 from tests.fakes import bedrock as fb
 
+from services.common.internal_auth import Role
+from tests.internal import INTERNAL_SECRET, internal_channel
+
 from .conftest import SECRET
 from .runner_suite import running_runner_suite, start_runner
 from .test_runs_execute import unique
 
 
-def spawn_runner(api_addr: str, tooling_addr: str, bedrock_url: str) -> subprocess.Popen[bytes]:
+def spawn_runner(store_addr: str, tooling_addr: str, bedrock_url: str) -> subprocess.Popen[bytes]:
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("PARLEY_", "AWS_"))
     }
@@ -32,7 +34,8 @@ def spawn_runner(api_addr: str, tooling_addr: str, bedrock_url: str) -> subproce
     env.update(
         {
             "PARLEY_JWT_SECRET": SECRET,
-            "PARLEY_API_ADDR": api_addr,
+            "PARLEY_INTERNAL_SECRET": INTERNAL_SECRET,
+            "PARLEY_STORE_ADDR": store_addr,
             "PARLEY_TOOLING_ADDR": tooling_addr,
             "PARLEY_RUNNER_ADDR": "127.0.0.1:0",
             "PARLEY_METRICS_PORT": "0",
@@ -58,7 +61,7 @@ async def test_sigkilled_runner_run_is_resumed_by_another_runner(
         run = await rs.start_run(conversation["id"], question)
         assert (await rs.get_run(run["id"]))["status"] == "pending"  # no runner yet
 
-        process = spawn_runner(rs.settings.api_addr, rs.settings.tooling_addr, rs.bedrock.url)
+        process = spawn_runner(rs.settings.store_addr, rs.settings.tooling_addr, rs.bedrock.url)
         try:
             await asyncio.wait_for(gate.arrived.wait(), 30)
             assert (await rs.get_run(run["id"]))["status"] == "running"
@@ -114,7 +117,7 @@ async def test_a_nudged_runner_asks_again_and_keeps_working(
     async with running_runner_suite(await make_database_url(), with_runner=False) as rs:
         runner = await start_runner(rs.settings)
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{runner.port}") as channel:
+            async with internal_channel(f"127.0.0.1:{runner.port}", Role.API) as channel:
                 stub = runner_service_pb2_grpc.RunnerServiceStub(channel)
                 for _ in range(3):
                     await stub.NotifyRunsQueued(runner_service_pb2.NotifyRunsQueuedRequest(count=1))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import pytest
 import pytest_asyncio
 
 from tests.fakes import bedrock as fb
@@ -238,6 +239,29 @@ async def test_provider_throttling_fails_the_run_after_botocore_retries(rs: Runn
     rs.bedrock.on(question, fb.text("yes"))
     nxt = await rs.start_run(conversation["id"], follow_up, expected_version=1)
     assert (await rs.wait_run(nxt["id"]))["final_text"] == "yes"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'"just a string"', b'[{"output": {}}]', b'{"output": {"message": {"role": "assi', b""],
+    ids=["json-string", "json-list", "truncated", "empty"],
+)
+async def test_an_unreadable_model_answer_fails_the_run_at_once(
+    rs: RunnerSuite, body: bytes
+) -> None:
+    """A 200 whose body is not a Converse answer is the provider's failure: the run ends
+    ModelInvocationFailed after that one call (not a crashed task whose lease runs out and is
+    retried, not a schema-decode failure of an "empty" reply)."""
+    question = unique("Say something.")
+    rs.bedrock.on(question, fb.raw(body), fb.text("a second call must not happen"))
+    conversation = await rs.create_conversation()
+    run = await rs.start_run(conversation["id"], question)
+    failed = await rs.wait_run(run["id"])
+    assert failed["status"] == "failed", failed
+    assert failed["error"]["type"] == "ModelInvocationFailed", failed["error"]
+    assert "unreadable" in failed["error"]["message"]
+    assert failed["iterations_used"] == 1 == len(failed["submitted_inference_job_ids"])
+    assert len(rs.bedrock.requests_for(question)) == 1  # botocore does not retry a 200
 
 
 async def test_unknown_tool_fails_and_keeps_history_valid(rs: RunnerSuite) -> None:

@@ -4,8 +4,9 @@ boto3 reaches through `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` (see `aws_environ`).
 Scripts are per conversation: `fake.on("What is 2 + 2?", text("4"))` queues replies for the
 Converse requests whose first user message is that text, answered in order. Replies:
 `text(...)`, `tool_uses((id, name, args), ...)`, `json_text({...})`, `error(status, code)`,
-`throttled()`, or a `Gate` wrapping one of those, which holds the HTTP call until released (for
-cancelling and killing a runner while a model call is in flight). Every request is recorded.
+`throttled()`, `raw(bytes)` (a broken answer), or a `Gate` wrapping one of those, which holds the
+HTTP call until released (for cancelling and killing a runner while a model call is in flight).
+Every request is recorded.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ import uvicorn
 @dataclass(frozen=True)
 class Reply:
     status: int
-    body: dict[str, Any]
+    body: Any  # sent as JSON, unless `raw` is set
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    raw: bytes | None = None  # sent as it is: a broken endpoint's answer
+    content_type: bytes = b"application/json"
 
 
 @dataclass
@@ -86,6 +89,12 @@ def error(status: int, code: str, message: str = "refused") -> Reply:
             (b"x-amz-retry-after", b"0"),
         ),
     )
+
+
+def raw(body: bytes, *, status: int = 200, content_type: bytes = b"application/json") -> Reply:
+    """A body sent as it is (truncated JSON, an HTML page, nothing): what a broken endpoint or
+    proxy answers."""
+    return Reply(status, None, raw=body, content_type=content_type)
 
 
 def throttled() -> Reply:
@@ -154,13 +163,13 @@ class FakeBedrock:
             reply.arrived.set()
             await reply.released.wait()
             reply = reply.then
-        payload = orjson.dumps(reply.body)
+        payload = orjson.dumps(reply.body) if reply.raw is None else reply.raw
         await send(
             {
                 "type": "http.response.start",
                 "status": reply.status,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", reply.content_type),
                     (b"content-length", str(len(payload)).encode()),
                     *reply.headers,
                 ],

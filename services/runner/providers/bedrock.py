@@ -63,6 +63,7 @@ _TIMEOUT = frozenset({"ModelTimeoutException", "RequestTimeout", "RequestTimeout
 OUTPUT_SCHEMA_NAME = "final_answer"
 _SERIALIZER = serialize.create_serializer("rest-json", include_validation=False)
 _PARSER = parsers.create_parser("rest-json")
+MESSAGE_CHARS = 500  # of an error answer's message kept on the run (a proxy's page can be big)
 USER_AGENT = f"parley Botocore/{botocore.__version__}"  # not signed, as botocore does
 
 
@@ -187,15 +188,7 @@ class BedrockProvider:
             raise bce.ConnectionClosedError(endpoint_url=endpoint.url) from exc
         headers = HeadersDict(http_response.headers.items())
         response = AWSResponse(request.url, http_response.status, headers, None)
-        try:
-            parsed = _PARSER.parse(
-                {"status_code": http_response.status, "headers": headers, "body": body},
-                endpoint.converse.output_shape,
-            )
-        except parsers.ResponseParserError as exc:
-            detail = f"unreadable Bedrock answer: {exc}"
-            raise ProviderError("ModelInvocationFailed", detail) from None
-        return response, parsed
+        return response, _parse(endpoint.converse, http_response.status, headers, body)
 
     async def close(self) -> None:
         if self._http is not None:
@@ -227,13 +220,56 @@ def _wire_json(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+def _parse(
+    operation: OperationModel, status: int, headers: HeadersDict, body: bytes
+) -> dict[str, Any]:
+    """botocore's reading of an answer. Its parser assumes a JSON object and reads anything else
+    as an empty answer or fails on it; either is the provider's failure here. A success without
+    `output.message` raises ModelInvocationFailed (botocore's rules retry no 2xx); an unreadable
+    error answer becomes an error without a code, which the rules judge by its HTTP status."""
+    try:
+        parsed = _PARSER.parse(
+            {"status_code": status, "headers": headers, "body": body}, operation.output_shape
+        )
+    except Exception:  # noqa: BLE001 - botocore's parser on an untrusted body (AttributeError…)
+        parsed = None
+    if status >= 300:
+        if parsed is not None and isinstance(parsed.get("Error"), dict):
+            return parsed
+        return {
+            "Error": {
+                "Code": f"HTTP {status}",
+                "Message": f"an unreadable answer ({_unread(body)})",
+            },
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+    output = (parsed or {}).get("output")
+    if not isinstance(output, dict) or not isinstance(output.get("message"), dict):
+        detail = f"unreadable Bedrock answer (HTTP {status}): {_unread(body)}"
+        raise ProviderError("ModelInvocationFailed", detail)
+    return parsed  # type: ignore[return-value]
+
+
+def _unread(body: bytes) -> str:
+    """What is wrong with an answer's body, in a few words (it is never quoted: it may be big)."""
+    if not body.strip():
+        return "an empty body"
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return f"{len(body)} bytes that are not JSON"
+    if not isinstance(value, dict):
+        return f"a JSON {type(value).__name__} where an object belongs"
+    return "a JSON object without `output.message`"
+
+
 def _classify(parsed: dict[str, Any] | None, failure: bce.BotoCoreError | None) -> ProviderError:
     if failure is not None:
         if isinstance(failure, bce.ReadTimeoutError | bce.ConnectTimeoutError):
             return ProviderError("ModelTimeout", f"Bedrock did not answer in time: {failure}")
         return ProviderError("ModelInvocationFailed", f"Bedrock call failed: {failure}")
     error = (parsed or {}).get("Error", {})
-    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    code, message = str(error.get("Code", "")), str(error.get("Message", ""))[:MESSAGE_CHARS]
     detail = f"Bedrock answered {code}: {message}" if message else f"Bedrock answered {code}"
     if code in _THROTTLED:
         return ProviderError("ModelThrottled", detail)

@@ -30,6 +30,8 @@ from google.rpc import error_details_pb2, status_pb2
 from services.api import server as api_server
 from services.common.auth import DEFAULT_SCOPE, mint_token
 from services.common.config import DEFAULT_DATA_PLANE_ID, Settings
+from services.common.internal_auth import Role
+from tests.internal import INTERNAL_SECRET, internal_channel
 
 SECRET = "api-integration-secret-at-least-32-bytes-long"
 DOCS = "http://docs.parley.test"
@@ -45,8 +47,10 @@ class Api:
     """The store as its clients see it, plus a few helpers that keep tests short."""
 
     port: int
+    store_port: int  # the internal listener
     public: conversation_service_pb2_grpc.ConversationServiceStub
-    store: store_service_pb2_grpc.StoreServiceStub
+    store: store_service_pb2_grpc.StoreServiceStub  # as a runner calls it
+    operator: store_service_pb2_grpc.StoreServiceStub  # as `parley job` calls it
 
     @staticmethod
     def user() -> tuple[int, int]:
@@ -114,17 +118,27 @@ class Api:
 
 @pytest_asyncio.fixture(scope="session")
 async def api(database_url: str) -> AsyncIterator[Api]:
-    settings = Settings(database_url=database_url, jwt_secret=SECRET, docs_base_url=DOCS)
-    running = await api_server.start(settings, "127.0.0.1:0")
+    settings = Settings(
+        database_url=database_url,
+        jwt_secret=SECRET,
+        internal_secret=INTERNAL_SECRET,
+        docs_base_url=DOCS,
+    )
+    running = await api_server.start(settings, "127.0.0.1:0", "127.0.0.1:0")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    store = f"127.0.0.1:{running.internal_port}"
+    runner, operator = internal_channel(store, Role.RUNNER), internal_channel(store, Role.OPERATOR)
     try:
         yield Api(
             running.port,
+            running.internal_port,
             conversation_service_pb2_grpc.ConversationServiceStub(channel),
-            store_service_pb2_grpc.StoreServiceStub(channel),
+            store_service_pb2_grpc.StoreServiceStub(runner),
+            store_service_pb2_grpc.StoreServiceStub(operator),
         )
     finally:
-        await channel.close()
+        for open_channel in (channel, runner, operator):
+            await open_channel.close()
         await running.stop()
 
 

@@ -403,11 +403,15 @@ async def test_a_waiting_claim_takes_over_when_a_lease_expires(api: Api) -> None
 async def test_health_is_served(api: Api) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        for service in ("", "agents.v1.ConversationService", "agents.v1.StoreService"):
-            response = await stub.Check(health_pb2.HealthCheckRequest(service=service))
-            assert response.status == health_pb2.HealthCheckResponse.SERVING
+    for port, service in (
+        (api.port, "agents.v1.ConversationService"),
+        (api.store_port, "agents.v1.StoreService"),
+    ):
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            for name in ("", service):
+                response = await stub.Check(health_pb2.HealthCheckRequest(service=name))
+                assert response.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def _iteration(run_id: str, job_id: str, prompt: int) -> store_service_pb2.Iteration:
@@ -491,7 +495,9 @@ async def test_model_calls_ride_on_the_next_write(api: Api) -> None:
     final = await api.get_run(who, run.id)
     assert final.submitted_inference_job_ids == done.submitted_inference_job_ids
     for job_id in done.submitted_inference_job_ids:
-        job = await api.store.GetInferenceJob(store_service_pb2.GetInferenceJobRequest(id=job_id))
+        job = await api.operator.GetInferenceJob(
+            store_service_pb2.GetInferenceJobRequest(id=job_id)
+        )
         assert job.run_id == run.id
 
 

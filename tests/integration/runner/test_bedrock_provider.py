@@ -93,6 +93,46 @@ async def test_provider_errors_are_classified_after_one_retry_layer(
     assert len(fake.requests_for(question)) == attempts
 
 
+@pytest.mark.parametrize(
+    ("reply", "attempts"),
+    [
+        (fb.raw(b'"a JSON string"'), 1),
+        (fb.raw(b"[1, 2, 3]"), 1),
+        (fb.raw(b'{"output": {"message": {"role": "assistant", "content": [{"te'), 1),
+        (fb.raw(b"<html><body>Bad Gateway</body></html>", content_type=b"text/html"), 1),
+        (fb.raw(b""), 1),
+        (fb.raw(b'{"stopReason": "end_turn", "usage": {"inputTokens": 1}}'), 1),
+        (fb.raw(b'{"output": {"surprise": {}}, "stopReason": "end_turn"}'), 1),
+        # error statuses with such bodies: botocore's rules retry a 502/503 whatever it says
+        (fb.raw(b"<html>502 Bad Gateway</html>", status=502, content_type=b"text/html"), 2),
+        (fb.raw(b'"busy"', status=503), 2),
+        (fb.raw(b"[]", status=500), 2),
+        (fb.raw(b"[]", status=400), 1),
+    ],
+    ids=[
+        "string",
+        "list",
+        "truncated",
+        "html",
+        "empty",
+        "no-output",
+        "no-message",
+        "html-502",
+        "string-503",
+        "list-500",
+        "list-400",
+    ],
+)
+async def test_an_unreadable_answer_is_a_provider_failure(
+    fake: fb.FakeBedrock, reply: fb.Reply, attempts: int
+) -> None:
+    question = f"unreadable {reply.status} {reply.raw!r}"
+    fake.on(question, reply, reply)
+    error = await failure(question, max_attempts=2)
+    assert error.code == "ModelInvocationFailed", error
+    assert len(fake.requests_for(question)) == attempts
+
+
 async def test_a_cancelled_call_does_not_block_the_event_loop(fake: fb.FakeBedrock) -> None:
     gate = fb.Gate(fb.text("late"))
     fake.on("slow", gate)

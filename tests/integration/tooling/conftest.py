@@ -14,8 +14,10 @@ from agents.v1 import config_pb2, tool_router_service_pb2, tool_router_service_p
 from google.rpc import error_details_pb2, status_pb2
 
 from services.common.config import Settings
+from services.common.internal_auth import Role
 from services.tooling import server as tooling_server
 from tests.fakes import mcp_servers as fakes
+from tests.internal import INTERNAL_SECRET, internal_channel
 
 SECRET = "tooling-integration-secret-at-least-32-bytes"
 DISCOVERY_TIMEOUT = 3.0
@@ -109,7 +111,10 @@ async def mcp() -> AsyncIterator[Fakes]:
 @pytest_asyncio.fixture(scope="module")
 async def router(mcp: Fakes) -> AsyncIterator[Router]:
     settings = Settings(
-        jwt_secret=SECRET, mcp_allow_private_networks=True, mcp_auth_allowlist=(mcp.auth,)
+        jwt_secret=SECRET,
+        internal_secret=INTERNAL_SECRET,
+        mcp_allow_private_networks=True,
+        mcp_auth_allowlist=(mcp.auth,),
     )
     async with _serve(settings) as stub:
         yield Router(stub)
@@ -118,7 +123,10 @@ async def router(mcp: Fakes) -> AsyncIterator[Router]:
 @pytest_asyncio.fixture(scope="module")
 async def strict_router() -> AsyncIterator[Router]:
     """An installation that does not allow private networks."""
-    async with _serve(Settings(jwt_secret=SECRET, mcp_allow_private_networks=False)) as stub:
+    settings = Settings(
+        jwt_secret=SECRET, internal_secret=INTERNAL_SECRET, mcp_allow_private_networks=False
+    )
+    async with _serve(settings) as stub:
         yield Router(stub)
 
 
@@ -132,7 +140,7 @@ class _serve:
         self.running = await tooling_server.start(
             self.settings, "127.0.0.1:0", discovery_timeout=DISCOVERY_TIMEOUT, call_timeout=1.0
         )
-        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.running.port}")
+        self.channel = internal_channel(f"127.0.0.1:{self.running.port}", Role.RUNNER)
         return tool_router_service_pb2_grpc.ToolRouterServiceStub(self.channel)
 
     async def __aexit__(self, *exc: object) -> None:

@@ -12,14 +12,16 @@ import httpx2
 import pytest
 import pytest_asyncio
 
-from services.tooling.http_pool import AiohttpPool
+from services.common import url_policy
+from services.tooling.http_pool import AddressRefused, AiohttpPool
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 @pytest_asyncio.fixture
 async def client() -> AsyncIterator[httpx2.AsyncClient]:
-    async with httpx2.AsyncClient(transport=AiohttpPool(max_connections=8)) as http:
+    pool = AiohttpPool(max_connections=8, policy=lambda address: None)
+    async with httpx2.AsyncClient(transport=pool) as http:
         yield http
 
 
@@ -115,3 +117,27 @@ async def test_a_server_that_does_not_answer_is_a_read_timeout(
     async with server:
         with pytest.raises(httpx2.ReadTimeout):
             await client.post(f"{url}/mcp", content=b"{}", timeout=httpx2.Timeout(5, read=0.2))
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::ffff:127.0.0.1]", "0x7f.1"])
+async def test_every_address_connected_to_is_checked_when_connecting(host: str) -> None:
+    """No check ran before: the pool itself refuses the address it is about to connect to,
+    whether a name resolved to it (as after DNS rebinding) or the URL spelled it."""
+    accepted: list[int] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        writer.close()
+
+    server, url = await serve(handler)
+    port = url.rsplit(":", 1)[1]
+    pool = AiohttpPool(
+        max_connections=4,
+        policy=lambda address: url_policy.address_refusal(address, allow_private_networks=False),
+    )
+    async with server, httpx2.AsyncClient(transport=pool) as http:
+        with pytest.raises(AddressRefused) as refused:
+            await http.get(f"http://{host}:{port}/mcp")
+        assert "refused by the URL policy" in str(refused.value)
+        assert "loopback, private or reserved" in str(refused.value)
+    assert accepted == []

@@ -274,12 +274,18 @@ async def test_only_allowlisted_servers_get_a_token_for_the_caller(
     echoed = narr.content[0].text.text
     assert echoed.startswith("Bearer ")
     token = echoed.removeprefix("Bearer ")
-    claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience=mcp.auth)
     assert (claims["company_id"], claims["user_id"]) == (CALLER.company_id, CALLER.user_id)
-    assert claims["exp"] - time.time() <= 300
+    assert claims["aud"] == mcp.auth and claims["scope"] == "mcp:invoke"
+    assert claims["exp"] - claims["iat"] <= 60
     for value in mcp.auth_seen.seen:
         assert value is not None
-        jwt.decode(value.removeprefix("Bearer "), SECRET, algorithms=["HS256"])
+        jwt.decode(value.removeprefix("Bearer "), SECRET, algorithms=["HS256"], audience=mcp.auth)
+    # Minted per call chain: the call did not reuse the discovery's token (nor the kept client's).
+    discovery_token = mcp.auth_seen.seen[0].removeprefix("Bearer ")
+    assert token != discovery_token
+    with pytest.raises(jwt.InvalidAudienceError):  # no other server accepts it as its own
+        jwt.decode(token, SECRET, algorithms=["HS256"], audience=mcp.auth_open)
     # never logged (the router's logs and the SDK's, at DEBUG)
     tokens = {v.removeprefix("Bearer ") for v in mcp.auth_seen.seen if v}
     assert not any(t in caplog.text for t in tokens)
@@ -288,7 +294,17 @@ async def test_only_allowlisted_servers_get_a_token_for_the_caller(
 # --- URL policy ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", ["http://169.254.169.254/mcp", "http://[fe80::1]/mcp"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/mcp",
+        "http://[fe80::1]/mcp",
+        "http://[64:ff9b::169.254.169.254]/mcp",
+        "http://[::169.254.169.254]/mcp",
+        "http://[2002:a9fe:a9fe::]/mcp",
+        "http://2852039166/mcp",
+    ],
+)
 async def test_link_local_is_always_refused(router: Router, url: str) -> None:
     error = await failed(router.discover({"alias": "meta", "url": url}))
     assert error_info(error).metadata["cause"] == "url_not_allowed"
@@ -298,14 +314,19 @@ async def test_link_local_is_always_refused(router: Router, url: str) -> None:
 
 
 async def test_loopback_is_refused_unless_allowed(strict_router: Router, mcp: Fakes) -> None:
-    for url in (mcp.docs, mcp.docs.replace("127.0.0.1", "localhost")):
+    spellings = ("127.0.0.1", "localhost", "2130706433", "0x7f.1", "[::ffff:127.0.0.1]")
+    for url in (mcp.docs.replace("127.0.0.1", host) for host in spellings):
         error = await failed(strict_router.discover({"alias": "docs", "url": url}))
         assert error_info(error).metadata["cause"] == "url_not_allowed"
         assert "does not allow" in error.details() or "not allowed" in error.details()
 
 
-async def test_a_redirect_elsewhere_is_not_followed(router: Router) -> None:
-    async with fakes.serve(fakes.redirect_app("http://169.254.169.254/mcp")) as url:
+@pytest.mark.parametrize(
+    "target",
+    ["http://169.254.169.254/mcp", "http://[64:ff9b::a9fe:a9fe]/mcp", "http://0xa9fea9fe/"],
+)
+async def test_a_redirect_elsewhere_is_not_followed(router: Router, target: str) -> None:
+    async with fakes.serve(fakes.redirect_app(target)) as url:
         error = await failed(router.discover({"alias": "redir", "url": url}))
     assert error_info(error).reason == "MCP_DISCOVERY_FAILED"
     assert error.details().startswith("redir: ") and "not followed" in error.details()
@@ -384,13 +405,12 @@ async def test_kept_clients_are_never_shared_between_callers(router: Router, mcp
         )
     )
     again = await router.call("narr-whoami", "{}", server)
+    tokens = [r.content[0].text.text.removeprefix("Bearer ") for r in (first, reply.result, again)]
     owners = [
-        jwt.decode(r.content[0].text.text.removeprefix("Bearer "), SECRET, algorithms=["HS256"])[
-            "user_id"
-        ]
-        for r in (first, reply.result, again)
+        jwt.decode(t, SECRET, algorithms=["HS256"], audience=mcp.auth)["user_id"] for t in tokens
     ]
     assert owners == [CALLER.user_id, 999, CALLER.user_id]
+    assert len(set(tokens)) == 3  # the kept client's next call got a token of its own
 
 
 @pytest.mark.parametrize("kind", ["streamable_http", "http_sse"])

@@ -62,3 +62,27 @@ def test_a_token_verified_once_is_refused_once_it_expires(monkeypatch: pytest.Mo
     assert _code(lambda: verify_authorization(SECRET, f"Bearer {token}", READ_SCOPE)) == (
         "Unauthenticated"
     )
+
+
+def test_a_token_minted_for_an_mcp_server_is_not_an_api_token() -> None:
+    from services.common.auth import MCP_SCOPE, mint_mcp_token
+
+    token = mint_mcp_token(SECRET, 7, 9, "https://mcp.example/mcp")
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="https://mcp.example/mcp")
+    assert claims["scope"] == MCP_SCOPE and claims["exp"] - claims["iat"] <= 60
+    assert token != mint_mcp_token(SECRET, 7, 9, "https://mcp.example/mcp")  # unique (jti)
+    with pytest.raises(ParleyError) as refused:
+        verify_authorization(SECRET, f"Bearer {token}", READ_SCOPE)
+    assert refused.value.entry.code == "Unauthenticated"
+    assert "not a Parley API token" in str(refused.value)
+    # Either mark alone is enough: an audience, or the mcp:invoke scope.
+    scoped = mint_token(SECRET, 7, 9, scope=f"{MCP_SCOPE} {READ_SCOPE}")
+    audienced = jwt.encode(
+        {"company_id": 7, "user_id": 9, "scope": READ_SCOPE, "aud": "x", "exp": 2**40},
+        SECRET,
+        algorithm="HS256",
+    )
+    for other in (scoped, audienced):
+        assert _code(lambda t=other: verify_authorization(SECRET, f"Bearer {t}", READ_SCOPE)) == (
+            "Unauthenticated"
+        )
