@@ -1,5 +1,6 @@
-"""The conversation store's gRPC server: migrates the database, then serves ConversationService
-(public, behind the gateway) and StoreService (internal, for the runner)."""
+"""The conversation store's gRPC server: migrates the database, builds the conversation history
+(its event log) and the run queue over it, and serves ConversationService (public, behind the
+gateway) and StoreService (internal, for the runner)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ from agents.v1 import (
     store_service_pb2_grpc,
 )
 
-from services.api import events
 from services.api.db.engine import create_database, upgrade_head
+from services.api.event_log import EventLog
+from services.api.presentation import Presenter
+from services.api.run_queue import RunQueue
+from services.api.runs import Runs
 from services.api.servicer import ConversationServicer
 from services.api.store_servicer import StoreServicer
+from services.api.validation import ConfigRules
 from services.common.config import Settings
 from services.common.grpc_server import Running, start_server
 
@@ -25,19 +30,20 @@ SERVICE_NAMES = (
 
 async def start(settings: Settings, bind: str) -> Running:
     db = create_database(settings.database_url)
-    hub = events.Hub()
+    log = EventLog(db)
+    queue = RunQueue(log)
+    rules = ConfigRules.from_settings(settings)
+    present = Presenter(settings.docs_url)
+    public = ConversationServicer(db, Runs(log, queue, rules), rules, settings.jwt_secret, present)
     try:
         await upgrade_head(db)
         server, port = await start_server(
             bind,
             [
-                (
-                    conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server,
-                    ConversationServicer(db, settings, hub),
-                ),
+                (conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server, public),
                 (
                     store_service_pb2_grpc.add_StoreServiceServicer_to_server,
-                    StoreServicer(db, settings, hub),
+                    StoreServicer(log, queue, present),
                 ),
             ],
             SERVICE_NAMES,

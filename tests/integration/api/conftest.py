@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,9 +113,9 @@ class Api:
         return response.version
 
 
-@pytest_asyncio.fixture(scope="session")
-async def api(database_url: str) -> AsyncIterator[Api]:
-    settings = Settings(database_url=database_url, jwt_secret=SECRET, docs_base_url=DOCS)
+@asynccontextmanager
+async def running_api(database_url: str, docs_base_url: str = DOCS) -> AsyncIterator[Api]:
+    settings = Settings(database_url=database_url, jwt_secret=SECRET, docs_base_url=docs_base_url)
     running = await api_server.start(settings, "127.0.0.1:0")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
     try:
@@ -126,6 +127,12 @@ async def api(database_url: str) -> AsyncIterator[Api]:
     finally:
         await channel.close()
         await running.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def api(database_url: str) -> AsyncIterator[Api]:
+    async with running_api(database_url) as running:
+        yield running
 
 
 def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
@@ -152,4 +159,4 @@ async def expect_error(
     return raised.value, info
 
 
-__all__ = ["Api", "config_pb2", "defaults", "error_info", "expect_error"]
+__all__ = ["Api", "config_pb2", "defaults", "error_info", "expect_error", "running_api"]
