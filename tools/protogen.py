@@ -1,12 +1,15 @@
 """`make gen` / `make gen-check`: Python code generated from proto/ into gen/ (committed).
 
 gen/agents/v1/*_pb2.py, *_pb2_grpc.py and *.pyi import as `agents.v1.*`. The check regenerates
-into a temporary folder and fails on any difference, so stale generated code never lands.
+into a temporary folder and fails on any difference, so stale generated code never lands; it
+also fails when the vendored proto/google/api/*.proto differ from googleapis-common-protos'
+(`make protos-vendor` refreshes them). A development tool: not part of the installed package.
 """
 
 from __future__ import annotations
 
 import filecmp
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -15,14 +18,14 @@ import grpc_tools
 from google.api import annotations_pb2
 from grpc_tools import protoc
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 PROTO_ROOT = ROOT / "proto"
 OUT = ROOT / "gen"
-# google/api/*.proto ship in googleapis-common-protos, google/protobuf/*.proto in grpcio-tools.
-_INCLUDES = [
-    Path(annotations_pb2.__file__).parents[2],
-    Path(grpc_tools.__file__).parent / "_proto",
-]
+# google/api/*.proto are vendored in proto/ (buf needs them inside its module); they come from
+# googleapis-common-protos. google/protobuf/*.proto ship in grpcio-tools.
+VENDORED = ("google/api/annotations.proto", "google/api/http.proto")
+_UPSTREAM = Path(annotations_pb2.__file__).parents[2]
+_WELL_KNOWN = Path(grpc_tools.__file__).parent / "_proto"
 
 
 def generate(out: Path) -> None:
@@ -31,7 +34,7 @@ def generate(out: Path) -> None:
     args = [
         "protoc",
         f"-I{PROTO_ROOT}",
-        *(f"-I{p}" for p in _INCLUDES),
+        f"-I{_WELL_KNOWN}",
         f"--python_out={out}",
         f"--pyi_out={out}",
         f"--grpc_python_out={out}",
@@ -41,6 +44,21 @@ def generate(out: Path) -> None:
         raise SystemExit("protoc failed")
     for package in {(out / p).parent for p in protos} | {out / "agents"}:
         (package / "__init__.py").touch()
+
+
+def vendor() -> None:
+    for name in VENDORED:
+        (PROTO_ROOT / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_UPSTREAM / name, PROTO_ROOT / name)
+
+
+def _stale_vendored() -> list[str]:
+    return [
+        str(PROTO_ROOT / name)
+        for name in VENDORED
+        if not (PROTO_ROOT / name).exists()
+        or not filecmp.cmp(_UPSTREAM / name, PROTO_ROOT / name, shallow=False)
+    ]
 
 
 def _differences(a: Path, b: Path) -> list[str]:
@@ -55,7 +73,18 @@ def main(argv: list[str]) -> int:
     if argv[1:] == ["gen"]:
         generate(OUT)
         return 0
+    if argv[1:] == ["vendor"]:
+        vendor()
+        return 0
     if argv[1:] == ["check"]:
+        vendored = _stale_vendored()
+        if vendored:
+            print(
+                "vendored protos differ from googleapis-common-protos; run `make protos-vendor`:"
+                "\n  " + "\n  ".join(vendored),
+                file=sys.stderr,
+            )
+            return 1
         with tempfile.TemporaryDirectory() as tmp:
             generate(Path(tmp))
             stale = _differences(OUT, Path(tmp)) if OUT.exists() else [str(OUT)]
@@ -64,7 +93,7 @@ def main(argv: list[str]) -> int:
             return 1
         print("gen/ is up to date")
         return 0
-    print("usage: python -m services.common.protogen gen|check", file=sys.stderr)
+    print("usage: python tools/protogen.py gen|check|vendor", file=sys.stderr)
     return 2
 
 
