@@ -30,6 +30,7 @@ from services.api.db.models import conversations, inference_jobs, messages, runs
 from services.api.db.rows import ConversationRow, MessageRow, RunRow
 from services.common.errors import ParleyError
 from services.common.incidents import LEASE_LOST
+from services.common.metrics import CLAIMS_WAITING, LEASES_RENEWED
 
 DEFAULT_LEASE_SECONDS: Final = 60
 log = logging.getLogger("parley.api")
@@ -87,12 +88,15 @@ class WaitingClaim:
 
     async def wait(self, timeout: float) -> Claim | None:
         self.state = _State.WAITING
+        CLAIMS_WAITING.inc()
         try:
             async with asyncio.timeout(timeout):
                 await self._woken.wait()
         except TimeoutError:
             if self.state is _State.TAKEN:
                 await self._woken.wait()  # a StartRun is handing it a run right now
+        finally:
+            CLAIMS_WAITING.dec()
         if self.state is _State.WAITING:
             self.state = _State.LOOKING
         handed, self._handed = self._handed, None
@@ -431,6 +435,7 @@ class RunQueue:
             return {run_id: cancel for run_id, cancel in conn.execute(_RENEW, params)}
 
         renewed = await self._db.write(renew)
+        LEASES_RENEWED.observe(len(renewed))
         return store_service_pb2.RenewLeasesResponse(
             cancel_requested=[run_id for run_id, cancel in renewed.items() if cancel],
             lost=[run_id for run_id in run_ids if run_id not in renewed],

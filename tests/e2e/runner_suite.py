@@ -8,7 +8,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +88,14 @@ class RunnerSuite:
         r = await self.http.get(f"/agents/conversations/{conversation_id}", headers=self.headers())
         assert r.status_code == 200, r.text
         return r.json()
+
+
+async def wait_until(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
+    """Until `condition()` holds, or fail at the deadline (looked at every 10 ms)."""
+    until = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < until, f"condition not met in {deadline_s} s"
+        await asyncio.sleep(0.01)
 
 
 @asynccontextmanager

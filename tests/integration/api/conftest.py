@@ -6,7 +6,6 @@ The databases come from tests/conftest.py (`database_url`): when PostgreSQL does
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -92,14 +91,14 @@ class Api:
     ) -> store_service_pb2.ClaimRunResponse:
         """Claim until this run comes up (other tests' runs may be ahead in the queue)."""
         until = time.monotonic() + deadline
-        while time.monotonic() < until:
-            claimed = await self.store.ClaimRun(
-                store_service_pb2.ClaimRunRequest(runner_id=runner_id, lease_seconds=lease_seconds)
+        while (left := until - time.monotonic()) > 0:
+            claimed = await self.store.ClaimRun(  # a long poll: it answers when a run is there
+                store_service_pb2.ClaimRunRequest(
+                    runner_id=runner_id, lease_seconds=lease_seconds, wait_ms=int(left * 1000)
+                )
             )
             if claimed.run.id == run_id:
                 return claimed
-            if not claimed.HasField("run"):
-                await asyncio.sleep(0.05)
         raise AssertionError(f"run {run_id} never became claimable")
 
     async def commit(
