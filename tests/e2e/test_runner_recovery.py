@@ -18,8 +18,7 @@ from prometheus_client import REGISTRY
 from tests.fakes import bedrock as fb
 
 from .conftest import SECRET
-from .runner_suite import running_runner_suite, start_runner, wait_until
-from .test_runs_execute import unique
+from .runner_suite import running_runner_suite, start_runner, unique, wait_until
 
 
 def spawn_runner(api_addr: str, tooling_addr: str, bedrock_url: str) -> subprocess.Popen[bytes]:

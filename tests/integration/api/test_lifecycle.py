@@ -14,29 +14,9 @@ from agents.v1 import conversation_service_pb2 as svc
 from agents.v1 import message_pb2, run_pb2, store_service_pb2
 from google.protobuf import json_format, struct_pb2
 
+from tests.blocks import assistant, text, tool_result, tool_use
+
 from .conftest import DOCS, Api, defaults, expect_error
-
-
-def text(value: str) -> message_pb2.ContentBlock:
-    return message_pb2.ContentBlock(text=message_pb2.TextBlock(text=value))
-
-
-def tool_use(tool_use_id: str, name: str, **arguments: Any) -> message_pb2.ContentBlock:
-    args = struct_pb2.Struct()
-    args.update(arguments)
-    return message_pb2.ContentBlock(
-        tool_use=message_pb2.ToolUseBlock(tool_use_id=tool_use_id, name=name, arguments=args)
-    )
-
-
-def tool_result(tool_use_id: str, value: str) -> message_pb2.ContentBlock:
-    return message_pb2.ContentBlock(
-        tool_result=message_pb2.ToolResultBlock(tool_use_id=tool_use_id, content=[text(value)])
-    )
-
-
-def assistant(*blocks: message_pb2.ContentBlock) -> message_pb2.Message:
-    return message_pb2.Message(role=message_pb2.ROLE_ASSISTANT, content_blocks=list(blocks))
 
 
 def outputs(*ids: str) -> dict:
