@@ -20,7 +20,7 @@ $(DEV): $(RUNTIME)
 	touch $(DEV)
 
 # proto/google/api/*.proto are committed (buf needs them inside its module); this refreshes them
-# from googleapis-common-protos, and `make gen-check` fails when they differ.
+# from googleapis-common-protos (`tools/protogen.py vendor-check` says whether they differ).
 protos-vendor: $(DEV)
 	$(PY) tools/protogen.py vendor
 
@@ -28,7 +28,7 @@ protos-vendor: $(DEV)
 gen: $(DEV)
 	$(PY) tools/protogen.py gen
 
-# Fails when gen/ differs from what the protos generate (or the vendored protos from upstream).
+# Fails when gen/ differs from what the protos generate.
 gen-check: $(DEV)
 	$(PY) tools/protogen.py check
 

@@ -1,9 +1,10 @@
 """`make gen` / `make gen-check`: Python code generated from proto/ into gen/ (committed).
 
 gen/agents/v1/*_pb2.py, *_pb2_grpc.py and *.pyi import as `agents.v1.*`. The check regenerates
-into a temporary folder and fails on any difference, so stale generated code never lands; it
-also fails when the vendored proto/google/api/*.proto differ from googleapis-common-protos'
-(`make protos-vendor` refreshes them). A development tool: not part of the installed package.
+into a temporary folder and fails on any difference, so stale generated code never lands.
+`vendor` (make protos-vendor) refreshes the committed proto/google/api/*.proto from the installed
+googleapis-common-protos; `vendor-check` says whether they differ (not part of gen-check: an
+upstream comment edit must not fail a fresh clone's build). A development tool, not installed.
 """
 
 from __future__ import annotations
@@ -76,15 +77,12 @@ def main(argv: list[str]) -> int:
     if argv[1:] == ["vendor"]:
         vendor()
         return 0
-    if argv[1:] == ["check"]:
+    if argv[1:] == ["vendor-check"]:
         vendored = _stale_vendored()
-        if vendored:
-            print(
-                "vendored protos differ from googleapis-common-protos; run `make protos-vendor`:"
-                "\n  " + "\n  ".join(vendored),
-                file=sys.stderr,
-            )
-            return 1
+        for path in vendored:
+            print(f"{path} differs from googleapis-common-protos'", file=sys.stderr)
+        return 1 if vendored else 0
+    if argv[1:] == ["check"]:
         with tempfile.TemporaryDirectory() as tmp:
             generate(Path(tmp))
             stale = _differences(OUT, Path(tmp)) if OUT.exists() else [str(OUT)]
@@ -93,7 +91,7 @@ def main(argv: list[str]) -> int:
             return 1
         print("gen/ is up to date")
         return 0
-    print("usage: python tools/protogen.py gen|check|vendor", file=sys.stderr)
+    print("usage: python tools/protogen.py gen|check|vendor|vendor-check", file=sys.stderr)
     return 2
 
 
