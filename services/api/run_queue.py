@@ -126,6 +126,15 @@ class WaitingClaim:
             self.state = _State.LOOKING
         self._woken.set()
 
+    def end(self) -> bool:
+        """Its ClaimRun returned or was cancelled. True when it leaves with a queued run's
+        wake-up it did not act on (to pass on to the next waiting claim)."""
+        taken, self.state = self.state is _State.TAKEN, _State.ENDED
+        if self._handed is not None:  # cancelled after a hand-over
+            _undelivered(self.runner_id)
+            return False
+        return not taken and self._woken.is_set()  # a taken one: see `hand`
+
 
 def _undelivered(runner_id: str) -> None:
     log.warning(
@@ -149,16 +158,11 @@ class WaitingLine:
         try:
             yield waiting
         finally:
-            was_taken = waiting.state is _State.TAKEN
-            waiting.state = _State.ENDED
-            if waiting in self._line:
+            in_line = waiting in self._line
+            if in_line:
                 self._line.remove(waiting)
-            elif was_taken or waiting._handed is not None:
-                pass  # a StartRun holds it, or handed it a run it never took: see `hand`
-            elif waiting._woken.is_set():
+            if waiting.end() and not in_line:
                 self.runs_queued()
-            if waiting._handed is not None:  # cancelled after the hand-over
-                _undelivered(runner_id)
 
     def enter(self, waiting: WaitingClaim) -> None:
         if waiting not in self._line:
