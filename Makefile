@@ -2,45 +2,57 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
-SITE    = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# RUNTIME: what `parley` needs to run; DEV: + tests, lint, the type checker, proto tools, bench.
+RUNTIME := $(VENV)/.installed
+DEV     := $(VENV)/.installed-dev
 
-.PHONY: up test bench gen gen-check lint protos-vendor clean
+.PHONY: up test bench gen gen-check lint typecheck protos-vendor clean
 
-# The Python client (clients/python) is its own distribution, installed beside Parley for its tests.
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]' -e clients/python
-	touch $(STAMP)
+	$(PY) -m pip install -q -e .
+	touch $(RUNTIME)
 
-# The google.api annotations ship in googleapis-common-protos; buf needs them inside its module.
-protos-vendor: $(STAMP)
-	mkdir -p proto/google/api
-	cp $(SITE)/google/api/annotations.proto $(SITE)/google/api/http.proto proto/google/api/
+# The bench extra too: the benchmark's smoke test runs inside `make test`. The Python client
+# (clients/python) is its own distribution, installed beside Parley for its tests.
+$(DEV): $(RUNTIME) clients/python/pyproject.toml
+	$(PY) -m pip install -q -e '.[dev,bench]' -e clients/python
+	touch $(DEV)
+
+# proto/google/api/*.proto are committed (buf needs them inside its module); this refreshes them
+# from googleapis-common-protos (`tools/protogen.py vendor-check` says whether they differ).
+protos-vendor: $(DEV)
+	$(PY) tools/protogen.py vendor
 
 # Generated Python (messages, stubs, .pyi) lives in gen/ and is committed; never edit it by hand.
-gen: $(STAMP)
-	$(PY) -m services.common.protogen gen
+gen: $(DEV)
+	$(PY) tools/protogen.py gen
 
 # Fails when gen/ differs from what the protos generate.
-gen-check: $(STAMP)
-	$(PY) -m services.common.protogen check
+gen-check: $(DEV)
+	$(PY) tools/protogen.py check
 
-lint: protos-vendor
+lint: $(DEV)
 	$(VENV)/bin/buf lint
+	$(VENV)/bin/buf build -o /dev/null
+	tools/buf_breaking.sh
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check services gateway tests clients
+	$(VENV)/bin/ruff format --check services gateway tests tools clients
+	$(VENV)/bin/mypy
 
-up: $(STAMP)
+typecheck: $(DEV)
+	$(VENV)/bin/mypy
+
+up: $(RUNTIME)
 	$(VENV)/bin/parley up
 
-test: $(STAMP) lint gen-check
+test: $(DEV) lint gen-check
 	$(PY) -m pytest -q
 
 # The benchmark (issue 6): results, report and plot in bench-results/. QUICK=1: a 2-3 minute run.
-bench: $(STAMP)
+bench: $(DEV)
 	$(PY) -m tests.bench.run $(if $(QUICK),--quick,) --out bench-results
 
 clean:
-	rm -rf $(VENV) proto/google .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache

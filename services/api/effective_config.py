@@ -3,21 +3,17 @@ the implicit text-mode schema a run's effective_config echoes."""
 
 from __future__ import annotations
 
+from typing import Final
+
 from agents.v1 import config_pb2
 from google.protobuf import struct_pb2
 
-DEFAULT_EXECUTION_CLUSTER = "shared"
-DEFAULT_MAX_ITERATIONS = 3
-DEFAULT_MAX_TOKENS = 2048
-DEFAULT_TEMPERATURE = 0.0
+from services.common.contract import TEXT_MODE_SCHEMA
 
-# Text mode's implicit schema; the runner reads an effective schema equal to it as text mode.
-TEXT_MODE_SCHEMA: dict = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["text"],
-    "properties": {"text": {"type": "string"}},
-}
+DEFAULT_EXECUTION_CLUSTER: Final = "shared"
+DEFAULT_MAX_ITERATIONS: Final = 3
+DEFAULT_MAX_TOKENS: Final = 2048
+DEFAULT_TEMPERATURE: Final = 0.0
 
 _SCALARS = (
     "model",

@@ -1,24 +1,38 @@
 """Rows <-> protos: the only place the two meet. JSON columns hold protos rendered with
-MessageToDict(preserving_proto_field_name=True) and orjson; timestamps are UTC."""
+MessageToDict(preserving_proto_field_name=True) and orjson; timestamps are UTC. Presentation
+(error titles and docs links) is not mapped here: presentation.py renders it for readers."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
-from agents.v1 import config_pb2, conversation_pb2, message_pb2, run_pb2, store_service_pb2
+from agents.v1 import (
+    config_pb2,
+    conversation_pb2,
+    conversation_service_pb2,
+    message_pb2,
+    run_pb2,
+    store_service_pb2,
+)
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message as ProtoMessage
 
-from services.common.errors import CATALOGUE
+from services.api.db.rows import (
+    ConversationPage,
+    ConversationRow,
+    InferenceJobRow,
+    MessagePage,
+    MessageRow,
+    RunRow,
+)
 
-Row = Mapping[str, Any]
 M = TypeVar("M", bound=ProtoMessage)
 
-STATUS_TO_DB = {
+STATUS_TO_DB: Final[dict[run_pb2.RunStatus, str]] = {
     run_pb2.RUN_STATUS_PENDING: "pending",
     run_pb2.RUN_STATUS_RUNNING: "running",
     run_pb2.RUN_STATUS_COMPLETED: "completed",
@@ -26,7 +40,7 @@ STATUS_TO_DB = {
     run_pb2.RUN_STATUS_FAILED: "failed",
 }
 STATUS_FROM_DB = {v: k for k, v in STATUS_TO_DB.items()}
-ROLE_TO_DB = {
+ROLE_TO_DB: Final[dict[message_pb2.Role, str]] = {
     message_pb2.ROLE_USER: "user",
     message_pb2.ROLE_ASSISTANT: "assistant",
     message_pb2.ROLE_TOOL: "tool",
@@ -47,7 +61,8 @@ def to_json(message: ProtoMessage) -> str:
 
 
 def from_json(text: str, message: M) -> M:
-    return json_format.ParseDict(orjson.loads(text), message)
+    json_format.ParseDict(orjson.loads(text), message)
+    return message
 
 
 def list_to_json(messages: Iterable[ProtoMessage]) -> str:
@@ -55,7 +70,12 @@ def list_to_json(messages: Iterable[ProtoMessage]) -> str:
 
 
 def _list_from_json(text: str, factory: type[M]) -> list[M]:
-    return [json_format.ParseDict(item, factory()) for item in orjson.loads(text)]
+    parsed = []
+    for item in orjson.loads(text):
+        message = factory()
+        json_format.ParseDict(item, message)
+        parsed.append(message)
+    return parsed
 
 
 def field_or(message: ProtoMessage, name: str, default: Any = None) -> Any:
@@ -85,30 +105,56 @@ def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
 # --- conversations and messages -----------------------------------------------------------------
 
 
-def conversation_to_proto(row: Row) -> conversation_pb2.Conversation:
+def conversation_to_proto(row: ConversationRow) -> conversation_pb2.Conversation:
     conversation = conversation_pb2.Conversation(
-        id=row["id"],
-        defaults=config_from_json(row["defaults"]),
-        version=row["version"],
-        company_id=row["company_id"],
-        user_id=row["user_id"],
-        created_at=timestamp(row["created_at"]),
-        updated_at=timestamp(row["updated_at"]),
+        id=row.id,
+        defaults=config_from_json(row.defaults),
+        version=row.version,
+        company_id=row.company_id,
+        user_id=row.user_id,
+        created_at=timestamp(row.created_at),
+        updated_at=timestamp(row.updated_at),
     )
-    if row["name"] is not None:
-        conversation.name = row["name"]
-    if row["system_prompt"] is not None:
-        conversation.system_prompt = row["system_prompt"]
+    if row.name is not None:
+        conversation.name = row.name
+    if row.system_prompt is not None:
+        conversation.system_prompt = row.system_prompt
     return conversation
 
 
-def message_to_proto(row: Row) -> message_pb2.Message:
+def conversation_page_to_proto(
+    page: ConversationPage,
+) -> conversation_service_pb2.ListConversationsResponse:
+    response = conversation_service_pb2.ListConversationsResponse(
+        current_page=page.page,
+        total_records=page.total_records,
+        total_pages=page.total_pages,
+        records=[conversation_to_proto(row) for row in page.rows],
+    )
+    if page.page > 1 and page.total_pages >= 1:
+        response.prev_page = min(page.page - 1, page.total_pages)
+    if page.page < page.total_pages:
+        response.next_page = page.page + 1
+    return response
+
+
+def message_page_to_proto(page: MessagePage) -> conversation_service_pb2.ListMessagesResponse:
+    response = conversation_service_pb2.ListMessagesResponse(
+        current_version=page.current_version,
+        messages=[message_to_proto(row) for row in page.rows],
+    )
+    if page.next_since is not None:
+        response.next_since = page.next_since
+    return response
+
+
+def message_to_proto(row: MessageRow) -> message_pb2.Message:
     return message_pb2.Message(
-        sequence_no=row["sequence_no"],
-        role=ROLE_FROM_DB[row["role"]],
-        content_blocks=_list_from_json(row["content_blocks"], message_pb2.ContentBlock),
-        run_id=row["run_id"],
-        created_at=timestamp(row["created_at"]),
+        sequence_no=row.sequence_no,
+        role=ROLE_FROM_DB[row.role],
+        content_blocks=_list_from_json(row.content_blocks, message_pb2.ContentBlock),
+        run_id=row.run_id,
+        created_at=timestamp(row.created_at),
     )
 
 
@@ -167,62 +213,58 @@ def tool_uses(content_blocks_json: str) -> dict[str, str]:
 # --- runs ---------------------------------------------------------------------------------------
 
 
-def pending_tool_call_ids(row: Row) -> list[str]:
-    return [call["tool_use_id"] for call in orjson.loads(row["pending_tool_calls"])]
+def pending_tool_call_ids(row: RunRow) -> list[str]:
+    return [
+        call.tool_use_id
+        for call in _list_from_json(row.pending_tool_calls, run_pb2.PendingToolCall)
+    ]
 
 
 def run_to_proto(
-    row: Row,
-    current_name: str | None,
-    docs_url: str,
-    live_turns: Iterable[run_pb2.LiveTurn] = (),
+    row: RunRow, current_name: str | None, live_turns: Iterable[run_pb2.LiveTurn] = ()
 ) -> run_pb2.Run:
     """A run as the status table says: terminal fields only once they were committed; the live
     turns only while it is in flight."""
     run = run_pb2.Run(
-        id=row["id"],
-        conversation_id=row["conversation_id"],
-        company_id=row["company_id"],
-        user_id=row["user_id"],
-        client_op_id=row["client_op_id"],
-        status=STATUS_FROM_DB[row["status"]],
-        effective_config=config_from_json(row["effective_config"]),
-        submitted_inference_job_ids=orjson.loads(row["submitted_inference_job_ids"]),
-        pending_tool_calls=_list_from_json(row["pending_tool_calls"], run_pb2.PendingToolCall),
-        started_at=timestamp(row["started_at"]),
+        id=row.id,
+        conversation_id=row.conversation_id,
+        company_id=row.company_id,
+        user_id=row.user_id,
+        client_op_id=row.client_op_id,
+        status=STATUS_FROM_DB[row.status],
+        effective_config=config_from_json(row.effective_config),
+        submitted_inference_job_ids=orjson.loads(row.submitted_inference_job_ids),
+        pending_tool_calls=_list_from_json(row.pending_tool_calls, run_pb2.PendingToolCall),
+        started_at=timestamp(row.started_at),
         live=run_pb2.Live(),
     )
-    if row["status"] in IN_FLIGHT:
+    if row.status in IN_FLIGHT:
         run.live.messages.extend(live_turns)
     if current_name is not None:
         run.live.current_name = current_name
-    if row["tool_choice"] is not None:
-        from_json(row["tool_choice"], run.tool_choice)
-    if row["iterations_used"] is not None:
-        run.iterations_used = row["iterations_used"]
-    if row["total_tokens"] is not None:
+    if row.tool_choice is not None:
+        from_json(row.tool_choice, run.tool_choice)
+    if row.iterations_used is not None:
+        run.iterations_used = row.iterations_used
+    if row.total_tokens is not None:
         run.usage.CopyFrom(
             run_pb2.Usage(
-                prompt_tokens=row["prompt_tokens"],
-                completion_tokens=row["completion_tokens"],
-                total_tokens=row["total_tokens"],
+                prompt_tokens=row.prompt_tokens,
+                completion_tokens=row.completion_tokens,
+                total_tokens=row.total_tokens,
             )
         )
-    if row["final_text"] is not None:
-        run.final_text = row["final_text"]
-    if row["final_structured_output"] is not None:
+    if row.final_text is not None:
+        run.final_text = row.final_text
+    if row.final_structured_output is not None:
         json_format.ParseDict(
-            orjson.loads(row["final_structured_output"]), run.final_structured_output
+            orjson.loads(row.final_structured_output), run.final_structured_output
         )
-    if row["status"] == "failed" and row["error_type"] is not None:
-        run.error.type = row["error_type"]
-        run.error.message = row["error_message"] or ""
-        entry = CATALOGUE.get(row["error_type"])
-        if entry is not None:
-            run.error.title = entry.title
-            run.error.docs_url = f"{docs_url}/errors/{entry.slug}"
-    if row["completed_at"] is not None:
-        run.completed_at.CopyFrom(timestamp(row["completed_at"]))
+    if row.status == "failed" and row.error_type is not None:
+        run.error.type = row.error_type
+        run.error.message = row.error_message or ""
+    if row.completed_at is not None:
+        run.completed_at.CopyFrom(timestamp(row.completed_at))
     return run
 
 
@@ -271,21 +313,21 @@ def job_values(job: store_service_pb2.InferenceJob) -> dict[str, Any]:
     }
 
 
-def job_to_proto(row: Row) -> store_service_pb2.InferenceJob:
-    prompt, completion = row["prompt_tokens"], row["completion_tokens"]
+def job_to_proto(row: InferenceJobRow) -> store_service_pb2.InferenceJob:
+    prompt, completion = row.prompt_tokens, row.completion_tokens
     return store_service_pb2.InferenceJob(
-        id=row["id"],
-        run_id=row["run_id"],
-        iteration=row["iteration"],
-        provider=row["provider"],
-        provider_model_id=row["provider_model_id"],
-        request_json=row["request_json"],
-        response_json=row["response_json"],
-        error_type=row["error_type"] or "",
-        error_message=row["error_message"] or "",
+        id=row.id,
+        run_id=row.run_id,
+        iteration=row.iteration,
+        provider=row.provider,
+        provider_model_id=row.provider_model_id,
+        request_json=row.request_json,
+        response_json=row.response_json,
+        error_type=row.error_type or "",
+        error_message=row.error_message or "",
         usage=run_pb2.Usage(
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
         ),
-        started_at=timestamp(row["started_at"]),
-        completed_at=timestamp(row["completed_at"]),
+        started_at=timestamp(row.started_at),
+        completed_at=timestamp(row.completed_at),
     )

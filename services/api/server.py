@@ -1,11 +1,13 @@
-"""The conversation store's gRPC servers: migrates the database, then serves ConversationService
-on the public listener (behind the gateway) and StoreService, for the runner and operators, on
-an internal listener of its own (PARLEY_STORE_ADDR; internal credentials, optional TLS)."""
+"""The conversation store's gRPC servers: migrates the database, builds the conversation history
+(its event log) and the run queue over it, then serves ConversationService on the public
+listener (behind the gateway) and StoreService, for the runner and operators, on an internal
+listener of its own (PARLEY_STORE_ADDR; internal credentials, optional TLS)."""
 
 from __future__ import annotations
 
 import asyncio
 
+import grpc
 from agents.v1 import (
     conversation_service_pb2,
     conversation_service_pb2_grpc,
@@ -13,10 +15,14 @@ from agents.v1 import (
     store_service_pb2_grpc,
 )
 
-from services.api import events
 from services.api.db.engine import create_database, upgrade_head
+from services.api.event_log import EventLog
+from services.api.presentation import Presenter
+from services.api.run_queue import RunQueue
+from services.api.runs import Runs
 from services.api.servicer import ConversationServicer
 from services.api.store_servicer import StoreServicer
+from services.api.validation import ConfigRules
 from services.common import internal_tls
 from services.common.config import Settings
 from services.common.grpc_server import Running, start_server
@@ -30,27 +36,26 @@ STORE_SERVICE = store_service_pb2.DESCRIPTOR.services_by_name["StoreService"].fu
 async def start(settings: Settings, bind: str, store_bind: str) -> Running:
     """Serve the public API on `bind` and the StoreService on `store_bind`."""
     db = create_database(settings.database_url)
-    hub = events.Hub()
-    servers = []
+    log = EventLog(db)
+    queue = RunQueue(log)
+    rules = ConfigRules.from_settings(settings)
+    present = Presenter(settings.docs_url)
+    public = ConversationServicer(db, Runs(log, queue, rules), rules, settings.jwt_secret, present)
+    servers: list[grpc.aio.Server] = []
     try:
         await upgrade_head(db)
-        public, port = await start_server(
+        public_server, port = await start_server(
             bind,
-            [
-                (
-                    conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server,
-                    ConversationServicer(db, settings, hub),
-                )
-            ],
+            [(conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server, public)],
             [PUBLIC_SERVICE],
         )
-        servers.append(public)
+        servers.append(public_server)
         store, store_port = await start_server(
             store_bind,
             [
                 (
                     store_service_pb2_grpc.add_StoreServiceServicer_to_server,
-                    StoreServicer(db, settings, hub),
+                    StoreServicer(log, queue, present),
                 )
             ],
             [STORE_SERVICE],

@@ -1,6 +1,7 @@
-"""Pure checks of what callers send: agent configs, output schemas, tool choice, run requests.
+"""Checks of what callers send: agent configs, output schemas, tool choice, run requests.
 
-Every failure is a catalogued ParleyError whose detail names the field; nothing here does I/O.
+Every failure is a catalogued ParleyError whose detail names the field. All are pure but the
+URL policy on resolved addresses (`check_mcp_hosts`, `check_start_run`), which does DNS.
 """
 
 from __future__ import annotations
@@ -18,37 +19,15 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from services.common import url_policy
+from services.common.contract import MAX_WIRE_NAME, OUTPUT_SCHEMA_KEYWORDS, wire_name
 from services.common.config import Settings
 from services.common.errors import ParleyError
 from services.common.model_catalogue import MODELS
 
 ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,7}$")
 CALLER_TOOL_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-MAX_WIRE_NAME = 64
 MAX_ITERATIONS = (1, 100)
 MAX_TOKENS = (1, 65536)
-
-# The Draft 2020-12 subset Bedrock structured output accepts (see the UnsupportedOutputSchema row).
-SCHEMA_KEYWORDS = frozenset(
-    {
-        "type",
-        "properties",
-        "required",
-        "enum",
-        "const",
-        "additionalProperties",
-        "items",
-        "minimum",
-        "maximum",
-        "minLength",
-        "maxLength",
-        "minItems",
-        "maxItems",
-        "title",
-        "description",
-        "anyOf",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -156,7 +135,7 @@ def _check_subset(node: Any, path: str, where: str) -> None:
         )
     for key, value in node.items():
         here = f"{path}.{key}"
-        if key not in SCHEMA_KEYWORDS:
+        if key not in OUTPUT_SCHEMA_KEYWORDS:
             raise ParleyError(
                 "UnsupportedOutputSchema",
                 f"{where}: `{key}` at {here} is not in the supported subset of "
@@ -207,7 +186,7 @@ def validate_mcp_servers(
                 raise _invalid(
                     f"{field}.tools[{j}].name must be non-empty", field=f"{field}.tools[{j}].name"
                 )
-            wire = f"{server.alias}-{tool.name}"
+            wire = wire_name(server.alias, tool.name)
             if len(wire) > MAX_WIRE_NAME:
                 raise ParleyError(
                     "ToolNameTooLong",
@@ -365,6 +344,21 @@ def validate_start_run(request: conversation_service_pb2.StartRunRequest) -> str
         )
     if kind == "user_message" and not request.payload.user_message.text.strip():
         raise _invalid("payload.text must be non-empty", field="payload.text")
+    return client_op_id
+
+
+async def check_start_run(
+    request: conversation_service_pb2.StartRunRequest, rules: ConfigRules
+) -> str:
+    """`validate_start_run`, then the URL policy on the override's MCP hosts (resolved: call it
+    outside any transaction); returns the canonical client_op_id."""
+    client_op_id = validate_start_run(request)
+    if request.config_override.HasField("mcp_servers"):  # the defaults' were checked at creation
+        await check_mcp_hosts(
+            request.config_override.mcp_servers.values,
+            "config_override.mcp_servers",
+            rules.allow_private_networks,
+        )
     return client_op_id
 
 

@@ -37,6 +37,7 @@ class Settings:
     max_body_bytes: int = 1 << 20
     runner_concurrency: int = 256  # runs one runner executes at once (a model wait holds no thread)
     runner_lease_seconds: int = 30  # renewed every third of it; a dead runner's runs resume after
+    runner_renew_batch: int = 1_000  # run ids per RenewLeases call (bind-parameter limits)
     bedrock_max_attempts: int = 3  # botocore's standard retries: the only retry layer
     bedrock_connect_timeout_s: float = 5.0
     bedrock_read_timeout_s: float = 300.0  # a Converse call's whole generation

@@ -5,7 +5,7 @@ Labels take values from small fixed sets (service, method, code, route template)
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 GRPC_HANDLED = Counter(
     "parley_grpc_server_handled_total",
@@ -31,6 +31,14 @@ HTTP_SECONDS = Histogram(
 )
 RUNS_STARTED = Counter(
     "parley_api_runs_started_total", "Runs accepted by the store, by payload kind.", ["kind"]
+)
+CLAIMS_WAITING = Gauge(
+    "parley_api_claims_waiting", "ClaimRun long polls waiting in this store process for a run."
+)
+LEASES_RENEWED = Histogram(
+    "parley_api_leases_renewed",
+    "Leases one RenewLeases call extended (a runner renews all its runs at once).",
+    buckets=(1, 2, 5, 10, 100, 1000),
 )
 
 # --- runner -------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from agents.v1 import (
 )
 
 from services.common.errors import entry_of
+from services.common.incidents import LEASE_LOST
 from services.common.internal_auth import InternalCredential
 
 STORE_DEADLINE_S = 10.0
@@ -25,7 +26,7 @@ TOOL_CALL_DEADLINE_S = 300.0
 
 
 def is_lease_lost(exc: grpc.aio.AioRpcError) -> bool:
-    return entry_of(exc).code == "LeaseLost"
+    return entry_of(exc).code == LEASE_LOST
 
 
 class StoreClient:

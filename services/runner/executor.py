@@ -23,6 +23,8 @@ import orjson
 from agents.v1 import message_pb2, run_pb2, store_service_pb2
 from google.protobuf import json_format, timestamp_pb2
 
+from services.common import incidents
+from services.common.contract import CANCELLED_MESSAGE, wire_name
 from services.common.metrics import (
     RUNNER_ITERATIONS,
     RUNNER_MODEL_SECONDS,
@@ -46,9 +48,8 @@ from services.runner.providers.base import (
 log = logging.getLogger("parley.runner")
 T = TypeVar("T")
 
-CANCELLED = "AgentLoopCancelled"
-RUNNER_LOST = "AgentLoopRunnerLost"
-CANCELLED_MESSAGE = "the run was cancelled"
+CANCELLED = incidents.AGENT_LOOP_CANCELLED
+RUNNER_LOST = incidents.AGENT_LOOP_RUNNER_LOST
 MAX_ATTEMPTS = 3  # claims of one run before it is failed with AgentLoopRunnerLost
 
 
@@ -215,12 +216,13 @@ class Executor:
         model = MODELS.get(cfg.model)
         if model is None:
             raise RunFailure(
-                "AgentLoopInvalidEffectiveConfig", f"model {cfg.model!r} is not catalogued"
+                incidents.AGENT_LOOP_INVALID_EFFECTIVE_CONFIG,
+                f"model {cfg.model!r} is not catalogued",
             )
         provider = self._providers.get(model.provider)
         if provider is None:
             raise RunFailure(
-                "AgentLoopInvalidEffectiveConfig",
+                incidents.AGENT_LOOP_INVALID_EFFECTIVE_CONFIG,
                 f"model {cfg.model!r} needs provider {model.provider!r}, which this runner lacks",
             )
         tools: list[ToolSpec] = []
@@ -232,7 +234,7 @@ class Executor:
                 )
             except grpc.aio.AioRpcError as exc:
                 raise RunFailure(
-                    "McpDiscoveryFailed", f"tool discovery failed: {exc.details()}"
+                    incidents.MCP_DISCOVERY_FAILED, f"tool discovery failed: {exc.details()}"
                 ) from None
             tools += [
                 ToolSpec(t.wire_name, t.description, orjson.loads(t.input_schema_json or "{}"))
@@ -250,7 +252,7 @@ class Executor:
             elif kind == "specific_tool":
                 choice = run.tool_choice.specific_tool
                 name = (
-                    f"{choice.mcp_alias}-{choice.name}"
+                    wire_name(choice.mcp_alias, choice.name)
                     if choice.HasField("mcp_alias")
                     else choice.name
                 )

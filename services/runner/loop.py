@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from agents.v1 import message_pb2
 
+from services.common import incidents
 from services.runner.output import Decoded
 from services.runner.providers.base import ModelReply, TokenUsage
 
@@ -25,9 +26,9 @@ Turn = message_pb2.Message
 ToolUse = message_pb2.ToolUseBlock
 ToolResult = message_pb2.ToolResultBlock
 
-MAX_ITERATIONS = "AgentLoopMaxIterationsExceeded"
-SCHEMA_DECODE = "AgentLoopSchemaDecodeFailed"
-UNKNOWN_TOOL = "AgentLoopUnknownToolAlias"
+MAX_ITERATIONS = incidents.AGENT_LOOP_MAX_ITERATIONS_EXCEEDED
+SCHEMA_DECODE = incidents.AGENT_LOOP_SCHEMA_DECODE_FAILED
+UNKNOWN_TOOL = incidents.AGENT_LOOP_UNKNOWN_TOOL_ALIAS
 
 
 # --- state ------------------------------------------------------------------------------------

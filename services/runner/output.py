@@ -16,14 +16,7 @@ from typing import Any
 import orjson
 from jsonschema import Draft202012Validator
 
-# The implicit text-mode schema the store echoes (services/api/effective_config.TEXT_MODE_SCHEMA;
-# services do not import each other's packages, so the contract value is repeated here).
-TEXT_MODE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["text"],
-    "properties": {"text": {"type": "string"}},
-}
+from services.common.contract import TEXT_MODE_SCHEMA
 
 
 @dataclass(frozen=True)

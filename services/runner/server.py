@@ -61,7 +61,12 @@ async def start(settings: Settings, bind: str) -> Running:
     runner_id = _runner_id()
     executor = Executor(store, ToolRouterClient(tooling_channel, credential), providers, runner_id)
     worker = Worker(
-        store, executor, runner_id, settings.runner_concurrency, settings.runner_lease_seconds
+        store,
+        executor,
+        runner_id,
+        settings.runner_concurrency,
+        settings.runner_lease_seconds,
+        settings.runner_renew_batch,
     )
     try:
         if bedrock is not None:  # resolved once, off the event loop

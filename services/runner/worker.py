@@ -27,7 +27,6 @@ from services.runner.executor import Executor, RunHandle
 log = logging.getLogger("parley.runner")
 Signal = store_service_pb2.WatchWorkResponse
 CLAIM_WAIT_MS = 30_000  # one long poll's wait at the store; then the worker asks again
-RENEW_BATCH = 1_000  # run ids per RenewLeases call
 
 
 class Worker:
@@ -38,11 +37,13 @@ class Worker:
         runner_id: str,
         concurrency: int,
         lease_seconds: int,
+        renew_batch: int,  # run ids per RenewLeases call
     ) -> None:
         self._store = store
         self._executor = executor
         self.runner_id = runner_id
         self._lease_seconds = lease_seconds
+        self._renew_batch = renew_batch
         self._slots = asyncio.Semaphore(concurrency)
         self._running: dict[str, RunHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -159,8 +160,8 @@ class Worker:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             next_at = max(next_at + period, time.monotonic())  # a slow round does not pile up
             run_ids = list(self._running)
-            for start in range(0, len(run_ids), RENEW_BATCH):
-                await self._renew(run_ids[start : start + RENEW_BATCH])
+            for start in range(0, len(run_ids), self._renew_batch):
+                await self._renew(run_ids[start : start + self._renew_batch])
 
     async def _renew(self, run_ids: list[str]) -> None:
         try:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 from agents.v1 import config_pb2
 
+from services.common.contract import MAX_WIRE_NAME, wire_name
 from services.common.errors import ParleyError
+from services.common.incidents import MCP_DISCOVERY_FAILED
 from services.common.metrics import (
     TOOLING_DISCOVERY_SECONDS,
     TOOLING_FAILURES,
@@ -29,7 +31,6 @@ from services.tooling.mcp_connect import (
     McpFailure,
     list_all_tools,
 )
-from services.tooling.routing import MAX_WIRE_NAME, wire_name
 
 DISCOVERY_TIMEOUT_SECONDS = 10.0
 
@@ -65,7 +66,7 @@ async def discover_tools(
         first = failed.exceptions[0]
         assert isinstance(first, _Failed)
         raise ParleyError(
-            "McpDiscoveryFailed",
+            MCP_DISCOVERY_FAILED,
             f"{first.alias}: {first.failure.message}",
             alias=first.alias,
             cause=first.failure.cause,

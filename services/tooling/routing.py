@@ -1,6 +1,6 @@
-"""Wire names: `{alias}-{tool}` for MCP tools (the dash is the routing discriminator).
+"""Routing a wire name (`{alias}-{tool}`, services/common/contract.py) to a run's MCP server.
 
-Pure: parsing and alias resolution against a run's `mcp_servers`. Dash-free names are caller
+Pure: alias resolution against a run's `mcp_servers`. Dash-free names are caller
 tools and never reach the router, so here they are unknown too.
 """
 
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from agents.v1 import config_pb2
 
+from services.common.contract import split_wire_name
 from services.common.errors import ParleyError
-
-MAX_WIRE_NAME = 64
+from services.common.incidents import AGENT_LOOP_UNKNOWN_TOOL_ALIAS
 
 
 @dataclass(frozen=True)
@@ -24,21 +24,9 @@ class Route:
     tool: str
 
 
-def wire_name(alias: str, tool: str) -> str:
-    return f"{alias}-{tool}"
-
-
-def split_wire_name(name: str) -> tuple[str, str] | None:
-    """(alias, tool) at the first dash (aliases have none), or None for a dash-free name."""
-    alias, dash, tool = name.partition("-")
-    if not dash or not alias or not tool:
-        return None
-    return alias, tool
-
-
 def unknown(name: str, why: str, **metadata: object) -> ParleyError:
     return ParleyError(
-        "AgentLoopUnknownToolAlias", f"unknown tool `{name}`: {why}", tool_name=name, **metadata
+        AGENT_LOOP_UNKNOWN_TOOL_ALIAS, f"unknown tool `{name}`: {why}", tool_name=name, **metadata
     )
 
 

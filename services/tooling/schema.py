@@ -5,8 +5,9 @@ into the document is inlined, a recursive (or unresolvable) one becomes `{}`; ev
 gets `additionalProperties: false`; validators the providers do not take (`format`, `pattern`,
 range validators such as `minimum` or `multipleOf`, …) are lifted into the schema's
 `description` and removed; `$defs`/`definitions` are dropped. The output uses only
-`OUTPUT_KEYWORDS` and is always a valid Draft 2020-12 schema. Tools are offered with
-`strict: false`: each server validates its own arguments at call time.
+`TOOL_SCHEMA_KEYWORDS` (services/common/contract.py) and is always a valid Draft 2020-12
+schema. Tools are offered with `strict: false`: each server validates its own arguments at call
+time.
 """
 
 from __future__ import annotations
@@ -15,25 +16,10 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
-# The accepted subset: kept (once well-formed); anything else is lifted or dropped.
-OUTPUT_KEYWORDS = frozenset(
-    {
-        "type",
-        "properties",
-        "required",
-        "enum",
-        "const",
-        "additionalProperties",
-        "items",
-        "minLength",
-        "maxLength",
-        "minItems",
-        "maxItems",
-        "title",
-        "description",
-        "anyOf",
-    }
-)
+from services.common.contract import TOOL_SCHEMA_KEYWORDS
+
+# The accepted subset (kept once well-formed); anything else is lifted or dropped.
+OUTPUT_KEYWORDS = TOOL_SCHEMA_KEYWORDS
 _TYPES = frozenset({"array", "boolean", "integer", "null", "number", "object", "string"})
 _COUNT_BOUNDS = ("minLength", "maxLength", "minItems", "maxItems")
 # Identifiers and annotations that mean nothing to the model: dropped without a note.

@@ -299,7 +299,10 @@ def machine_speed(result: dict[str, Any]) -> list[str]:
         ),
         ("CPU per GET", _get(cells, "get_run_cpu", "parley_cpu_ms_per_get")),
     ]
-    divided = "; ".join(f"{name} {_fmt(v / factor, ' ms', 2)}" for name, v in scaled if v)
+    # A smoke run's few calls can all fall inside one tick of the CPU clock: no factor then.
+    divided = "; ".join(
+        f"{name} {_fmt(v / factor, ' ms', 2)}" for name, v in scaled if v and factor
+    )
     return [
         "",
         "## Machine speed (calibration)",

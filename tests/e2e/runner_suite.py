@@ -8,7 +8,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +17,6 @@ import httpx
 
 from gateway import app as gateway_app
 from services.api import server as api_server
-from services.common.auth import DEFAULT_SCOPE, mint_token
 from services.common.config import Settings
 from services.common.grpc_server import Running
 from services.runner import server as runner_server
@@ -25,45 +24,29 @@ from services.tooling import server as tooling_server
 from tests.fakes.bedrock import FakeBedrock, aws_environ, serve_fake_bedrock
 from tests.internal import INTERNAL_SECRET
 
-from .conftest import DOCS, SECRET, example_defaults
+from .conftest import DOCS, SECRET, GatewayClient
 
 TERMINAL = {"completed", "requires_action", "failed"}
 
 
 @dataclass
-class RunnerSuite:
-    http: httpx.AsyncClient
+class RunnerSuite(GatewayClient):
+    """The whole suite, the runner included, with boto3 pointed at the scripted fake."""
+
     bedrock: FakeBedrock
     settings: Settings  # with the real api/store/tooling addresses
     api_port: int
     store_port: int
     tooling_port: int
 
-    def headers(self, company_id: int = 1, user_id: int = 1) -> dict[str, str]:
-        return {"Authorization": f"Bearer {mint_token(SECRET, company_id, user_id, DEFAULT_SCOPE)}"}
-
-    async def create_conversation(self, user: tuple[int, int] = (1, 1), **body: Any) -> dict:
-        body.setdefault("defaults", example_defaults())
-        r = await self.http.post("/agents/conversations", json=body, headers=self.headers(*user))
-        assert r.status_code == 200, r.text
-        return r.json()
-
     async def start_run(
         self, conversation_id: str, text: str | None = None, **body: Any
     ) -> dict[str, Any]:
-        body.setdefault("client_op_id", str(uuid.uuid4()))
-        body.setdefault("expected_version", 0)
+        """A new run (202), with `text` as its user message."""
         if text is not None:
             body["payload"] = {"kind": "user_message", "text": text}
-        r = await self.http.post(
-            f"/agents/conversations/{conversation_id}/runs", json=body, headers=self.headers()
-        )
+        r = await self.post_run(conversation_id, **body)
         assert r.status_code == 202, r.text
-        return r.json()
-
-    async def get_run(self, run_id: str) -> dict[str, Any]:
-        r = await self.http.get(f"/agents/runs/{run_id}", headers=self.headers())
-        assert r.status_code == 200, r.text
         return r.json()
 
     async def wait_run(
@@ -80,17 +63,18 @@ class RunnerSuite:
             assert time.monotonic() < until, f"run {run_id} stuck: {seen}"
             await asyncio.sleep(0.02)
 
-    async def messages(self, conversation_id: str) -> dict[str, Any]:
-        r = await self.http.get(
-            f"/agents/conversations/{conversation_id}/messages", headers=self.headers()
-        )
-        assert r.status_code == 200, r.text
-        return r.json()
 
-    async def conversation(self, conversation_id: str) -> dict[str, Any]:
-        r = await self.http.get(f"/agents/conversations/{conversation_id}", headers=self.headers())
-        assert r.status_code == 200, r.text
-        return r.json()
+def unique(text: str) -> str:
+    """A first user message no other test uses (the fake's scripts are keyed on it)."""
+    return f"{text} [{uuid.uuid4().hex[:8]}]"
+
+
+async def wait_until(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
+    """Until `condition()` holds, or fail at the deadline (looked at every 10 ms)."""
+    until = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < until, f"condition not met in {deadline_s} s"
+        await asyncio.sleep(0.01)
 
 
 @asynccontextmanager

@@ -1,24 +1,30 @@
-"""The spec's examples, through the REST gateway, with the store's runner interface standing in
-for the runner (which lands with the run executor) to move runs to their terminal states."""
+"""The spec's examples 1-4, through the REST gateway, executed by the real runner: the store, the
+runner and the tool router on loopback gRPC, boto3 in the runner sending Converse to the
+scripted fake Bedrock (AWS_ENDPOINT_URL_BEDROCK_RUNTIME), MCP calls to a real `mcp` SDK server.
+Each checks the shapes the spec shows and what reached the model."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 
-from agents.v1 import message_pb2, run_pb2, store_service_pb2
-from google.protobuf import json_format, struct_pb2
 
-from .conftest import DATA_PLANE, Suite, example_defaults
-from tests.spec_examples import EXAMPLE_4_SCHEMA
+from tests.fakes import bedrock as fb
+from tests.spec_examples import (
+    BOOKING_TOOL,
+    DATA_PLANE,
+    DOCS_SEARCH,
+    DOCS_SERVER,
+    EXAMPLE_4_SCHEMA,
+    TEXT_SCHEMA,
+    example_defaults,
+)
+
+from .runner_suite import RunnerSuite, unique
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-TEXT_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["text"],
-    "properties": {"text": {"type": "string"}},
-}
 RUN_FIELDS = {
     "id",
     "conversation_id",
@@ -41,36 +47,11 @@ RUN_FIELDS = {
 }
 
 
-def text(value: str) -> message_pb2.ContentBlock:
-    return message_pb2.ContentBlock(text=message_pb2.TextBlock(text=value))
-
-
-def tool_use(tool_use_id: str, name: str, **arguments: object) -> message_pb2.ContentBlock:
-    args = struct_pb2.Struct()
-    args.update(arguments)
-    return message_pb2.ContentBlock(
-        tool_use=message_pb2.ToolUseBlock(tool_use_id=tool_use_id, name=name, arguments=args)
-    )
-
-
-async def claim(suite: Suite) -> store_service_pb2.ClaimRunResponse:
-    return await suite.store.ClaimRun(
-        store_service_pb2.ClaimRunRequest(runner_id="test-runner", lease_seconds=30)
-    )
-
-
-async def commit(
-    suite: Suite, run_id: str, run: run_pb2.Run, *turns: message_pb2.Message
-) -> store_service_pb2.CommitRunResponse:
-    return await suite.store.CommitRun(
-        store_service_pb2.CommitRunRequest(
-            run_id=run_id, runner_id="test-runner", run=run, turns=list(turns)
-        )
-    )
-
-
-async def test_example_1_create_and_start_shapes(suite: Suite) -> None:
-    conversation = await suite.create_conversation(
+async def test_example_1_hello_world(rs: RunnerSuite) -> None:
+    question = unique("What is 2 + 2?")
+    answer = fb.Gate(fb.text("4", tokens=(169, 8)))  # holds the model call: the run is running
+    rs.bedrock.on(question, answer)
+    conversation = await rs.create_conversation(
         name="hello world", system_prompt="You are a helpful assistant. Answer concisely."
     )
     assert UUID.match(conversation["id"])
@@ -84,7 +65,9 @@ async def test_example_1_create_and_start_shapes(suite: Suite) -> None:
     }
     assert TIMESTAMP.match(conversation["created_at"])
 
-    response = await suite.start_run(conversation["id"])
+    response = await rs.post_run(
+        conversation["id"], payload={"kind": "user_message", "text": question}
+    )
     assert response.status_code == 202, response.text
     run = response.json()
     assert set(run) == RUN_FIELDS
@@ -92,15 +75,9 @@ async def test_example_1_create_and_start_shapes(suite: Suite) -> None:
     assert run["conversation_id"] == conversation["id"]
     assert (run["company_id"], run["user_id"]) == (1, 1)
     assert TIMESTAMP.match(run["started_at"]) and run["completed_at"] is None
-    for field in (
-        "tool_choice",
-        "iterations_used",
-        "usage",
-        "final_text",
-        "final_structured_output",
-        "error",
-    ):
+    for field in ("tool_choice", "iterations_used", "usage", "final_text"):
         assert run[field] is None, field
+    assert run["final_structured_output"] is None and run["error"] is None
     assert run["submitted_inference_job_ids"] == [] and run["pending_tool_calls"] == []
     assert run["effective_config"] == {
         **example_defaults(),
@@ -111,200 +88,177 @@ async def test_example_1_create_and_start_shapes(suite: Suite) -> None:
     }
     assert run["live"] == {"current_name": "hello world", "messages": []}
 
-    polled = await suite.http.get(f"/agents/runs/{run['id']}", headers=suite.headers())
-    assert polled.status_code == 200 and polled.json() == run
+    await asyncio.wait_for(answer.arrived.wait(), 10)
+    running = await rs.get_run(run["id"])
+    assert running["status"] == "running" and running["completed_at"] is None
+    assert {k: v for k, v in running.items() if k != "status"} == {
+        k: v for k, v in run.items() if k != "status"
+    }
+    answer.release()
 
+    done = await rs.wait_run(run["id"])
+    assert done["status"] == "completed", done
+    assert done["final_text"] == "4" and done["final_structured_output"] is None
+    assert done["iterations_used"] == 1 and len(done["submitted_inference_job_ids"]) == 1
+    assert done["usage"] == {"prompt_tokens": 169, "completion_tokens": 8, "total_tokens": 177}
+    assert done["error"] is None and done["pending_tool_calls"] == []
+    assert TIMESTAMP.match(done["completed_at"])
+    assert done["live"] == {"current_name": "hello world", "messages": []}
 
-async def test_example_1_completed_run_and_message_stream(fresh_suite: Suite) -> None:
-    suite = fresh_suite
-    conversation = await suite.create_conversation(name="hello world")
-    run = (await suite.start_run(conversation["id"])).json()
-
-    claimed = await claim(suite)
-    assert claimed.run.id == run["id"] and claimed.run.status == run_pb2.RUN_STATUS_RUNNING
-    assert claimed.input.role == message_pb2.ROLE_USER
-    assert (await suite.http.get(f"/agents/runs/{run['id']}", headers=suite.headers())).json()[
-        "status"
-    ] == "running"
-
-    job = "e94c6eab-019f-4e96-bb47-049fa60e7988"
-    done = run_pb2.Run(
-        status=run_pb2.RUN_STATUS_COMPLETED,
-        iterations_used=1,
-        final_text="4",
-        usage=run_pb2.Usage(prompt_tokens=169, completion_tokens=8, total_tokens=177),
-        submitted_inference_job_ids=[job],
-    )
-    committed = await commit(
-        suite,
-        run["id"],
-        done,
-        message_pb2.Message(role=message_pb2.ROLE_ASSISTANT, content_blocks=[text("4")]),
-    )
-    assert committed.version == 2
-
-    final = (await suite.http.get(f"/agents/runs/{run['id']}", headers=suite.headers())).json()
-    assert final["status"] == "completed" and final["final_text"] == "4"
-    assert final["iterations_used"] == 1 and final["submitted_inference_job_ids"] == [job]
-    assert final["usage"] == {"prompt_tokens": 169, "completion_tokens": 8, "total_tokens": 177}
-    assert final["final_structured_output"] is None and final["error"] is None
-    assert TIMESTAMP.match(final["completed_at"])
-
-    stream = (
-        await suite.http.get(
-            f"/agents/conversations/{conversation['id']}/messages?since=0", headers=suite.headers()
-        )
-    ).json()
+    stream = await rs.messages(conversation["id"], since=0)
     assert stream["current_version"] == 2 and stream["next_since"] is None
     assert [(m["sequence_no"], m["role"], m["content_blocks"]) for m in stream["messages"]] == [
-        (1, "user", [{"type": "text", "text": "What is 2 + 2?"}]),
+        (1, "user", [{"type": "text", "text": question}]),
         (2, "assistant", [{"type": "text", "text": "4"}]),
     ]
-    since_1 = (
-        await suite.http.get(
-            f"/agents/conversations/{conversation['id']}/messages",
-            params={"since": 1},
-            headers=suite.headers(),
-        )
-    ).json()
+    assert {m["run_id"] for m in stream["messages"]} == {run["id"]}
+    since_1 = await rs.messages(conversation["id"], since=1)
     assert [m["sequence_no"] for m in since_1["messages"]] == [2]
-    conversation = (
-        await suite.http.get(f"/agents/conversations/{conversation['id']}", headers=suite.headers())
-    ).json()
-    assert conversation["version"] == 2
+    assert (await rs.conversation(conversation["id"]))["version"] == 2
+
+    (request,) = rs.bedrock.requests_for(question)
+    assert request.model_id == "us.anthropic.claude-opus-4-6-v1"
+    assert request.body["system"] == [{"text": "You are a helpful assistant. Answer concisely."}]
+    assert request.body["messages"] == [{"role": "user", "content": [{"text": question}]}]
+    assert request.body["inferenceConfig"] == {"maxTokens": 1024, "temperature": 0.0}
+    assert "toolConfig" not in request.body
+    assert "outputConfig" not in request.body  # text mode: prose
 
     # Future runs start with expected_version 2.
-    stale = await suite.start_run(conversation["id"], expected_version=0)
-    assert stale.status_code == 409
-    assert (await suite.start_run(conversation["id"], expected_version=2)).status_code == 202
+    stale = await rs.post_run(conversation["id"], expected_version=0)
+    assert stale.status_code == 409, stale.text
+    assert stale.json()["type"].endswith("/errors/version-conflict")
 
 
-async def test_example_3_pause_and_resume(fresh_suite: Suite) -> None:
-    suite = fresh_suite
-    schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["proposed_slot"],
-        "properties": {"proposed_slot": {"type": "string"}},
-    }
-    conversation = await suite.create_conversation(
-        name="booking flow",
+async def test_example_2_mcp_search_loop(rs: RunnerSuite, docs_url: str) -> None:
+    question = unique("Search the Narrative docs for information about rate limiting.")
+    searches = [
+        fb.tool_uses((f"tooluse_s{n}", DOCS_SEARCH, {"query": f"rate limiting {n}"}))
+        for n in range(5)
+    ]
+    answer = fb.Gate(
+        fb.text("According to the Narrative.io documentation, the API returns a 429 ...")
+    )
+    rs.bedrock.on(question, *searches, answer)
+    conversation = await rs.create_conversation(
+        name="docs search",
         defaults=example_defaults(
-            max_iterations=5,
-            tools=[
-                {
-                    "name": "confirm_booking",
-                    "description": "Ask the user to confirm a proposed booking slot.",
-                    "input_schema": schema,
-                }
-            ],
+            max_iterations=8, max_tokens=2048, mcp_servers=[{**DOCS_SERVER, "url": docs_url}]
         ),
     )
-    started = await suite.start_run(
+    assert conversation["defaults"]["mcp_servers"] == [
+        {**DOCS_SERVER, "url": docs_url, "tools": []}
+    ]
+    assert conversation["defaults"]["data_plane_id"] == DATA_PLANE
+    run = await rs.start_run(conversation["id"], question, tool_choice={"kind": "auto"})
+
+    # While the last model call is in flight, live.messages shows every tool call and result.
+    await asyncio.wait_for(answer.arrived.wait(), 20)
+    running = await rs.get_run(run["id"])
+    assert running["status"] == "running"
+    live = running["live"]["messages"]
+    assert [t["turn_index"] for t in live] == list(range(10))
+    assert [t["role"] for t in live] == ["assistant", "tool"] * 5
+    assert [t["content_blocks"][0]["tool_use_id"] for t in live] == [
+        f"tooluse_s{n}" for n in range(5) for _ in range(2)
+    ]
+    assert live[0]["content_blocks"][0]["name"] == DOCS_SEARCH
+    answer.release()
+
+    done = await rs.wait_run(run["id"])
+    assert done["live"]["messages"] == []
+    assert done["status"] == "completed", done
+    assert done["iterations_used"] == 6 == len(done["submitted_inference_job_ids"])
+    assert done["final_text"].startswith("According to the Narrative.io documentation")
+    assert done["usage"]["prompt_tokens"] == 5 * 150 + 169
+    stream = await rs.messages(conversation["id"])
+    assert stream["current_version"] == 12
+    roles = [m["role"] for m in stream["messages"]]
+    assert roles == ["user", *(["assistant", "tool"] * 5), "assistant"]
+    first_result = stream["messages"][2]["content_blocks"][0]
+    assert first_result["tool_use_id"] == "tooluse_s0" and first_result["is_error"] is False
+    assert "Rate limiting" in str(first_result["content"])
+    committed = [m["content_blocks"] for m in stream["messages"][1:11]]
+    assert committed == [t["content_blocks"] for t in live]  # de-duplicable by tool_use_id
+    requests = rs.bedrock.requests_for(question)
+    names = [t["toolSpec"]["name"] for t in requests[0].body["toolConfig"]["tools"]]
+    assert names == [DOCS_SEARCH]
+    assert requests[0].body["toolConfig"]["toolChoice"] == {"auto": {}}
+    assert "toolChoice" not in requests[1].body["toolConfig"]
+    assert [m["role"] for m in requests[-1].body["messages"]] == ["user"] + [
+        "assistant",
+        "user",
+    ] * 5
+
+
+async def test_example_3_pause_and_resume(rs: RunnerSuite) -> None:
+    question = unique("Find me a meeting time for tomorrow afternoon.")
+    call_id = "tooluse_DWXPKZ50JDGib5GmShyUgJ"
+    rs.bedrock.on(
+        question,
+        fb.tool_uses((call_id, "confirm_booking", {"proposed_slot": "tomorrow afternoon"})),
+        fb.text("Great news! Your meeting has been confirmed for tomorrow afternoon."),
+    )
+    conversation = await rs.create_conversation(
+        name="booking flow",
+        system_prompt="You are a booking assistant.",
+        defaults=example_defaults(max_iterations=5, tools=[BOOKING_TOOL]),
+    )
+    run = await rs.start_run(
         conversation["id"],
-        payload={"kind": "user_message", "text": "Find me a meeting time for tomorrow afternoon."},
+        question,
         tool_choice={"kind": "specific_tool", "name": "confirm_booking"},
     )
-    assert started.status_code == 202, started.text
-    run = started.json()
     assert run["tool_choice"] == {
         "kind": "specific_tool",
         "name": "confirm_booking",
         "mcp_alias": None,
     }
-
-    await claim(suite)
-    call_id = "tooluse_DWXPKZ50JDGib5GmShyUgJ"
-    paused = run_pb2.Run(
-        status=run_pb2.RUN_STATUS_REQUIRES_ACTION,
-        iterations_used=1,
-        usage=run_pb2.Usage(prompt_tokens=10, completion_tokens=5, total_tokens=15),
-        submitted_inference_job_ids=["3c90c3cc-0d44-4b50-8888-8dd25736052a"],
-        pending_tool_calls=[
-            run_pb2.PendingToolCall(
-                tool_use_id=call_id,
-                name="confirm_booking",
-                arguments=json_format.ParseDict(
-                    {"proposed_slot": "tomorrow afternoon"}, struct_pb2.Struct()
-                ),
-            )
-        ],
-    )
-    await commit(
-        suite,
-        run["id"],
-        paused,
-        message_pb2.Message(
-            role=message_pb2.ROLE_ASSISTANT,
-            content_blocks=[
-                tool_use(call_id, "confirm_booking", proposed_slot="tomorrow afternoon")
-            ],
-        ),
-    )
-
-    polled = (await suite.http.get(f"/agents/runs/{run['id']}", headers=suite.headers())).json()
-    assert polled["status"] == "requires_action" and polled["final_text"] is None
-    assert polled["pending_tool_calls"] == [
+    paused = await rs.wait_run(run["id"])
+    assert paused["status"] == "requires_action", paused
+    assert paused["iterations_used"] == 1 and paused["final_text"] is None
+    assert paused["pending_tool_calls"] == [
         {
             "tool_use_id": call_id,
             "name": "confirm_booking",
             "arguments": {"proposed_slot": "tomorrow afternoon"},
         }
     ]
-    conv = (
-        await suite.http.get(f"/agents/conversations/{conversation['id']}", headers=suite.headers())
-    ).json()
-    assert conv["version"] == 2
+    assert (await rs.conversation(conversation["id"]))["version"] == 2
+    (first,) = rs.bedrock.requests_for(question)
+    assert first.body["toolConfig"]["toolChoice"] == {"tool": {"name": "confirm_booking"}}
+    assert first.body["toolConfig"]["tools"][0]["toolSpec"]["name"] == "confirm_booking"
 
     # A user message while tool outputs are awaited is a version conflict that says why.
-    blocked = await suite.start_run(conversation["id"], expected_version=2)
+    blocked = await rs.post_run(conversation["id"], expected_version=2)
     assert blocked.status_code == 409 and "tool" in blocked.json()["detail"].lower()
 
-    resumed = await suite.start_run(
+    outputs = [
+        {"tool_use_id": call_id, "content": "User confirmed the proposed slot.", "is_error": False}
+    ]
+    resumed = await rs.start_run(
         conversation["id"],
         expected_version=2,
-        payload={
-            "kind": "tool_outputs",
-            "outputs": [
-                {
-                    "tool_use_id": call_id,
-                    "content": "User confirmed the proposed slot.",
-                    "is_error": False,
-                }
-            ],
-        },
+        payload={"kind": "tool_outputs", "outputs": outputs},
     )
-    assert resumed.status_code == 202, resumed.text
-    claimed = await claim(suite)
-    assert claimed.run.id == resumed.json()["id"]
-    assert claimed.input.role == message_pb2.ROLE_TOOL
-    assert claimed.input.content_blocks[0].tool_result.tool_use_id == call_id
-    assert [m.sequence_no for m in claimed.history] == [1, 2]
-    done = run_pb2.Run(
-        status=run_pb2.RUN_STATUS_COMPLETED,
-        iterations_used=1,
-        final_text="Great news!",
-        usage=run_pb2.Usage(total_tokens=1),
-        submitted_inference_job_ids=["a1b2c3d4-0000-4000-8000-000000000000"],
-    )
-    assert (
-        await commit(
-            suite,
-            resumed.json()["id"],
-            done,
-            message_pb2.Message(
-                role=message_pb2.ROLE_ASSISTANT, content_blocks=[text("Great news!")]
-            ),
-        )
-    ).version == 4
-
-    stream = (
-        await suite.http.get(
-            f"/agents/conversations/{conversation['id']}/messages",
-            params={"since": 2},
-            headers=suite.headers(),
-        )
-    ).json()
+    done = await rs.wait_run(resumed["id"])
+    assert done["status"] == "completed", done
+    assert done["iterations_used"] == 1
+    assert done["final_text"].startswith("Great news!")
+    _, second = rs.bedrock.requests_for(question)
+    assert "toolChoice" not in second.body["toolConfig"]  # tool_choice is per run
+    assert [m["role"] for m in second.body["messages"]] == ["user", "assistant", "user"]
+    assert second.body["messages"][2]["content"] == [
+        {
+            "toolResult": {
+                "toolUseId": call_id,
+                "content": [{"text": "User confirmed the proposed slot."}],
+                "status": "success",
+            }
+        }
+    ]
+    stream = await rs.messages(conversation["id"], since=2)
+    assert stream["current_version"] == 4
     assert [m["role"] for m in stream["messages"]] == ["tool", "assistant"]
     assert stream["messages"][0]["content_blocks"] == [
         {
@@ -316,24 +270,21 @@ async def test_example_3_pause_and_resume(fresh_suite: Suite) -> None:
     ]
 
 
-async def test_example_4_structured_schema_is_echoed(suite: Suite) -> None:
-    schema = EXAMPLE_4_SCHEMA
-    conversation = await suite.create_conversation(
-        name="event logger", defaults=example_defaults(output_format_schema=schema)
+async def test_example_4_structured_output(rs: RunnerSuite) -> None:
+    question = unique("User u-123 logged in and stayed for 1800 seconds.")
+    answer = {"event": {"type": "login", "user_id": "u-123", "session_duration_seconds": 1800}}
+    rs.bedrock.on(question, fb.json_text(answer))
+    conversation = await rs.create_conversation(
+        name="event logger",
+        defaults=example_defaults(max_tokens=1024, output_format_schema=EXAMPLE_4_SCHEMA),
     )
-    assert conversation["defaults"]["output_format_schema"] == schema
-    run = (await suite.start_run(conversation["id"])).json()
-    assert run["effective_config"]["output_format_schema"] == schema
-
-
-async def test_example_2_mcp_servers_are_echoed(suite: Suite) -> None:
-    server = {
-        "alias": "docs",
-        "url": "https://docs.narrative.io/mcp",
-        "description": "Narrative.io documentation MCP server",
-    }
-    conversation = await suite.create_conversation(
-        name="docs search", defaults=example_defaults(max_iterations=8, mcp_servers=[server])
-    )
-    assert conversation["defaults"]["mcp_servers"] == [{**server, "tools": []}]
-    assert conversation["defaults"]["data_plane_id"] == DATA_PLANE
+    assert conversation["defaults"]["output_format_schema"] == EXAMPLE_4_SCHEMA
+    run = await rs.start_run(conversation["id"], question)
+    assert run["effective_config"]["output_format_schema"] == EXAMPLE_4_SCHEMA
+    done = await rs.wait_run(run["id"])
+    assert done["status"] == "completed", done
+    assert done["final_text"] is None and done["final_structured_output"] == answer
+    assert done["iterations_used"] == 1
+    (request,) = rs.bedrock.requests_for(question)
+    structure = request.body["outputConfig"]["textFormat"]["structure"]["jsonSchema"]
+    assert json.loads(structure["schema"]) == EXAMPLE_4_SCHEMA

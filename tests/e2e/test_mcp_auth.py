@@ -12,9 +12,10 @@ import pytest
 from tests.fakes import bedrock as fb
 from tests.fakes import mcp_servers
 
-from .conftest import SECRET, example_defaults
-from .runner_suite import running_runner_suite
-from .test_runs_execute import unique
+from tests.spec_examples import example_defaults
+
+from .conftest import SECRET
+from .runner_suite import running_runner_suite, unique
 
 
 async def test_allowlisted_server_gets_a_token_that_is_never_persisted(

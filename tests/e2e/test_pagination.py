@@ -7,9 +7,10 @@ import itertools
 import pytest
 from agents.v1 import message_pb2, run_pb2
 
+from tests.blocks import text
+
 from .conftest import Suite
 from .problems import assert_problem
-from .test_examples import claim, commit, text
 
 _users = itertools.count(100)
 
@@ -98,7 +99,7 @@ async def test_since_paging(fresh_suite: Suite) -> None:
     suite = fresh_suite
     conversation = await suite.create_conversation()
     run = (await suite.start_run(conversation["id"])).json()
-    await claim(suite)
+    await suite.claim()
     turns = [
         message_pb2.Message(role=message_pb2.ROLE_ASSISTANT, content_blocks=[text(f"t{i}")])
         for i in range(6)
@@ -110,7 +111,7 @@ async def test_since_paging(fresh_suite: Suite) -> None:
         usage=run_pb2.Usage(),
         submitted_inference_job_ids=["j"],
     )
-    assert (await commit(suite, run["id"], done, *turns)).version == 7
+    assert (await suite.commit(run["id"], done, *turns)).version == 7
     path = f"/agents/conversations/{conversation['id']}/messages"
 
     seen, since = [], 0

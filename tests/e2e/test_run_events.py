@@ -8,26 +8,17 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest_asyncio
 from agents.v1 import store_service_pb2, store_service_pb2_grpc
 
 from services.common.internal_auth import Role
 from tests.fakes import bedrock as fb
 from tests.internal import INTERNAL_SECRET, internal_channel
+from tests.spec_examples import BOOKING_TOOL, example_defaults
 
-from .conftest import example_defaults
-from .runner_suite import RunnerSuite, running_runner_suite
-from .test_runs_execute import BOOKING_TOOL, unique
-
-
-@pytest_asyncio.fixture(scope="module")
-async def rs(make_database_url: Callable[[], Awaitable[str]]) -> AsyncIterator[RunnerSuite]:
-    async with running_runner_suite(await make_database_url()) as suite:
-        yield suite
+from .runner_suite import RunnerSuite, unique
 
 
 async def read_events(

@@ -11,19 +11,15 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 
-import pytest
 from agents.v1 import runner_service_pb2, runner_service_pb2_grpc
 from prometheus_client import REGISTRY
 
-from services.runner import worker
-from tests.fakes import bedrock as fb
-
 from services.common.internal_auth import Role
+from tests.fakes import bedrock as fb
 from tests.internal import INTERNAL_SECRET, internal_channel
 
 from .conftest import SECRET
-from .runner_suite import running_runner_suite, start_runner
-from .test_runs_execute import unique
+from .runner_suite import running_runner_suite, start_runner, unique, wait_until
 
 
 def spawn_runner(store_addr: str, tooling_addr: str, bedrock_url: str) -> subprocess.Popen[bytes]:
@@ -120,8 +116,10 @@ async def test_a_nudged_runner_asks_again_and_keeps_working(
             async with internal_channel(f"127.0.0.1:{runner.port}", Role.API) as channel:
                 stub = runner_service_pb2_grpc.RunnerServiceStub(channel)
                 for _ in range(3):
+                    await wait_until(lambda: _claims_waiting() == 1)  # its long poll waits
+                    ended = _claims_ended()
                     await stub.NotifyRunsQueued(runner_service_pb2.NotifyRunsQueuedRequest(count=1))
-                    await asyncio.sleep(0.05)
+                    await wait_until(lambda e=ended: _claims_ended() > e)  # cut short
             question = unique("After the nudges.")
             rs.bedrock.on(question, fb.text("still here"))
             run = await rs.start_run((await rs.create_conversation())["id"], question)
@@ -153,33 +151,57 @@ async def test_several_runners_execute_each_run_exactly_once(
             assert len(rs.bedrock.requests_for(q)) == 1  # one model call: executed once
 
 
-def _renewals() -> float:
-    labels = {"grpc_service": "agents.v1.StoreService", "grpc_method": "RenewLeases"}
-    return (
-        REGISTRY.get_sample_value("parley_grpc_server_handled_total", {**labels, "grpc_code": "OK"})
+def _claims_waiting() -> float:
+    return REGISTRY.get_sample_value("parley_api_claims_waiting") or 0.0
+
+
+def _claims_ended() -> float:
+    labels = {"grpc_service": "agents.v1.StoreService", "grpc_method": "ClaimRun"}
+    return sum(
+        REGISTRY.get_sample_value("parley_grpc_server_handled_total", {**labels, "grpc_code": c})
         or 0.0
+        for c in ("OK", "CANCELLED")
     )
 
 
-async def test_a_runner_renews_all_its_leases_with_one_call_per_period(
-    make_database_url: Callable[[], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
+def _renewals() -> tuple[float, float, float]:
+    """RenewLeases calls so far, the leases they extended, and the calls that extended one."""
+    sample = REGISTRY.get_sample_value
+    return (
+        sample("parley_api_leases_renewed_count") or 0.0,
+        sample("parley_api_leases_renewed_sum") or 0.0,
+        sample("parley_api_leases_renewed_bucket", {"le": "1.0"}) or 0.0,
+    )
+
+
+async def test_a_runner_renews_all_its_leases_with_one_call_per_batch(
+    make_database_url: Callable[[], Awaitable[str]],
 ) -> None:
-    """Four runs waiting on their model past their 3 s lease: one RenewLeases per second and per
-    batch (3 run ids here) keeps them all, not one call per run; each run is executed once."""
-    monkeypatch.setattr(worker, "RENEW_BATCH", 3)
-    async with running_runner_suite(await make_database_url(), runner_lease_seconds=3) as rs:
+    """Four runs waiting on their model past their 3 s lease, renewed in batches of 3: each
+    round is two RenewLeases calls (3 leases, then 1), not one call per run, and they keep every
+    lease (each run is executed once)."""
+    async with running_runner_suite(
+        await make_database_url(), runner_lease_seconds=3, runner_renew_batch=3
+    ) as rs:
         questions = [unique(f"Slow question {i}.") for i in range(4)]
         gates = [fb.Gate(fb.text(f"answer {i}")) for i in range(4)]
         for question, gate in zip(questions, gates, strict=True):
             rs.bedrock.on(question, gate)
         runs = [await rs.start_run((await rs.create_conversation())["id"], q) for q in questions]
         await asyncio.wait_for(asyncio.gather(*(g.arrived.wait() for g in gates)), 10)
-        before = _renewals()
-        await asyncio.sleep(3.5)  # past the leases the runs were claimed with
-        calls = _renewals() - before
+        calls0, leases0, singles0 = _renewals()
+
+        def two_rounds_since() -> bool:  # past the leases the runs were claimed with
+            calls, _, _ = _renewals()
+            return calls - calls0 >= 4 and (calls - calls0) % 2 == 0
+
+        await wait_until(two_rounds_since, deadline_s=20)
+        calls, leases, singles = _renewals()
         for gate in gates:
             gate.release()
         done = [await rs.wait_run(run["id"]) for run in runs]
-    assert 4 <= calls <= 10  # two per period (~1 s): batches of 3 and 1, not four
+    rounds = (calls - calls0) / 2
+    assert leases - leases0 == 4 * rounds  # every round renewed all four leases
+    assert singles - singles0 == rounds  # in a call of 3 and a call of 1
     assert [d["final_text"] for d in done] == [f"answer {i}" for i in range(4)]
     assert all(len(rs.bedrock.requests_for(q)) == 1 for q in questions)  # none ran twice

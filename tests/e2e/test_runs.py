@@ -8,9 +8,10 @@ import uuid
 import pytest
 from agents.v1 import message_pb2, run_pb2
 
+from tests.blocks import text, tool_use
+
 from .conftest import Suite
 from .problems import assert_problem
-from .test_examples import claim, commit, text, tool_use
 
 
 async def test_idempotent_retry_returns_the_original_run(suite: Suite) -> None:
@@ -114,7 +115,7 @@ async def test_tool_outputs_are_checked_against_the_paused_run(fresh_suite: Suit
         }
     )
     run = (await suite.start_run(conversation["id"])).json()
-    await claim(suite)
+    await suite.claim()
     paused = run_pb2.Run(
         status=run_pb2.RUN_STATUS_REQUIRES_ACTION,
         iterations_used=2,
@@ -125,8 +126,7 @@ async def test_tool_outputs_are_checked_against_the_paused_run(fresh_suite: Suit
             run_pb2.PendingToolCall(tool_use_id="c2", name="confirm"),
         ],
     )
-    await commit(
-        suite,
+    await suite.commit(
         run["id"],
         paused,
         message_pb2.Message(
@@ -181,6 +181,6 @@ async def test_tool_outputs_are_checked_against_the_paused_run(fresh_suite: Suit
     }
     response = await suite.start_run(conversation["id"], expected_version=version, payload=declined)
     assert response.status_code == 202, response.text
-    claimed = await claim(suite)
+    claimed = await suite.claim()
     results = [b.tool_result for b in claimed.input.content_blocks]
     assert {(r.tool_use_id, r.is_error) for r in results} == {("c1", False), ("c2", True)}

@@ -1,144 +1,17 @@
 """Runs executed end to end: REST gateway -> store -> runner -> boto3 -> the scripted fake
-Bedrock on loopback. The spec's examples 1, 3 and 4, and the failure paths."""
+Bedrock on loopback: parallel caller calls, and the failure paths (the spec's examples are in
+test_examples.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-import pytest_asyncio
 
 from tests.fakes import bedrock as fb
+from tests.spec_examples import BOOKING_TOOL, EXAMPLE_4_SCHEMA, example_defaults
 
-from .conftest import example_defaults
-from .runner_suite import RunnerSuite, running_runner_suite
-from tests.spec_examples import EXAMPLE_4_SCHEMA
-
-BOOKING_TOOL = {
-    "name": "confirm_booking",
-    "description": "Ask the user to confirm a proposed booking slot.",
-    "input_schema": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["proposed_slot"],
-        "properties": {"proposed_slot": {"type": "string"}},
-    },
-}
-
-
-@pytest_asyncio.fixture(scope="module")
-async def rs(make_database_url: Callable[[], Awaitable[str]]) -> AsyncIterator[RunnerSuite]:
-    async with running_runner_suite(await make_database_url()) as suite:
-        yield suite
-
-
-def unique(text: str) -> str:
-    """A first user message no other test uses (the fake's scripts are keyed on it)."""
-    import uuid
-
-    return f"{text} [{uuid.uuid4().hex[:8]}]"
-
-
-async def test_example_1_completes_with_final_text(rs: RunnerSuite) -> None:
-    question = unique("What is 2 + 2?")
-    rs.bedrock.on(question, fb.text("4", tokens=(169, 8)))
-    conversation = await rs.create_conversation(
-        name="hello world", system_prompt="You are a helpful assistant. Answer concisely."
-    )
-    run = await rs.start_run(conversation["id"], question)
-    assert run["status"] == "pending"
-    done = await rs.wait_run(run["id"])
-    assert done["status"] == "completed", done
-    assert done["final_text"] == "4" and done["final_structured_output"] is None
-    assert done["iterations_used"] == 1 and len(done["submitted_inference_job_ids"]) == 1
-    assert done["usage"] == {"prompt_tokens": 169, "completion_tokens": 8, "total_tokens": 177}
-    assert done["error"] is None and done["pending_tool_calls"] == []
-    assert done["completed_at"] is not None
-    assert done["live"] == {"current_name": "hello world", "messages": []}
-    stream = await rs.messages(conversation["id"])
-    assert stream["current_version"] == 2
-    assert [(m["sequence_no"], m["role"], m["content_blocks"]) for m in stream["messages"]] == [
-        (1, "user", [{"type": "text", "text": question}]),
-        (2, "assistant", [{"type": "text", "text": "4"}]),
-    ]
-    (request,) = rs.bedrock.requests_for(question)
-    assert request.model_id == "us.anthropic.claude-opus-4-6-v1"
-    assert request.body["system"] == [{"text": "You are a helpful assistant. Answer concisely."}]
-    assert request.body["inferenceConfig"] == {"maxTokens": 1024, "temperature": 0.0}
-    assert "toolConfig" not in request.body
-    assert "outputConfig" not in request.body  # text mode: prose
-
-
-async def test_example_3_requires_action_then_resume_completes(rs: RunnerSuite) -> None:
-    question = unique("Find me a meeting time for tomorrow afternoon.")
-    rs.bedrock.on(
-        question,
-        fb.tool_uses(
-            (
-                "tooluse_DWXPKZ50JDGib5GmShyUgJ",
-                "confirm_booking",
-                {"proposed_slot": "tomorrow afternoon"},
-            )
-        ),
-        fb.text("Great news! Your meeting has been confirmed for tomorrow afternoon."),
-    )
-    conversation = await rs.create_conversation(
-        name="booking flow",
-        system_prompt="You are a booking assistant.",
-        defaults=example_defaults(max_iterations=5, tools=[BOOKING_TOOL]),
-    )
-    run = await rs.start_run(
-        conversation["id"],
-        question,
-        tool_choice={"kind": "specific_tool", "name": "confirm_booking"},
-    )
-    paused = await rs.wait_run(run["id"])
-    assert paused["status"] == "requires_action", paused
-    assert paused["iterations_used"] == 1 and paused["final_text"] is None
-    assert paused["pending_tool_calls"] == [
-        {
-            "tool_use_id": "tooluse_DWXPKZ50JDGib5GmShyUgJ",
-            "name": "confirm_booking",
-            "arguments": {"proposed_slot": "tomorrow afternoon"},
-        }
-    ]
-    assert (await rs.conversation(conversation["id"]))["version"] == 2
-    (first,) = rs.bedrock.requests_for(question)
-    assert first.body["toolConfig"]["toolChoice"] == {"tool": {"name": "confirm_booking"}}
-    assert first.body["toolConfig"]["tools"][0]["toolSpec"]["name"] == "confirm_booking"
-
-    resumed = await rs.start_run(
-        conversation["id"],
-        expected_version=2,
-        payload={
-            "kind": "tool_outputs",
-            "outputs": [
-                {
-                    "tool_use_id": "tooluse_DWXPKZ50JDGib5GmShyUgJ",
-                    "content": "User confirmed the proposed slot.",
-                    "is_error": False,
-                }
-            ],
-        },
-    )
-    done = await rs.wait_run(resumed["id"])
-    assert done["status"] == "completed", done
-    assert done["iterations_used"] == 1
-    assert done["final_text"].startswith("Great news!")
-    _, second = rs.bedrock.requests_for(question)
-    assert "toolChoice" not in second.body["toolConfig"]  # tool_choice is per run
-    assert [m["role"] for m in second.body["messages"]] == ["user", "assistant", "user"]
-    assert second.body["messages"][2]["content"] == [
-        {
-            "toolResult": {
-                "toolUseId": "tooluse_DWXPKZ50JDGib5GmShyUgJ",
-                "content": [{"text": "User confirmed the proposed slot."}],
-                "status": "success",
-            }
-        }
-    ]
-    assert (await rs.messages(conversation["id"]))["current_version"] == 4
+from .runner_suite import RunnerSuite, unique
 
 
 async def test_parallel_caller_calls_and_an_is_error_answer(rs: RunnerSuite) -> None:
@@ -175,27 +48,6 @@ async def test_parallel_caller_calls_and_an_is_error_answer(rs: RunnerSuite) -> 
         ("tu_a", "success"),
         ("tu_b", "error"),
     ]
-
-
-async def test_example_4_structured_output(rs: RunnerSuite) -> None:
-    question = unique("User u-123 logged in and stayed for 1800 seconds.")
-    answer = {"event": {"type": "login", "user_id": "u-123", "session_duration_seconds": 1800}}
-    rs.bedrock.on(question, fb.json_text(answer))
-    conversation = await rs.create_conversation(
-        name="event logger",
-        defaults=example_defaults(max_tokens=1024, output_format_schema=EXAMPLE_4_SCHEMA),
-    )
-    run = await rs.start_run(conversation["id"], question)
-    done = await rs.wait_run(run["id"])
-    assert done["status"] == "completed", done
-    assert done["final_text"] is None and done["final_structured_output"] == answer
-    assert done["iterations_used"] == 1
-    assert done["effective_config"]["output_format_schema"] == EXAMPLE_4_SCHEMA
-    (request,) = rs.bedrock.requests_for(question)
-    structure = request.body["outputConfig"]["textFormat"]["structure"]["jsonSchema"]
-    import json
-
-    assert json.loads(structure["schema"]) == EXAMPLE_4_SCHEMA
 
 
 async def test_schema_decode_failures(rs: RunnerSuite) -> None:

@@ -4,7 +4,7 @@ with the `mcp` SDK (tests/fakes/mcp_servers.py) and the scripted fake Bedrock.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_asyncio
@@ -12,25 +12,10 @@ import pytest_asyncio
 from tests.fakes import bedrock as fb
 from tests.fakes import mcp_servers
 
-from .conftest import example_defaults
-from .runner_suite import RunnerSuite, running_runner_suite
-from .test_runs_execute import BOOKING_TOOL, unique
+from tests.spec_examples import BOOKING_TOOL, DOCS_SERVER, example_defaults
+from tests.spec_examples import DOCS_SEARCH as SEARCH
 
-SEARCH = "docs-search_narrative_i_o_knowledge_base"
-
-
-@pytest_asyncio.fixture(scope="module")
-async def rs(make_database_url: Callable[[], Awaitable[str]]) -> AsyncIterator[RunnerSuite]:
-    async with running_runner_suite(
-        await make_database_url(), mcp_allow_private_networks=True
-    ) as suite:
-        yield suite
-
-
-@pytest_asyncio.fixture(scope="module")
-async def docs_url() -> AsyncIterator[str]:
-    async with mcp_servers.serve(mcp_servers.docs_search_server()) as url:
-        yield url
+from .runner_suite import RunnerSuite, unique
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -44,64 +29,13 @@ async def slow_url() -> AsyncIterator[str]:
 
 def docs(url: str, **changes: Any) -> dict[str, Any]:
     return example_defaults(
-        mcp_servers=[
-            {"alias": "docs", "url": url, "description": "Narrative.io documentation MCP server"}
-        ],
+        mcp_servers=[{**DOCS_SERVER, "url": url}],
         **changes,
     )
 
 
 def search(n: int) -> fb.Reply:
     return fb.tool_uses((f"tooluse_s{n}", SEARCH, {"query": f"rate limiting {n}"}))
-
-
-async def test_example_2_mcp_search_loop(rs: RunnerSuite, docs_url: str) -> None:
-    question = unique("Search the Narrative docs for information about rate limiting.")
-    answer = fb.Gate(
-        fb.text("According to the Narrative.io documentation, the API returns a 429 ...")
-    )
-    rs.bedrock.on(question, *(search(n) for n in range(5)), answer)
-    conversation = await rs.create_conversation(
-        name="docs search", defaults=docs(docs_url, max_iterations=8, max_tokens=2048)
-    )
-    run = await rs.start_run(conversation["id"], question, tool_choice={"kind": "auto"})
-
-    # While the last model call is in flight, live.messages shows every tool call and result.
-    await asyncio.wait_for(answer.arrived.wait(), 20)
-    running = await rs.get_run(run["id"])
-    assert running["status"] == "running"
-    live = running["live"]["messages"]
-    assert [t["turn_index"] for t in live] == list(range(10))
-    assert [t["role"] for t in live] == ["assistant", "tool"] * 5
-    assert [t["content_blocks"][0]["tool_use_id"] for t in live] == [
-        f"tooluse_s{n}" for n in range(5) for _ in range(2)
-    ]
-    assert live[0]["content_blocks"][0]["name"] == SEARCH
-    answer.release()
-    done = await rs.wait_run(run["id"])
-    assert done["live"]["messages"] == []
-    assert done["status"] == "completed", done
-    assert done["iterations_used"] == 6 == len(done["submitted_inference_job_ids"])
-    assert done["final_text"].startswith("According to the Narrative.io documentation")
-    assert done["usage"]["prompt_tokens"] == 5 * 150 + 169
-    stream = await rs.messages(conversation["id"])
-    assert stream["current_version"] == 12
-    roles = [m["role"] for m in stream["messages"]]
-    assert roles == ["user", *(["assistant", "tool"] * 5), "assistant"]
-    first_result = stream["messages"][2]["content_blocks"][0]
-    assert first_result["tool_use_id"] == "tooluse_s0" and first_result["is_error"] is False
-    assert "Rate limiting" in str(first_result["content"])
-    committed = [m["content_blocks"] for m in stream["messages"][1:11]]
-    assert committed == [t["content_blocks"] for t in live]  # de-duplicable by tool_use_id
-    requests = rs.bedrock.requests_for(question)
-    names = [t["toolSpec"]["name"] for t in requests[0].body["toolConfig"]["tools"]]
-    assert names == [SEARCH]
-    assert requests[0].body["toolConfig"]["toolChoice"] == {"auto": {}}
-    assert "toolChoice" not in requests[1].body["toolConfig"]
-    assert [m["role"] for m in requests[-1].body["messages"]] == ["user"] + [
-        "assistant",
-        "user",
-    ] * 5
 
 
 async def test_max_iterations_exceeded(rs: RunnerSuite, docs_url: str) -> None:

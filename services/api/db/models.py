@@ -7,6 +7,7 @@ MessageToDict(preserving_proto_field_name=True) + orjson. Timestamps are UTC.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -133,8 +135,9 @@ class InferenceJob(Base):
     __table_args__ = (Index("ix_inference_jobs_run", "run_id"),)
 
 
-conversations = Conversation.__table__
-runs = Run.__table__
-messages = Message.__table__
-run_events = RunEvent.__table__
-inference_jobs = InferenceJob.__table__
+# The tables, for SQLAlchemy Core statements (declarative classes type them as FromClause).
+conversations = cast(Table, Conversation.__table__)
+runs = cast(Table, Run.__table__)
+messages = cast(Table, Message.__table__)
+run_events = cast(Table, RunEvent.__table__)
+inference_jobs = cast(Table, InferenceJob.__table__)

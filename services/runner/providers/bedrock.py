@@ -48,6 +48,7 @@ from botocore.tokens import FrozenAuthToken
 from botocore.utils import get_token_from_environment
 from google.protobuf import json_format, struct_pb2
 
+from services.common.incidents import MODEL_INVOCATION_FAILED, MODEL_THROTTLED, MODEL_TIMEOUT
 from services.runner.providers.base import (
     ModelReply,
     ModelRequest,
@@ -246,7 +247,7 @@ def _parse(
     output = (parsed or {}).get("output")
     if not isinstance(output, dict) or not isinstance(output.get("message"), dict):
         detail = f"unreadable Bedrock answer (HTTP {status}): {_unread(body)}"
-        raise ProviderError("ModelInvocationFailed", detail)
+        raise ProviderError(MODEL_INVOCATION_FAILED, detail)
     return parsed  # type: ignore[return-value]
 
 
@@ -266,16 +267,16 @@ def _unread(body: bytes) -> str:
 def _classify(parsed: dict[str, Any] | None, failure: bce.BotoCoreError | None) -> ProviderError:
     if failure is not None:
         if isinstance(failure, bce.ReadTimeoutError | bce.ConnectTimeoutError):
-            return ProviderError("ModelTimeout", f"Bedrock did not answer in time: {failure}")
-        return ProviderError("ModelInvocationFailed", f"Bedrock call failed: {failure}")
+            return ProviderError(MODEL_TIMEOUT, f"Bedrock did not answer in time: {failure}")
+        return ProviderError(MODEL_INVOCATION_FAILED, f"Bedrock call failed: {failure}")
     error = (parsed or {}).get("Error", {})
     code, message = str(error.get("Code", "")), str(error.get("Message", ""))[:MESSAGE_CHARS]
     detail = f"Bedrock answered {code}: {message}" if message else f"Bedrock answered {code}"
     if code in _THROTTLED:
-        return ProviderError("ModelThrottled", detail)
+        return ProviderError(MODEL_THROTTLED, detail)
     if code in _TIMEOUT:
-        return ProviderError("ModelTimeout", detail)
-    return ProviderError("ModelInvocationFailed", detail)
+        return ProviderError(MODEL_TIMEOUT, detail)
+    return ProviderError(MODEL_INVOCATION_FAILED, detail)
 
 
 # --- request and response shapes (pure) --------------------------------------------------------

@@ -6,10 +6,10 @@ The databases come from tests/conftest.py (`database_url`): when PostgreSQL does
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,14 +95,14 @@ class Api:
     ) -> store_service_pb2.ClaimRunResponse:
         """Claim until this run comes up (other tests' runs may be ahead in the queue)."""
         until = time.monotonic() + deadline
-        while time.monotonic() < until:
-            claimed = await self.store.ClaimRun(
-                store_service_pb2.ClaimRunRequest(runner_id=runner_id, lease_seconds=lease_seconds)
+        while (left := until - time.monotonic()) > 0:
+            claimed = await self.store.ClaimRun(  # a long poll: it answers when a run is there
+                store_service_pb2.ClaimRunRequest(
+                    runner_id=runner_id, lease_seconds=lease_seconds, wait_ms=int(left * 1000)
+                )
             )
             if claimed.run.id == run_id:
                 return claimed
-            if not claimed.HasField("run"):
-                await asyncio.sleep(0.05)
         raise AssertionError(f"run {run_id} never became claimable")
 
     async def commit(
@@ -116,13 +116,13 @@ class Api:
         return response.version
 
 
-@pytest_asyncio.fixture(scope="session")
-async def api(database_url: str) -> AsyncIterator[Api]:
+@asynccontextmanager
+async def running_api(database_url: str, docs_base_url: str = DOCS) -> AsyncIterator[Api]:
     settings = Settings(
         database_url=database_url,
         jwt_secret=SECRET,
         internal_secret=INTERNAL_SECRET,
-        docs_base_url=DOCS,
+        docs_base_url=docs_base_url,
     )
     running = await api_server.start(settings, "127.0.0.1:0", "127.0.0.1:0")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
@@ -140,6 +140,12 @@ async def api(database_url: str) -> AsyncIterator[Api]:
         for open_channel in (channel, runner, operator):
             await open_channel.close()
         await running.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def api(database_url: str) -> AsyncIterator[Api]:
+    async with running_api(database_url) as running:
+        yield running
 
 
 def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
@@ -166,4 +172,4 @@ async def expect_error(
     return raised.value, info
 
 
-__all__ = ["Api", "config_pb2", "defaults", "error_info", "expect_error"]
+__all__ = ["Api", "config_pb2", "defaults", "error_info", "expect_error", "running_api"]

@@ -9,33 +9,14 @@ import time
 from typing import Any
 
 import grpc
+from prometheus_client import REGISTRY
 from agents.v1 import conversation_service_pb2 as svc
 from agents.v1 import message_pb2, run_pb2, store_service_pb2
 from google.protobuf import json_format, struct_pb2
 
+from tests.blocks import assistant, text, tool_result, tool_use
+
 from .conftest import DOCS, Api, defaults, expect_error
-
-
-def text(value: str) -> message_pb2.ContentBlock:
-    return message_pb2.ContentBlock(text=message_pb2.TextBlock(text=value))
-
-
-def tool_use(tool_use_id: str, name: str, **arguments: Any) -> message_pb2.ContentBlock:
-    args = struct_pb2.Struct()
-    args.update(arguments)
-    return message_pb2.ContentBlock(
-        tool_use=message_pb2.ToolUseBlock(tool_use_id=tool_use_id, name=name, arguments=args)
-    )
-
-
-def tool_result(tool_use_id: str, value: str) -> message_pb2.ContentBlock:
-    return message_pb2.ContentBlock(
-        tool_result=message_pb2.ToolResultBlock(tool_use_id=tool_use_id, content=[text(value)])
-    )
-
-
-def assistant(*blocks: message_pb2.ContentBlock) -> message_pb2.Message:
-    return message_pb2.Message(role=message_pb2.ROLE_ASSISTANT, content_blocks=list(blocks))
 
 
 def outputs(*ids: str) -> dict:
@@ -363,13 +344,28 @@ def _wait_for_claim(api: Api, runner_id: str) -> asyncio.Task[store_service_pb2.
     return asyncio.ensure_future(api.store.ClaimRun(request))
 
 
+def _claims_waiting() -> float:
+    return REGISTRY.get_sample_value("parley_api_claims_waiting") or 0.0
+
+
+async def _waiting_claim(
+    api: Api, runner_id: str
+) -> asyncio.Task[store_service_pb2.ClaimRunResponse]:
+    """A long-poll claim, once it waits at the store (free to be handed a run)."""
+    before = _claims_waiting()
+    claim = _wait_for_claim(api, runner_id)
+    until = time.monotonic() + 10
+    while _claims_waiting() <= before:
+        assert not claim.done() and time.monotonic() < until, "the claim never waited"
+        await asyncio.sleep(0.01)
+    return claim
+
+
 async def test_a_waiting_claim_answers_when_a_run_is_queued(api: Api) -> None:
     await _drain(api)
     who = api.user()
     conversation = await api.create(who)
-    waiting = _wait_for_claim(api, "waiter")
-    await asyncio.sleep(0.2)
-    assert not waiting.done()  # nothing runnable: the long poll holds
+    waiting = await _waiting_claim(api, "waiter")  # nothing runnable: the long poll holds
     run = await api.start(who, conversation.id)
     claimed = await asyncio.wait_for(waiting, 10)  # well inside its 30 s wait: it was woken
     assert claimed.run.id == run.id and claimed.attempt == 1
@@ -382,8 +378,7 @@ async def test_a_failed_start_gives_the_waiting_claim_back(api: Api) -> None:
     await _drain(api)
     who = api.user()
     conversation = await api.create(who)
-    waiting = _wait_for_claim(api, "waiter")
-    await asyncio.sleep(0.2)
+    waiting = await _waiting_claim(api, "waiter")
     await expect_error(api.start(who, conversation.id, expected_version=5), "VersionConflict")
     assert not waiting.done()
     run = await api.start(who, conversation.id)

@@ -8,6 +8,7 @@ from agents.v1 import config_pb2
 from google.protobuf import json_format
 
 from services.api import effective_config
+from services.common.contract import TEXT_MODE_SCHEMA
 
 DEFAULTS = effective_config.with_defaults(
     json_format.ParseDict(
@@ -84,7 +85,7 @@ def test_text_mode_echoes_the_implicit_schema() -> None:
     text = effective_config.with_text_mode_schema(
         effective_config.with_defaults(config_pb2.AgentConfig(model="m"))
     )
-    assert as_dict(text)["output_format_schema"] == effective_config.TEXT_MODE_SCHEMA
+    assert as_dict(text)["output_format_schema"] == TEXT_MODE_SCHEMA
     assert effective_config.is_text_mode(text)
     structured = effective_config.with_text_mode_schema(DEFAULTS)
     assert as_dict(structured)["output_format_schema"] == {"type": "object"}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
 import grpc
 
+from services.common import incidents
 from services.common.errors import BY_REASON, BY_SLUG, CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -52,12 +54,65 @@ def test_http_status_follows_grpc_gateway_unless_explained() -> None:
             assert entry.http_status == GRPC_GATEWAY_HTTP[entry.grpc_code], code
 
 
-def test_every_code_raised_in_the_source_is_catalogued() -> None:
-    raised = set()
-    for path in [*ROOT.glob("services/**/*.py"), *ROOT.glob("gateway/**/*.py")]:
-        raised |= set(re.findall(r'ParleyError\(\s*"([A-Za-z]+)"', path.read_text()))
-    assert raised, "expected to find raise sites"
-    assert raised <= set(CATALOGUE), raised - set(CATALOGUE)
+# Calls whose first argument (or `code=` / `type=`) is an incident code.
+_CODE_TAKERS = frozenset({"ParleyError", "RunFailure", "ProviderError", "Stopped", "Fail"})
+_CODE_TAKERS |= {"ModelFailed", "RunError"}
+
+
+def uncatalogued_codes(source: str, where: str = "<source>") -> list[str]:
+    """Every literal incident code given to a code-taking call, and every `incidents.NAME` used,
+    that the catalogue (or services/common/incidents.py) does not have."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name not in _CODE_TAKERS:
+                continue
+            args = [*node.args[:1], *(k.value for k in node.keywords if k.arg in ("code", "type"))]
+            for arg in args:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    if arg.value not in CATALOGUE:
+                        found.append(f"{where}:{node.lineno}: {name}({arg.value!r})")
+        elif isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "incidents":
+            if not hasattr(incidents, node.attr):
+                found.append(f"{where}:{node.lineno}: incidents.{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module == "services.common.incidents":
+            found += [
+                f"{where}:{node.lineno}: import {alias.name}"
+                for alias in node.names
+                if not hasattr(incidents, alias.name)
+            ]
+    return found
+
+
+def test_every_incident_code_in_the_source_is_catalogued() -> None:
+    """A typo in an incident code fails here, not as a failed run with no title."""
+    paths = [*ROOT.glob("services/**/*.py"), *ROOT.glob("gateway/**/*.py")]
+    assert len(paths) > 40
+    found = [f for p in paths for f in uncatalogued_codes(p.read_text(), str(p.relative_to(ROOT)))]
+    assert found == []
+
+
+def test_the_scan_sees_a_typo() -> None:
+    source = (
+        "from services.common.incidents import MODEL_TIMEOUT, MODEL_TIMEOUTS\n"
+        "raise RunFailure('AgentLoopCanceled', 'x')\n"
+        "ParleyError(code='VersionConflicts', detail='x')\n"
+        "loop.Stopped(incidents.AGENT_LOOP_CANCELED, 'x')\n"
+        "ProviderError('ModelTimeout', 'fine')\n"
+    )
+    assert [f.split(": ", 1)[1] for f in uncatalogued_codes(source)] == [
+        "import MODEL_TIMEOUTS",
+        "RunFailure('AgentLoopCanceled')",
+        "ParleyError('VersionConflicts')",
+        "incidents.AGENT_LOOP_CANCELED",
+    ]
+
+
+def test_named_incident_codes_are_catalogued() -> None:
+    assert incidents.ALL <= set(CATALOGUE)
+    names = {v for k, v in vars(incidents).items() if k.isupper() and isinstance(v, str)}
+    assert names == incidents.ALL  # every constant is listed, so the import-time check sees it
 
 
 def test_spec_incident_codes_exist() -> None:

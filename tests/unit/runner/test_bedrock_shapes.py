@@ -7,26 +7,10 @@ from agents.v1 import message_pb2
 from services.runner.providers.base import ForcedTool, ModelRequest, ToolSpec
 from services.runner.providers.bedrock import converse_body, converse_messages, parse_reply
 from services.runner.titling import title_from
+from tests.blocks import message, text, tool_result, tool_use
 
 
-def msg(role: int, *blocks: message_pb2.ContentBlock) -> message_pb2.Message:
-    return message_pb2.Message(role=role, content_blocks=list(blocks))
-
-
-def text(value: str) -> message_pb2.ContentBlock:
-    return message_pb2.ContentBlock(text=message_pb2.TextBlock(text=value))
-
-
-def use(i: str, name: str) -> message_pb2.ContentBlock:
-    return message_pb2.ContentBlock(tool_use=message_pb2.ToolUseBlock(tool_use_id=i, name=name))
-
-
-def res(i: str, is_error: bool = False) -> message_pb2.ContentBlock:
-    return message_pb2.ContentBlock(
-        tool_result=message_pb2.ToolResultBlock(
-            tool_use_id=i, is_error=is_error, content=[text("r")]
-        )
-    )
+msg, use, res = message, tool_use, tool_result
 
 
 U, A, T = message_pb2.ROLE_USER, message_pb2.ROLE_ASSISTANT, message_pb2.ROLE_TOOL

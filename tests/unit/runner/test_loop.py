@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 from agents.v1 import message_pb2
-from google.protobuf import struct_pb2
 
 from services.runner import loop
 from services.runner.output import OutputDecoder
 from services.runner.providers.base import ModelReply, TokenUsage
+from tests.blocks import assistant, text, tool_result, tool_use
 
 MCP = frozenset({"docs-search", "docs-read"})
 CALLER = frozenset({"confirm_booking"})
@@ -20,16 +20,8 @@ def config(max_iterations: int = 3, schema: dict[str, Any] | None = None) -> loo
     return loop.LoopConfig(max_iterations, MCP, CALLER, OutputDecoder(schema).decode)
 
 
-def text(value: str) -> message_pb2.ContentBlock:
-    return message_pb2.ContentBlock(text=message_pb2.TextBlock(text=value))
-
-
 def use(tool_use_id: str, name: str) -> message_pb2.ContentBlock:
-    args = struct_pb2.Struct()
-    args.update({"q": tool_use_id})
-    return message_pb2.ContentBlock(
-        tool_use=message_pb2.ToolUseBlock(tool_use_id=tool_use_id, name=name, arguments=args)
-    )
+    return tool_use(tool_use_id, name, q=tool_use_id)
 
 
 def reply(*blocks: message_pb2.ContentBlock, stop: str = "end_turn") -> loop.ModelReplied:
@@ -37,9 +29,7 @@ def reply(*blocks: message_pb2.ContentBlock, stop: str = "end_turn") -> loop.Mod
 
 
 def result(tool_use_id: str, is_error: bool = False) -> message_pb2.ToolResultBlock:
-    return message_pb2.ToolResultBlock(
-        tool_use_id=tool_use_id, is_error=is_error, content=[text(f"result {tool_use_id}")]
-    )
+    return tool_result(tool_use_id, f"result {tool_use_id}", is_error=is_error).tool_result
 
 
 def kinds(actions: list[loop.Action]) -> list[str]:
@@ -187,10 +177,6 @@ def test_no_step_after_the_end() -> None:
         loop.step(state, loop.Start())
     with pytest.raises(ValueError):
         loop.step(loop.LoopState(config()), loop.ToolsReturned(()))
-
-
-def assistant(*blocks: message_pb2.ContentBlock) -> message_pb2.Message:
-    return message_pb2.Message(role=message_pb2.ROLE_ASSISTANT, content_blocks=list(blocks))
 
 
 def tool_turn(*ids: str) -> message_pb2.Message:

@@ -6,7 +6,8 @@ import pytest
 from agents.v1 import config_pb2
 
 from services.common.errors import ParleyError
-from services.tooling.routing import route, split_wire_name
+from services.common.contract import split_wire_name
+from services.tooling.routing import route
 
 SERVERS = [
     config_pb2.McpServer(alias="docs", url="https://docs.test/mcp"),

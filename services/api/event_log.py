@@ -1,0 +1,186 @@
+"""The run event log and its subscriptions: every event of a run is a row of `run_events` with a
+per-run monotonic `seq` (runs.event_seq, bumped in the writer's transaction), so a stream resumed
+with `after_seq` loses and repeats nothing.
+
+Writers run their transaction through `EventLog.write`; the events `append`ed in it get their seqs
+when its work is done (one bump and one insert per run) and go to the run's subscribers once it has
+committed. Readers never poll: a subscriber reads the log only to catch up. An event is stored as
+data; what is presentation (a failed run's title and docs link) is rendered when it is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+
+from agents.v1 import run_pb2
+from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy.engine import Connection
+
+from services.api import mapping
+from services.api.db.engine import Database, Work
+from services.api.db.models import run_events, runs
+
+STATUS: Final = "run.status"
+TURN: Final = "turn"
+USAGE: Final = "usage"
+TERMINAL_TYPES: Final = {
+    run_pb2.RUN_STATUS_COMPLETED: "run.completed",
+    run_pb2.RUN_STATUS_REQUIRES_ACTION: "run.requires_action",
+    run_pb2.RUN_STATUS_FAILED: "run.failed",
+}
+T = TypeVar("T")
+_TERMINAL_TYPE_NAMES = frozenset(TERMINAL_TYPES.values())
+_OUTBOX = "parley.events.outbox"  # Connection.info key: events appended in this transaction
+
+
+@dataclass(frozen=True, slots=True)
+class _Appended:
+    run_id: str
+    event: run_pb2.RunEvent
+    at: datetime
+
+
+class Subscription:
+    """A run's events as their transactions commit, for one reader."""
+
+    def __init__(self) -> None:
+        self._events: list[run_pb2.RunEvent] = []
+        self._ready = asyncio.Event()
+
+    def deliver(self, event: run_pb2.RunEvent) -> None:
+        self._events.append(event)
+        self._ready.set()
+
+    async def next(self) -> list[run_pb2.RunEvent]:
+        """The events committed since the last call, waiting until there is at least one."""
+        await self._ready.wait()
+        self._ready.clear()
+        batch, self._events = self._events, []
+        return batch
+
+
+class EventLog:
+    """The store process's writer of run events and their subscribers' registry."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._subscribers: dict[str, set[Subscription]] = {}
+
+    @contextmanager
+    def subscribe(self, run_id: str) -> Iterator[Subscription]:
+        """Every event of `run_id` committed from now on; subscribe before reading the log."""
+        subscription = Subscription()
+        self._subscribers.setdefault(run_id, set()).add(subscription)
+        try:
+            yield subscription
+        finally:
+            subscribers = self._subscribers.get(run_id)
+            if subscribers is not None:
+                subscribers.discard(subscription)
+                if not subscribers:
+                    del self._subscribers[run_id]
+
+    async def write(self, fn: Work[T]) -> T:
+        """`db.write(fn)`; once it has committed, the events `append`ed in it go to their runs'
+        subscribers (nothing goes out when it rolls back)."""
+        outbox: list[_Appended] = []
+
+        def work(conn: Connection) -> T:
+            conn.info[_OUTBOX] = outbox
+            try:
+                result = fn(conn)
+            finally:
+                del conn.info[_OUTBOX]
+            _store(conn, outbox)
+            return result
+
+        result = await self.db.write(work)
+        for appended in outbox:
+            for subscription in self._subscribers.get(appended.run_id, ()):
+                subscription.deliver(appended.event)
+        return result
+
+
+_NEXT_SEQ = (
+    update(runs)
+    .where(runs.c.id == bindparam("run_id"))
+    .values(event_seq=runs.c.event_seq + bindparam("count"))
+    .returning(runs.c.event_seq)
+)
+_INSERT = insert(run_events)
+_READ = (
+    select(run_events.c.data)
+    .where(and_(run_events.c.run_id == bindparam("run_id"), run_events.c.seq > bindparam("after")))
+    .order_by(run_events.c.seq)
+)
+_TURNS = (
+    select(run_events.c.data)
+    .where(and_(run_events.c.run_id == bindparam("run_id"), run_events.c.type == TURN))
+    .order_by(run_events.c.seq)
+)
+
+
+def append(
+    conn: Connection, run_id: str, event: run_pb2.RunEvent, now: datetime | None = None
+) -> run_pb2.RunEvent:
+    """Add `event` to the run's log (inside an `EventLog.write`); it gets its seq when the
+    transaction's work is done."""
+    outbox: list[_Appended] | None = conn.info.get(_OUTBOX)
+    if outbox is None:
+        raise RuntimeError("append outside EventLog.write: its subscribers would never hear")
+    now = now or datetime.now(UTC)
+    event.created_at.CopyFrom(mapping.timestamp(now))
+    outbox.append(_Appended(run_id, event, now))
+    return event
+
+
+def _store(conn: Connection, outbox: list[_Appended]) -> None:
+    """Number the transaction's events in order (one seq bump per run) and insert them."""
+    by_run: dict[str, list[_Appended]] = {}
+    for appended in outbox:
+        by_run.setdefault(appended.run_id, []).append(appended)
+    rows: list[dict[str, Any]] = []
+    for run_id, appended_to_run in by_run.items():
+        count = len(appended_to_run)
+        last = conn.execute(_NEXT_SEQ, {"run_id": run_id, "count": count}).scalar_one()
+        for seq, appended in enumerate(appended_to_run, start=last - count + 1):
+            appended.event.seq = seq
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "seq": seq,
+                    "type": appended.event.type,
+                    "data": mapping.to_json(appended.event),
+                    "created_at": appended.at,
+                }
+            )
+    if rows:
+        conn.execute(_INSERT, rows)
+
+
+def is_terminal(event: run_pb2.RunEvent) -> bool:
+    return event.type in _TERMINAL_TYPE_NAMES
+
+
+def status_event(status: run_pb2.RunStatus) -> run_pb2.RunEvent:
+    return run_pb2.RunEvent(type=STATUS, status=status)
+
+
+def terminal_event(run: run_pb2.Run) -> run_pb2.RunEvent:
+    """The event a run's terminal state commits with, carrying the run as it ends."""
+    return run_pb2.RunEvent(type=TERMINAL_TYPES[run.status], status=run.status, run=run)
+
+
+def read(conn: Connection, run_id: str, after_seq: int) -> list[run_pb2.RunEvent]:
+    rows = conn.execute(_READ, {"run_id": run_id, "after": after_seq}).scalars()
+    return [mapping.from_json(data, run_pb2.RunEvent()) for data in rows]
+
+
+def live_turns(conn: Connection, run_id: str) -> list[run_pb2.LiveTurn]:
+    rows = conn.execute(_TURNS, {"run_id": run_id}).scalars()
+    return [mapping.from_json(data, run_pb2.RunEvent()).turn for data in rows]

@@ -1,0 +1,463 @@
+"""The run queue: which runner executes which run, and until when.
+
+A run is runnable while it is pending, or running on a lease (lease_owner, lease_expires_at) that
+expired (its runner is gone). `claim` leases the oldest runnable run, or waits (a long poll) until
+one is offered: a StartRun leases its new run to the longest-waiting claim in its own transaction
+(`offer`, Temporal's "sync match"), else wakes one waiting claim to look again; a running lease's
+expiry wakes it too. Runners renew their leases in one call, learn of cancellations on their
+`watch` stream, and a runner that lost a lease can neither renew nor commit (`held`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from agents.v1 import run_pb2, store_service_pb2
+from sqlalchemy import ColumnElement, FromClause, and_, bindparam, func, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import ReturningUpdate
+
+from services.api import event_log, mapping, validation
+from services.api.db.models import conversations, inference_jobs, messages, runs
+from services.api.db.rows import ConversationRow, MessageRow, RunRow
+from services.common.errors import ParleyError
+from services.common.incidents import LEASE_LOST
+from services.common.metrics import CLAIMS_WAITING, LEASES_RENEWED
+
+DEFAULT_LEASE_SECONDS: Final = 60
+log = logging.getLogger("parley.api")
+Signal = store_service_pb2.WatchWorkResponse
+
+
+def run_not_found(run_id: str) -> ParleyError:
+    return ParleyError("RunNotFound", f"run {run_id} was not found", run_id=run_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    """A run just leased, with what its runner needs of its conversation."""
+
+    run: RunRow
+    conversation: ConversationRow
+    history: list[MessageRow]
+    live_turns: list[run_pb2.LiveTurn]  # published by an earlier holder (a resumed run)
+    usage: run_pb2.Usage  # of the inference jobs an earlier holder recorded
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    claimed: ClaimedRun | None
+    retry_after_ms: int  # none claimed: until the earliest running lease expires (0: none)
+
+
+# --- waiting claims ----------------------------------------------------------------------------
+
+
+class _State(enum.Enum):
+    LOOKING = enum.auto()  # its claim transaction is under way
+    WAITING = enum.auto()  # between looks: a StartRun may hand it a run
+    TAKEN = enum.auto()  # a StartRun took it: `hand` or `release` follows shortly
+    ENDED = enum.auto()  # its ClaimRun returned or was cancelled
+
+
+class WaitingClaim:
+    """One ClaimRun's place in the line. `look()` before each look at the queue, so a run queued
+    while looking is not missed; `wait()` returns a run handed to it by a StartRun, or None when
+    a queued run woke it (to look again) or its time ran out."""
+
+    def __init__(self, line: WaitingLine, runner_id: str, lease_seconds: int) -> None:
+        self._line = line
+        self.runner_id = runner_id
+        self.lease_seconds = lease_seconds
+        self.state = _State.LOOKING
+        self._woken = asyncio.Event()
+        self._handed: Claim | None = None
+
+    def look(self) -> None:
+        self._woken.clear()
+        self.state = _State.LOOKING
+        self._line.enter(self)
+
+    async def wait(self, timeout: float) -> Claim | None:
+        self.state = _State.WAITING
+        CLAIMS_WAITING.inc()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._woken.wait()
+        except TimeoutError:
+            if self.state is _State.TAKEN:
+                await self._woken.wait()  # a StartRun is handing it a run right now
+        finally:
+            CLAIMS_WAITING.dec()
+        if self.state is _State.WAITING:
+            self.state = _State.LOOKING
+        handed, self._handed = self._handed, None
+        if handed is not None:
+            self._woken.clear()  # used: nothing to pass on
+        return handed
+
+    @property
+    def woken(self) -> bool:
+        """A queued run (or a hand-over) woke it since its last `look()`."""
+        return self._woken.is_set()
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    def hand(self, claim: Claim) -> None:
+        """A StartRun leased its new run to this claim."""
+        if self.state is _State.ENDED:  # its runner went away while the StartRun committed
+            _undelivered(self.runner_id)
+            return
+        self._handed, self.state = claim, _State.LOOKING
+        self._woken.set()
+
+    def release(self) -> None:
+        """The StartRun that took it made no run for it: it looks at the queue again."""
+        if self.state is _State.TAKEN:
+            self.state = _State.LOOKING
+        self._woken.set()
+
+    def end(self) -> bool:
+        """Its ClaimRun returned or was cancelled. True when it leaves with a queued run's
+        wake-up it did not act on (to pass on to the next waiting claim)."""
+        taken, self.state = self.state is _State.TAKEN, _State.ENDED
+        if self._handed is not None:  # cancelled after a hand-over
+            _undelivered(self.runner_id)
+            return False
+        return not taken and self._woken.is_set()  # a taken one: see `hand`
+
+
+def _undelivered(runner_id: str) -> None:
+    log.warning(
+        "a run leased to runner %s was not handed over: it resumes when its lease expires",
+        runner_id,
+    )
+
+
+class WaitingLine:
+    """The claims waiting in this store process, oldest first. A queued run wakes one of them
+    only (the longest waiting), so runners do not race for it."""
+
+    def __init__(self) -> None:
+        self._line: deque[WaitingClaim] = deque()
+
+    @contextmanager
+    def join(self, runner_id: str, lease_seconds: int) -> Iterator[WaitingClaim]:
+        """A place for the length of one ClaimRun. One that leaves woken without looking again
+        (it claimed another run, or was cancelled) passes its wake-up on."""
+        waiting = WaitingClaim(self, runner_id, lease_seconds)
+        try:
+            yield waiting
+        finally:
+            in_line = waiting in self._line
+            if in_line:
+                self._line.remove(waiting)
+            if waiting.end() and not in_line:
+                self.runs_queued()
+
+    def enter(self, waiting: WaitingClaim) -> None:
+        if waiting not in self._line:
+            self._line.append(waiting)
+
+    def runs_queued(self) -> None:
+        if self._line:
+            self._line.popleft().wake()
+
+    def take(self) -> WaitingClaim | None:
+        """The longest-waiting claim, out of the line for a StartRun to hand its run to; the
+        StartRun gives it back (`hand` or `release`) whatever happens."""
+        for waiting in self._line:
+            if waiting.state is _State.WAITING:
+                self._line.remove(waiting)
+                waiting.state = _State.TAKEN
+                return waiting
+        return None
+
+
+# --- the StartRun hand-off ---------------------------------------------------------------------
+
+
+class Offer:
+    """A StartRun's new run on its way into the queue. `place` it inside the transaction that
+    inserts it: leased there and then to the waiting claim the offer holds, if any."""
+
+    def __init__(self, waiting: WaitingClaim | None) -> None:
+        self._waiting = waiting
+        self.claim: Claim | None = None
+        self.placed = False
+
+    def place(self, conn: Connection, run: RunRow, conversation: ConversationRow) -> None:
+        self.placed = True
+        if self._waiting is not None:
+            self.claim = _lease_new_run(
+                conn, run, self._waiting.runner_id, self._waiting.lease_seconds, conversation
+            )
+
+
+# --- statements ---------------------------------------------------------------------------------
+
+
+def _runnable(table: FromClause) -> ColumnElement[bool]:
+    """Pending, or running on a lease that has expired at :now (its runner is gone)."""
+    return or_(
+        table.c.status == "pending",
+        and_(table.c.status == "running", table.c.lease_expires_at < bindparam("now")),
+    )
+
+
+def _leasing(run_id: Any) -> ReturningUpdate[Any]:
+    """UPDATE … RETURNING that leases the run `run_id` (a value or a subquery) to :runner."""
+    return (
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(
+            status="running",
+            lease_owner=bindparam("runner"),
+            lease_expires_at=bindparam("expires"),
+            attempts=runs.c.attempts + 1,
+        )
+        .returning(*runs.c)
+    )
+
+
+def _claim_statement(skip_locked: bool) -> ReturningUpdate[Any]:
+    candidate = runs.alias("candidate")
+    oldest = (
+        select(candidate.c.id)
+        .where(_runnable(candidate))
+        .order_by(candidate.c.started_at, candidate.c.id)
+        .limit(1)
+    )
+    if skip_locked:
+        oldest = oldest.with_for_update(skip_locked=True)
+    return _leasing(oldest.scalar_subquery())
+
+
+_CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}  # by is_postgres
+_CLAIM_NEW = _leasing(bindparam("run_id"))  # a new run, handed over by its own StartRun
+_EARLIEST_LEASE = select(func.min(runs.c.lease_expires_at)).where(runs.c.status == "running")
+_CONVERSATION = select(conversations).where(conversations.c.id == bindparam("id"))
+_HISTORY = (
+    select(messages)
+    .where(messages.c.conversation_id == bindparam("id"))
+    .order_by(messages.c.sequence_no)
+)
+_USAGE = select(
+    func.coalesce(func.sum(inference_jobs.c.prompt_tokens), 0),
+    func.coalesce(func.sum(inference_jobs.c.completion_tokens), 0),
+).where(inference_jobs.c.run_id == bindparam("run_id"))
+_RUN_BY_ID = select(runs).where(runs.c.id == bindparam("id"))
+_HELD_FOR_UPDATE = _RUN_BY_ID.with_for_update()
+_RENEW = (
+    update(runs)
+    .where(
+        and_(
+            runs.c.id.in_(bindparam("run_ids", expanding=True)),
+            runs.c.status == "running",
+            runs.c.lease_owner == bindparam("runner"),
+        )
+    )
+    .values(lease_expires_at=bindparam("expires"))
+    .returning(runs.c.id, runs.c.cancel_requested)
+)
+
+
+def _lease(seconds: int) -> timedelta:
+    validation.at_least(seconds, 0, "lease_seconds")
+    return timedelta(seconds=seconds or DEFAULT_LEASE_SECONDS)
+
+
+def _lease_new_run(
+    conn: Connection, run: RunRow, runner_id: str, lease_seconds: int, conversation: ConversationRow
+) -> Claim:
+    now = datetime.now(UTC)
+    params = {"run_id": run.id, "runner": runner_id, "expires": now + _lease(lease_seconds)}
+    leased = RunRow(*conn.execute(_CLAIM_NEW, params).one())
+    return _claimed(conn, leased, now, conversation)
+
+
+def _claimed(
+    conn: Connection, run: RunRow, now: datetime, conversation: ConversationRow | None = None
+) -> Claim:
+    """What the runner needs of a run just leased to it (and of its conversation, read here
+    unless the caller's transaction has it)."""
+    resumed = run.attempts > 1  # a lost runner's run: hand over what it already did
+    if not resumed:
+        event_log.append(conn, run.id, event_log.status_event(run_pb2.RUN_STATUS_RUNNING), now)
+    if conversation is None:
+        conversation = ConversationRow(
+            *conn.execute(_CONVERSATION, {"id": run.conversation_id}).one()
+        )
+    history = [MessageRow(*row) for row in conn.execute(_HISTORY, {"id": run.conversation_id})]
+    live: list[run_pb2.LiveTurn] = []
+    usage = run_pb2.Usage()
+    if resumed:
+        live = event_log.live_turns(conn, run.id)
+        prompt, completion = conn.execute(_USAGE, {"run_id": run.id}).one()
+        usage = run_pb2.Usage(
+            prompt_tokens=int(prompt),
+            completion_tokens=int(completion),
+            total_tokens=int(prompt) + int(completion),
+        )
+    return Claim(ClaimedRun(run, conversation, history, live, usage), 0)
+
+
+def _retry_after_ms(conn: Connection, now: datetime) -> int:
+    earliest: datetime | None = conn.execute(_EARLIEST_LEASE).scalar()
+    if earliest is None:
+        return 0
+    if earliest.tzinfo is None:
+        earliest = earliest.replace(tzinfo=UTC)
+    return max(1, int((earliest - now).total_seconds() * 1000) + 1)
+
+
+def _response(claim: Claim) -> store_service_pb2.ClaimRunResponse:
+    claimed = claim.claimed
+    if claimed is None:
+        return store_service_pb2.ClaimRunResponse(retry_after_ms=claim.retry_after_ms)
+    run = mapping.run_to_proto(claimed.run, claimed.conversation.name)
+    payload = mapping.from_json(claimed.run.payload, run_pb2.RunPayload())
+    return store_service_pb2.ClaimRunResponse(
+        run=run,
+        system_prompt=claimed.conversation.system_prompt or "",
+        history=[mapping.message_to_proto(row) for row in claimed.history],
+        input=mapping.input_turn(payload, run.id, claimed.conversation.version + 1),
+        resumed_turns=claimed.live_turns,
+        resumed_usage=claimed.usage,
+        attempt=claimed.run.attempts,
+        cancel_requested=claimed.run.cancel_requested,
+    )
+
+
+def held(conn: Connection, lock: bool, run_id: str, runner_id: str) -> RunRow:
+    """The run, locked when `lock` (PostgreSQL): RunNotFound, or LeaseLost unless `runner_id`
+    holds its lease."""
+    row = conn.execute(_HELD_FOR_UPDATE if lock else _RUN_BY_ID, {"id": run_id}).first()
+    if row is None:
+        raise run_not_found(run_id)
+    run = RunRow(*row)
+    if run.status != "running" or run.lease_owner != runner_id:
+        holder = run.lease_owner or "nobody"
+        raise ParleyError(
+            LEASE_LOST,
+            f"lease lost on run {run_id}: it is {run.status}, held by {holder}, not by {runner_id}",
+            run_id=run_id,
+        )
+    return run
+
+
+# --- the queue ----------------------------------------------------------------------------------
+
+
+class RunQueue:
+    """The store process's run queue: its waiting claims and the runners watching for work."""
+
+    def __init__(self, log: event_log.EventLog) -> None:
+        self._log = log
+        self._db = log.db
+        self._line = WaitingLine()
+        self._watchers: set[asyncio.Queue[Signal]] = set()
+
+    async def claim(
+        self, runner_id: str, lease_seconds: int, wait_ms: int
+    ) -> store_service_pb2.ClaimRunResponse:
+        """Lease the oldest runnable run (one UPDATE … RETURNING), or wait up to `wait_ms` for
+        one: handed over by a StartRun, or found on looking again when a queued run or the
+        earliest running lease's expiry wakes this claim."""
+        if not runner_id:
+            raise ParleyError("InvalidRequest", "runner_id is required", field="runner_id")
+        lease = _lease(lease_seconds)
+        statement = _CLAIM[self._db.is_postgres]
+
+        def oldest(conn: Connection) -> Claim:
+            now = datetime.now(UTC)
+            params = {"now": now, "runner": runner_id, "expires": now + lease}
+            row = conn.execute(statement, params).first()
+            if row is None:
+                return Claim(None, _retry_after_ms(conn, now))
+            return _claimed(conn, RunRow(*row), now)
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0, wait_ms) / 1000
+        with self._line.join(runner_id, lease_seconds) as waiting:
+            while True:
+                waiting.look()
+                claim = await self._log.write(oldest)
+                left = deadline - loop.time()
+                if claim.claimed is not None or left <= 0:
+                    return _response(claim)
+                if claim.retry_after_ms:
+                    left = min(left, claim.retry_after_ms / 1000)
+                handed = await waiting.wait(left)
+                if handed is not None:  # a StartRun leased its new run to this claim
+                    return _response(handed)
+
+    @asynccontextmanager
+    async def offer(self) -> AsyncIterator[Offer]:
+        """For one StartRun: its run, once `placed`, goes to the longest-waiting claim (leased
+        in the StartRun's transaction, handed over when it has committed) or, with none
+        waiting, wakes the next claim; a StartRun that fails or makes no run gives the waiting
+        claim back."""
+        waiting = self._line.take()
+        offer = Offer(waiting)
+        try:
+            yield offer
+        except BaseException:
+            if waiting is not None:
+                waiting.release()
+            raise
+        if waiting is None:
+            if offer.placed:
+                self._line.runs_queued()
+        elif offer.claim is not None:
+            waiting.hand(offer.claim)
+        else:
+            waiting.release()  # a replay made no run
+
+    async def renew(
+        self, runner_id: str, run_ids: Sequence[str], lease_seconds: int
+    ) -> store_service_pb2.RenewLeasesResponse:
+        """Extend the leases the runner still holds; the others are `lost`."""
+        if not run_ids:
+            return store_service_pb2.RenewLeasesResponse()
+        params = {
+            "run_ids": list(run_ids),
+            "runner": runner_id,
+            "expires": datetime.now(UTC) + _lease(lease_seconds),
+        }
+
+        def renew(conn: Connection) -> dict[str, bool]:
+            return {run_id: cancel for run_id, cancel in conn.execute(_RENEW, params)}
+
+        renewed = await self._db.write(renew)
+        LEASES_RENEWED.observe(len(renewed))
+        return store_service_pb2.RenewLeasesResponse(
+            cancel_requested=[run_id for run_id, cancel in renewed.items() if cancel],
+            lost=[run_id for run_id in run_ids if run_id not in renewed],
+        )
+
+    @contextmanager
+    def watch(self) -> Iterator[asyncio.Queue[Signal]]:
+        """Signals for one runner's WatchWork stream, as they happen."""
+        queue: asyncio.Queue[Signal] = asyncio.Queue(maxsize=1024)
+        self._watchers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._watchers.discard(queue)
+
+    def signal_cancel(self, run_id: str) -> None:
+        """Tell the runners a cancellation of `run_id` was requested; its holder stops it."""
+        signal = Signal(kind=Signal.KIND_CANCEL_REQUESTED, run_id=run_id)
+        for queue in self._watchers:
+            if not queue.full():  # a runner that far behind renews its leases: it learns there
+                queue.put_nowait(signal)

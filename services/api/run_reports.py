@@ -1,0 +1,163 @@
+"""What a runner reports on a run it holds: live turns with the inference jobs whose replies they
+are, and the terminal commit. `finalize` is the history's one way to end a run (a CancelRun of a
+pending run ends it too): its turns become messages and the conversation's version moves on in
+the transaction that writes its terminal state and event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+import orjson
+from agents.v1 import message_pb2, run_pb2, store_service_pb2
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
+
+from services.api import event_log, mapping, run_queue
+from services.api.db.engine import Database
+from services.api.db.models import conversations, inference_jobs, messages, runs
+from services.api.db.rows import InferenceJobRow, RunRow
+from services.common.errors import ParleyError
+
+TERMINAL: Final = frozenset(
+    {run_pb2.RUN_STATUS_COMPLETED, run_pb2.RUN_STATUS_REQUIRES_ACTION, run_pb2.RUN_STATUS_FAILED}
+)
+
+_VERSION = select(conversations.c.version).where(conversations.c.id == bindparam("id"))
+_VERSION_FOR_UPDATE = _VERSION.with_for_update()
+_INSERT_MESSAGES = insert(messages)
+_CLOSE_CONVERSATION = (
+    update(conversations)
+    .where(conversations.c.id == bindparam("conversation_id"))
+    .values(version=bindparam("new_version"), active_run_id=None, updated_at=bindparam("now"))
+    .returning(conversations.c.name)
+)
+# Its SET clause comes from the parameters (mapping.terminal_values): one statement, built once.
+_END_RUN = update(runs).where(runs.c.id == bindparam("run_id")).returning(*runs.c)
+_INSERT_JOB = insert(inference_jobs)
+_SET_JOB_IDS = (
+    update(runs)
+    .where(runs.c.id == bindparam("run_id"))
+    .values(submitted_inference_job_ids=bindparam("ids"))
+)
+_JOB = select(inference_jobs).where(inference_jobs.c.id == bindparam("id"))
+
+
+def _check_outcome(request: store_service_pb2.CommitRunRequest) -> None:
+    outcome = request.run
+    if outcome.status not in TERMINAL:
+        raise ParleyError(
+            "InvalidRequest",
+            "run.status must be completed, requires_action or failed",
+            field="run.status",
+        )
+    if outcome.status == run_pb2.RUN_STATUS_REQUIRES_ACTION and not outcome.pending_tool_calls:
+        raise ParleyError(
+            "InvalidRequest",
+            "a requires_action run needs pending_tool_calls",
+            field="run.pending_tool_calls",
+        )
+    if outcome.status == run_pb2.RUN_STATUS_FAILED and not outcome.error.type:
+        raise ParleyError("InvalidRequest", "a failed run needs error.type", field="run.error")
+    for i, turn in enumerate(request.turns):
+        if turn.role not in mapping.ROLE_TO_DB:
+            raise ParleyError(
+                "InvalidRequest", f"turns[{i}].role is required", field=f"turns[{i}].role"
+            )
+
+
+async def commit_run(log: event_log.EventLog, request: store_service_pb2.CommitRunRequest) -> int:
+    """In one transaction: the last inference job and unpublished turns, then `finalize`.
+    Returns the conversation's new version."""
+    _check_outcome(request)
+    lock = log.db.is_postgres
+
+    def work(conn: Connection) -> int:
+        now = datetime.now(UTC)  # in the transaction: its events' times follow their order
+        run = run_queue.held(conn, lock, request.run_id, request.runner_id)
+        if request.HasField("iteration"):
+            _record_iteration(conn, run, request.iteration, now)
+        for turn in request.publish:
+            event_log.append(conn, run.id, run_pb2.RunEvent(type=event_log.TURN, turn=turn), now)
+        return finalize(conn, lock, run, request.run, list(request.turns), now)
+
+    return await log.write(work)
+
+
+def finalize(
+    conn: Connection,
+    lock: bool,
+    run: RunRow,
+    outcome: run_pb2.Run,
+    new_turns: list[message_pb2.Message],
+    now: datetime,
+) -> int:
+    """Inside the caller's transaction: the input turn and `new_turns` become messages after the
+    conversation's version, the version moves to the last one, the run gets its terminal state
+    and its terminal event. Returns the new version."""
+    conversation_id = run.conversation_id
+    version_query = _VERSION_FOR_UPDATE if lock else _VERSION
+    version: int = conn.execute(version_query, {"id": conversation_id}).scalar_one()
+    payload = mapping.from_json(run.payload, run_pb2.RunPayload())
+    turns = [mapping.input_turn(payload, run.id, version + 1), *new_turns]
+    conn.execute(
+        _INSERT_MESSAGES,
+        [
+            mapping.message_values(turn, conversation_id, version + i, run.id, now)
+            for i, turn in enumerate(turns, start=1)
+        ],
+    )
+    new_version = version + len(turns)
+    name: str | None = conn.execute(
+        _CLOSE_CONVERSATION,
+        {"conversation_id": conversation_id, "new_version": new_version, "now": now},
+    ).scalar_one()
+    params = {"run_id": run.id, **mapping.terminal_values(outcome, now)}
+    ended = RunRow(*conn.execute(_END_RUN, params).one())
+    event_log.append(conn, run.id, event_log.terminal_event(mapping.run_to_proto(ended, name)), now)
+    return new_version
+
+
+async def append_live_turn(
+    log: event_log.EventLog, request: store_service_pb2.AppendLiveTurnRequest
+) -> int:
+    """A live turn's "turn" event (with the model call whose reply it is); returns its seq."""
+    lock = log.db.is_postgres
+
+    def work(conn: Connection) -> run_pb2.RunEvent:
+        now = datetime.now(UTC)
+        run = run_queue.held(conn, lock, request.run_id, request.runner_id)
+        if request.HasField("iteration"):
+            _record_iteration(conn, run, request.iteration, now)
+            ids = [*orjson.loads(run.submitted_inference_job_ids), request.iteration.job.id]
+            conn.execute(_SET_JOB_IDS, {"run_id": run.id, "ids": orjson.dumps(ids).decode()})
+        event = run_pb2.RunEvent(type=event_log.TURN, turn=request.turn)
+        return event_log.append(conn, run.id, event, now)
+
+    return (await log.write(work)).seq
+
+
+def _record_iteration(
+    conn: Connection, run: RunRow, iteration: store_service_pb2.Iteration, now: datetime
+) -> None:
+    """The job row and a "usage" event. (Its id joins submitted_inference_job_ids separately:
+    a commit writes the runner's whole list with the terminal state anyway.)"""
+    job = iteration.job
+    if job.run_id != run.id:
+        raise ParleyError(
+            "InvalidRequest",
+            f"iteration.job.run_id {job.run_id!r} is not the run {run.id}",
+            field="iteration.job.run_id",
+        )
+    conn.execute(_INSERT_JOB, mapping.job_values(job))
+    usage = run_pb2.RunEvent(type=event_log.USAGE, usage=iteration.run_usage)
+    event_log.append(conn, job.run_id, usage, now)
+
+
+async def get_inference_job(db: Database, job_id: str) -> store_service_pb2.InferenceJob:
+    row = await db.read(lambda conn: conn.execute(_JOB, {"id": job_id}).first())
+    if row is None:
+        raise ParleyError(
+            "InferenceJobNotFound", f"inference job {job_id} was not found", job_id=job_id
+        )
+    return mapping.job_to_proto(InferenceJobRow(*row))

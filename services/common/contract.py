@@ -1,0 +1,70 @@
+"""Values of Parley's contract that more than one service uses: the `{alias}-{tool}` wire name of
+an MCP tool, the JSON Schema subsets the providers accept, text mode's implicit schema and the
+cancelled run's message. Each is defined here once; every service imports it from here."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+# --- MCP tool wire names ------------------------------------------------------------------------
+
+MAX_WIRE_NAME: Final = 64  # what the providers accept as a tool name
+
+
+def wire_name(alias: str, tool: str) -> str:
+    """The name the model sees for MCP server `alias`'s tool `tool` (the dash routes it)."""
+    return f"{alias}-{tool}"
+
+
+def split_wire_name(name: str) -> tuple[str, str] | None:
+    """(alias, tool) at the first dash (aliases have none), or None for a dash-free name, which
+    is a caller-declared tool."""
+    alias, dash, tool = name.partition("-")
+    if not dash or not alias or not tool:
+        return None
+    return alias, tool
+
+
+# --- JSON Schema subsets ------------------------------------------------------------------------
+
+# The Draft 2020-12 keywords Bedrock structured output accepts: a caller's output_format_schema
+# may use these and no others (the UnsupportedOutputSchema row).
+OUTPUT_SCHEMA_KEYWORDS: Final = frozenset(
+    {
+        "type",
+        "properties",
+        "required",
+        "enum",
+        "const",
+        "additionalProperties",
+        "items",
+        "minimum",
+        "maximum",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "title",
+        "description",
+        "anyOf",
+    }
+)
+# What a discovered MCP tool's input schema keeps once normalised. It differs on purpose: an
+# output schema is the caller's, refused when it strays, while a tool's schema is the server's
+# and never refused, so range validators (minimum, maximum, multipleOf…) are not kept but lifted
+# into its description, where every provider reads them and none can choke on them.
+TOOL_SCHEMA_KEYWORDS: Final = OUTPUT_SCHEMA_KEYWORDS - {"minimum", "maximum"}
+
+# --- runs ---------------------------------------------------------------------------------------
+
+# Text mode's implicit schema: a run's effective_config echoes it, and a runner reads an effective
+# schema equal to it as text mode (final_text). Never mutate it.
+TEXT_MODE_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["text"],
+    "properties": {"text": {"type": "string"}},
+}
+
+# error.message of a cancelled run, whether the store ends it (pending) or its runner (running).
+CANCELLED_MESSAGE: Final = "the run was cancelled"

@@ -1,0 +1,46 @@
+"""The incident codes runners and providers report on a failed run (`error.type`), as names the
+type checker and linters see. Each is a row of errors.toml, checked when this module is imported,
+so a typo fails at start-up and in `make test` (tests/unit/common/test_error_catalogue.py also
+scans the source for uncatalogued literal codes)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from services.common.errors import CATALOGUE
+
+# The agent loop (services/runner/loop.py, executor.py).
+AGENT_LOOP_CANCELLED: Final = "AgentLoopCancelled"
+AGENT_LOOP_RUNNER_LOST: Final = "AgentLoopRunnerLost"
+AGENT_LOOP_MAX_ITERATIONS_EXCEEDED: Final = "AgentLoopMaxIterationsExceeded"
+AGENT_LOOP_SCHEMA_DECODE_FAILED: Final = "AgentLoopSchemaDecodeFailed"
+AGENT_LOOP_UNKNOWN_TOOL_ALIAS: Final = "AgentLoopUnknownToolAlias"
+AGENT_LOOP_INVALID_EFFECTIVE_CONFIG: Final = "AgentLoopInvalidEffectiveConfig"
+# Tool discovery (services/tooling/discovery.py, and the runner when the router fails).
+MCP_DISCOVERY_FAILED: Final = "McpDiscoveryFailed"
+# Model providers (services/runner/providers/).
+MODEL_INVOCATION_FAILED: Final = "ModelInvocationFailed"
+MODEL_THROTTLED: Final = "ModelThrottled"
+MODEL_TIMEOUT: Final = "ModelTimeout"
+# The store's answer to a runner that no longer holds a run's lease.
+LEASE_LOST: Final = "LeaseLost"
+
+ALL: Final = frozenset(
+    {
+        AGENT_LOOP_CANCELLED,
+        AGENT_LOOP_RUNNER_LOST,
+        AGENT_LOOP_MAX_ITERATIONS_EXCEEDED,
+        AGENT_LOOP_SCHEMA_DECODE_FAILED,
+        AGENT_LOOP_UNKNOWN_TOOL_ALIAS,
+        AGENT_LOOP_INVALID_EFFECTIVE_CONFIG,
+        MCP_DISCOVERY_FAILED,
+        MODEL_INVOCATION_FAILED,
+        MODEL_THROTTLED,
+        MODEL_TIMEOUT,
+        LEASE_LOST,
+    }
+)
+
+_uncatalogued = sorted(ALL - CATALOGUE.keys())
+if _uncatalogued:
+    raise RuntimeError(f"incident codes missing from errors.toml: {', '.join(_uncatalogued)}")
