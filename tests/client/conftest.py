@@ -24,23 +24,15 @@ import pytest_asyncio
 
 from parley_client import AgentConfig, McpServer, Parley, Tool
 from services.common.auth import DEFAULT_SCOPE, mint_token
+from tests import spec_examples
 from tests.fakes.mcp_servers import ToolSpec, serve, tool_server
 from tests.fakes.tcp_proxy import Proxy
+from tests.spec_examples import DATA_PLANE
 
 PARLEY = str(Path(sys.executable).with_name("parley"))
 SECRET = "client-tests-secret-0123456789abcdef0123"
-DATA_PLANE = "f79cbdae-4848-47ca-95e8-69588364d185"
 HOLD_SCHEMA = {"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}}}
-BOOKING_TOOL = Tool(
-    name="confirm_booking",
-    description="Ask the user to confirm a proposed booking slot.",
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["proposed_slot"],
-        "properties": {"proposed_slot": {"type": "string"}},
-    },
-)
+BOOKING_TOOL = Tool(**spec_examples.BOOKING_TOOL)
 
 
 @dataclass

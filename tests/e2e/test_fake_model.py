@@ -11,15 +11,16 @@ from agents.v1 import store_service_pb2, store_service_pb2_grpc
 from jsonschema import Draft202012Validator
 
 from services.common.internal_auth import Role
-from tests.fakes import mcp_servers
 from tests.internal import internal_channel
-from tests.spec_examples import EXAMPLE_4_SCHEMA
+from tests.spec_examples import (
+    BOOKING_TOOL,
+    DOCS_SEARCH,
+    DOCS_SERVER,
+    EXAMPLE_4_SCHEMA,
+    example_defaults,
+)
 
-from .conftest import example_defaults
 from .runner_suite import RunnerSuite, running_runner_suite
-from .test_runs_execute import BOOKING_TOOL
-
-SEARCH = "docs-search_narrative_i_o_knowledge_base"
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -93,24 +94,25 @@ async def test_example_3_forced_caller_tool_then_the_answer_summarises_the_outpu
     assert done["final_text"] == "confirm_booking returned: User confirmed the proposed slot."
 
 
-async def test_example_2_forced_mcp_tool_runs_and_is_summarised(rs: RunnerSuite) -> None:
-    async with mcp_servers.serve(mcp_servers.docs_search_server()) as url:
-        conversation = await rs.create_conversation(
-            defaults=example_defaults(mcp_servers=[{"alias": "docs", "url": url}])
-        )
-        run = await rs.start_run(
-            conversation["id"],
-            "rate limiting",
-            tool_choice={
-                "kind": "specific_tool",
-                "mcp_alias": "docs",
-                "name": "search_narrative_i_o_knowledge_base",
-            },
-        )
-        done = await rs.wait_run(run["id"])
+async def test_example_2_forced_mcp_tool_runs_and_is_summarised(
+    rs: RunnerSuite, docs_url: str
+) -> None:
+    conversation = await rs.create_conversation(
+        defaults=example_defaults(mcp_servers=[{**DOCS_SERVER, "url": docs_url}])
+    )
+    run = await rs.start_run(
+        conversation["id"],
+        "rate limiting",
+        tool_choice={
+            "kind": "specific_tool",
+            "mcp_alias": DOCS_SERVER["alias"],
+            "name": "search_narrative_i_o_knowledge_base",
+        },
+    )
+    done = await rs.wait_run(run["id"])
     assert done["status"] == "completed", done
     assert done["iterations_used"] == 2
-    assert done["final_text"].startswith(f"{SEARCH} returned: Results for 'rate limiting':")
+    assert done["final_text"].startswith(f"{DOCS_SEARCH} returned: Results for 'rate limiting':")
     roles = [m["role"] for m in (await rs.messages(conversation["id"]))["messages"]]
     assert roles == ["user", "assistant", "tool", "assistant"]
 

@@ -22,8 +22,7 @@ from services.common.internal_auth import InternalCredential, Role
 from tests.fakes import bedrock as fb
 from tests.internal import INTERNAL_SECRET
 
-from .runner_suite import running_runner_suite
-from .test_runs_execute import unique
+from .runner_suite import running_runner_suite, unique
 
 
 def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:

@@ -14,15 +14,10 @@ from jsonschema import Draft202012Validator
 from services.runner.providers.base import ForcedTool, ModelRequest, ToolSpec
 from services.runner.providers.bedrock import parse_reply
 from services.runner.providers.echo import EchoProvider, answer, example
-from tests.spec_examples import EXAMPLE_4_SCHEMA
+from tests.spec_examples import BOOKING_TOOL, EXAMPLE_4_SCHEMA
 
 U, A, T = message_pb2.ROLE_USER, message_pb2.ROLE_ASSISTANT, message_pb2.ROLE_TOOL
-BOOKING = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["proposed_slot"],
-    "properties": {"proposed_slot": {"type": "string"}},
-}
+BOOKING = BOOKING_TOOL["input_schema"]
 
 
 def text(value: str) -> message_pb2.ContentBlock:
