@@ -1,7 +1,7 @@
-"""The incident codes runners and providers report on a failed run (`error.type`), as names the
-type checker and linters see. Each is a row of errors.toml, checked when this module is imported,
-so a typo fails at start-up and in `make test` (tests/unit/common/test_error_catalogue.py also
-scans the source for uncatalogued literal codes)."""
+"""The incident codes runners and providers report on a failed run (`error.type`), and those the
+internal surface refuses a call with, as names the type checker and linters see. Each is a row of
+errors.toml, checked when this module is imported, so a typo fails at start-up and in `make test`
+(tests/unit/common/test_error_catalogue.py also scans the source for uncatalogued literal codes)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ MODEL_THROTTLED: Final = "ModelThrottled"
 MODEL_TIMEOUT: Final = "ModelTimeout"
 # The store's answer to a runner that no longer holds a run's lease.
 LEASE_LOST: Final = "LeaseLost"
+# The internal surface's refusals (services/common/internal_auth.py): no valid internal
+# credential (UNAUTHENTICATED), or a role the method does not allow (PERMISSION_DENIED).
+INTERNAL_CREDENTIAL_REQUIRED: Final = "InternalCredentialRequired"
+INTERNAL_ROLE_NOT_ALLOWED: Final = "InternalRoleNotAllowed"
 
 ALL: Final = frozenset(
     {
@@ -38,6 +42,8 @@ ALL: Final = frozenset(
         MODEL_THROTTLED,
         MODEL_TIMEOUT,
         LEASE_LOST,
+        INTERNAL_CREDENTIAL_REQUIRED,
+        INTERNAL_ROLE_NOT_ALLOWED,
     }
 )
 

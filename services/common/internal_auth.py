@@ -16,6 +16,7 @@ from enum import StrEnum
 import jwt
 
 from services.common.errors import ParleyError
+from services.common.incidents import INTERNAL_CREDENTIAL_REQUIRED, INTERNAL_ROLE_NOT_ALLOWED
 
 AUDIENCE = "parley-internal"
 TOKEN_TTL_SECONDS = 300
@@ -90,15 +91,15 @@ def authorize(secret: str, method: str, authorization: str | None) -> Role:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ParleyError(
-            "InternalCredentialRequired",
+            INTERNAL_CREDENTIAL_REQUIRED,
             f"{method} is internal: it needs an internal credential, and the call carried none",
         )
     role, expires_at = _verified(secret, token.strip())
     if time.time() >= expires_at + LEEWAY_SECONDS:
-        raise ParleyError("InternalCredentialRequired", "the internal credential has expired")
+        raise ParleyError(INTERNAL_CREDENTIAL_REQUIRED, "the internal credential has expired")
     if role not in roles_for(method):
         raise ParleyError(
-            "InternalRoleNotAllowed", f"the role `{role}` may not call {method}", role=str(role)
+            INTERNAL_ROLE_NOT_ALLOWED, f"the role `{role}` may not call {method}", role=str(role)
         )
     return role
 
@@ -109,7 +110,7 @@ def _verified(secret: str, token: str) -> tuple[Role, float]:
     minutes); failures raise, so they are not cached. Expiry is checked on every use."""
     if not secret:
         raise ParleyError(
-            "InternalCredentialRequired",
+            INTERNAL_CREDENTIAL_REQUIRED,
             "this server has no PARLEY_INTERNAL_SECRET: it refuses every internal call",
         )
     try:
@@ -123,17 +124,17 @@ def _verified(secret: str, token: str) -> tuple[Role, float]:
         )
     except jwt.ExpiredSignatureError:
         raise ParleyError(
-            "InternalCredentialRequired", "the internal credential has expired"
+            INTERNAL_CREDENTIAL_REQUIRED, "the internal credential has expired"
         ) from None
     except jwt.InvalidTokenError:
         raise ParleyError(
-            "InternalCredentialRequired",
+            INTERNAL_CREDENTIAL_REQUIRED,
             "the bearer token is not an internal credential (a user's token never is)",
         ) from None
     try:
         role = Role(claims["role"])
     except ValueError:
         raise ParleyError(
-            "InternalCredentialRequired", "the internal credential names no known role"
+            INTERNAL_CREDENTIAL_REQUIRED, "the internal credential names no known role"
         ) from None
     return role, float(claims["exp"])
