@@ -1,5 +1,6 @@
-"""The conversation store's gRPC server: migrates the database, then serves ConversationService
-(public, behind the gateway) and StoreService (internal, for the runner)."""
+"""The conversation store's gRPC server: checks that the database is migrated (`parley migrate`),
+then serves ConversationService (public, behind the gateway) and StoreService (internal, for the
+runner)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from agents.v1 import (
 )
 
 from services.api import events
-from services.api.db.engine import create_database, upgrade_head
+from services.api.db.engine import create_database
+from services.api.db.migrate import require_head
 from services.api.servicer import ConversationServicer
 from services.api.store_servicer import StoreServicer
 from services.common.config import Settings
@@ -27,7 +29,7 @@ async def start(settings: Settings, bind: str) -> Running:
     db = create_database(settings.database_url)
     hub = events.Hub()
     try:
-        await upgrade_head(db)
+        await require_head(db, settings.database_url)
         server, port = await start_server(
             bind,
             [

@@ -21,6 +21,7 @@ class Settings:
     api_addr: str = "127.0.0.1:50051"
     runner_addr: str = "127.0.0.1:50052"
     tooling_addr: str = "127.0.0.1:50053"
+    store_addr: str = "127.0.0.1:50054"  # the store's internal listener (internal RPCs)
     metrics_port: int = 9464  # `parley serve` only; under `parley up` the gateway serves /metrics
     jwt_secret: str = ""
     default_data_plane_id: str = DEFAULT_DATA_PLANE_ID
@@ -47,14 +48,18 @@ class Settings:
         return replace(self, **changes)
 
 
-def load_settings(*, embedded: bool, environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    *, embedded: bool, environ: dict[str, str] | None = None, require_secret: bool = True
+) -> Settings:
     """Settings from the environment. `embedded` is `parley up`: it may generate a JWT secret
-    (kept in ./.parley/) and allows MCP servers on private networks unless told otherwise."""
+    (kept in ./.parley/) and allows MCP servers on private networks unless told otherwise.
+    `require_secret=False` is for commands that sign and verify nothing (`parley migrate`,
+    `parley health`): they neither need the secret nor write one."""
     env = os.environ if environ is None else environ
     secret = env.get("PARLEY_JWT_SECRET", "")
-    if not secret and embedded:
+    if not secret and embedded and require_secret:
         secret = _embedded_secret()
-    if not secret:
+    if not secret and require_secret:
         raise SystemExit("PARLEY_JWT_SECRET is required for `parley serve`")
     allowlist = env.get("PARLEY_MCP_AUTH_ALLOWLIST")
     return Settings(
@@ -64,6 +69,7 @@ def load_settings(*, embedded: bool, environ: dict[str, str] | None = None) -> S
         api_addr=env.get("PARLEY_API_ADDR", Settings.api_addr),
         runner_addr=env.get("PARLEY_RUNNER_ADDR", Settings.runner_addr),
         tooling_addr=env.get("PARLEY_TOOLING_ADDR", Settings.tooling_addr),
+        store_addr=env.get("PARLEY_STORE_ADDR", Settings.store_addr),
         metrics_port=int(env.get("PARLEY_METRICS_PORT", Settings.metrics_port)),
         jwt_secret=secret,
         default_data_plane_id=env.get("PARLEY_DEFAULT_DATA_PLANE_ID", DEFAULT_DATA_PLANE_ID),
