@@ -113,9 +113,22 @@ async def _drain_leftover_tasks(timeout_s: float = 5.0) -> None:
         os._exit(0)
 
 
-def _up(args: argparse.Namespace) -> None:
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="postgres: the local server at 127.0.0.1:5432 (unless PARLEY_DATABASE_URL)",
+    )
+
+
+def _choose_db(args: argparse.Namespace) -> None:
     if args.db == "postgres":
         os.environ.setdefault("PARLEY_DATABASE_URL", POSTGRES_URL)
+
+
+def _up(args: argparse.Namespace) -> None:
+    _choose_db(args)
     settings = load_settings(embedded=True)
     token = mint_token(settings.jwt_secret, company_id=1, user_id=1, ttl_seconds=30 * 86400)
 
@@ -142,8 +155,7 @@ def _migrate(args: argparse.Namespace) -> None:
 
     from services.api.db import migrate
 
-    if args.db == "postgres":
-        os.environ.setdefault("PARLEY_DATABASE_URL", POSTGRES_URL)
+    _choose_db(args)
     url = load_settings(embedded=False, require_secret=False).database_url
     outcome = asyncio.run(migrate.upgrade(url))
     print(
@@ -243,23 +255,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="parley", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole suite in one process")
-    up.add_argument(
-        "--db",
-        choices=("sqlite", "postgres"),
-        default="sqlite",
-        help="postgres: the local server at 127.0.0.1:5432 (unless PARLEY_DATABASE_URL)",
-    )
+    _db_option(up)
     up.set_defaults(func=_up)
     serve = sub.add_parser("serve", help="run one service (on a database `parley migrate` made)")
     serve.add_argument("service", choices=SERVICES)
     serve.set_defaults(func=_serve)
     migrate = sub.add_parser("migrate", help="upgrade the database to head (concurrent-safe)")
-    migrate.add_argument(
-        "--db",
-        choices=("sqlite", "postgres"),
-        default="sqlite",
-        help="postgres: the local server at 127.0.0.1:5432 (unless PARLEY_DATABASE_URL)",
-    )
+    _db_option(migrate)
     migrate.set_defaults(func=_migrate)
     health = sub.add_parser(
         "health", help="probe services: exit 0 when serving (a HEALTHCHECK or exec probe)"
