@@ -299,7 +299,10 @@ def machine_speed(result: dict[str, Any]) -> list[str]:
         ),
         ("CPU per GET", _get(cells, "get_run_cpu", "parley_cpu_ms_per_get")),
     ]
-    divided = "; ".join(f"{name} {_fmt(v / factor, ' ms', 2)}" for name, v in scaled if v)
+    # A smoke run's few calls can measure 0 CPU ticks: then there is no factor to divide by.
+    divided = "; ".join(
+        f"{name} {_fmt(v / factor, ' ms', 2)}" for name, v in scaled if v and factor
+    )
     return [
         "",
         "## Machine speed (calibration)",

@@ -1,18 +1,20 @@
 """The schema's version: `parley migrate` upgrades a database to head exactly once however many
 migrators start together, and `serve api` refuses a database that is behind head.
 
-The upgrade runs under an exclusive lock taken inside its own transaction: on PostgreSQL a
-transaction-level advisory lock (released by COMMIT, or by the server when a migrator dies), on
-SQLite a lock file beside the database (Python's driver runs DDL outside SQLite's own locks). A
-migrator that waited reads the version afresh and finds nothing left to do.
+The upgrade runs under an exclusive lock held until its transaction has committed: on PostgreSQL
+a transaction-level advisory lock (released by COMMIT, or by the server when a migrator dies), on
+SQLite a lock file beside the database (Python's driver runs DDL outside SQLite's own locks),
+released once the commit returned. A migrator that waited reads the version afresh and finds
+nothing left to do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +71,8 @@ async def upgrade(url: str, revision: str = "head") -> Upgrade:
     try:
         with _reachable(url):
             await db.read(_current)  # connects: an unreachable database is one line, not a trace
-        return await db.write(lambda conn: _upgrade(conn, url, revision))
+        async with _lock_file(url):  # SQLite; PostgreSQL's lock is taken inside the transaction
+            return await db.write(lambda conn: _upgrade(conn, revision))
     finally:
         await db.dispose()
 
@@ -105,28 +108,27 @@ async def require_head(db: Database, url: str) -> None:
     )
 
 
-def _upgrade(connection: Connection, url: str, revision: str) -> Upgrade:
-    with _exclusive(connection, url):
-        before = _current(connection)
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-        return Upgrade(before, _current(connection))
-
-
-@contextlib.contextmanager
-def _exclusive(connection: Connection, url: str) -> Iterator[None]:
+def _upgrade(connection: Connection, revision: str) -> Upgrade:
     if connection.dialect.name == "postgresql":
         # Held until this transaction ends: COMMIT, ROLLBACK, or the connection dropping.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
-        yield
-        return
-    path = lock_path(url)
+    before = _current(connection)
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+    return Upgrade(before, _current(connection))
+
+
+@contextlib.asynccontextmanager
+async def _lock_file(url: str) -> AsyncIterator[None]:
+    """SQLite's migration lock: an flock on a file beside the database, waited for on a thread
+    and held until the migration's commit has returned (the kernel drops it if we die)."""
+    path = lock_path(url) if make_url(url).get_backend_name() == "sqlite" else None
     if path is None:
         yield
         return
     with open(path, "a") as lock:  # never removed: unlinking a lock file races its next user
-        fcntl.flock(lock, fcntl.LOCK_EX)  # on the store's thread, never the event loop
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
