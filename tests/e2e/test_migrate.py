@@ -5,6 +5,7 @@ migrated once; the api refuses a database behind head, in one line."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import contextlib
 import fcntl
 import os
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+import pytest
 from sqlalchemy.engine import make_url
 
 from services.api.db import migrate
@@ -194,3 +196,20 @@ async def test_migrate_then_serve_api_then_probe_it(
     finally:
         server.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(server.wait(), timeout=30) == 0
+
+
+async def test_a_database_a_newer_parley_migrated_is_served_with_a_warning(
+    make_database_url: Callable[..., Awaitable[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rolling update migrates first: older api pods restarting meanwhile keep serving."""
+    url = await make_database_url()
+    db = create_database(url)
+    try:
+        await db.write(
+            lambda conn: conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+        )
+        with caplog.at_level(logging.WARNING, logger="parley.migrate"):
+            await migrate.require_head(db, url)
+    finally:
+        await db.dispose()
+    assert "revision 9999, which this Parley does not know" in caplog.text
