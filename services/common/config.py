@@ -64,8 +64,9 @@ def load_settings(
 ) -> Settings:
     """Settings from the environment. `embedded` is `parley up`: it may generate the JWT and
     internal secrets (kept in ./.parley/) and allows MCP servers on private networks unless told
-    otherwise. `require_secrets=False` (`parley job`) reads the secrets it finds, generates none
-    and requires none."""
+    otherwise. `require_secrets=False` is for commands that serve nothing: `parley job` (which
+    signs with the internal secret it finds), `parley migrate` and `parley health` (which sign
+    nothing); they read the secrets they find, generate none and require none."""
     env = os.environ if environ is None else environ
     generate = embedded and require_secrets
     secret = env.get("PARLEY_JWT_SECRET", "") or _kept_secret("jwt_secret", generate)

@@ -275,8 +275,12 @@ def parley_serve(
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             failures.append(exc)
 
-    # The api first (it migrates the database; the gateway reads its descriptors), then the
-    # others at once: a runner retries its ClaimRun and WatchWork until the store answers.
+    # `parley migrate` first, as a deployment's migrate job runs; then the api (the gateway
+    # reads its descriptors), then the others at once: a runner retries its ClaimRun and
+    # WatchWork until the store answers.
+    subprocess.run(
+        [str(BIN / "parley"), "migrate"], env=common, check=True, capture_output=True, timeout=120
+    )
     start(0, *plan[0])
     if not failures:
         threads = [
