@@ -3,6 +3,8 @@ is caught (a dependency added, a minimum raised) while a reformatted list is not
 
 from __future__ import annotations
 
+import re
+
 from services.common import lockfile
 
 PYPROJECT = lockfile.PYPROJECT.read_text()
@@ -24,12 +26,20 @@ def test_a_new_dependency_makes_the_lock_stale() -> None:
 def test_a_raised_minimum_the_pin_misses_makes_the_lock_stale() -> None:
     pin = next(line for line in CONSTRAINTS.splitlines() if line.startswith("grpcio=="))
     major = int(pin.split("==")[1].split(".")[0])
-    changed = PYPROJECT.replace('"grpcio>=1.66"', f'"grpcio>={major + 1}"', 1)
-    assert changed != PYPROJECT
+    changed, replaced = re.subn(r'"grpcio>=[^"]*"', f'"grpcio>={major + 1}"', PYPROJECT, count=1)
+    assert replaced == 1
     found = lockfile.problems(changed, CONSTRAINTS)
-    assert any(
-        p.startswith(f"{pin.split('==')[0]}=={pin.split('==')[1]} does not satisfy") for p in found
-    )
+    assert f"{pin} does not satisfy `grpcio>={major + 1}`" in found
+
+
+def test_the_build_requirements_are_pinned_and_checked() -> None:
+    """The image builds Parley's wheel in an isolated environment held to these pins too."""
+    assert any(line.startswith("setuptools==") for line in CONSTRAINTS.splitlines())
+    changed, replaced = re.subn(r'"setuptools>=[^"]*"', '"setuptools>=9999"', PYPROJECT, count=1)
+    assert replaced == 1
+    found = lockfile.problems(changed, CONSTRAINTS)
+    assert any(p.startswith("setuptools==") and "does not satisfy" in p for p in found), found
+    assert any("changed since constraints.txt was written" in p for p in found)
 
 
 def test_formatting_and_order_do_not_count() -> None:
