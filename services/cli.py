@@ -183,11 +183,9 @@ def _health(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error("--addr probes one service: name it (e.g. `parley health api --addr …`)")
     settings = load_settings(embedded=False, require_secrets=False)
     if args.addr:
-        probes = [health.probe(args.services[0], args.addr, args.timeout)]
+        probes = [health.probe(settings, args.services[0], args.addr, args.timeout)]
     elif args.services:
-        probes = [
-            health.probe(s, health.local_addr(settings, s), args.timeout) for s in args.services
-        ]
+        probes = [health.probe_here(settings, s, args.timeout) for s in args.services]
     else:
         probes = health.probe_local(settings, args.timeout)
     if not probes:

@@ -3,7 +3,9 @@ HEALTHCHECK, a Kubernetes exec probe or an operator.
 
 gRPC services answer `grpc.health.v1` Check for their own service name; the gateway answers
 `GET /healthz` (200 only while its API answers). Health checking carries no credential: probes
-come from Docker, the kubelet and load balancers, which hold none.
+come from Docker, the kubelet and load balancers, which hold none (grpc_server checks
+credentials on agents.* services only). Under internal TLS the internal listeners (store,
+runner, tool router) speak TLS only, so their probe dials with this process's certificate.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import http.client
 import socket
 from dataclasses import dataclass
 
+import grpc
 from agents.v1 import (
     conversation_service_pb2,
     runner_service_pb2,
@@ -19,7 +22,9 @@ from agents.v1 import (
     tool_router_service_pb2,
 )
 
+from services.common import internal_tls
 from services.common.config import Settings
+from services.common.internal_auth import PUBLIC_SERVICES
 
 # Each gRPC service: the health service name it answers for, and its address setting.
 _GRPC = {
@@ -54,18 +59,36 @@ def local_addr(settings: Settings, service: str) -> str:
     if service == "gateway":
         port = settings.http_port
     else:
-        first = getattr(settings, _GRPC[service][2]).split(",")[0].strip()
-        port = int(first.rpartition(":")[2])
+        port = int(_first_addr(settings, service).rpartition(":")[2])
     host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def probe(service: str, addr: str, timeout_s: float) -> Probe:
-    serving, status = (
-        _http_healthz(addr, timeout_s)
-        if service == "gateway"
-        else _grpc_check(health_service_name(service), addr, timeout_s)
-    )
+def probe(settings: Settings, service: str, addr: str, timeout_s: float) -> Probe:
+    """Probe `service` at `addr` (under internal TLS, its certificate must name addr's host)."""
+    return _probe(settings, service, addr, timeout_s, server_name=None)
+
+
+def probe_here(settings: Settings, service: str, timeout_s: float) -> Probe:
+    """Probe the process serving `service` on this host (local_addr). Under internal TLS its
+    certificate is checked against the host its clients dial (the service's own setting: `api`
+    in dns:///api:50054), as the probe's loopback address is not a name certificates carry."""
+    server_name = None
+    if service != "gateway":
+        host = _first_addr(settings, service).removeprefix("dns:///").rpartition(":")[0]
+        server_name = host.strip("[]") or None
+    return _probe(settings, service, local_addr(settings, service), timeout_s, server_name)
+
+
+def _probe(
+    settings: Settings, service: str, addr: str, timeout_s: float, server_name: str | None
+) -> Probe:
+    if service == "gateway":
+        serving, status = _http_healthz(addr, timeout_s)
+    else:
+        name = health_service_name(service)
+        tls = None if name in PUBLIC_SERVICES else internal_tls.channel_credentials(settings)
+        serving, status = _grpc_check(name, addr, timeout_s, tls, server_name)
     return Probe(service, addr, serving, status)
 
 
@@ -84,15 +107,29 @@ def probe_local(settings: Settings, timeout_s: float) -> list[Probe]:
         except OSError as exc:
             probes.append(Probe(service, addr, False, _reason(exc)))
             continue
-        probes.append(probe(service, addr, timeout_s))
+        probes.append(probe_here(settings, service, timeout_s))
     return probes
 
 
-def _grpc_check(service_name: str, addr: str, timeout_s: float) -> tuple[bool, str]:
-    import grpc
+def _first_addr(settings: Settings, service: str) -> str:
+    return str(getattr(settings, _GRPC[service][2])).split(",")[0].strip()
+
+
+def _grpc_check(
+    service_name: str,
+    addr: str,
+    timeout_s: float,
+    tls: grpc.ChannelCredentials | None,
+    server_name: str | None,
+) -> tuple[bool, str]:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(addr) as channel:
+    if tls is None:
+        channel = grpc.insecure_channel(addr)
+    else:
+        options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+        channel = grpc.secure_channel(addr, tls, options=options)
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service_name), timeout=timeout_s
