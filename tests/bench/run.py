@@ -155,6 +155,7 @@ class Bench:
         self.converse: stack.Proc | None = None
         self.mcp: stack.Proc | None = None
         self.cores: tuple[int, ...] = ()  # (servers' core, client's core) while the peer group runs
+        self.affinity: set[int] = set()
 
     # --- shared fakes ---------------------------------------------------------------------------
 
@@ -694,7 +695,8 @@ class Bench:
 
     def pin_peer(self) -> str:
         """The servers on one core, this client and the fakes on another (when there are two)."""
-        usable = sorted(os.sched_getaffinity(0))
+        self.affinity = os.sched_getaffinity(0)
+        usable = sorted(self.affinity)
         if len(usable) < 2:
             self.cores = ()
             return f"not pinned: only cores {usable} usable"
@@ -712,7 +714,7 @@ class Bench:
     def unpin_peer(self) -> None:
         if not self.cores:
             return
-        everywhere = stack.all_cores()
+        everywhere = self.affinity  # as the bench started
         stack.pin_self(everywhere)
         assert self.converse and self.mcp
         self.converse.pin(everywhere)

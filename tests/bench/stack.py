@@ -174,10 +174,6 @@ def pin_self(cores: set[int]) -> None:
     pin_threads(os.getpid(), cores)
 
 
-def all_cores() -> set[int]:
-    return set(range(os.cpu_count() or 1))
-
-
 def python(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
@@ -355,20 +351,14 @@ def langgraph_missing() -> str | None:
     return None
 
 
-def langgraph_up(
-    log_dir: Path,
-    *,
-    profile: str = "best",
-    jobs: int | None = None,
-    extra_env: dict[str, str] | None = None,
-    name: str = "langgraph",
-) -> LangGraph:
+def langgraph_up(log_dir: Path, *, profile: str = "best", name: str = "langgraph") -> LangGraph:
+    """tests/bench/langgraph_server.py in .venv-langgraph, in the given profile, on a free port;
+    no LangSmith setting of the caller's reaches it."""
     port = free_port()
     args = [str(LANGGRAPH_PYTHON), "-m", "tests.bench.langgraph_server", "--port", str(port)]
-    args += ["--profile", profile, *(["--jobs", str(jobs)] if jobs is not None else [])]
+    args += ["--profile", profile]
     env = {k: v for k, v in base_env().items() if not k.startswith(("LANGSMITH_", "LANGCHAIN_"))}
     env.pop("VIRTUAL_ENV", None)
-    env.update(extra_env or {})
     proc, _ = spawn(name, args, env, r"listening (\d+)", log_dir=log_dir)
     said = [line for line in proc.lines if line.startswith(("profile ", "patched: "))]
     return LangGraph([proc], f"http://127.0.0.1:{port}", profile, said)
