@@ -2,9 +2,9 @@
 of tests/bench/langgraph_graph.py, started in this process so that a profile can patch it.
 
     .venv-langgraph/bin/python -m tests.bench.langgraph_server --port P [--profile best|shipped]
-        [--jobs N]
+        [--jobs N] [--workdir DIR]
 
-It writes a langgraph.json into a fresh temporary directory, runs the CLI's own `dev` command
+It writes a langgraph.json into its working directory, runs the CLI's own `dev` command
 (`langgraph dev --config … --no-browser --no-reload --port P --n-jobs-per-worker N`) and prints
 `listening <port>` once `GET /ok` answers. Runs in .venv-langgraph (langgraph-api pins protobuf < 7
 and grpcio < 1.82, which Parley's generated code cannot run on), so it never imports Parley.
@@ -129,6 +129,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--profile", choices=("best", "shipped"), default="best")
     parser.add_argument(
+        "--workdir",
+        help="for langgraph.json and the runtime's dumps (default: a new temporary directory)",
+    )
+    parser.add_argument(
         "--jobs", type=int, default=None, help=f"--n-jobs-per-worker (best: {BEST_JOBS})"
     )
     args = parser.parse_args()
@@ -143,11 +147,13 @@ def main() -> None:
         jobs = BEST_JOBS if jobs is None else jobs
     settings = " ".join(f"{k}={v}" for k, v in BEST_ENV.items()) if args.profile == "best" else ""
     print(f"profile {args.profile}: n_jobs_per_worker={jobs or 1} {settings}".rstrip(), flush=True)
-    workdir = Path(tempfile.mkdtemp(prefix="langgraph-bench-"))
-    config = write_config(workdir)
-    os.chdir(workdir)
     from langgraph_cli.cli import cli
 
+    # The working directory also receives the in-memory runtime's periodic dumps (.langgraph_api).
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="langgraph-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = write_config(workdir)
+    os.chdir(workdir)
     threading.Thread(target=announce_when_ready, args=(args.port,), daemon=True).start()
     argv = ["dev", "--config", str(config), "--no-browser", "--no-reload"]
     argv += ["--host", "127.0.0.1", "--port", str(args.port)]

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -352,11 +353,15 @@ def langgraph_missing() -> str | None:
 
 
 def langgraph_up(log_dir: Path, *, profile: str = "best", name: str = "langgraph") -> LangGraph:
-    """tests/bench/langgraph_server.py in .venv-langgraph, in the given profile, on a free port;
-    no LangSmith setting of the caller's reaches it."""
+    """tests/bench/langgraph_server.py in .venv-langgraph, in the given profile, on a free port,
+    working in `<log_dir>/<name>` (its langgraph.json, the runtime's dumps); no LangSmith setting
+    of the caller's reaches it."""
     port = free_port()
     args = [str(LANGGRAPH_PYTHON), "-m", "tests.bench.langgraph_server", "--port", str(port)]
-    args += ["--profile", profile]
+    # Fresh each time: the runtime would load a previous run's threads from its dumps there.
+    workdir = (log_dir / name).resolve()
+    shutil.rmtree(workdir, ignore_errors=True)
+    args += ["--profile", profile, "--workdir", str(workdir)]
     env = {k: v for k, v in base_env().items() if not k.startswith(("LANGSMITH_", "LANGCHAIN_"))}
     env.pop("VIRTUAL_ENV", None)
     proc, _ = spawn(name, args, env, r"listening (\d+)", log_dir=log_dir)
