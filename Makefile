@@ -63,9 +63,24 @@ up: $(RUNTIME)
 test: $(DEV) lint gen-check lock-check
 	$(PY) -m pytest -q
 
-# The benchmark (issue 6): results, report and plot in bench-results/. QUICK=1: a 2-3 minute run.
-bench: $(DEV)
+# LangGraph Agent Server, the benchmark's peer (issue 19), in a virtualenv of its own: pyproject's
+# `peer` extra, installed alone (langgraph-api pins protobuf < 7; Parley's generated code needs 7).
+LG_VENV  := .venv-langgraph
+LG_STAMP := $(LG_VENV)/.installed
+PEER_REQS = $(PY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))\
+	["project"]["optional-dependencies"]["peer"]))'
+
+$(LG_STAMP): pyproject.toml $(RUNTIME)
+	$(PYTHON) -m venv $(LG_VENV)
+	$(LG_VENV)/bin/pip install -q --upgrade pip
+	$(PEER_REQS) > $(LG_VENV)/peer-requirements.txt
+	$(LG_VENV)/bin/pip install -q -r $(LG_VENV)/peer-requirements.txt
+	touch $(LG_STAMP)
+
+# The benchmark (issues 6 and 19): results, report and plot in bench-results/, Parley beside
+# LangGraph Agent Server. QUICK=1: a run of a few minutes.
+bench: $(DEV) $(LG_STAMP)
 	$(PY) -m tests.bench.run $(if $(QUICK),--quick,) --out bench-results
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(LG_VENV) .pytest_cache .mypy_cache
