@@ -36,6 +36,7 @@ from gateway.routes import (
     methods_of,
     send_bytes,
 )
+from services.common import channels
 from services.common.config import Settings
 from services.common.errors import CATALOGUE, CatalogueEntry
 from services.common.grpc_server import Running
@@ -197,8 +198,9 @@ async def start(
     reflection_deadline_s: float = 15.0,
     stream_handler: StreamHandlerFactory | None = None,
 ) -> Running:
-    """Connect to the API, reflect its public service, and serve HTTP on (host, port)."""
-    channel = grpc.aio.insecure_channel(api_target)
+    """Connect to the API (every address `api_target` names: PARLEY_API_ADDR), reflect its public
+    service, and serve HTTP on (host, port)."""
+    channel = channels.open_channel(api_target, channels.service_name("api"))
     try:
         loaded = await load_service(channel, deadline_s=reflection_deadline_s)
         app = build_app(settings, channel, loaded, stream_handler=stream_handler)

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from services.common import addresses
+
 DEFAULT_DATA_PLANE_ID = "f79cbdae-4848-47ca-95e8-69588364d185"
 KEPT_DIR = Path(".parley")  # `parley up` keeps its generated secrets here (cwd)
 
@@ -37,6 +39,7 @@ class Settings:
     max_body_bytes: int = 1 << 20
     runner_concurrency: int = 256  # runs one runner executes at once (a model wait holds no thread)
     runner_lease_seconds: int = 30  # renewed every third of it; a dead runner's runs resume after
+    runner_name: str = ""  # stable across restarts; "": this host and the runner's listening port
     runner_renew_batch: int = 1_000  # run ids per RenewLeases call (bind-parameter limits)
     bedrock_max_attempts: int = 3  # botocore's standard retries: the only retry layer
     bedrock_connect_timeout_s: float = 5.0
@@ -91,6 +94,15 @@ def load_settings(
             "PARLEY_INTERNAL_TLS_CA (or none of them)"
         )
     allowlist = env.get("PARLEY_MCP_AUTH_ALLOWLIST", "")
+    runner_name = env.get("PARLEY_RUNNER_NAME", "").strip()
+    if "/" in runner_name:
+        raise SystemExit("PARLEY_RUNNER_NAME may not contain '/' (it ends the name in runner ids)")
+    for variable in addresses.SETTINGS.values():
+        if variable in env:
+            try:
+                addresses.parse(env[variable], variable)
+            except ValueError as exc:
+                raise SystemExit(str(exc)) from None
     return Settings(
         database_url=env.get("PARLEY_DATABASE_URL", Settings.database_url),
         host=env.get("PARLEY_HOST", Settings.host),
@@ -115,6 +127,7 @@ def load_settings(
         runner_lease_seconds=int(
             env.get("PARLEY_RUNNER_LEASE_SECONDS", Settings.runner_lease_seconds)
         ),
+        runner_name=runner_name,
         bedrock_max_attempts=int(
             env.get("PARLEY_BEDROCK_MAX_ATTEMPTS", Settings.bedrock_max_attempts)
         ),

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from services.common import internal_tls
+from services.common import channels, internal_tls
 from services.common.internal_auth import InternalCredential, Role
 from tests.fakes import bedrock as fb
 from tests.internal import INTERNAL_SECRET
@@ -109,7 +109,9 @@ async def test_internal_listeners_speak_mutual_tls_only(
         assert (await rs.wait_run(run["id"]))["final_text"] == "encrypted"
 
         target = f"127.0.0.1:{rs.tooling_port}"
-        async with internal_tls.channel(target, rs.settings) as channel:
+        credentials = internal_tls.channel_credentials(rs.settings)
+        tooling = channels.service_name("tooling")
+        async with channels.open_channel(target, tooling, credentials) as channel:
             assert await _discover(channel) == 0  # the certificate holder gets in
 
         refused = []
