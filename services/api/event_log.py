@@ -3,9 +3,11 @@ per-run monotonic `seq` (runs.event_seq, bumped in the writer's transaction), so
 with `after_seq` loses and repeats nothing.
 
 Writers run their transaction through `EventLog.write`; the events `append`ed in it get their seqs
-when its work is done (one bump and one insert per run) and go to the run's subscribers once it has
-committed. Readers never poll: a subscriber reads the log only to catch up. An event is stored as
-data; what is presentation (a failed run's title and docs link) is rendered when it is sent.
+when its work is done (one bump and one insert per run) and go to the run's subscribers in this
+process once it has committed. On PostgreSQL the transaction also notifies the other api processes
+(notifications.py), whose subscribers of the run then read the log. Readers never poll: a
+subscriber reads the log only to catch up. An event is stored as data; what is presentation (a
+failed run's title and docs link) is rendered when it is sent.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy.engine import Connection
 
 from services.api import mapping
 from services.api.db.engine import Database, Work
+from services.api.notifications import EVENTS, Notifications
 from services.api.db.models import run_events, runs
 
 STATUS: Final = "run.status"
@@ -45,22 +48,35 @@ class _Appended:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    events: list[run_pb2.RunEvent]  # committed by this process, in order
+    read_log: bool  # others were committed elsewhere (or may have been missed): read the log
+
+
 class Subscription:
     """A run's events as their transactions commit, for one reader."""
 
     def __init__(self) -> None:
         self._events: list[run_pb2.RunEvent] = []
+        self._read_log = False
         self._ready = asyncio.Event()
 
     def deliver(self, event: run_pb2.RunEvent) -> None:
         self._events.append(event)
         self._ready.set()
 
-    async def next(self) -> list[run_pb2.RunEvent]:
-        """The events committed since the last call, waiting until there is at least one."""
+    def committed_elsewhere(self) -> None:
+        """Another api process committed events of the run (or one may have been missed)."""
+        self._read_log = True
+        self._ready.set()
+
+    async def next(self) -> Batch:
+        """What happened since the last call, waiting until something did."""
         await self._ready.wait()
         self._ready.clear()
-        batch, self._events = self._events, []
+        batch = Batch(self._events, self._read_log)
+        self._events, self._read_log = [], False
         return batch
 
 
@@ -69,7 +85,10 @@ class EventLog:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.notifications = Notifications(db)
         self._subscribers: dict[str, set[Subscription]] = {}
+        self.notifications.on(EVENTS, self._committed_elsewhere)
+        self.notifications.on_reconnect(self._everyone_reads)
 
     @contextmanager
     def subscribe(self, run_id: str) -> Iterator[Subscription]:
@@ -96,7 +115,8 @@ class EventLog:
                 result = fn(conn)
             finally:
                 del conn.info[_OUTBOX]
-            _store(conn, outbox)
+            for run_id, seq in _store(conn, outbox).items():
+                self.notifications.notify(conn, EVENTS, f"{run_id} {seq}")
             return result
 
         result = await self.db.write(work)
@@ -104,6 +124,16 @@ class EventLog:
             for subscription in self._subscribers.get(appended.run_id, ()):
                 subscription.deliver(appended.event)
         return result
+
+    def _committed_elsewhere(self, payload: str) -> None:
+        run_id = payload.partition(" ")[0]
+        for subscription in self._subscribers.get(run_id, ()):
+            subscription.committed_elsewhere()
+
+    def _everyone_reads(self) -> None:
+        for subscriptions in self._subscribers.values():
+            for subscription in subscriptions:
+                subscription.committed_elsewhere()
 
 
 _NEXT_SEQ = (
@@ -139,15 +169,18 @@ def append(
     return event
 
 
-def _store(conn: Connection, outbox: list[_Appended]) -> None:
-    """Number the transaction's events in order (one seq bump per run) and insert them."""
+def _store(conn: Connection, outbox: list[_Appended]) -> dict[str, int]:
+    """Number the transaction's events in order (one seq bump per run) and insert them; returns
+    each run's last seq."""
     by_run: dict[str, list[_Appended]] = {}
     for appended in outbox:
         by_run.setdefault(appended.run_id, []).append(appended)
     rows: list[dict[str, Any]] = []
+    last_seqs: dict[str, int] = {}
     for run_id, appended_to_run in by_run.items():
         count = len(appended_to_run)
         last = conn.execute(_NEXT_SEQ, {"run_id": run_id, "count": count}).scalar_one()
+        last_seqs[run_id] = last
         for seq, appended in enumerate(appended_to_run, start=last - count + 1):
             appended.event.seq = seq
             rows.append(
@@ -161,6 +194,7 @@ def _store(conn: Connection, outbox: list[_Appended]) -> None:
             )
     if rows:
         conn.execute(_INSERT, rows)
+    return last_seqs
 
 
 def is_terminal(event: run_pb2.RunEvent) -> bool:

@@ -5,7 +5,10 @@ expired (its runner is gone). `claim` leases the oldest runnable run, or waits (
 one is offered: a StartRun leases its new run to the longest-waiting claim in its own transaction
 (`offer`, Temporal's "sync match"), else wakes one waiting claim to look again; a running lease's
 expiry wakes it too. Runners renew their leases in one call, learn of cancellations on their
-`watch` stream, and a runner that lost a lease can neither renew nor commit (`held`).
+`watch` stream, and a runner that lost a lease can neither renew nor commit (`held`). A runner
+that restarts `release`s the leases its earlier incarnations held, so their runs resume at once.
+On PostgreSQL, runs queued or released and cancellations requested in one api process wake the
+claims and watchers of the others too (notifications.py).
 """
 
 from __future__ import annotations
@@ -28,11 +31,18 @@ from sqlalchemy.sql.dml import ReturningUpdate
 from services.api import event_log, mapping, validation
 from services.api.db.models import conversations, inference_jobs, messages, runs
 from services.api.db.rows import ConversationRow, MessageRow, RunRow
+from services.api.notifications import CANCELS, RUNS_QUEUED, Notifications
 from services.common.errors import ParleyError
 from services.common.incidents import LEASE_LOST
-from services.common.metrics import CLAIMS_WAITING, LEASES_RENEWED
+from services.common.metrics import (
+    CLAIMS_WAITING,
+    LEASES_RELEASED,
+    LEASES_RENEWED,
+    WORK_WATCHERS,
+)
 
 DEFAULT_LEASE_SECONDS: Final = 60
+INCARNATION_SEPARATOR: Final = "/"  # a runner_id is `<runner name>/<incarnation>`
 log = logging.getLogger("parley.api")
 Signal = store_service_pb2.WatchWorkResponse
 
@@ -168,9 +178,16 @@ class WaitingLine:
         if waiting not in self._line:
             self._line.append(waiting)
 
-    def runs_queued(self) -> None:
-        if self._line:
+    def runs_queued(self, count: int = 1) -> None:
+        for _ in range(min(count, len(self._line))):
             self._line.popleft().wake()
+
+    def wake_all(self) -> None:
+        """Every claim looks again (runs may have been queued unheard)."""
+        self.runs_queued(len(self._line))
+
+    def __len__(self) -> int:
+        return len(self._line)
 
     def take(self) -> WaitingClaim | None:
         """The longest-waiting claim, out of the line for a StartRun to hand its run to; the
@@ -188,15 +205,19 @@ class WaitingLine:
 
 class Offer:
     """A StartRun's new run on its way into the queue. `place` it inside the transaction that
-    inserts it: leased there and then to the waiting claim the offer holds, if any."""
+    inserts it: leased there and then to the waiting claim the offer holds, if any; with no claim
+    in this process's line, the other api processes hear of the run when it commits."""
 
-    def __init__(self, waiting: WaitingClaim | None) -> None:
+    def __init__(self, waiting: WaitingClaim | None, others: Notifications | None) -> None:
         self._waiting = waiting
+        self._others = others
         self.claim: Claim | None = None
         self.placed = False
 
     def place(self, conn: Connection, run: RunRow, conversation: ConversationRow) -> None:
         self.placed = True
+        if self._others is not None:
+            self._others.notify(conn, RUNS_QUEUED, "1")
         if self._waiting is not None:
             self.claim = _lease_new_run(
                 conn, run, self._waiting.runner_id, self._waiting.lease_seconds, conversation
@@ -257,6 +278,18 @@ _USAGE = select(
 ).where(inference_jobs.c.run_id == bindparam("run_id"))
 _RUN_BY_ID = select(runs).where(runs.c.id == bindparam("id"))
 _HELD_FOR_UPDATE = _RUN_BY_ID.with_for_update()
+_RELEASE = (
+    update(runs)
+    .where(
+        and_(
+            runs.c.status == "running",
+            runs.c.lease_owner.like(bindparam("earlier"), escape="\\"),
+            runs.c.lease_owner != bindparam("runner"),
+        )
+    )
+    .values(lease_owner=None, lease_expires_at=bindparam("now"))  # held by nobody, runnable
+    .returning(runs.c.id)
+)
 _RENEW = (
     update(runs)
     .where(
@@ -269,6 +302,12 @@ _RENEW = (
     .values(lease_expires_at=bindparam("expires"))
     .returning(runs.c.id, runs.c.cancel_requested)
 )
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern (escape character: backslash) for values starting with `prefix`."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
 
 
 def _lease(seconds: int) -> timedelta:
@@ -366,6 +405,10 @@ class RunQueue:
         self._db = log.db
         self._line = WaitingLine()
         self._watchers: set[asyncio.Queue[Signal]] = set()
+        self._notifications = log.notifications
+        self._notifications.on(RUNS_QUEUED, lambda count: self._line.runs_queued(int(count)))
+        self._notifications.on(CANCELS, self.signal_cancel)
+        self._notifications.on_reconnect(self._line.wake_all)
 
     async def claim(
         self, runner_id: str, lease_seconds: int, wait_ms: int
@@ -408,7 +451,7 @@ class RunQueue:
         waiting, wakes the next claim; a StartRun that fails or makes no run gives the waiting
         claim back."""
         waiting = self._line.take()
-        offer = Offer(waiting)
+        offer = Offer(waiting, None if self._line or waiting else self._notifications)
         try:
             yield offer
         except BaseException:
@@ -445,18 +488,60 @@ class RunQueue:
             lost=[run_id for run_id in run_ids if run_id not in renewed],
         )
 
+    async def release(
+        self, runner_name: str, runner_id: str
+    ) -> store_service_pb2.ReleaseLeasesResponse:
+        """Make the runs that earlier incarnations of `runner_name` hold runnable at once (the
+        runner restarted: their executions died with the old process) and wake claims for
+        them; the leases of `runner_id`, the runner's current incarnation, are kept."""
+        if not runner_name or INCARNATION_SEPARATOR in runner_name:
+            raise ParleyError(
+                "InvalidRequest",
+                f"runner_name is required and may not contain {INCARNATION_SEPARATOR!r}",
+                field="runner_name",
+            )
+        prefix = runner_name + INCARNATION_SEPARATOR
+        if not runner_id.startswith(prefix) or runner_id == prefix:
+            raise ParleyError(
+                "InvalidRequest",
+                f"runner_id must be `{prefix}<incarnation>` for runner_name {runner_name!r}",
+                field="runner_id",
+            )
+        params = {"earlier": _like_prefix(prefix), "runner": runner_id, "now": datetime.now(UTC)}
+
+        def release(conn: Connection) -> list[str]:
+            released = list(conn.execute(_RELEASE, params).scalars())
+            if released:
+                self._notifications.notify(conn, RUNS_QUEUED, str(len(released)))
+            return released
+
+        released = await self._db.write(release)
+        if released:
+            LEASES_RELEASED.inc(len(released))
+            log.info("runner %s restarted: released %d leases", runner_name, len(released))
+            self._line.runs_queued(len(released))
+        return store_service_pb2.ReleaseLeasesResponse(run_ids=released)
+
     @contextmanager
     def watch(self) -> Iterator[asyncio.Queue[Signal]]:
         """Signals for one runner's WatchWork stream, as they happen."""
         queue: asyncio.Queue[Signal] = asyncio.Queue(maxsize=1024)
         self._watchers.add(queue)
+        WORK_WATCHERS.inc()
         try:
             yield queue
         finally:
             self._watchers.discard(queue)
+            WORK_WATCHERS.dec()
+
+    def announce_cancel(self, conn: Connection, run_id: str) -> None:
+        """Inside the CancelRun's transaction: the other api processes tell their runners when it
+        commits (`signal_cancel` tells this one's)."""
+        self._notifications.notify(conn, CANCELS, run_id)
 
     def signal_cancel(self, run_id: str) -> None:
-        """Tell the runners a cancellation of `run_id` was requested; its holder stops it."""
+        """Tell the runners watching here that a cancellation of `run_id` was requested; its
+        holder stops it."""
         signal = Signal(kind=Signal.KIND_CANCEL_REQUESTED, run_id=run_id)
         for queue in self._watchers:
             if not queue.full():  # a runner that far behind renews its leases: it learns there
