@@ -4,7 +4,9 @@ Pickup without polling: with a free slot, the worker keeps one ClaimRun long pol
 store. A new run is leased to a waiting poll in its StartRun's own transaction and handed over at
 once; otherwise each queued run wakes one waiting runner, so runners do not race for it, and a
 dead runner's runs come back when their leases expire, a deadline the store waits for. At its
-concurrency cap the worker waits for a finished run's slot first.
+concurrency cap the worker waits for a finished run's slot first. Before its first claim, a
+worker whose runner restarted releases the leases its previous process held (same runner name),
+so those runs resume at once rather than when their leases expire.
 Cancellations come on the store's WatchWork stream, which is reconnected with backoff when the
 store goes away. One loop renews the leases of every run in flight with one call per period.
 """
@@ -34,13 +36,15 @@ class Worker:
         self,
         store: StoreClient,
         executor: Executor,
-        runner_id: str,
+        runner_name: str,  # stable across restarts
+        runner_id: str,  # `<runner_name>/<incarnation>`: this process
         concurrency: int,
         lease_seconds: int,
         renew_batch: int,  # run ids per RenewLeases call
     ) -> None:
         self._store = store
         self._executor = executor
+        self.runner_name = runner_name
         self.runner_id = runner_id
         self._lease_seconds = lease_seconds
         self._renew_batch = renew_batch
@@ -95,7 +99,31 @@ class Worker:
 
     # --- claiming -----------------------------------------------------------------------------
 
+    async def _release_earlier(self) -> None:
+        """The runs an earlier incarnation of this runner held become runnable now (its process
+        died with them). Retried while the store is unreachable; a store that refuses (an older
+        api) leaves them to their leases' expiry."""
+        backoff = 0.1
+        while True:
+            try:
+                released = await self._store.release_leases(self.runner_name, self.runner_id)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    log.warning("releasing earlier leases failed (%s): %s", exc.code().name, exc)
+                    return
+                await asyncio.sleep(backoff)  # the store is not up yet: back off
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if released:
+                log.info(
+                    "runner %s restarted: %d runs its previous process held resume now",
+                    self.runner_name,
+                    len(released),
+                )
+            return
+
     async def _claim_loop(self) -> None:
+        await self._release_earlier()
         backoff = 0.1
         while True:
             await self._slots.acquire()
