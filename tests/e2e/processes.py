@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import sys
@@ -23,10 +24,26 @@ from .conftest import SECRET
 PARLEY = str(Path(sys.executable).with_name("parley"))
 
 
+# Ports these processes keep across restarts are picked below the kernel's ephemeral range
+# (net.ipv4.ip_local_port_range, 32768 and up here), where no outgoing connection of another
+# process can take one between the pick and the bind.
+_PORTS = (20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    while True:
+        port = random.randint(*_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in _picked:
+            _picked.add(port)
+            return port
+
+
+_picked: set[int] = set()  # never the same port twice in one test session
 
 
 def base_env(bedrock_url: str, **settings: str) -> dict[str, str]:
@@ -50,6 +67,7 @@ class Process:
     cwd: Path
     ready: str  # a line on stdout that says it serves
     starts: int = 0
+    serving: bool = False  # it said so, and has not been stopped or killed since
     _process: asyncio.subprocess.Process | None = field(default=None, repr=False)
     _drain: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -86,9 +104,11 @@ class Process:
                 f"{self.name} did not serve in {deadline_s} s: {self.tail()}"
             ) from None
         self._drain = asyncio.create_task(_drain(process.stdout))
+        self.serving = True
 
     def kill_now(self) -> None:
         """SIGKILL to its process group: no cleanup, no graceful stop."""
+        self.serving = False
         if self.running:
             assert self._process is not None
             with contextlib.suppress(ProcessLookupError):
@@ -99,6 +119,7 @@ class Process:
         await self._reap()
 
     async def stop(self) -> None:
+        self.serving = False
         if self.running:
             assert self._process is not None
             with contextlib.suppress(ProcessLookupError):
@@ -141,3 +162,83 @@ async def parley_migrate(cwd: Path, env: dict[str, str]) -> None:
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, (out + err).decode()
+
+
+@dataclass
+class Deployment:
+    """Parley at scale on one PostgreSQL: `parley migrate`, then api, tooling, runner and gateway
+    processes (`parley serve`), each on ports of its own for its whole life."""
+
+    processes: dict[str, Process]  # "api-1", "tooling-1", "runner-2", "gateway-1", …
+    gateways: list[str]  # base URLs, in the order of their processes
+    cwd: Path
+    env: dict[str, str]  # what every process has in common (`parley migrate`'s)
+
+    def of(self, service: str) -> list[Process]:
+        return [p for name, p in self.processes.items() if name.startswith(f"{service}-")]
+
+    async def start(self) -> None:
+        """`parley migrate`, the api processes (a gateway reads the API's descriptors at start),
+        then the rest at once."""
+        await parley_migrate(self.cwd, self.env)
+        api = self.of("api")
+        await asyncio.gather(*(p.start() for p in api))
+        await asyncio.gather(*(p.start() for p in self.processes.values() if p not in api))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(p.stop() for p in self.processes.values()))
+
+
+def deployment(
+    cwd: Path,
+    bedrock_url: str,
+    database_url: str,
+    *,
+    apis: int = 2,
+    gateways: int = 2,
+    runners: int = 2,
+    pinned: bool = False,
+    **settings: str,
+) -> Deployment:
+    """Every process's environment. Balanced (the default): each gateway lists every api
+    address and each runner every store address, its own first for an api (which listens on the
+    first address of its own setting). `pinned`: gateway i dials only api i, runner i only the
+    store of api i (so what crosses processes is known by construction)."""
+    public = [f"127.0.0.1:{free_port()}" for _ in range(apis)]
+    store = [f"127.0.0.1:{free_port()}" for _ in range(apis)]
+    common = base_env(
+        bedrock_url,
+        PARLEY_DATABASE_URL=database_url,
+        PARLEY_TOOLING_ADDR=f"127.0.0.1:{free_port()}",
+        **settings,
+    )
+
+    def own_first(addresses: list[str], i: int) -> str:
+        return ",".join([addresses[i], *addresses[:i], *addresses[i + 1 :]])
+
+    def listed(addresses: list[str], i: int) -> str:
+        return addresses[i % len(addresses)] if pinned else own_first(addresses, i % apis)
+
+    processes: dict[str, Process] = {}
+
+    def add(service: str, i: int, **env: str) -> None:
+        name = f"{service}-{i + 1}"
+        merged = {**common, "PARLEY_METRICS_PORT": str(free_port()), **env}
+        processes[name] = parley_serve(service, cwd, merged, name)
+
+    for i in range(apis):
+        add("api", i, PARLEY_API_ADDR=own_first(public, i), PARLEY_STORE_ADDR=own_first(store, i))
+    add("tooling", 0)
+    for i in range(runners):
+        add(
+            "runner",
+            i,
+            PARLEY_STORE_ADDR=listed(store, i),
+            PARLEY_RUNNER_ADDR=f"127.0.0.1:{free_port()}",
+        )
+    urls = []
+    for i in range(gateways):
+        port = free_port()
+        add("gateway", i, PARLEY_API_ADDR=listed(public, i), PARLEY_HTTP_PORT=str(port))
+        urls.append(f"http://127.0.0.1:{port}")
+    return Deployment(processes, urls, cwd, common)
