@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from agents.v1 import run_pb2
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import String, and_, bindparam, cast, insert, select, update
 from sqlalchemy.engine import Connection
 
 from services.api import mapping
 from services.api.db.engine import Database, Work
-from services.api.notifications import EVENTS, Notifications
+from services.api.notifications import EVENTS, Notifications, sent_by
 from services.api.db.models import run_events, runs
 
 STATUS: Final = "run.status"
@@ -115,8 +115,7 @@ class EventLog:
                 result = fn(conn)
             finally:
                 del conn.info[_OUTBOX]
-            for run_id, seq in _store(conn, outbox).items():
-                self.notifications.notify(conn, EVENTS, f"{run_id} {seq}")
+            _store(conn, outbox, self.notifications)
             return result
 
         result = await self.db.write(work)
@@ -141,6 +140,10 @@ _NEXT_SEQ = (
     .where(runs.c.id == bindparam("run_id"))
     .values(event_seq=runs.c.event_seq + bindparam("count"))
     .returning(runs.c.event_seq)
+)
+# The same, telling the other api processes (PostgreSQL) the run's events up to that seq.
+_NEXT_SEQ_NOTIFYING = _NEXT_SEQ.returning(
+    sent_by(EVENTS, runs.c.id, cast(runs.c.event_seq, String))
 )
 _INSERT = insert(run_events)
 _READ = (
@@ -169,18 +172,20 @@ def append(
     return event
 
 
-def _store(conn: Connection, outbox: list[_Appended]) -> dict[str, int]:
-    """Number the transaction's events in order (one seq bump per run) and insert them; returns
-    each run's last seq."""
+def _store(conn: Connection, outbox: list[_Appended], notifications: Notifications) -> None:
+    """Number the transaction's events in order (one seq bump per run, which notifies the other
+    api processes on PostgreSQL) and insert them."""
     by_run: dict[str, list[_Appended]] = {}
     for appended in outbox:
         by_run.setdefault(appended.run_id, []).append(appended)
     rows: list[dict[str, Any]] = []
-    last_seqs: dict[str, int] = {}
+    statement, notifying = _NEXT_SEQ, {}
+    if notifications.enabled:
+        statement, notifying = _NEXT_SEQ_NOTIFYING, notifications.params()
     for run_id, appended_to_run in by_run.items():
         count = len(appended_to_run)
-        last = conn.execute(_NEXT_SEQ, {"run_id": run_id, "count": count}).scalar_one()
-        last_seqs[run_id] = last
+        params = {"run_id": run_id, "count": count, **notifying}
+        last: int = conn.execute(statement, params).scalar_one()
         for seq, appended in enumerate(appended_to_run, start=last - count + 1):
             appended.event.seq = seq
             rows.append(
@@ -194,7 +199,6 @@ def _store(conn: Connection, outbox: list[_Appended]) -> dict[str, int]:
             )
     if rows:
         conn.execute(_INSERT, rows)
-    return last_seqs
 
 
 def is_terminal(event: run_pb2.RunEvent) -> bool:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import asyncpg
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import ColumnElement, String, bindparam, func, literal, select
 from sqlalchemy.engine import Connection
 
 from services.api.db.engine import Database
@@ -35,9 +35,20 @@ BACKOFF_S: Final = (0.05, 5.0)  # first and longest wait between reconnection at
 log = logging.getLogger("parley.api")
 
 Handler = Callable[[str], None]
+ORIGIN_PARAM: Final = "notify_origin"  # the bind parameter `sent_by` reads the origin from
 # What a lost or unreachable database raises here.
 _FAILURES = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _NOTIFY = select(func.pg_notify(bindparam("channel"), bindparam("payload")))
+
+
+def sent_by(channel: str, *payload: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A NOTIFY as a column of a statement (in its RETURNING: one per row, no statement of its
+    own), its payload the origin (the bind parameter ORIGIN_PARAM: `Notifications.params`) then
+    `payload`'s values, separated by spaces."""
+    message: ColumnElement[Any] = bindparam(ORIGIN_PARAM, type_=String)
+    for part in payload:
+        message = message + literal(" ") + part
+    return func.pg_notify(channel, message)
 
 
 class Notifications:
@@ -62,6 +73,10 @@ class Notifications:
         """`handler()` once listening again after a lost connection: what was sent meanwhile
         was not heard, so look again."""
         self._on_reconnect.append(handler)
+
+    def params(self) -> dict[str, str]:
+        """The bind parameter of a statement that notifies through `sent_by`."""
+        return {ORIGIN_PARAM: self._origin}
 
     def notify(self, conn: Connection, channel: str, payload: str) -> None:
         """Inside a write transaction: sent to the other api processes when it commits."""

@@ -10,6 +10,7 @@ from services.common import addresses
 
 DEFAULT_DATA_PLANE_ID = "f79cbdae-4848-47ca-95e8-69588364d185"
 KEPT_DIR = Path(".parley")  # `parley up` keeps its generated secrets here (cwd)
+MAX_RUNNER_NAME = 100  # a runner id (name/incarnation) is a lease owner: 128 characters at most
 
 
 def _bool(value: str) -> bool:
@@ -95,8 +96,11 @@ def load_settings(
         )
     allowlist = env.get("PARLEY_MCP_AUTH_ALLOWLIST", "")
     runner_name = env.get("PARLEY_RUNNER_NAME", "").strip()
-    if "/" in runner_name:
-        raise SystemExit("PARLEY_RUNNER_NAME may not contain '/' (it ends the name in runner ids)")
+    if "/" in runner_name or len(runner_name) > MAX_RUNNER_NAME:
+        raise SystemExit(
+            f"PARLEY_RUNNER_NAME: at most {MAX_RUNNER_NAME} characters, and no '/' (it ends the "
+            "name in runner ids)"
+        )
     for variable in addresses.SETTINGS.values():
         if variable in env:
             try:

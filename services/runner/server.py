@@ -13,7 +13,7 @@ import uuid
 from agents.v1 import runner_service_pb2, runner_service_pb2_grpc
 
 from services.common import addresses, channels, internal_tls
-from services.common.config import Settings
+from services.common.config import MAX_RUNNER_NAME, Settings
 from services.common.internal_auth import InternalCredential, Role
 from services.common.grpc_server import Running, start_server
 from services.common.model_catalogue import MODELS
@@ -41,7 +41,8 @@ def runner_name(settings: Settings, bind: str) -> str:
     if settings.runner_name:
         return settings.runner_name
     port = addresses.parse(bind).first_port
-    return f"{socket.gethostname()}:{port if port else f'ephemeral-{uuid.uuid4().hex[:8]}'}"
+    host = socket.gethostname()[: MAX_RUNNER_NAME - 20]
+    return f"{host}:{port if port else f'ephemeral-{uuid.uuid4().hex[:8]}'}"
 
 
 async def start(settings: Settings, bind: str) -> Running:
