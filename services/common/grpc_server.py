@@ -180,8 +180,13 @@ class Running:
 # (default 1,000) it sheds them at random with CANCELLED: a burst of 2,000 StartRuns through the
 # gateway lost ~10 % that way (tests/bench's in-flight cell). Every call here carries a deadline
 # (the gateway's, the runner's), which bounds a backlog better than shedding does.
+#
+# A connection is retired after about a minute (GOAWAY: its open calls and streams finish on it,
+# new ones go to a new connection), so a client dialing a dns:/// name resolves it again and
+# reaches the replicas added since: gRPC re-resolves only when a connection goes away.
 SERVER_OPTIONS = [
     ("grpc.so_reuseport", 0),
+    ("grpc.max_connection_age_ms", 60_000),
     ("grpc.server.max_pending_requests", 20_000),
     ("grpc.server.max_pending_requests_hard_limit", 40_000),
 ]

@@ -8,7 +8,8 @@ concurrency cap the worker waits for a finished run's slot first. Before its fir
 worker whose runner restarted releases the leases its previous process held (same runner name),
 so those runs resume at once rather than when their leases expire.
 Cancellations come on the store's WatchWork stream, which is reconnected with backoff when the
-store goes away. One loop renews the leases of every run in flight with one call per period.
+store goes away. One loop renews the leases of every run in flight with one call per period. A
+worker that stops releases the leases of the runs it abandons.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from datetime import UTC, datetime
 
 import grpc
@@ -70,14 +72,22 @@ class Worker:
             self._poll.cancel()
 
     async def stop(self) -> None:
-        """Stop claiming and abandon runs in flight: their leases expire and another runner
-        resumes them (nothing is committed half-way)."""
+        """Stop claiming and abandon runs in flight (nothing is committed half-way), then release
+        their leases as this runner's next incarnation would, so other runners resume them at
+        once; if the store cannot be reached, they resume when their leases expire."""
+        abandoned = bool(self._tasks)
         tasks = [*self._loops, *self._tasks]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if abandoned:
+            successor = f"{self.runner_name}/{uuid.uuid4().hex[:12]}"
+            try:
+                await self._store.release_leases(self.runner_name, successor)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("releasing the leases of abandoned runs failed: %s", exc.details())
 
     # --- cancellations -----------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """A run survives the death of the process executing it. A runner (or `parley up`) killed with
 SIGKILL and started again releases, at its start, the leases its previous process held: the runs
-resume at once, well before those leases would expire. A runner that dies and is not restarted
-has its runs resumed by another runner once their leases expire (woken by that deadline, not a
-poll). Either way nothing is lost or doubled: each iteration's model call is made once, plus once
-more for the call the kill interrupted."""
+resume at once, well before those leases would expire; one that stops gracefully releases them as
+it goes. A runner that dies and is not restarted has its runs resumed by another runner once their
+leases expire (woken by that deadline, not a poll). Either way nothing is lost or doubled: each
+iteration's model call is made once, plus once more for the call the kill interrupted."""
 
 from __future__ import annotations
 
@@ -101,6 +101,33 @@ async def test_a_sigkilled_runner_run_is_resumed_by_another_runner_after_its_lea
         stream = await rs.messages(conversation["id"])
         assert stream["current_version"] == 2
         assert [m["role"] for m in stream["messages"]] == ["user", "assistant"]
+
+
+async def test_a_runner_stopped_gracefully_hands_its_runs_on_at_once(
+    make_database_url: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """SIGTERM (a rolling update): the runner abandons its run and releases its lease as it
+    stops, so another runner resumes it well before the lease would expire."""
+    async with running_runner_suite(await make_database_url(), with_runner=False) as rs:
+        question = unique("Survive a rolling update.")
+        gate = fb.Gate(fb.text("abandoned"))
+        rs.bedrock.on(question, gate, fb.text("handed on"))
+        conversation = await rs.create_conversation()
+        leaving = runner_process(rs.settings, rs.bedrock.url, tmp_path, LONG_LEASE_S)
+        await leaving.start()
+        try:
+            run = await rs.start_run(conversation["id"], question)
+            await asyncio.wait_for(gate.arrived.wait(), 30)
+        finally:
+            await leaving.stop()
+        gate.release()
+        runner = await start_runner(rs.settings)
+        try:
+            done = await rs.wait_run(run["id"], deadline_s=30)
+        finally:
+            await runner.stop()
+    assert done["status"] == "completed" and done["final_text"] == "handed on", done
+    assert done["iterations_used"] == 1 and len(rs.bedrock.requests_for(question)) == 2
 
 
 async def test_a_sigkilled_parley_up_started_again_resumes_its_run_at_once(
