@@ -23,6 +23,11 @@ class Addresses:
     target: str  # the gRPC target that names them all
 
     @property
+    def listed(self) -> bool:
+        """Several addresses, named one by one (gRPC's ipv4: and ipv6: targets)."""
+        return self.target.startswith(("ipv4:", "ipv6:"))
+
+    @property
     def first_host(self) -> str:
         return self.first.rpartition(":")[0].strip("[]")
 

@@ -60,9 +60,13 @@ def open_channel(
     *,
     interceptors: Sequence[Any] | None = None,
 ) -> grpc.aio.Channel:
-    """A channel to every address of `setting` that serves `service` (a full service name)."""
-    target = addresses.parse(setting).target
+    """A channel to every address of `setting` that serves `service` (a full service name). A
+    list's authority (the host TLS checks certificates against) is its first address."""
+    parsed = addresses.parse(setting)
+    target = parsed.target
     options = [("grpc.service_config", service_config(service))]
+    if parsed.listed:
+        options.append(("grpc.default_authority", parsed.first))
     if credentials is None:
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
     return grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)
