@@ -32,6 +32,10 @@ def message_options(message: descriptor.Descriptor) -> descriptor_pb2.MessageOpt
     return _reparsed(message, descriptor_pb2.MessageOptions)
 
 
+def field_options(field: descriptor.FieldDescriptor) -> descriptor_pb2.FieldOptions:
+    return _reparsed(field, descriptor_pb2.FieldOptions)
+
+
 def _reparsed(desc: Any, options_cls: Any) -> Any:
     cached = _options_cache.get(desc)
     if cached is None:
@@ -49,6 +53,15 @@ def http_rule(method: descriptor.MethodDescriptor) -> http_pb2.HttpRule | None:
 
 def success_status(method: descriptor.MethodDescriptor) -> int:
     return method_options(method).Extensions[http_options_pb2.success_status] or 200
+
+
+def max_body_bytes(method: descriptor.MethodDescriptor) -> int:
+    """The method's own request body limit, or 0 when it keeps the gateway's."""
+    return int(method_options(method).Extensions[http_options_pb2.max_body_bytes])
+
+
+def omit_empty(field: descriptor.FieldDescriptor) -> bool:
+    return bool(field_options(field).Extensions[http_options_pb2.omit_empty])
 
 
 def union_discriminator(message: descriptor.Descriptor) -> str:

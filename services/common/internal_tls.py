@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 
 from services.common.config import Settings
+from services.common.grpc_server import CHANNEL_OPTIONS
 
 
 def _read(path: str) -> bytes:
@@ -31,10 +32,10 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 def channel(target: str, settings: Settings) -> grpc.aio.Channel:
     """A channel to an internal listener: TLS when configured, plaintext otherwise."""
     if not settings.internal_tls:
-        return grpc.aio.insecure_channel(target)
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
     credentials = grpc.ssl_channel_credentials(
         root_certificates=_read(settings.internal_tls_ca),
         private_key=_read(settings.internal_tls_key),
         certificate_chain=_read(settings.internal_tls_cert),
     )
-    return grpc.aio.secure_channel(target, credentials)
+    return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)

@@ -26,11 +26,12 @@ from agents.v1 import config_pb2 as agents_dot_v1_dot_config__pb2
 from agents.v1 import conversation_pb2 as agents_dot_v1_dot_conversation__pb2
 from agents.v1 import http_options_pb2 as agents_dot_v1_dot_http__options__pb2
 from agents.v1 import message_pb2 as agents_dot_v1_dot_message__pb2
+from agents.v1 import model_pb2 as agents_dot_v1_dot_model__pb2
 from agents.v1 import run_pb2 as agents_dot_v1_dot_run__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$agents/v1/conversation_service.proto\x12\tagents.v1\x1a\x16\x61gents/v1/config.proto\x1a\x1c\x61gents/v1/conversation.proto\x1a\x1c\x61gents/v1/http_options.proto\x1a\x17\x61gents/v1/message.proto\x1a\x13\x61gents/v1/run.proto\x1a\x1cgoogle/api/annotations.proto\"\x8f\x01\n\x19\x43reateConversationRequest\x12\x11\n\x04name\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rsystem_prompt\x18\x02 \x01(\tH\x01\x88\x01\x01\x12(\n\x08\x64\x65\x66\x61ults\x18\x03 \x01(\x0b\x32\x16.agents.v1.AgentConfigB\x07\n\x05_nameB\x10\n\x0e_system_prompt\"Z\n\x18ListConversationsRequest\x12\x11\n\x04page\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x15\n\x08per_page\x18\x02 \x01(\x05H\x01\x88\x01\x01\x42\x07\n\x05_pageB\x0b\n\t_per_page\"\xd3\x01\n\x19ListConversationsResponse\x12\x16\n\tprev_page\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x14\n\x0c\x63urrent_page\x18\x02 \x01(\x05\x12\x16\n\tnext_page\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x15\n\rtotal_records\x18\x04 \x01(\x03\x12\x13\n\x0btotal_pages\x18\x05 \x01(\x05\x12(\n\x07records\x18\x06 \x03(\x0b\x32\x17.agents.v1.ConversationB\x0c\n\n_prev_pageB\x0c\n\n_next_page\"$\n\x16GetConversationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"c\n\x13ListMessagesRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\x05since\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\x08per_page\x18\x03 \x01(\x05H\x01\x88\x01\x01\x42\x08\n\x06_sinceB\x0b\n\t_per_page\"}\n\x14ListMessagesResponse\x12\x17\n\x0f\x63urrent_version\x18\x01 \x01(\x03\x12$\n\x08messages\x18\x02 \x03(\x0b\x32\x12.agents.v1.Message\x12\x17\n\nnext_since\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\r\n\x0b_next_since\"\xef\x01\n\x0fStartRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x63lient_op_id\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12&\n\x07payload\x18\x04 \x01(\x0b\x32\x15.agents.v1.RunPayload\x12*\n\x0btool_choice\x18\x05 \x01(\x0b\x32\x15.agents.v1.ToolChoice\x12\x32\n\x0f\x63onfig_override\x18\x06 \x01(\x0b\x32\x19.agents.v1.ConfigOverrideB\x13\n\x11_expected_version\"\x1b\n\rGetRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1e\n\x10\x43\x61ncelRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"J\n\x16StreamRunEventsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\tafter_seq\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x0c\n\n_after_seq2\xff\x06\n\x13\x43onversationService\x12u\n\x12\x43reateConversation\x12$.agents.v1.CreateConversationRequest\x1a\x17.agents.v1.Conversation\" \x82\xd3\xe4\x93\x02\x1a\"\x15/agents/conversations:\x01*\x12}\n\x11ListConversations\x12#.agents.v1.ListConversationsRequest\x1a$.agents.v1.ListConversationsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/agents/conversations\x12q\n\x0fGetConversation\x12!.agents.v1.GetConversationRequest\x1a\x17.agents.v1.Conversation\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/agents/conversations/{id}\x12|\n\x0cListMessages\x12\x1e.agents.v1.ListMessagesRequest\x1a\x1f.agents.v1.ListMessagesResponse\"+\x82\xd3\xe4\x93\x02%\x12#/agents/conversations/{id}/messages\x12g\n\x08StartRun\x12\x1a.agents.v1.StartRunRequest\x1a\x0e.agents.v1.Run\"/\x88\xb5\x18\xca\x01\x82\xd3\xe4\x93\x02$\"\x1f/agents/conversations/{id}/runs:\x01*\x12M\n\x06GetRun\x12\x18.agents.v1.GetRunRequest\x1a\x0e.agents.v1.Run\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/agents/runs/{id}\x12Z\n\tCancelRun\x12\x1b.agents.v1.CancelRunRequest\x1a\x0e.agents.v1.Run\" \x82\xd3\xe4\x93\x02\x1a\"\x18/agents/runs/{id}/cancel\x12m\n\x0fStreamRunEvents\x12!.agents.v1.StreamRunEventsRequest\x1a\x13.agents.v1.RunEvent\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/agents/runs/{id}/events0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$agents/v1/conversation_service.proto\x12\tagents.v1\x1a\x16\x61gents/v1/config.proto\x1a\x1c\x61gents/v1/conversation.proto\x1a\x1c\x61gents/v1/http_options.proto\x1a\x17\x61gents/v1/message.proto\x1a\x15\x61gents/v1/model.proto\x1a\x13\x61gents/v1/run.proto\x1a\x1cgoogle/api/annotations.proto\"\x8f\x01\n\x19\x43reateConversationRequest\x12\x11\n\x04name\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rsystem_prompt\x18\x02 \x01(\tH\x01\x88\x01\x01\x12(\n\x08\x64\x65\x66\x61ults\x18\x03 \x01(\x0b\x32\x16.agents.v1.AgentConfigB\x07\n\x05_nameB\x10\n\x0e_system_prompt\"Z\n\x18ListConversationsRequest\x12\x11\n\x04page\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x15\n\x08per_page\x18\x02 \x01(\x05H\x01\x88\x01\x01\x42\x07\n\x05_pageB\x0b\n\t_per_page\"\xd3\x01\n\x19ListConversationsResponse\x12\x16\n\tprev_page\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x14\n\x0c\x63urrent_page\x18\x02 \x01(\x05\x12\x16\n\tnext_page\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x15\n\rtotal_records\x18\x04 \x01(\x03\x12\x13\n\x0btotal_pages\x18\x05 \x01(\x05\x12(\n\x07records\x18\x06 \x03(\x0b\x32\x17.agents.v1.ConversationB\x0c\n\n_prev_pageB\x0c\n\n_next_page\"$\n\x16GetConversationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"c\n\x13ListMessagesRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\x05since\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\x08per_page\x18\x03 \x01(\x05H\x01\x88\x01\x01\x42\x08\n\x06_sinceB\x0b\n\t_per_page\"}\n\x14ListMessagesResponse\x12\x17\n\x0f\x63urrent_version\x18\x01 \x01(\x03\x12$\n\x08messages\x18\x02 \x03(\x0b\x32\x12.agents.v1.Message\x12\x17\n\nnext_since\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\r\n\x0b_next_since\"\xef\x01\n\x0fStartRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x63lient_op_id\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12&\n\x07payload\x18\x04 \x01(\x0b\x32\x15.agents.v1.RunPayload\x12*\n\x0btool_choice\x18\x05 \x01(\x0b\x32\x15.agents.v1.ToolChoice\x12\x32\n\x0f\x63onfig_override\x18\x06 \x01(\x0b\x32\x19.agents.v1.ConfigOverrideB\x13\n\x11_expected_version\"\x1b\n\rGetRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1e\n\x10\x43\x61ncelRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"J\n\x16StreamRunEventsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\tafter_seq\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x0c\n\n_after_seq\"\x13\n\x11ListModelsRequest\"6\n\x12ListModelsResponse\x12 \n\x06models\x18\x01 \x03(\x0b\x32\x10.agents.v1.Model2\xe9\x07\n\x13\x43onversationService\x12u\n\x12\x43reateConversation\x12$.agents.v1.CreateConversationRequest\x1a\x17.agents.v1.Conversation\" \x82\xd3\xe4\x93\x02\x1a\"\x15/agents/conversations:\x01*\x12}\n\x11ListConversations\x12#.agents.v1.ListConversationsRequest\x1a$.agents.v1.ListConversationsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/agents/conversations\x12q\n\x0fGetConversation\x12!.agents.v1.GetConversationRequest\x1a\x17.agents.v1.Conversation\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/agents/conversations/{id}\x12|\n\x0cListMessages\x12\x1e.agents.v1.ListMessagesRequest\x1a\x1f.agents.v1.ListMessagesResponse\"+\x82\xd3\xe4\x93\x02%\x12#/agents/conversations/{id}/messages\x12n\n\x08StartRun\x12\x1a.agents.v1.StartRunRequest\x1a\x0e.agents.v1.Run\"6\x88\xb5\x18\xca\x01\xa8\xb5\x18\x80\x80\x80\x10\x82\xd3\xe4\x93\x02$\"\x1f/agents/conversations/{id}/runs:\x01*\x12M\n\x06GetRun\x12\x18.agents.v1.GetRunRequest\x1a\x0e.agents.v1.Run\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/agents/runs/{id}\x12Z\n\tCancelRun\x12\x1b.agents.v1.CancelRunRequest\x1a\x0e.agents.v1.Run\" \x82\xd3\xe4\x93\x02\x1a\"\x18/agents/runs/{id}/cancel\x12m\n\x0fStreamRunEvents\x12!.agents.v1.StreamRunEventsRequest\x1a\x13.agents.v1.RunEvent\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/agents/runs/{id}/events0\x01\x12\x61\n\nListModels\x12\x1c.agents.v1.ListModelsRequest\x1a\x1d.agents.v1.ListModelsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/agents/modelsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,33 +47,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONVERSATIONSERVICE'].methods_by_name['ListMessages']._loaded_options = None
   _globals['_CONVERSATIONSERVICE'].methods_by_name['ListMessages']._serialized_options = b'\202\323\344\223\002%\022#/agents/conversations/{id}/messages'
   _globals['_CONVERSATIONSERVICE'].methods_by_name['StartRun']._loaded_options = None
-  _globals['_CONVERSATIONSERVICE'].methods_by_name['StartRun']._serialized_options = b'\210\265\030\312\001\202\323\344\223\002$\"\037/agents/conversations/{id}/runs:\001*'
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['StartRun']._serialized_options = b'\210\265\030\312\001\250\265\030\200\200\200\020\202\323\344\223\002$\"\037/agents/conversations/{id}/runs:\001*'
   _globals['_CONVERSATIONSERVICE'].methods_by_name['GetRun']._loaded_options = None
   _globals['_CONVERSATIONSERVICE'].methods_by_name['GetRun']._serialized_options = b'\202\323\344\223\002\023\022\021/agents/runs/{id}'
   _globals['_CONVERSATIONSERVICE'].methods_by_name['CancelRun']._loaded_options = None
   _globals['_CONVERSATIONSERVICE'].methods_by_name['CancelRun']._serialized_options = b'\202\323\344\223\002\032\"\030/agents/runs/{id}/cancel'
   _globals['_CONVERSATIONSERVICE'].methods_by_name['StreamRunEvents']._loaded_options = None
   _globals['_CONVERSATIONSERVICE'].methods_by_name['StreamRunEvents']._serialized_options = b'\202\323\344\223\002\032\022\030/agents/runs/{id}/events'
-  _globals['_CREATECONVERSATIONREQUEST']._serialized_start=212
-  _globals['_CREATECONVERSATIONREQUEST']._serialized_end=355
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=357
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=447
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=450
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=661
-  _globals['_GETCONVERSATIONREQUEST']._serialized_start=663
-  _globals['_GETCONVERSATIONREQUEST']._serialized_end=699
-  _globals['_LISTMESSAGESREQUEST']._serialized_start=701
-  _globals['_LISTMESSAGESREQUEST']._serialized_end=800
-  _globals['_LISTMESSAGESRESPONSE']._serialized_start=802
-  _globals['_LISTMESSAGESRESPONSE']._serialized_end=927
-  _globals['_STARTRUNREQUEST']._serialized_start=930
-  _globals['_STARTRUNREQUEST']._serialized_end=1169
-  _globals['_GETRUNREQUEST']._serialized_start=1171
-  _globals['_GETRUNREQUEST']._serialized_end=1198
-  _globals['_CANCELRUNREQUEST']._serialized_start=1200
-  _globals['_CANCELRUNREQUEST']._serialized_end=1230
-  _globals['_STREAMRUNEVENTSREQUEST']._serialized_start=1232
-  _globals['_STREAMRUNEVENTSREQUEST']._serialized_end=1306
-  _globals['_CONVERSATIONSERVICE']._serialized_start=1309
-  _globals['_CONVERSATIONSERVICE']._serialized_end=2204
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['ListModels']._loaded_options = None
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['ListModels']._serialized_options = b'\202\323\344\223\002\020\022\016/agents/models'
+  _globals['_CREATECONVERSATIONREQUEST']._serialized_start=235
+  _globals['_CREATECONVERSATIONREQUEST']._serialized_end=378
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=380
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=470
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=473
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=684
+  _globals['_GETCONVERSATIONREQUEST']._serialized_start=686
+  _globals['_GETCONVERSATIONREQUEST']._serialized_end=722
+  _globals['_LISTMESSAGESREQUEST']._serialized_start=724
+  _globals['_LISTMESSAGESREQUEST']._serialized_end=823
+  _globals['_LISTMESSAGESRESPONSE']._serialized_start=825
+  _globals['_LISTMESSAGESRESPONSE']._serialized_end=950
+  _globals['_STARTRUNREQUEST']._serialized_start=953
+  _globals['_STARTRUNREQUEST']._serialized_end=1192
+  _globals['_GETRUNREQUEST']._serialized_start=1194
+  _globals['_GETRUNREQUEST']._serialized_end=1221
+  _globals['_CANCELRUNREQUEST']._serialized_start=1223
+  _globals['_CANCELRUNREQUEST']._serialized_end=1253
+  _globals['_STREAMRUNEVENTSREQUEST']._serialized_start=1255
+  _globals['_STREAMRUNEVENTSREQUEST']._serialized_end=1329
+  _globals['_LISTMODELSREQUEST']._serialized_start=1331
+  _globals['_LISTMODELSREQUEST']._serialized_end=1350
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1352
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1406
+  _globals['_CONVERSATIONSERVICE']._serialized_start=1409
+  _globals['_CONVERSATIONSERVICE']._serialized_end=2410
 # @@protoc_insertion_point(module_scope)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61gents/v1/http_options.proto\x12\tagents.v1\x1a google/protobuf/descriptor.proto\"A\n\x0cRetiredField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0breplacement\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t:8\n\x0esuccess_status\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x05:>\n\x13union_discriminator\x12\x1f.google.protobuf.MessageOptions\x18\xd2\x86\x03 \x01(\t:R\n\x0eretired_fields\x12\x1f.google.protobuf.MessageOptions\x18\xd3\x86\x03 \x03(\x0b\x32\x17.agents.v1.RetiredField:5\n\njson_array\x12\x1f.google.protobuf.MessageOptions\x18\xd4\x86\x03 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61gents/v1/http_options.proto\x12\tagents.v1\x1a google/protobuf/descriptor.proto\"A\n\x0cRetiredField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0breplacement\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t:8\n\x0esuccess_status\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x05:8\n\x0emax_body_bytes\x12\x1e.google.protobuf.MethodOptions\x18\xd5\x86\x03 \x01(\x03:3\n\nomit_empty\x12\x1d.google.protobuf.FieldOptions\x18\xd6\x86\x03 \x01(\x08:>\n\x13union_discriminator\x12\x1f.google.protobuf.MessageOptions\x18\xd2\x86\x03 \x01(\t:R\n\x0eretired_fields\x12\x1f.google.protobuf.MessageOptions\x18\xd3\x86\x03 \x03(\x0b\x32\x17.agents.v1.RetiredField:5\n\njson_array\x12\x1f.google.protobuf.MessageOptions\x18\xd4\x86\x03 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)

@@ -6,6 +6,10 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 SUCCESS_STATUS_FIELD_NUMBER: _ClassVar[int]
 success_status: _descriptor.FieldDescriptor
+MAX_BODY_BYTES_FIELD_NUMBER: _ClassVar[int]
+max_body_bytes: _descriptor.FieldDescriptor
+OMIT_EMPTY_FIELD_NUMBER: _ClassVar[int]
+omit_empty: _descriptor.FieldDescriptor
 UNION_DISCRIMINATOR_FIELD_NUMBER: _ClassVar[int]
 union_discriminator: _descriptor.FieldDescriptor
 RETIRED_FIELDS_FIELD_NUMBER: _ClassVar[int]
