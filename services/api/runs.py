@@ -114,8 +114,9 @@ class Runs:
         self, principal: Principal, request: conversation_service_pb2.StartRunRequest
     ) -> StartedRun:
         client_op_id = await validation.check_start_run(request, self._rules)
+        cluster = await self._cluster_hint(principal, request)
         try:
-            async with self._queue.offer() as offer:
+            async with self._queue.offer(cluster) as offer:
                 started = await self._log.write(
                     lambda conn: _start(conn, self._rules, principal, request, client_op_id, offer)
                 )
@@ -130,6 +131,19 @@ class Runs:
         if not started.replayed:
             RUNS_STARTED.labels(request.payload.WhichOneof("input")).inc()
         return started
+
+    async def _cluster_hint(
+        self, principal: Principal, request: conversation_service_pb2.StartRunRequest
+    ) -> str | None:
+        """The new run's execution cluster, learnt before its transaction when the run queue
+        needs it to pick the waiting claim it hands the run to: the override's, else the
+        conversation's default (defaults never change). A wrong guess costs a wake-up, never a
+        run (`Offer.place` checks the run itself)."""
+        if request.config_override.HasField("execution_cluster"):
+            return request.config_override.execution_cluster
+        if not self._queue.names_clusters():
+            return None
+        return await self._db.read(lambda conn: _default_cluster(conn, principal, request.id))
 
     async def get(self, principal: Principal, run_id: str) -> ReadRun:
         """The caller's run and its live turns, or RunNotFound."""
@@ -163,6 +177,8 @@ class Runs:
             return run
 
         run = await self._log.write(cancel)
+        if run.status == "pending":
+            self._queue.pending_changed()
         if run.status == "running":
             self._queue.signal_cancel(run.id)
             await self._wait_terminal(run.id)
@@ -234,7 +250,9 @@ def _start(
         mapping.config_from_json(conversation.defaults),
         request.config_override if has_override else None,
     )
-    validation.validate_config(merged, rules, "config_override" if has_override else "defaults")
+    where = "config_override" if has_override else "defaults"
+    cluster = validation.validate_config(merged, rules, where, principal.company_id)
+    validation.check_content_on_cluster(request.payload.user_message.content, cluster)
     if request.HasField("tool_choice"):
         validation.validate_tool_choice(request.tool_choice, merged)
     _check_can_start(conn, conversation, request)
@@ -289,11 +307,20 @@ def _start(
         event_seq=0,
         attempts=0,
         cancel_requested=False,
+        execution_cluster=cluster.name,
     )
     conn.execute(_INSERT_RUN, values(run))
     event_log.append(conn, run_id, event_log.status_event(run_pb2.RUN_STATUS_PENDING))
     offer.place(conn, run, conversation)
     return StartedRun(run, conversation.name, False)
+
+
+def _default_cluster(conn: Connection, principal: Principal, conversation_id: str) -> str | None:
+    try:
+        conversation = owned_conversation(conn, principal, conversation_id)
+    except ParleyError:
+        return None  # the StartRun's own transaction says so
+    return mapping.config_from_json(conversation.defaults).execution_cluster
 
 
 def _replay(
