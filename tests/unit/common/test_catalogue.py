@@ -45,7 +45,11 @@ titling_model = "llama"
 id = "anthropic.claude-opus-4.6"
 bedrock = "us.anthropic.claude-opus-4-6-v1"
 cortex = "claude-opus-4-6"
-price = { input_per_mtok = 5.0, output_per_mtok = 25, cache_read_per_mtok = 0.5, as_of = "2026-11-01" }
+[models.price]
+input_per_mtok = 5.0
+output_per_mtok = 25
+cache_read_per_mtok = 0.5
+as_of = "2026-11-01"
 
 [[models]]
 id = "llama"
@@ -126,7 +130,7 @@ def edit(old: str, new: str) -> str:
         (edit('provider = "cortex"', 'provider = "vertex"'), 16, "unknown provider `vertex`"),
         (edit('name = "local"', 'name = "shared"'), 23, "cluster `shared` is listed twice"),
         (edit('id = "dp-acme"', 'id = "dp-all"'), 6, "data plane `dp-all` is listed twice"),
-        (edit('id = "llama"', 'id = "anthropic.claude-opus-4.6"'), 36, "listed twice"),
+        (edit('id = "llama"', 'id = "anthropic.claude-opus-4.6"'), 40, "listed twice"),
         (edit('base_url = "http://127.0.0.1:8000/v1"\n', ""), 22, "needs a base_url"),
         (edit('token_env = "SNOWFLAKE_PAT"\n', ""), 14, "needs token_env"),
         (edit('token_env = "SNOWFLAKE_PAT"', 'token_env = "not a name"'), 18, "environment"),
@@ -139,16 +143,16 @@ def edit(old: str, new: str) -> str:
         (edit('titling_model = "llama"', 'titling_model = "gpt-5"'), 27, "not a catalogued"),
         (edit('bedrock = "us.anthropic.claude-opus-4-6-v1"', 'vertex = "x"'), 31,
          "unknown key `vertex` in a model"),
-        (edit('openai = "meta-llama/Llama-3.1-8B-Instruct"', 'openai = ""'), 37, "non-empty"),
+        (edit('openai = "meta-llama/Llama-3.1-8B-Instruct"', 'openai = ""'), 41, "non-empty"),
         (edit("input_per_mtok = 5.0", "input_per_mtok = -1"), 33, "input_per_mtok must be"),
         (edit('as_of = "2026-11-01"', 'as_of = "Nov 1"'), 33, "must be a date"),
-        (edit('as_of = "2026-11-01"', 'as_of = "2026-11-01", vat = 0.2'), 33, "unknown field `vat`"),
-        (edit(", as_of = \"2026-11-01\"", ""), 33, "needs as_of"),
+        (edit('as_of = "2026-11-01"', 'as_of = "2026-11-01"\nvat = 0.2'), 33, "field `vat`"),
+        (edit('as_of = "2026-11-01"\n', ""), 33, "needs as_of"),
         (edit("[[clusters]]\nname = \"local\"", "[[cluster]]\nname = \"local\""), None,
          "unknown section `cluster`"),
         (edit('name = "snowflake"', 'nmae = "snowflake"'), 15, "unknown key `nmae`"),
         (edit('id = "llama"\nopenai = "meta-llama/Llama-3.1-8B-Instruct"\n', 'id = "llama"\n'),
-         35, "gives no provider id"),
+         39, "gives no provider id"),
         (edit('id = "dp-all"', "id = 1"), 2, "`id` must be a non-empty string"),
         ("models = 3\n", None, "no data_planes"),
         ("[[data_planes]\n", 1, "not valid TOML"),

@@ -31,6 +31,10 @@ def document(name: str, media_type: str, body: bytes) -> message_pb2.ContentBloc
     )
 
 
+def call(call_id: str, name: str, arguments: str) -> dict[str, object]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
 def req(*turns: message_pb2.Message, **changes: object) -> ModelRequest:
     fields: dict[str, object] = {
         "provider_model_id": "m",
@@ -75,8 +79,8 @@ def test_a_paused_and_resumed_transcript_maps_to_tool_messages_after_their_calls
             "role": "assistant",
             "content": "Checking.",
             "tool_calls": [
-                {"id": "m1", "type": "function", "function": {"name": "docs-search", "arguments": '{"q":"x"}'}},
-                {"id": "c1", "type": "function", "function": {"name": "confirm", "arguments": "{}"}},
+                call("m1", "docs-search", '{"q":"x"}'),
+                call("c1", "confirm", "{}"),
             ],
         },
         {"role": "tool", "tool_call_id": "m1", "content": "found"},
@@ -93,7 +97,7 @@ def test_images_are_data_urls_and_documents_text_or_a_note() -> None:
         U,
         text("What is in these?"),
         image(),
-        document("notes.md", "text/markdown", "# Plan\nship it".encode()),
+        document("notes.md", "text/markdown", b"# Plan\nship it"),
         document("q3.pdf", "application/pdf", b"%PDF-1.7"),
     )
     (user,) = cc.messages("", (turn,))
@@ -112,7 +116,12 @@ def test_images_are_data_urls_and_documents_text_or_a_note() -> None:
 def test_tools_choice_schema_and_stream_options() -> None:
     tools = (ToolSpec("lookup", "", {}),)
     body = cc.request_body(
-        req(message(U, text("q")), tools=tools, tool_choice=ForcedTool("any"), output_schema={"type": "object"}),
+        req(
+            message(U, text("q")),
+            tools=tools,
+            tool_choice=ForcedTool("any"),
+            output_schema={"type": "object"},
+        ),
         max_tokens_field="max_completion_tokens",
         stream=True,
     )  # fmt: skip
@@ -187,7 +196,9 @@ def test_cached_tokens_leave_prompt_tokens() -> None:
 def test_streamed_chunks_gather_into_the_whole_answer() -> None:
     whole = fc.tool_calls(("call_1", "lookup", {"city": "Paris"}), say="Looking it up.")
     gathered = cc.StreamedReply()
-    deltas = [d for chunk in fc.stream_chunks(whole, include_usage=True) for d in gathered.feed(chunk)]
+    deltas = [
+        d for chunk in fc.stream_chunks(whole, include_usage=True) for d in gathered.feed(chunk)
+    ]
     assert "".join(d.text for d in deltas) == "Looking it up."
     assert gathered.reply() == cc.parse_reply(whole.body, gathered.reply().raw_response)
     with pytest.raises(ProviderError, match="overloaded"):
