@@ -30,7 +30,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.bench import calibrate, report, stack  # noqa: E402
+from tests.bench import calibrate, providers, report, stack  # noqa: E402
 from tests.bench.client import SCENARIOS, WAITS, Client, Turn, http_client  # noqa: E402
 
 
@@ -64,6 +64,7 @@ GROUPS = (
     "postgres",
     "scaleout",
     "profile",
+    "providers",
 )
 AS_SHIPPED: tuple[str, dict[str, str]] = ("as shipped", {})
 PLANS = {
@@ -535,6 +536,8 @@ class Bench:
                 print(f"[bench] {self.result['postgres']}", flush=True)
             if plan.profile_s and wanted("profile"):
                 await self.profile()
+            if wanted("providers"):
+                await providers.cells(self)
         finally:
             self.converse.stop()
             self.mcp.stop()
