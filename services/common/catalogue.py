@@ -224,12 +224,13 @@ class _Reader:
         if not key:
             return start
         pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+        sub_table = re.compile(rf"^\s*\[\s*{re.escape(section)}\s*\.\s*{re.escape(key)}\s*\]")
         for number in range(start + 1, len(self._lines) + 1):
             line = self._lines[number - 1]
-            if re.match(r"^\s*\[", line):
-                break
-            if pattern.match(line):
+            if pattern.match(line) or sub_table.match(line):  # `key = …` or `[section.key]`
                 return number
+            if re.match(r"^\s*\[\[", line):
+                break
         return start
 
     # --- the document -------------------------------------------------------------------------

@@ -279,7 +279,7 @@ class Executor:
 
     def _maybe_title(self, claim: store_service_pb2.ClaimRunResponse) -> None:
         run = claim.run
-        if run.live.HasField("current_name") or claim.history or claim.attempt > 1:
+        if run.live.HasField("current_name") or claim.history:  # a resumed run titles too
             return
         texts = [b.text.text for b in claim.input.content_blocks if b.WhichOneof("block") == "text"]
         if claim.input.role != message_pb2.ROLE_USER or not texts:

@@ -3,6 +3,7 @@ mistake is named with its file, line and problem."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -183,3 +184,12 @@ def test_an_unreadable_file_stops_start_up_with_its_name(tmp_path: Path) -> None
         load_settings(
             embedded=False, require_secrets=False, environ={"PARLEY_CATALOGUE": str(missing)}
         )
+
+
+def test_the_readmes_catalogues_are_valid() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, flags=re.DOTALL)
+    assert len(blocks) >= 2
+    for block in blocks:
+        parsed = catalogue.parse(block, "README.md")
+        assert parsed.clusters and parsed.models
