@@ -22,7 +22,6 @@ from agents.v1 import (
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message as ProtoMessage
 
-from services.common.catalogue import UsableModel
 from services.api.db.rows import (
     ConversationPage,
     ConversationRow,
@@ -31,6 +30,7 @@ from services.api.db.rows import (
     MessageRow,
     RunRow,
 )
+from services.common.catalogue import UsableModel
 
 M = TypeVar("M", bound=ProtoMessage)
 

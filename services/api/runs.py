@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from services.common.incidents import AGENT_LOOP_CANCELLED
 from services.common.metrics import RUNS_STARTED
 
 CANCEL_WAIT_S: Final = 10.0  # how long CancelRun waits for a running run's runner to stop it
+DEFAULT_CLUSTERS_KEPT: Final = 4096  # conversations whose default cluster a store process keeps
 
 _INSERT_RUN = insert(runs)
 _RUN_BY_ID = select(runs).where(runs.c.id == bindparam("id"))
@@ -109,6 +111,7 @@ class Runs:
         self._queue = queue
         self._rules = rules
         self._cancel_wait_s = cancel_wait_s
+        self._default_clusters: OrderedDict[str, str] = OrderedDict()  # conversation -> cluster
 
     async def start(
         self, principal: Principal, request: conversation_service_pb2.StartRunRequest
@@ -143,7 +146,16 @@ class Runs:
             return request.config_override.execution_cluster
         if not self._queue.names_clusters():
             return None
-        return await self._db.read(lambda conn: _default_cluster(conn, principal, request.id))
+        known = self._default_clusters.get(request.id)
+        if known is not None:
+            self._default_clusters.move_to_end(request.id)
+            return known
+        cluster = await self._db.read(lambda conn: _default_cluster(conn, principal, request.id))
+        if cluster is not None:
+            self._default_clusters[request.id] = cluster
+            if len(self._default_clusters) > DEFAULT_CLUSTERS_KEPT:
+                self._default_clusters.popitem(last=False)
+        return cluster
 
     async def get(self, principal: Principal, run_id: str) -> ReadRun:
         """The caller's run and its live turns, or RunNotFound."""
