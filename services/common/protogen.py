@@ -1,7 +1,9 @@
 """`make gen` / `make gen-check`: Python code generated from proto/ into gen/ (committed).
 
-gen/agents/v1/*_pb2.py, *_pb2_grpc.py and *.pyi import as `agents.v1.*`. The check regenerates
-into a temporary folder and fails on any difference, so stale generated code never lands.
+gen/agents/v1/*_pb2.py, *_pb2_grpc.py and *.pyi import as `agents.v1.*`; gen/agents/v1/
+descriptors.binpb is the same files as a FileDescriptorSet that keeps their comments (source
+info), which server reflection serves. The check regenerates into a temporary folder and fails on
+any difference, so stale generated code never lands.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parents[2]
 PROTO_ROOT = ROOT / "proto"
 OUT = ROOT / "gen"
+DESCRIPTOR_SET = "agents/v1/descriptors.binpb"  # under gen/; read by services.common.reflection
 # google/api/*.proto ship in googleapis-common-protos, google/protobuf/*.proto in grpcio-tools.
 _INCLUDES = [
     Path(annotations_pb2.__file__).parents[2],
@@ -27,7 +30,7 @@ _INCLUDES = [
 
 def generate(out: Path) -> None:
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.glob("agents/**/*.proto"))
-    out.mkdir(parents=True, exist_ok=True)
+    (out / DESCRIPTOR_SET).parent.mkdir(parents=True, exist_ok=True)
     args = [
         "protoc",
         f"-I{PROTO_ROOT}",
@@ -35,6 +38,8 @@ def generate(out: Path) -> None:
         f"--python_out={out}",
         f"--pyi_out={out}",
         f"--grpc_python_out={out}",
+        "--include_source_info",
+        f"--descriptor_set_out={out / DESCRIPTOR_SET}",
         *protos,
     ]
     if protoc.main(args) != 0:
