@@ -240,7 +240,10 @@ class _Schemas:
             return schema
         sub = field.message_type.fields_by_name
         properties = {
-            name: _annotated(_constrained(self.element(sub[name], inbound), rules), rules)
+            name: self.describe(
+                _annotated(_constrained(self.element(sub[name], inbound), rules), rules),
+                sub[name].full_name,
+            )
             for name, rules in sorted(extra.items())
         }
         narrowing: Schema = {"properties": properties}
@@ -283,12 +286,15 @@ class _Schemas:
         specific = {f for t in types for f in t.fields}
         variants: list[Schema] = []
         for event in types:
-            properties: Schema = {"type": {"const": event.name}}
+            properties: Schema = {
+                "type": {"const": event.name, "description": f"Always `{event.name}`."}
+            }
             for name in sorted(specific):
                 field = desc.fields_by_name[name]
-                properties[name] = (
-                    self.element(field, False) if name in event.fields else {"type": "null"}
-                )
+                if name in event.fields:
+                    properties[name] = self.describe(self.element(field, False), field.full_name)
+                else:
+                    properties[name] = {"type": "null", "description": "Not set on this event."}
             component = f"{self.name_of(desc)}.{event.name}"
             self.components[component] = {
                 "description": event.description,
