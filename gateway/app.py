@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from gateway import openapi, problems, sse
+from gateway.cors import Cors
 from gateway.descriptors import LoadedService, load_service
 from gateway.http_rule import parse
 from gateway.routes import (
@@ -142,7 +143,10 @@ def build_app(
         ("/docs/errors/{slug}", serve_error_page),
     ]
     endpoints += [Endpoint("GET", parse(path), handle) for path, handle in fixed]
-    return Metrics(Router(endpoints, settings.docs_url))
+    app: Any = Router(endpoints, settings.docs_url)
+    if settings.cors_origins:
+        app = Cors(app, settings.cors_origins, {e.http_method for e in endpoints})
+    return Metrics(app)
 
 
 # --- error pages ------------------------------------------------------------------------------
