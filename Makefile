@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SITE    = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
-.PHONY: up test bench gen gen-check lint protos-vendor clean
+.PHONY: up test bench gen gen-check docs-assets docs-assets-check lint protos-vendor clean
 
 # The Python client (clients/python) is its own distribution, installed beside Parley for its tests.
 $(STAMP): pyproject.toml clients/python/pyproject.toml
@@ -27,6 +27,14 @@ gen: $(STAMP)
 gen-check: $(STAMP)
 	$(PY) -m services.common.protogen check
 
+# /docs serves Swagger UI from gateway/docs_ui/vendor: npm's swagger-ui-dist, copied unchanged
+# (gateway/docs_vendor.py). The check fetches the package again and fails on any difference.
+docs-assets: $(STAMP)
+	$(PY) -m gateway.docs_vendor vendor
+
+docs-assets-check: $(STAMP)
+	$(PY) -m gateway.docs_vendor check
+
 lint: protos-vendor
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/ruff check .
@@ -35,7 +43,7 @@ lint: protos-vendor
 up: $(STAMP)
 	$(VENV)/bin/parley up
 
-test: $(STAMP) lint gen-check
+test: $(STAMP) lint gen-check docs-assets-check
 	$(PY) -m pytest -q
 
 # The benchmark (issue 6): results, report and plot in bench-results/. QUICK=1: a 2-3 minute run.
