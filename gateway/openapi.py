@@ -263,9 +263,10 @@ class _Schemas:
             schema = {"type": "array", "items": self.item(field, inbound)}
         else:
             schema = self.element(field, inbound)
-            # null means unset, which a required field may not be
-            if field.has_presence and not (inbound and _rules(field).required):
-                schema = _nullable(schema)
+        # The codec reads null as unset, for any field; a required field may not be unset.
+        # It writes null only for an unset field with presence.
+        if not _rules(field).required if inbound else field.has_presence and not field.is_repeated:
+            schema = _nullable(schema)
         return self.describe(_annotated(schema, _rules(field)), field.full_name)
 
     def body(self, desc: descriptor.Descriptor, exclude: frozenset[str]) -> Schema:

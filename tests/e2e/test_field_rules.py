@@ -247,3 +247,17 @@ async def test_every_declared_rule_is_enforced(suite: Suite) -> None:
     start = next(m for m in methods if m.method.name == "StartRun")
     accepted = await _send(suite, start, baselines["StartRun"])
     assert accepted.status_code == 202, accepted.text
+
+
+async def test_a_replay_with_a_bad_body_is_refused_too(suite: Suite) -> None:
+    """The body is checked before the client_op_id replay (found by the REST fuzz: a replayed
+    client_op_id answered 200 to a body whose override breaks the rules)."""
+    conversation = await suite.create_conversation()
+    op = str(uuid.uuid4())
+    assert (await suite.start_run(conversation["id"], client_op_id=op)).status_code == 202
+    bad = await suite.start_run(
+        conversation["id"], client_op_id=op, config_override={"tools": [{}]}
+    )
+    assert bad.status_code == 400, bad.text
+    replay = await suite.start_run(conversation["id"], client_op_id=op)
+    assert replay.status_code == 200
