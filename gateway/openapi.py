@@ -401,6 +401,7 @@ def build(
     schemas = _Schemas(comments, outputs)
     paths: dict[str, dict[str, Any]] = {}
     seen_ids: set[str] = set()
+    operations: list[tuple[MethodInfo, Schema]] = []
     for info in methods:
         method, binding = info.method, info.binding
         input_desc = method.input_type
@@ -442,6 +443,8 @@ def build(
         operation["responses"] = _responses(schemas, info)
         path_item = paths.setdefault(binding.template.openapi_path(), {})
         path_item[binding.http_method.lower()] = operation
+        operations.append((info, operation))
+    _link(operations)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": _DESCRIPTION},
@@ -490,6 +493,37 @@ def _responses(schemas: _Schemas, info: MethodInfo) -> Schema:
         "content": {"application/problem+json": {"schema": {"$ref": _PREFIX + "Problem"}}},
     }
     return responses
+
+
+def _link(operations: list[tuple[MethodInfo, Schema]]) -> None:
+    """OpenAPI links from each answer that carries a resource's id to the operations taking it,
+    by `(agents.v1.rules).resource` on their path fields."""
+    takers: dict[str, list[tuple[str, str]]] = {}  # resource -> (operationId, path field)
+    for info, operation in operations:
+        for name in info.binding.template.field_paths:
+            chain = codec.resolve_param(info.method.input_type, name)
+            resource = _rules(chain[-1]).resource if chain else ""
+            if resource:
+                takers.setdefault(resource, []).append((operation["operationId"], name))
+    for info, operation in operations:
+        reply = info.method.output_type
+        if info.method.server_streaming or info.binding.response_body:
+            continue
+        carried = {reply.full_name: "id"} if "id" in reply.fields_by_name else {}
+        for field in reply.fields:
+            if _rules(field).resource:
+                carried.setdefault(_rules(field).resource, field.name)
+        links: Schema = {}
+        for resource, field_name in carried.items():
+            for target, param in takers.get(resource, []):
+                links[target] = {
+                    "operationId": target,
+                    "parameters": {param: f"$response.body#/{field_name}"},
+                }
+        if links:
+            for status, response in operation["responses"].items():
+                if status.startswith("2"):
+                    response["links"] = links
 
 
 def _unique(name: str, seen: set[str]) -> str:

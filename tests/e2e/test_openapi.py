@@ -88,6 +88,10 @@ async def test_constraints_are_in_the_schema(suite: Suite) -> None:
     run = schemas["Run"]
     assert set(run["required"]) == set(run["properties"])
     assert schemas["Run"]["properties"]["id"]["format"] == "uuid"
+    # Links lead from an answer carrying an id to the operations that take it.
+    links = spec["paths"]["/agents/conversations/{id}/runs"]["post"]["responses"]["202"]["links"]
+    assert links["CancelRun"]["parameters"] == {"id": "$response.body#/id"}
+    assert links["StartRun"]["parameters"] == {"id": "$response.body#/conversation_id"}
 
 
 async def test_examples_are_valid_and_accepted(suite: Suite) -> None:

@@ -32,7 +32,7 @@ class RetiredField(_message.Message):
     def __init__(self, name: _Optional[str] = ..., replacement: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class FieldRules(_message.Message):
-    __slots__ = ("required", "minimum", "maximum", "min_length", "pattern", "format", "example", "default_value", "element_fields")
+    __slots__ = ("required", "minimum", "maximum", "min_length", "pattern", "format", "example", "default_value", "element_fields", "resource")
     class ElementFieldsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class FieldRules(_message.Message):
     EXAMPLE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_VALUE_FIELD_NUMBER: _ClassVar[int]
     ELEMENT_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
     required: bool
     minimum: float
     maximum: float
@@ -58,7 +59,8 @@ class FieldRules(_message.Message):
     example: str
     default_value: str
     element_fields: _containers.MessageMap[str, FieldRules]
-    def __init__(self, required: _Optional[bool] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., min_length: _Optional[int] = ..., pattern: _Optional[str] = ..., format: _Optional[str] = ..., example: _Optional[str] = ..., default_value: _Optional[str] = ..., element_fields: _Optional[_Mapping[str, FieldRules]] = ...) -> None: ...
+    resource: str
+    def __init__(self, required: _Optional[bool] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., min_length: _Optional[int] = ..., pattern: _Optional[str] = ..., format: _Optional[str] = ..., example: _Optional[str] = ..., default_value: _Optional[str] = ..., element_fields: _Optional[_Mapping[str, FieldRules]] = ..., resource: _Optional[str] = ...) -> None: ...
 
 class StreamEventType(_message.Message):
     __slots__ = ("name", "description", "fields")
