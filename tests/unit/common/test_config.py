@@ -6,7 +6,10 @@ from services.common.config import load_settings
 
 
 def _settings(**env: str):
-    return load_settings(embedded=False, environ={"PARLEY_JWT_SECRET": "s" * 32, **env})
+    return load_settings(
+        embedded=False,
+        environ={"PARLEY_JWT_SECRET": "s" * 32, "PARLEY_INTERNAL_SECRET": "i" * 32, **env},
+    )
 
 
 def test_cors_origins_are_none_by_default() -> None:
