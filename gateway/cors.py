@@ -39,19 +39,18 @@ class Cors:
             await self.app(scope, receive, send)
             return
         origin = _header(scope, b"origin")
-        if origin is None:
-            await self.app(scope, receive, send)
-            return
-        allowed = self.allowed(origin)
+        # Every answer varies by Origin (a cache must not hand one origin's answer to another).
+        allowed = origin is not None and self.allowed(origin)
         if (
             allowed
+            and origin is not None
             and scope["method"] == "OPTIONS"
             and _header(scope, b"access-control-request-method") is not None
         ):
             await self._preflight(origin, send)
             return
         extra = [(b"vary", b"Origin")]
-        if allowed:
+        if allowed and origin is not None:
             extra += [
                 (b"access-control-allow-origin", origin.encode("latin-1")),
                 (b"access-control-expose-headers", self._expose),

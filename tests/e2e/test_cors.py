@@ -87,6 +87,12 @@ async def test_other_origins_get_no_cors_headers(cors_suite: Suite) -> None:
         assert got.headers["vary"] == "Origin"
 
 
+async def test_every_answer_varies_by_origin(cors_suite: Suite) -> None:
+    got = await cors_suite.http.get("/agents/conversations", headers=cors_suite.headers())
+    assert got.headers["vary"] == "Origin"
+    assert not [h for h in got.headers if h.startswith("access-control-")]
+
+
 async def test_no_cors_headers_by_default(suite: Suite) -> None:
     pre = await suite.http.options("/agents/conversations", headers=_preflight(ALLOWED))
     assert pre.status_code == 405
