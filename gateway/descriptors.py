@@ -32,6 +32,10 @@ def message_options(message: descriptor.Descriptor) -> descriptor_pb2.MessageOpt
     return _reparsed(message, descriptor_pb2.MessageOptions)
 
 
+def field_options(field: descriptor.FieldDescriptor) -> descriptor_pb2.FieldOptions:
+    return _reparsed(field, descriptor_pb2.FieldOptions)
+
+
 def _reparsed(desc: Any, options_cls: Any) -> Any:
     cached = _options_cache.get(desc)
     if cached is None:
@@ -61,6 +65,18 @@ def json_array(message: descriptor.Descriptor) -> bool:
 
 def retired_fields(message: descriptor.Descriptor) -> list[http_options_pb2.RetiredField]:
     return list(message_options(message).Extensions[http_options_pb2.retired_fields])
+
+
+def field_rules(field: descriptor.FieldDescriptor) -> http_options_pb2.FieldRules:
+    return field_options(field).Extensions[http_options_pb2.rules]
+
+
+def event_types(message: descriptor.Descriptor) -> list[http_options_pb2.StreamEventType]:
+    return list(message_options(message).Extensions[http_options_pb2.event_types])
+
+
+def examples(method: descriptor.MethodDescriptor) -> list[http_options_pb2.HttpExample]:
+    return list(method_options(method).Extensions[http_options_pb2.examples])
 
 
 def message_class(message: descriptor.Descriptor) -> type:

@@ -225,10 +225,7 @@ def _start(
     offer: run_queue.Offer,
 ) -> StartedRun:
     conversation = owned_conversation(conn, principal, request.id)
-    existing = _run_by_op(conn, conversation.id, client_op_id)
-    if existing is not None:
-        return StartedRun(existing, conversation.name, True)
-
+    # The body is validated before the replay check: a replay with a bad body is a 400 too.
     has_override = request.HasField("config_override")
     merged = effective_config.merge(
         mapping.config_from_json(conversation.defaults),
@@ -237,6 +234,9 @@ def _start(
     validation.validate_config(merged, rules, "config_override" if has_override else "defaults")
     if request.HasField("tool_choice"):
         validation.validate_tool_choice(request.tool_choice, merged)
+    existing = _run_by_op(conn, conversation.id, client_op_id)
+    if existing is not None:
+        return StartedRun(existing, conversation.name, True)
     _check_can_start(conn, conversation, request)
 
     run_id = str(uuid.uuid4())

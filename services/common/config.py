@@ -42,6 +42,7 @@ class Settings:
     bedrock_connect_timeout_s: float = 5.0
     bedrock_read_timeout_s: float = 300.0  # a Converse call's whole generation
     fake_model: bool = False  # every run answered by the built-in echo model, never Bedrock
+    cors_origins: tuple[str, ...] = ()  # browser origins the gateway answers cross-origin
 
     @property
     def internal_tls(self) -> bool:
@@ -125,7 +126,13 @@ def load_settings(
             env.get("PARLEY_BEDROCK_READ_TIMEOUT_S", Settings.bedrock_read_timeout_s)
         ),
         fake_model=_bool(env.get("PARLEY_FAKE_MODEL", "false")),
+        cors_origins=_list(env.get("PARLEY_CORS_ORIGINS", "")),
     )
+
+
+def _list(value: str) -> tuple[str, ...]:
+    """A comma-separated setting: items stripped, empty ones (and trailing slashes) dropped."""
+    return tuple(item.strip().rstrip("/") for item in value.split(",") if item.strip())
 
 
 def _kept_secret(name: str, generate: bool) -> str:
