@@ -29,7 +29,8 @@ def sourced_files() -> dict[str, bytes]:
     }
 
 
-class SourceInfoReflectionServicer(ReflectionServicer):
+# grpcio-reflection's asyncio servicer has no type information (types-grpcio covers the sync one).
+class SourceInfoReflectionServicer(ReflectionServicer):  # type: ignore[misc]
     """The stock servicer, answering file requests from the descriptor set where it can."""
 
     def _file_by_filename(self, request: Any, filename: str) -> Any:
@@ -46,7 +47,10 @@ class SourceInfoReflectionServicer(ReflectionServicer):
         def find() -> descriptor.FileDescriptor:
             message = self._pool.FindMessageTypeByName(containing_type)
             extension = self._pool.FindExtensionByNumber(message, extension_number)
-            return self._pool.FindFileContainingSymbol(extension.full_name)
+            found: descriptor.FileDescriptor = self._pool.FindFileContainingSymbol(
+                extension.full_name
+            )
+            return found
 
         return self._answer(request, find)
 
