@@ -18,8 +18,9 @@ from agents.v1 import conversation_service_pb2 as cs
 from google.protobuf import descriptor
 
 from gateway import codec, descriptors, routes
+from tests.spec_examples import DATA_PLANE, example_defaults
 
-from .conftest import DATA_PLANE, Suite, example_defaults
+from .conftest import Suite
 from .problems import PROBLEM_FIELDS
 
 FD = descriptor.FieldDescriptor

@@ -12,10 +12,10 @@ import jsonschema_rs
 import pytest_asyncio
 
 from tests.fakes import bedrock as fb
+from tests.spec_examples import BOOKING_TOOL, example_defaults
 
-from .conftest import Suite, example_defaults
-from .runner_suite import RunnerSuite, running_runner_suite
-from .test_runs_execute import BOOKING_TOOL, unique
+from .conftest import Suite
+from .runner_suite import RunnerSuite, running_runner_suite, unique
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
