@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from services.api.db import migrate
 from services.common.auth import DEFAULT_SCOPE, mint_token
 from tests.e2e.conftest import SECRET
 from tests.e2e.runner_suite import running_runner_suite
@@ -52,7 +53,8 @@ class Outcome:
 
 @contextmanager
 def running_stack(database_url: str) -> Iterator[str]:
-    """The suite on loopback in a background thread; yields the gateway's base URL."""
+    """The suite on loopback in a background thread, on `database_url` brought to head as
+    `parley migrate` does (the api does not migrate); yields the gateway's base URL."""
     ready = threading.Event()
     stop: asyncio.Event | None = None
     loop = asyncio.new_event_loop()
@@ -62,6 +64,7 @@ def running_stack(database_url: str) -> Iterator[str]:
         nonlocal stop
         stop = asyncio.Event()
         try:
+            await migrate.upgrade(database_url)
             async with running_runner_suite(database_url, mcp_allow_private_networks=True) as s:
                 found["url"] = str(s.http.base_url).rstrip("/")
                 ready.set()
