@@ -76,6 +76,18 @@ def retired_fields(message: descriptor.Descriptor) -> list[http_options_pb2.Reti
     return list(message_options(message).Extensions[http_options_pb2.retired_fields])
 
 
+def field_rules(field: descriptor.FieldDescriptor) -> http_options_pb2.FieldRules:
+    return field_options(field).Extensions[http_options_pb2.rules]
+
+
+def event_types(message: descriptor.Descriptor) -> list[http_options_pb2.StreamEventType]:
+    return list(message_options(message).Extensions[http_options_pb2.event_types])
+
+
+def examples(method: descriptor.MethodDescriptor) -> list[http_options_pb2.HttpExample]:
+    return list(method_options(method).Extensions[http_options_pb2.examples])
+
+
 def message_class(message: descriptor.Descriptor) -> type:
     return message_factory.GetMessageClass(message)
 

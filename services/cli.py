@@ -1,8 +1,9 @@
-"""`parley up | serve <service> | token | job <id>`.
+"""`parley up | serve <service> | migrate | health [service…] | token | job <id>`.
 
-`up` runs all four services in one process (the embedded default); they still talk real gRPC on
-loopback. `serve` runs one service, for one-container-per-service deployments. `job` prints an
-inference job's record, for operators tracing a run's iterations.
+`up` migrates the database and runs all four services in one process (the embedded default);
+they still talk real gRPC on loopback. `serve` runs one service, for one-container-per-service
+deployments, on a database `migrate` has brought to head. `health` probes services for
+healthchecks. `job` prints an inference job's record, for operators tracing a run's iterations.
 """
 
 from __future__ import annotations
@@ -117,10 +118,22 @@ async def _drain_leftover_tasks(timeout_s: float = 5.0) -> None:
         os._exit(0)
 
 
-def _up(args: argparse.Namespace) -> None:
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="postgres: the local server at 127.0.0.1:5432 (unless PARLEY_DATABASE_URL)",
+    )
 
+
+def _choose_db(args: argparse.Namespace) -> None:
     if args.db == "postgres":
         os.environ.setdefault("PARLEY_DATABASE_URL", POSTGRES_URL)
+
+
+def _up(args: argparse.Namespace) -> None:
+    _choose_db(args)
     settings = load_settings(embedded=True)
     if args.fake_model:
         settings = settings.with_overrides(fake_model=True)
@@ -135,7 +148,53 @@ def _up(args: argparse.Namespace) -> None:
         url = f"http://{settings.host}:{settings.http_port}"
         print(f"  try:           export API={url} TOKEN={token}", flush=True)
 
-    _run(_run_until_signalled(settings, SERVICES, ready))
+    async def main() -> None:
+        from services.api.db import migrate
+
+        await migrate.upgrade(settings.database_url)  # the embedded default migrates itself
+        await _run_until_signalled(settings, SERVICES, ready)
+
+    _run(main())
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    """Upgrade the database to head; safe to start several at once (they take turns)."""
+    from sqlalchemy.engine import make_url
+
+    from services.api.db import migrate
+
+    _choose_db(args)
+    url = load_settings(embedded=False, require_secrets=False).database_url
+    outcome = asyncio.run(migrate.upgrade(url))
+    print(
+        f"parley migrate: {make_url(url).render_as_string(hide_password=True)} "
+        f"{outcome.describe()}",
+        flush=True,
+    )
+
+
+def _health(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """One line; exit status 0 when every probed service is serving, 1 otherwise."""
+    from services.common import health
+
+    unknown = [s for s in args.services if s not in health.SERVICES]
+    if unknown:
+        parser.error(f"unknown service {unknown[0]!r} (choose from {', '.join(health.SERVICES)})")
+    if args.addr and len(args.services) != 1:
+        parser.error("--addr probes one service: name it (e.g. `parley health api --addr …`)")
+    settings = load_settings(embedded=False, require_secrets=False)
+    if args.addr:
+        probes = [health.probe(settings, args.services[0], args.addr, args.timeout)]
+    elif args.services:
+        probes = [health.probe_here(settings, s, args.timeout) for s in args.services]
+    else:
+        probes = health.probe_local(settings, args.timeout)
+    if not probes:
+        ports = ", ".join(health.local_addr(settings, s) for s in health.SERVICES)
+        print(f"nothing serves on this host's Parley addresses ({ports})", flush=True)
+        raise SystemExit(1)
+    print("; ".join(probe.line() for probe in probes), flush=True)
+    raise SystemExit(0 if all(probe.serving for probe in probes) else 1)
 
 
 def _models_line(settings: Settings) -> str:
@@ -228,12 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="parley", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole suite in one process")
-    up.add_argument(
-        "--db",
-        choices=("sqlite", "postgres"),
-        default="sqlite",
-        help="postgres: the local server at 127.0.0.1:5432 (unless PARLEY_DATABASE_URL)",
-    )
+    _db_option(up)
     up.add_argument(
         "--fake-model",
         action="store_true",
@@ -241,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         "(as PARLEY_FAKE_MODEL=true does): a first run without AWS credentials",
     )
     up.set_defaults(func=_up)
-    serve = sub.add_parser("serve", help="run one service")
+    serve = sub.add_parser("serve", help="run one service (on a database `parley migrate` made)")
     serve.add_argument("service", choices=SERVICES)
     serve.add_argument(
         "--cluster",
@@ -252,6 +306,21 @@ def main(argv: list[str] | None = None) -> None:
         "default: every cluster of the catalogue)",
     )
     serve.set_defaults(func=_serve)
+    migrate = sub.add_parser("migrate", help="upgrade the database to head (concurrent-safe)")
+    _db_option(migrate)
+    migrate.set_defaults(func=_migrate)
+    health = sub.add_parser(
+        "health", help="probe services: exit 0 when serving (a HEALTHCHECK or exec probe)"
+    )
+    health.add_argument(
+        "services",
+        nargs="*",
+        metavar="SERVICE",
+        help="api, store, runner, tooling or gateway; none: every service listening here",
+    )
+    health.add_argument("--addr", metavar="HOST:PORT", help="probe this address instead")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    health.set_defaults(func=lambda args: _health(args, health))
     token = sub.add_parser("token", help="print a bearer token signed with the configured secret")
     token.add_argument("--company-id", type=int, required=True)
     token.add_argument("--user-id", type=int, required=True)

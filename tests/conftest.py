@@ -32,13 +32,19 @@ def database_kind(request: pytest.FixtureRequest) -> str:
 @pytest_asyncio.fixture(scope="session")
 async def make_database_url(
     database_kind: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Callable[[], Awaitable[str]]]:
-    """Creates fresh, empty databases of this kind; PostgreSQL ones are dropped at the end.
-    When PostgreSQL is down the PostgreSQL variants skip loudly, never pass silently."""
+) -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """Creates fresh databases of this kind, migrated to head as `parley migrate` leaves them
+    (`migrated=False`: empty); PostgreSQL ones are dropped at the end. When PostgreSQL is down
+    the PostgreSQL variants skip loudly, never pass silently."""
+    from services.api.db import migrate
+
     if database_kind == "sqlite":
 
-        async def sqlite_url() -> str:
-            return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'parley.db'}"
+        async def sqlite_url(*, migrated: bool = True) -> str:
+            url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'parley.db'}"
+            if migrated:
+                await migrate.upgrade(url)
+            return url
 
         yield sqlite_url
         return
@@ -51,11 +57,14 @@ async def make_database_url(
         )
     created: list[str] = []
 
-    async def postgres_url() -> str:
+    async def postgres_url(*, migrated: bool = True) -> str:
         name = f"parley_test_{uuid.uuid4().hex[:12]}"
         await admin.execute(f'CREATE DATABASE "{name}"')
         created.append(name)
-        return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+        if migrated:
+            await migrate.upgrade(url)
+        return url
 
     try:
         yield postgres_url
@@ -66,6 +75,6 @@ async def make_database_url(
 
 
 @pytest_asyncio.fixture(scope="session")
-async def database_url(make_database_url: Callable[[], Awaitable[str]]) -> str:
+async def database_url(make_database_url: Callable[..., Awaitable[str]]) -> str:
     """One database for a whole session's tests of this kind."""
     return await make_database_url()

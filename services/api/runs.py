@@ -253,10 +253,7 @@ def _start(
     offer: run_queue.Offer,
 ) -> StartedRun:
     conversation = owned_conversation(conn, principal, request.id)
-    existing = _run_by_op(conn, conversation.id, client_op_id)
-    if existing is not None:
-        return StartedRun(existing, conversation.name, True)
-
+    # The body is validated before the replay check: a replay with a bad body is a 400 too.
     has_override = request.HasField("config_override")
     merged = effective_config.merge(
         mapping.config_from_json(conversation.defaults),
@@ -267,6 +264,9 @@ def _start(
     validation.check_content_on_cluster(request.payload.user_message.content, cluster)
     if request.HasField("tool_choice"):
         validation.validate_tool_choice(request.tool_choice, merged)
+    existing = _run_by_op(conn, conversation.id, client_op_id)
+    if existing is not None:
+        return StartedRun(existing, conversation.name, True)
     _check_can_start(conn, conversation, request)
 
     run_id = str(uuid.uuid4())

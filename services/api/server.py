@@ -1,7 +1,8 @@
-"""The conversation store's gRPC servers: migrates the database, builds the conversation history
-(its event log) and the run queue over it, then serves ConversationService on the public
-listener (behind the gateway) and StoreService, for the runner and operators, on an internal
-listener of its own (PARLEY_STORE_ADDR; internal credentials, optional TLS)."""
+"""The conversation store's gRPC servers: checks that the database is at head (`parley migrate`
+brings it there), builds the conversation history (its event log) and the run queue over it,
+then serves ConversationService on the public listener (behind the gateway) and StoreService,
+for the runner and operators, on an internal listener of its own (PARLEY_STORE_ADDR; internal
+credentials, optional TLS)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from agents.v1 import (
     store_service_pb2_grpc,
 )
 
-from services.api.db.engine import create_database, upgrade_head
+from services.api.db.engine import create_database
+from services.api.db.migrate import require_head
 from services.api.event_log import EventLog
 from services.api.presentation import Presenter
 from services.api.run_queue import RunQueue
@@ -45,7 +47,7 @@ async def start(settings: Settings, bind: str, store_bind: str) -> Running:
     servers: list[grpc.aio.Server] = []
     reporter: asyncio.Task[None] | None = None
     try:
-        await upgrade_head(db)
+        await require_head(db, settings.database_url)
         public_server, port = await start_server(
             bind,
             [(conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server, public)],

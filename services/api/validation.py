@@ -42,8 +42,13 @@ from services.common.incidents import (
     UNSUPPORTED_CONTENT,
 )
 
-ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,7}$")
-CALLER_TOOL_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+# Matched whole (fullmatch): `$` would also accept a trailing newline. The same patterns are
+# declared in the proto (agents.v1.rules), for /openapi.json.
+ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9]{0,7}")
+CALLER_TOOL_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+# RFC 3986 has no spaces or control characters; urlsplit would silently drop some of them.
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
 MAX_ITERATIONS = (1, 100)
 MAX_TOKENS = (1, 65536)
 INLINE_CONTENT_BYTES = 1 << 20  # larger content is checked off the event loop (base64 decoding)
@@ -72,11 +77,12 @@ def at_least(value: int, low: int, field: str) -> None:
 
 
 def check_uuid(value: str) -> str | None:
-    """The canonical form of a UUID string, or None when it is not one."""
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, AttributeError, TypeError):
+    """The canonical form of a UUID in its RFC 4122 text form (8-4-4-4-12 hex digits, any case),
+    or None for anything else (braces, `urn:uuid:`, no hyphens: JSON Schema's `uuid` refuses
+    them too)."""
+    if not isinstance(value, str) or not _UUID.fullmatch(value):
         return None
+    return str(uuid.UUID(value))
 
 
 # --- agent config -------------------------------------------------------------------------------
@@ -196,7 +202,7 @@ def validate_mcp_servers(
     seen: set[str] = set()
     for i, server in enumerate(servers):
         field = f"{where}[{i}]"
-        if not ALIAS.match(server.alias):
+        if not ALIAS.fullmatch(server.alias):
             raise ParleyError(
                 "InvalidToolAlias",
                 f"{field}.alias `{server.alias}` must be 1-8 ASCII letters or digits "
@@ -230,6 +236,12 @@ def validate_mcp_servers(
 def check_mcp_url(url: str, field: str, allow_private_networks: bool) -> None:
     """The shared URL policy (services.common.url_policy) on the URL's text; the addresses
     its host resolves to are checked by `check_mcp_hosts`, which does I/O."""
+    if _URL_FORBIDDEN.search(url):
+        raise ParleyError(
+            "McpUrlNotAllowed",
+            f"{field} `{url!r}` is not allowed: it contains whitespace or control characters",
+            url=url,
+        )
     try:
         url_policy.check_literal(url, allow_private_networks)
     except url_policy.UrlNotAllowed as exc:
@@ -265,7 +277,7 @@ def validate_caller_tools(tools: Iterable[config_pb2.Tool], where: str) -> None:
                 "are dash-free (the dash is reserved for MCP wire names)",
                 name=tool.name,
             )
-        if not CALLER_TOOL_NAME.match(tool.name):
+        if not CALLER_TOOL_NAME.fullmatch(tool.name):
             raise ParleyError(
                 "InvalidCallerToolName",
                 f"{field} `{tool.name}` must be 1-64 letters, digits or underscores",

@@ -49,6 +49,7 @@ class Settings:
     chat_connect_timeout_s: float = 5.0
     chat_read_timeout_s: float = 300.0  # between two reads of an answer
     fake_model: bool = False  # every run answered by the built-in echo model, never Bedrock
+    cors_origins: tuple[str, ...] = ()  # browser origins the gateway answers cross-origin
 
     @property
     def internal_tls(self) -> bool:
@@ -71,8 +72,9 @@ def load_settings(
 ) -> Settings:
     """Settings from the environment. `embedded` is `parley up`: it may generate the JWT and
     internal secrets (kept in ./.parley/) and allows MCP servers on private networks unless told
-    otherwise. `require_secrets=False` (`parley job`) reads the secrets it finds, generates none
-    and requires none."""
+    otherwise. `require_secrets=False` is for commands that serve nothing: `parley job` (which
+    signs with the internal secret it finds), `parley migrate` and `parley health` (which sign
+    nothing); they read the secrets they find, generate none and require none."""
     env = os.environ if environ is None else environ
     generate = embedded and require_secrets
     secret = env.get("PARLEY_JWT_SECRET", "") or _kept_secret("jwt_secret", generate)
@@ -145,7 +147,13 @@ def load_settings(
             env.get("PARLEY_CHAT_READ_TIMEOUT_S", Settings.chat_read_timeout_s)
         ),
         fake_model=_bool(env.get("PARLEY_FAKE_MODEL", "false")),
+        cors_origins=_list(env.get("PARLEY_CORS_ORIGINS", "")),
     )
+
+
+def _list(value: str) -> tuple[str, ...]:
+    """A comma-separated setting: items stripped, empty ones (and trailing slashes) dropped."""
+    return tuple(item.strip().rstrip("/") for item in value.split(",") if item.strip())
 
 
 def _kept_secret(name: str, generate: bool) -> str:

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf import descriptor, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from services.common import internal_auth
+from services.common import internal_auth, reflection
 from services.common.errors import ParleyError
 from services.common.metrics import GRPC_HANDLED, GRPC_SECONDS
 
@@ -196,26 +194,6 @@ SERVER_OPTIONS = [
 ]
 
 
-def _reflection_pool(service_names: Sequence[str]) -> descriptor_pool.DescriptorPool:
-    """The files defining these services and their imports, and nothing else this process
-    loaded: reflection on a listener describes what it serves (the public API's does not show
-    the store's internal service)."""
-    pool = descriptor_pool.DescriptorPool()
-    added: set[str] = set()
-
-    def add(file: descriptor.FileDescriptor) -> None:
-        if file.name in added:
-            return
-        for dependency in file.dependencies:
-            add(dependency)
-        pool.AddSerializedFile(file.serialized_pb)
-        added.add(file.name)
-
-    for name in service_names:
-        add(descriptor_pool.Default().FindServiceByName(name).file)
-    return pool
-
-
 async def start_server(
     bind: str,
     registrations: Sequence[tuple[Callable[[Any, grpc.aio.Server], None], Any]],
@@ -231,8 +209,7 @@ async def start_server(
         add(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    described = [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
-    reflection.enable_server_reflection(described, server, pool=_reflection_pool(described))
+    reflection.enable([*service_names, health.SERVICE_NAME], server)
     try:
         port = server.add_secure_port(bind, tls) if tls else server.add_insecure_port(bind)
     except RuntimeError:  # grpcio's way of saying the address is taken or invalid

@@ -29,13 +29,20 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
-def channel(target: str, settings: Settings) -> grpc.aio.Channel:
-    """A channel to an internal listener: TLS when configured, plaintext otherwise."""
+def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
+    """What a channel to an internal listener presents and trusts (None: plaintext)."""
     if not settings.internal_tls:
-        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-    credentials = grpc.ssl_channel_credentials(
+        return None
+    return grpc.ssl_channel_credentials(
         root_certificates=_read(settings.internal_tls_ca),
         private_key=_read(settings.internal_tls_key),
         certificate_chain=_read(settings.internal_tls_cert),
     )
+
+
+def channel(target: str, settings: Settings) -> grpc.aio.Channel:
+    """A channel to an internal listener: TLS when configured, plaintext otherwise."""
+    credentials = channel_credentials(settings)
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
     return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)

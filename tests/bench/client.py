@@ -1,5 +1,6 @@
 """The load client: one turn of each scenario through the public REST API, waiting by SSE or by a
-10 ms GET poll loop, and checking every finished turn (wrong results are errors).
+10 ms GET poll loop, and checking every finished turn (wrong results are errors). `LangGraphClient`
+drives LangGraph Agent Server the same way, for the side-by-side cells.
 
 It shares the machine's two cores with Parley, so it is written on aiohttp, the cheapest async
 HTTP client at hand: httpx costs ~4x the CPU per request, and its connection pool's per-request
@@ -46,6 +47,7 @@ class Turn:
     run_ids: list[str]
     iterations: int
     pickup_ms: list[float] = field(default_factory=list)  # accepted -> running, from events
+    thread_id: str = ""  # LangGraph's runs are addressed by thread and run
 
 
 def defaults(scenario: str, mcp_url: str) -> dict[str, Any]:
@@ -210,6 +212,116 @@ def _pickup_ms(events: list[dict[str, Any]]) -> float:
     if pending is None or running is None:
         return -1.0
     return (running - pending).total_seconds() * 1000
+
+
+class LangGraphClient:
+    """The same turns against LangGraph Agent Server (tests/bench/langgraph_server.py), through its
+    REST API as its SDK calls it (`langgraph_sdk`: `threads.create`, `runs.create`,
+    `runs.join_stream`, `runs.get`), three requests a turn like Parley's:
+
+    1. `POST /threads` (Parley: `POST /agents/conversations`);
+    2. `POST /threads/{t}/runs` with `assistant_id` = the graph (`no_tool` | `one_tool`), the
+       user message, `stream_mode: ["updates"]` (one event per node's new messages, as Parley
+       streams each new message) and `stream_resumable: true` (a background run: Parley's
+       `POST …/runs`);
+    3. `GET /threads/{t}/runs/{r}/stream` with `Last-Event-ID: -1`, the SDK's way to join a run's
+       stream from its first event (Parley: `GET /agents/runs/{id}/events`). Without a resumable
+       stream, a join that arrives after the run ended (a zero-latency model can finish first)
+       replays nothing and waits out the server's 0.5 s join poll. An event published while the
+       join subscribes can come both replayed and live (the in-memory runtime's event ids are
+       per millisecond, not unique): messages are counted once by their own `id`.
+       The stream ends after the run's last event; the turn is checked from its `updates` events
+       (the final answer and one model call per iteration), and an `error` event is an error.
+
+    `GET /threads/{t}/runs/{r}` is the run read the GET-cost cell compares with Parley's."""
+
+    def __init__(self, http: aiohttp.ClientSession, deadline_s: float = 60) -> None:
+        self.http = http
+        self.deadline_s = deadline_s
+        self.sse_incomplete: list[str] = []  # run_turns counts these for either client
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        headers = {"content-type": "application/json"}
+        async with self.http.post(path, data=orjson.dumps(body), headers=headers) as r:
+            content = await r.read()
+        if r.status != 200:
+            raise TurnError(f"POST {path}: {r.status} {content[:300]!r}")
+        return orjson.loads(content)
+
+    async def create_thread(self) -> dict[str, Any]:
+        return await self._post("/threads", {})
+
+    async def start_run(self, thread_id: str, scenario: str) -> dict[str, Any]:
+        body = {
+            "assistant_id": scenario,
+            "input": {"messages": [{"role": "user", "content": "What is 2 + 2?"}]},
+            "stream_mode": ["updates"],
+            "stream_resumable": True,
+        }
+        return await self._post(f"/threads/{thread_id}/runs", body)
+
+    async def get_run(self, thread_id: str, run_id: str) -> dict[str, Any]:
+        async with self.http.get(f"/threads/{thread_id}/runs/{run_id}") as r:
+            content = await r.read()
+        if r.status != 200:
+            raise TurnError(f"GET run: {r.status} {content[:300]!r}")
+        return orjson.loads(content)
+
+    async def join(self, thread_id: str, run_id: str) -> list[tuple[str, Any]]:
+        """Every (event, data) of the run's stream, to its end."""
+        return await asyncio.wait_for(self._join(thread_id, run_id), self.deadline_s)
+
+    async def _join(self, thread_id: str, run_id: str) -> list[tuple[str, Any]]:
+        events: list[tuple[str, Any]] = []
+        path = f"/threads/{thread_id}/runs/{run_id}/stream"
+        async with self.http.get(path, headers={"Last-Event-ID": "-1"}) as response:
+            if response.status != 200:
+                raise TurnError(f"join: {response.status} {(await response.read())[:300]!r}")
+            name, data = "message", []
+            async for raw in response.content:
+                line = raw.decode().rstrip("\r\n")
+                if line == "":
+                    if data:
+                        events.append((name, orjson.loads("\n".join(data))))
+                    name, data = "message", []
+                elif line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip(" "))
+        return events
+
+    async def turn(self, scenario: str, mode: str = "sse") -> Turn:
+        if mode != "sse":
+            raise ValueError("the LangGraph cells wait by joining the run's stream only")
+        started = time.perf_counter()
+        thread = await self.create_thread()
+        run = await self.start_run(thread["thread_id"], scenario)
+        events = await self.join(thread["thread_id"], run["run_id"])
+        iterations = 2 if scenario == "one_tool" else 1
+        check_langgraph(run["run_id"], events, "done: echo:ping" if iterations == 2 else "4",
+                        iterations)  # fmt: skip
+        return Turn(
+            time.perf_counter() - started, [run["run_id"]], iterations, thread_id=run["thread_id"]
+        )
+
+
+def check_langgraph(
+    run_id: str, events: list[tuple[str, Any]], final_text: str, iterations: int
+) -> None:
+    """The run's stream holds `iterations` model updates, the last one answering `final_text`."""
+    errors = [data for name, data in events if name == "error"]
+    answers = {
+        message["id"]: message
+        for name, data in events
+        if name == "updates" and "model" in data
+        for message in data["model"]["messages"][-1:]
+    }
+    last = list(answers.values())[-1] if answers else {}
+    got = (last.get("content"), len(answers))
+    if errors or got != (final_text, iterations):
+        raise TurnError(
+            f"run {run_id}: expected {(final_text, iterations)}, got {got} errors={errors[:1]}"
+        )
 
 
 def http_client(

@@ -1,5 +1,6 @@
-"""The benchmark's human-readable report: every target beside its measurement (pass/fail), every
-cell as a markdown table, a latency-distribution PNG, and a py-spy profile summary."""
+"""The benchmark's human-readable report: every target beside its measurement (pass/fail), Parley
+beside LangGraph Agent Server (issue 19) with the ratio of each figure, every cell as a markdown
+table, a latency-distribution PNG, and a py-spy profile summary."""
 
 from __future__ import annotations
 
@@ -277,6 +278,241 @@ def targets(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+# --- side by side with LangGraph (issue 19) -------------------------------------------------------
+
+PEER_NOTE = (
+    "Same machine, same invocation, same load client (aiohttp, three requests a turn: create,"
+    " start a run, follow its event stream to the end); each server pinned to one core, the load"
+    " client and the fakes to the other. LangGraph Agent Server is `langgraph dev` (in-memory"
+    " runtime) in its best-case profile (below); its model is a zero-latency function and its tool"
+    " an in-process function, while Parley's model is the fake Converse server over HTTP, its tool"
+    " a real MCP server over HTTP and its store durable SQLite. The machine is shared and drifts:"
+    " absolute figures are noisy, only the ratios measured in one run count."
+)
+
+
+def _peer_tput(cells: dict[str, Any], server: str, length: str) -> dict[int, dict[str, Any]]:
+    prefix = f"peer/{server}/one_tool/{length}/n="
+    return {int(k[len(prefix) :]): v for k, v in cells.items() if k.startswith(prefix)}
+
+
+def _best(tput: dict[int, dict[str, Any]]) -> tuple[int, dict[str, Any]] | None:
+    if not tput:
+        return None
+    n = max(tput, key=lambda k: tput[k]["turns_per_s"])
+    return n, tput[n]
+
+
+def _ratio(parley: float | None, langgraph: float | None) -> float | None:
+    if parley is None or not langgraph:
+        return None
+    return parley / langgraph
+
+
+def _x(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}×"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def peer_lengths(cells: dict[str, Any]) -> list[tuple[str, float]]:
+    seen: dict[str, float] = {}
+    for name, cell in cells.items():
+        if name.startswith("peer/parley/one_tool/"):
+            seen.setdefault(cell["length"], cell["seconds"])
+    return sorted(seen.items(), key=lambda item: item[1])
+
+
+def peer_targets(result: dict[str, Any]) -> list[list[str]]:
+    """(measure, Parley, LangGraph, Parley ÷ LangGraph, target, verdict) for issue 19's targets;
+    the throughput, CPU and no-collapse rows once per cell length."""
+    cells = result["cells"]
+    rows: list[list[str]] = []
+
+    def seq(server: str, scenario: str, *path: str) -> Any:
+        return _get(cells, f"peer/{server}/sequential/{scenario}", *path)
+
+    for length, seconds in peer_lengths(cells):
+        ns = ", ".join(str(n) for n in sorted(_peer_tput(cells, "parley", length)))
+        where = f"{length} cells, {seconds:g} s, of N = {ns}"
+        p = _best(_peer_tput(cells, "parley", length))
+        lg = _best(_peer_tput(cells, "langgraph", length))
+        ratio = _ratio(p[1]["turns_per_s"] if p else None, lg[1]["turns_per_s"] if lg else None)
+        rows.append([
+            f"`one_tool` throughput, best N ({where})",
+            f"{p[1]['turns_per_s']:.1f}/s (N={p[0]})" if p else "n/a",
+            f"{lg[1]['turns_per_s']:.1f}/s (N={lg[0]})" if lg else "n/a",
+            _x(ratio), "≥ 2.0×", _verdict(None if ratio is None else ratio >= 2.0),
+        ])  # fmt: skip
+        pc = p[1].get("server_cpu_ms_per_turn") if p else None
+        lc = lg[1].get("server_cpu_ms_per_turn") if lg else None
+        ratio = _ratio(pc, lc)
+        rows.append([
+            f"server CPU per `one_tool` turn at saturation (each at its best N; {where})",
+            f"{_fmt(pc, ' ms', 2)} (N={p[0]})" if p else "n/a",
+            f"{_fmt(lc, ' ms', 2)} (N={lg[0]})" if lg else "n/a",
+            _x(ratio), "≤ 0.5×", _verdict(None if ratio is None else ratio <= 0.5),
+        ])  # fmt: skip
+        collapse = []
+        for server, best in (("parley", p), ("langgraph", lg)):
+            at_top = _peer_tput(cells, server, length).get(128)
+            if best and at_top:
+                share = at_top["turns_per_s"] / best[1]["turns_per_s"]
+                text = f"{share:.2f}× ({at_top['turns_per_s']:.1f} vs "
+                text += f"{best[1]['turns_per_s']:.1f}/s at N={best[0]})"
+                collapse.append((share, text))
+            else:
+                collapse.append((None, "n/a"))
+        rows.append([
+            f"throughput at N = 128 vs best N ({where})", collapse[0][1], collapse[1][1], "",
+            "≥ 0.95× (Parley's)",
+            _verdict(None if collapse[0][0] is None else collapse[0][0] >= 0.95),
+        ])  # fmt: skip
+    for scenario in ("one_tool", "no_tool"):
+        pv = seq("parley", scenario, "latency", "p50_ms")
+        lv = seq("langgraph", scenario, "latency", "p50_ms")
+        ratio = _ratio(pv, lv)
+        rows.append([
+            f"`{scenario}` p50, sequential", _fmt(pv, " ms", 2), _fmt(lv, " ms", 2), _x(ratio),
+            "≤ 0.6×", _verdict(None if ratio is None else ratio <= 0.6),
+        ])  # fmt: skip
+    pv = _get(cells, "peer/parley/get_run", "server_cpu_ms_per_get")
+    lv = _get(cells, "peer/langgraph/get_run", "server_cpu_ms_per_get")
+    ratio = _ratio(pv, lv)
+    rows.append([
+        "CPU per `GET /agents/runs/{id}` vs per LangGraph `GET /threads/{t}/runs/{r}`",
+        _fmt(pv, " ms", 3), _fmt(lv, " ms", 3), _x(ratio), "≤ 0.5×",
+        _verdict(None if ratio is None else ratio <= 0.5),
+    ])  # fmt: skip
+    inflight = cells.get("inflight/as shipped")
+    if inflight:
+        wall = inflight.get("all_terminal_s")
+        ok = (
+            wall is not None
+            and wall <= 5.0
+            and inflight["rss_peak_mb"] <= 400
+            and inflight["errors"] == 0
+        )
+        full = inflight["runs"] >= 2000
+        rows.append([
+            "2,000 runs in flight, 1 s model (Parley only; unpinned, as the in-flight cell runs)",
+            f"{inflight['runs']} runs: {inflight['terminal']} terminal, "
+            f"{'all in ' + _fmt(wall, ' s') if wall is not None else 'NOT all'}; peak RSS "
+            f"{inflight['rss_peak_mb']:.0f} MB; {inflight['errors']} errors",
+            "—", "", "all terminal ≤ 5 s wall, ≤ 400 MB, 0 errors",
+            _verdict(ok) if full else f"{_verdict(ok)} (reduced run: {inflight['runs']} runs)",
+        ])  # fmt: skip
+    else:
+        rows.append(["2,000 runs in flight, 1 s model (Parley only)", "not run", "—", "",
+                     "all terminal ≤ 5 s wall, ≤ 400 MB, 0 errors", "n/a"])  # fmt: skip
+    return rows
+
+
+def peer_section(result: dict[str, Any]) -> list[str]:
+    cells = result["cells"]
+    if not any(name.startswith("peer/") for name in cells):
+        return []
+    parts = ["", "## Targets (issue 19): Parley beside LangGraph Agent Server", "", PEER_NOTE, ""]
+    if result.get("langgraph"):
+        parts += [f"**{result['langgraph']}**", ""]
+    parts += [
+        _table(
+            ["measure", "Parley", "LangGraph (best case)", "Parley ÷ LangGraph", "target",
+             "verdict"],
+            peer_targets(result),
+        ),
+        "",
+        f"Pinning: {result.get('peer_pinning', 'n/a')}.",
+    ]  # fmt: skip
+    if result.get("langgraph_profile"):
+        parts += [
+            "",
+            "LangGraph's best-case profile (tests/bench/langgraph_server.py), as it said:",
+        ]
+        parts += [f"- {line}" for line in result["langgraph_profile"]]
+    shipped = cells.get("peer/langgraph-shipped/sequential/one_tool")
+    if shipped:
+        best = _get(cells, "peer/langgraph/sequential/one_tool", "latency", "p50_ms")
+        parts += [
+            f"- why: LangGraph as shipped (`langgraph dev`, no patch, one job, INFO logs) took"
+            f" {_fmt(shipped['latency']['p50_ms'], ' ms')} p50 per sequential `one_tool` turn"
+            f" ({shipped['turns']} turns), against {_fmt(best, ' ms')} in its best case."
+        ]
+
+    def pair(name: str, *path: str, digits: int = 2) -> list[str]:
+        pv = _get(cells, f"peer/parley/{name}", *path)
+        lv = _get(cells, f"peer/langgraph/{name}", *path)
+        return [_fmt(pv, "", digits), _fmt(lv, "", digits), _x(_ratio(pv, lv))]
+
+    rows = []
+    for scenario in ("no_tool", "one_tool"):
+        name = f"sequential/{scenario}"
+        rows += [
+            [f"`{scenario}` sequential", "p50 ms", *pair(name, "latency", "p50_ms")],
+            [f"`{scenario}` sequential", "p95 ms", *pair(name, "latency", "p95_ms")],
+            [f"`{scenario}` sequential", "p99 ms", *pair(name, "latency", "p99_ms")],
+            [f"`{scenario}` sequential", "server CPU ms/turn",
+             *pair(name, "server_cpu_ms_per_turn")],
+            [f"`{scenario}` sequential", "turns", *pair(name, "turns", digits=0)],
+        ]  # fmt: skip
+    rows += [
+        ["GET run (8 pollers)", "server CPU ms/GET",
+         *pair("get_run", "server_cpu_ms_per_get", digits=3)],
+        ["GET run (8 pollers)", "p50 ms", *pair("get_run", "latency", "p50_ms")],
+        ["GET run (8 pollers)", "GETs", *pair("get_run", "gets", digits=0)],
+    ]  # fmt: skip
+    parts += [
+        "",
+        "### Sequential turns and GET cost, side by side",
+        "",
+        _table(["cell", "measure", "Parley", "LangGraph", "Parley ÷ LangGraph"], rows),
+    ]
+    rows = []
+    for length, seconds in peer_lengths(cells):
+        p, lg = _peer_tput(cells, "parley", length), _peer_tput(cells, "langgraph", length)
+        for n in sorted(set(p) | set(lg)):
+            pc, lc = p.get(n, {}), lg.get(n, {})
+
+            def trio(*path: str, digits: int = 1, pc=pc, lc=lc) -> list[str]:
+                pv, lv = _get({"c": pc}, "c", *path), _get({"c": lc}, "c", *path)
+                return [_fmt(pv, "", digits), _fmt(lv, "", digits), _x(_ratio(pv, lv))]
+
+            def quarters(cell: dict[str, Any]) -> str:
+                q = cell.get("quarters_turns_per_s")
+                return f"{q[0]:.0f} → {q[-1]:.0f}" if q else "n/a"
+
+            def busy(cell: dict[str, Any]) -> str:
+                if "server_core_busy" not in cell:
+                    return "n/a"
+                return f"{cell['server_core_busy']:.2f} / {cell['client_core_busy']:.2f}"
+
+            rows.append([
+                f"{length} {seconds:g} s", n, *trio("turns_per_s"),
+                *trio("server_cpu_ms_per_turn", digits=2), *trio("latency", "p50_ms"),
+                quarters(pc), quarters(lc), busy(pc), busy(lc),
+                f"{pc.get('errors', 'n/a')} / {lc.get('errors', 'n/a')}",
+            ])  # fmt: skip
+    parts += [
+        "",
+        "### `one_tool` throughput, side by side (fresh server per cell)",
+        "",
+        "Quarters: turns/s finished in the first and the last quarter of the cell. Busy: CPU"
+        " seconds per wall second on the servers' core (the server) / on the other core (load"
+        " client + fakes); 1.00 is a full core.",
+        "",
+        _table(
+            ["cell", "N", "Parley turns/s", "LangGraph turns/s", "÷", "Parley CPU ms/turn",
+             "LangGraph CPU ms/turn", "÷", "Parley p50 ms", "LangGraph p50 ms", "÷",
+             "Parley quarters", "LangGraph quarters", "Parley busy", "LangGraph busy",
+             "errors P / LG"],
+            rows,
+        ),
+    ]  # fmt: skip
+    return parts
+
+
 def machine_speed(result: dict[str, Any]) -> list[str]:
     """The calibration cell: the performance-floor note's reference blocks measured now, and the
     main CPU and latency figures divided by the factor (what they would be on the machine the
@@ -345,6 +581,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"**{result.get('sse_incomplete', 0)}**. CPU columns are per turn: Parley (whole process"
         " tree), the fake Converse server, the fake MCP server and the load client, each"
         " measured apart.",
+    ]
+    parts += peer_section(result)
+    parts += [
         "",
         "## Targets (issue 6)",
         "",

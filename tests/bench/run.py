@@ -8,6 +8,12 @@ Parley runs as a user runs it (`parley up`, or `parley serve …` for scale-out)
 and MCP servers each in their own process; Parley's CPU (whole process tree), the fakes' and this
 load client's are measured apart. Writes `<out>/bench.json`, `<out>/report.md` and
 `<out>/latency.png`, and prints the report. Every loop is bounded in count and in time.
+
+The `peer` group (issue 19) runs the same `no_tool` / `one_tool` turns against `parley up` and
+against LangGraph Agent Server (`langgraph dev`, in-memory, its best-case profile: see
+langgraph_server.py) in the same invocation, each server pinned to one core and this client and
+the fakes to the other, and the report sets every figure beside LangGraph's. Without
+.venv-langgraph (`make bench` builds it) the LangGraph half is skipped, saying so.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import platform
 import re
 import statistics
@@ -31,7 +38,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.bench import calibrate, providers, report, stack  # noqa: E402
-from tests.bench.client import SCENARIOS, WAITS, Client, Turn, http_client  # noqa: E402
+from tests.bench.client import (  # noqa: E402
+    SCENARIOS,
+    WAITS,
+    Client,
+    LangGraphClient,
+    Turn,
+    http_client,
+)
 
 
 @dataclass(frozen=True)
@@ -53,10 +67,20 @@ class Plan:
     postgres_seq_turns: int
     calibration_calls: int
     scaleout_runners: tuple[int, ...] = (1, 2)
+    # The peer group: sequential turns per scenario, GETs, and one_tool throughput cells of two
+    # lengths (short, steady-state) at each N, each on a fresh server.
+    peer_seq_turns: int = 200
+    peer_get_burst: int = 2000
+    peer_lengths: tuple[tuple[str, float, tuple[int, ...]], ...] = (
+        ("short", 3.0, (1, 8, 32, 128)),
+        ("steady", 20.0, (1, 8, 32, 128)),
+    )
+    peer_shipped_turns: int = 10  # sequential one_tool turns on LangGraph as shipped (unpatched)
 
 
 GROUPS = (
     "calibration",
+    "peer",
     "sequential",
     "throughput",
     "inflight",
@@ -77,9 +101,14 @@ PLANS = {
         "quick", 10, 50, (1, 32, 128), 6.0, 500, 200, 1.0, 30.0,
         (AS_SHIPPED, ("runner_concurrency=200", {"PARLEY_RUNNER_CONCURRENCY": "200"})),
         5, 32, 6.0, 6.0, 30, 1000,
+        peer_seq_turns=50, peer_get_burst=500,
+        peer_lengths=(("short", 3.0, (1, 8, 32, 128)), ("steady", 20.0, (32, 128))),
+        peer_shipped_turns=5,
     ),
     "smoke": Plan(
         "smoke", 0, 2, (4,), 0.5, 30, 10, 0.1, 20.0, (AS_SHIPPED,), 0, 4, 0.5, 0.0, 2, 20, (2,),
+        peer_seq_turns=2, peer_get_burst=16, peer_lengths=(("short", 0.5, (4,)),),
+        peer_shipped_turns=0,
     ),
 }  # fmt: skip
 
@@ -116,7 +145,7 @@ class Bench:
         self.result: dict[str, Any] = {
             "mode": plan.mode,
             "machine": {
-                "cpus": __import__("os").cpu_count(),
+                "cpus": os.cpu_count(),
                 "python": platform.python_version(),
                 "platform": platform.platform(),
             },
@@ -126,6 +155,8 @@ class Bench:
         }
         self.converse: stack.Proc | None = None
         self.mcp: stack.Proc | None = None
+        self.cores: tuple[int, ...] = ()  # (servers' core, client's core) while the peer group runs
+        self.affinity: set[int] = set()
 
     # --- shared fakes ---------------------------------------------------------------------------
 
@@ -157,10 +188,14 @@ class Bench:
     # --- measuring a stretch of load ------------------------------------------------------------
 
     async def measured(
-        self, parley: stack.Parley, work: Callable[[], Awaitable[dict[str, Any]]]
+        self,
+        parley: stack.Parley | stack.LangGraph,
+        work: Callable[[], Awaitable[dict[str, Any]]],
+        label: str = "parley",
     ) -> dict[str, Any]:
-        """Runs `work`, adding the CPU seconds of Parley, the fakes and this client over it, and
-        Parley's RSS before (idle) and at its peak."""
+        """Runs `work`, adding the CPU seconds of the server (`<label>_cpu_s`: Parley, or in the
+        peer cells either server), the fakes and this client over it, and the server's RSS
+        before (idle) and at its peak."""
         idle_rss = parley.rss_bytes()
         cpu0, fakes0, own0 = parley.cpu_seconds(), self.fakes_cpu(), stack.own_cpu_seconds()
         wall0 = time.perf_counter()
@@ -170,7 +205,7 @@ class Bench:
         fakes1 = self.fakes_cpu()
         data.update(
             wall_s=wall,
-            parley_cpu_s=parley.cpu_seconds() - cpu0,
+            **{f"{label}_cpu_s": parley.cpu_seconds() - cpu0},
             fake_converse_cpu_s=fakes1["converse"] - fakes0["converse"],
             fake_mcp_cpu_s=fakes1["mcp"] - fakes0["mcp"],
             client_cpu_s=stack.own_cpu_seconds() - own0,
@@ -179,7 +214,7 @@ class Bench:
         )
         turns = data.get("turns") or 0
         if turns:
-            for key in ("parley_cpu_s", "fake_converse_cpu_s", "fake_mcp_cpu_s", "client_cpu_s"):
+            for key in (f"{label}_cpu_s", "fake_converse_cpu_s", "fake_mcp_cpu_s", "client_cpu_s"):
                 data[key.replace("_cpu_s", "_cpu_ms_per_turn")] = data[key] * 1000 / turns
         return data
 
@@ -189,12 +224,14 @@ class Bench:
     ) -> dict[str, Any]:  # fmt: skip
         """`count` turns (or as many as fit in `seconds`) by `concurrency` clients."""
         latencies: list[float] = []
+        ends: list[float] = []
         pickups: list[float] = []
         iterations: list[int] = []
         errors: list[str] = []
         remaining = [count]
         until = time.perf_counter() + seconds if seconds else None
         incomplete0 = len(client.sse_incomplete)
+        started = time.perf_counter()
 
         async def one_client() -> None:
             while remaining[0] > 0 and (until is None or time.perf_counter() < until):
@@ -205,13 +242,21 @@ class Bench:
                     errors.append(f"{type(exc).__name__}: {exc}"[:300])
                     continue
                 latencies.append(turn.seconds)
+                ends.append(time.perf_counter() - started)
                 pickups.extend(turn.pickup_ms)
                 iterations.append(turn.iterations)
 
-        started = time.perf_counter()
         await asyncio.gather(*(one_client() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
+        quarter = elapsed / 4
         return {
+            # Turns finished in each quarter of the cell, per second: flat, or slowing down.
+            "quarters_turns_per_s": [
+                sum(1 for t in ends if i * quarter <= t < (i + 1) * quarter) / quarter
+                if quarter
+                else 0.0
+                for i in range(4)
+            ],
             "scenario": scenario,
             "wait": mode,
             "concurrency": concurrency,
@@ -263,7 +308,23 @@ class Bench:
         """CPU per `GET /agents/runs/{id}` on a finished one_tool run, 8 pollers at once."""
         turn = await client.turn("one_tool", "sse")
         run_id = turn.run_ids[-1]
-        count = self.plan.get_burst
+        data = await self.get_burst(
+            parley,
+            lambda: client.get_run(run_id),
+            lambda run: run["status"] == "completed",
+            self.plan.get_burst,
+        )
+        self.cell("get_run_cpu", data)
+
+    async def get_burst(
+        self,
+        server: stack.Parley | stack.LangGraph,
+        get: Callable[[], Awaitable[dict[str, Any]]],
+        ok: Callable[[dict[str, Any]], bool],
+        count: int,
+        label: str = "parley",
+    ) -> dict[str, Any]:
+        """`count` GETs of one finished run by 8 pollers at once: the server's CPU per GET."""
         latencies: list[float] = []
         errors = [0]
 
@@ -271,8 +332,7 @@ class Bench:
             for _ in range(share):
                 t0 = time.perf_counter()
                 try:
-                    run = await client.get_run(run_id)
-                    if run["status"] != "completed":
+                    if not ok(await get()):
                         errors[0] += 1
                 except Exception:  # noqa: BLE001
                     errors[0] += 1
@@ -282,10 +342,10 @@ class Bench:
             await asyncio.gather(*(poller(count // 8) for _ in range(8)))
             return {"gets": len(latencies), "errors": errors[0], "latency": dist(latencies)}
 
-        data = await self.measured(parley, work)
-        data["parley_cpu_ms_per_get"] = data["parley_cpu_s"] * 1000 / max(1, data["gets"])
+        data = await self.measured(server, work, label)
+        data[f"{label}_cpu_ms_per_get"] = data[f"{label}_cpu_s"] * 1000 / max(1, data["gets"])
         data["client_cpu_ms_per_get"] = data["client_cpu_s"] * 1000 / max(1, data["gets"])
-        self.cell("get_run_cpu", data)
+        return data
 
     async def throughput(self, n: int, db: str = "sqlite", scenario: str = "one_tool") -> None:
         pg = await stack.create_pg_database() if db == "postgres" else None
@@ -500,6 +560,168 @@ class Bench:
         finally:
             parley.stop()
 
+    # --- side by side with LangGraph Agent Server (issue 19) ------------------------------------
+
+    def peer_up(self, server: str, name: str) -> stack.Parley | stack.LangGraph:
+        """A fresh `parley up` (SQLite, as shipped) or LangGraph Agent Server (best case, or
+        `langgraph-shipped`: as installed), on the servers' core."""
+        up: stack.Parley | stack.LangGraph
+        if server == "parley":
+            up = self.up(name=f"parley-up-{name}")
+        elif server == "langgraph-shipped":
+            up = stack.langgraph_up(self.logs, profile="shipped", name=f"langgraph-shipped-{name}")
+        else:
+            up = stack.langgraph_up(self.logs, name=f"langgraph-{name}")
+            if "langgraph_profile" not in self.result:
+                self.result["langgraph_profile"] = up.settings
+                for line in up.settings:
+                    print(f"[bench] LangGraph best case: {line}", flush=True)
+        if self.cores:
+            for proc in up.procs:
+                proc.pin({self.cores[0]})
+        return up
+
+    def peer_client(
+        self, up: stack.Parley | stack.LangGraph, http: Any
+    ) -> Client | LangGraphClient:
+        if isinstance(up, stack.Parley):
+            return Client(http, up.token, self.mcp_url)
+        return LangGraphClient(http)
+
+    def peer_cell(self, server: str, name: str, data: dict[str, Any]) -> None:
+        """Adds how busy each core was (the servers' core: the server alone; the other: this
+        client and the fakes) and records the cell as `peer/<server>/<name>`."""
+        wall = data.get("wall_s") or 0
+        if wall:
+            data["server_core_busy"] = data["server_cpu_s"] / wall
+            others = data["client_cpu_s"] + data["fake_converse_cpu_s"] + data["fake_mcp_cpu_s"]
+            data["client_core_busy"] = others / wall
+        data.pop("latencies_ms", None)
+        data.pop("pickups_ms", None)
+        self.cell(f"peer/{server}/{name}", {"server": server, **data})
+
+    async def peer_sequential(self, server: str) -> None:
+        """Sequential no_tool and one_tool turns, then GETs of a finished one_tool run."""
+        plan = self.plan
+        up = self.peer_up(server, "seq")
+        try:
+            async with http_client(up.url) as http:
+                client = self.peer_client(up, http)
+                for scenario in ("no_tool", "one_tool"):
+                    if plan.warmup:
+                        await self.run_turns(client, scenario, "sse", plan.warmup)
+                    data = await self.measured(
+                        up,
+                        lambda s=scenario: self.run_turns(client, s, "sse", plan.peer_seq_turns),
+                        "server",
+                    )
+                    self.peer_cell(server, f"sequential/{scenario}", data)
+                turn = await client.turn("one_tool", "sse")
+                if isinstance(client, LangGraphClient):
+                    data = await self.get_burst(
+                        up,
+                        lambda: client.get_run(turn.thread_id, turn.run_ids[-1]),
+                        lambda run: run["status"] == "success",
+                        plan.peer_get_burst,
+                        "server",
+                    )
+                else:
+                    data = await self.get_burst(
+                        up,
+                        lambda: client.get_run(turn.run_ids[-1]),
+                        lambda run: run["status"] == "completed",
+                        plan.peer_get_burst,
+                        "server",
+                    )
+                self.peer_cell(server, "get_run", data)
+        finally:
+            up.stop()
+
+    async def peer_shipped(self) -> None:
+        """A few sequential one_tool turns on LangGraph as installed: what the best-case patch
+        takes away (the queue poll's idle sleep)."""
+        up = self.peer_up("langgraph-shipped", "seq")
+        try:
+            async with http_client(up.url) as http:
+                client = self.peer_client(up, http)
+                await self.run_turns(client, "one_tool", "sse", 1)
+                data = await self.measured(
+                    up,
+                    lambda: self.run_turns(client, "one_tool", "sse", self.plan.peer_shipped_turns),
+                    "server",
+                )
+            self.peer_cell("langgraph-shipped", "sequential/one_tool", data)
+        finally:
+            up.stop()
+
+    async def peer_throughput(self, server: str, length: str, seconds: float, n: int) -> None:
+        """`n` clients running one_tool turns for `seconds` against a fresh server."""
+        up = self.peer_up(server, f"{length}-n{n}")
+        try:
+            async with http_client(up.url, connections=max(64, 2 * n + 8)) as http:
+                client = self.peer_client(up, http)
+                await self.run_turns(client, "one_tool", "sse", max(2, min(n, 16)), min(n, 16))
+                data = await self.measured(
+                    up,
+                    lambda: self.run_turns(client, "one_tool", "sse", 10**9, n, seconds=seconds),
+                    "server",
+                )
+            data.update(length=length, seconds=seconds)
+            self.peer_cell(server, f"one_tool/{length}/n={n}", data)
+        finally:
+            up.stop()
+
+    async def peer(self) -> None:
+        missing = stack.langgraph_missing()
+        servers = ["parley"]
+        if missing:
+            self.result["langgraph"] = f"LangGraph Agent Server NOT run: {missing}"
+            print(f"[bench] {self.result['langgraph']}", flush=True)
+        else:
+            servers.append("langgraph")
+        self.result["peer_pinning"] = self.pin_peer()
+        print(f"[bench] peer pinning: {self.result['peer_pinning']}", flush=True)
+        try:
+            for server in servers:
+                await self.peer_sequential(server)
+            if not missing and self.plan.peer_shipped_turns:
+                await self.peer_shipped()
+            # The servers take turns cell by cell, so that the machine's drift touches both alike.
+            for length, seconds, ns in self.plan.peer_lengths:
+                for n in ns:
+                    for server in servers:
+                        await self.peer_throughput(server, length, seconds, n)
+        finally:
+            self.unpin_peer()
+
+    def pin_peer(self) -> str:
+        """The servers on one core, this client and the fakes on another (when there are two)."""
+        self.affinity = os.sched_getaffinity(0)
+        usable = sorted(self.affinity)
+        if len(usable) < 2:
+            self.cores = ()
+            return f"not pinned: only cores {usable} usable"
+        self.cores = (usable[0], usable[1])
+        client_core = {usable[1]}
+        stack.pin_self(client_core)
+        assert self.converse and self.mcp
+        self.converse.pin(client_core)
+        self.mcp.pin(client_core)
+        return (
+            f"server (parley up / langgraph dev, whole process tree) on core {usable[0]}; "
+            f"load client, fake Converse and fake MCP on core {usable[1]}"
+        )
+
+    def unpin_peer(self) -> None:
+        if not self.cores:
+            return
+        everywhere = self.affinity  # as the bench started
+        stack.pin_self(everywhere)
+        assert self.converse and self.mcp
+        self.converse.pin(everywhere)
+        self.mcp.pin(everywhere)
+        self.cores = ()
+
     # --- the whole plan -------------------------------------------------------------------------
 
     def wanted(self, group: str) -> bool:
@@ -534,6 +756,8 @@ class Bench:
             else:
                 self.result["postgres"] = "PostgreSQL not available: postgres cells NOT run"
                 print(f"[bench] {self.result['postgres']}", flush=True)
+            if wanted("peer"):
+                await self.peer()
             if plan.profile_s and wanted("profile"):
                 await self.profile()
             if wanted("providers"):

@@ -1,7 +1,9 @@
 """Processes for the benchmark, started as a user would start them, each in its own process group:
-`parley up` (or `parley serve <service>`), the fake Converse server and the fake MCP server.
-CPU and RSS are read per process tree with psutil, so Parley, the fakes and the load client are
-measured apart. Every wait here has a deadline."""
+`parley up` (or `parley serve <service>`), the fake Converse server, the fake MCP server, and
+LangGraph Agent Server (`langgraph dev`, from its own virtualenv) for the side-by-side cells.
+CPU and RSS are read per process tree with psutil, so Parley, its peer, the fakes and the load
+client are measured apart; `pin` puts every thread of a process tree on given cores. Every wait
+here has a deadline."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +28,10 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+# LangGraph Agent Server's own virtualenv (`make bench` builds it from pyproject's `peer` extra):
+# langgraph-api pins protobuf < 7 and grpcio < 1.82, which Parley's generated code cannot run on.
+LANGGRAPH_VENV = REPO / ".venv-langgraph"
+LANGGRAPH_PYTHON = LANGGRAPH_VENV / "bin" / "python"
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 JWT_SECRET = "bench-secret-0123456789abcdef0123456789"
 INTERNAL_SECRET = "bench-internal-secret-0123456789abcdef"
@@ -85,6 +92,12 @@ class Proc:
             with contextlib.suppress(psutil.Error):
                 total += proc.memory_info().rss
         return total
+
+    def pin(self, cores: set[int]) -> None:
+        """Every thread of every process of the tree on `cores` (threads and processes started
+        later inherit it from the thread that starts them)."""
+        for proc in self.tree():
+            pin_threads(proc.pid, cores)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.popen.poll() is not None:
@@ -148,6 +161,19 @@ def spawn(
             tail += "\n" + log_path.read_text()[-3000:]
         raise RuntimeError(f"{name} did not become ready within {timeout}s:\n{tail}")
     return proc, found[0]
+
+
+def pin_threads(pid: int, cores: set[int]) -> None:
+    """sched_setaffinity is per thread on Linux: set it on each of the process's threads."""
+    with contextlib.suppress(FileNotFoundError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(int(tid), cores)
+
+
+def pin_self(cores: set[int]) -> None:
+    """This process (the load client, and the threads it has) on `cores`."""
+    pin_threads(os.getpid(), cores)
 
 
 def python(module: str, *args: str) -> list[str]:
@@ -275,8 +301,12 @@ def parley_serve(
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             failures.append(exc)
 
-    # The api first (it migrates the database; the gateway reads its descriptors), then the
-    # others at once: a runner retries its ClaimRun and WatchWork until the store answers.
+    # `parley migrate` first, as a deployment's migrate job runs; then the api (the gateway
+    # reads its descriptors), then the others at once: a runner retries its ClaimRun and
+    # WatchWork until the store answers.
+    subprocess.run(
+        [str(BIN / "parley"), "migrate"], env=common, check=True, capture_output=True, timeout=120
+    )
     start(0, *plan[0])
     if not failures:
         threads = [
@@ -294,6 +324,57 @@ def parley_serve(
     procs.sort(key=lambda p: ["api", "tooling", "runner", "gateway"].index(p.name.split("-")[1]))
     token = mint_token(JWT_SECRET, company_id=1, user_id=1, ttl_seconds=86400)
     return Parley(procs, f"http://127.0.0.1:{http_port}", token, Path("."), database_url)
+
+
+@dataclass
+class LangGraph:
+    """A running LangGraph Agent Server (tests/bench/langgraph_server.py): its process and URL."""
+
+    procs: list[Proc]
+    url: str
+    profile: str
+    settings: list[str]  # what the launcher says of its profile and patch, from its output
+
+    def cpu_seconds(self) -> float:
+        return sum(p.cpu_seconds() for p in self.procs)
+
+    def rss_bytes(self) -> int:
+        return sum(p.rss_bytes() for p in self.procs)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+
+def langgraph_missing() -> str | None:
+    """Why LangGraph Agent Server cannot run here, or None."""
+    if not LANGGRAPH_PYTHON.exists():
+        return f"{LANGGRAPH_PYTHON} not found (`make bench` builds it from the peer extra)"
+    imports = "import langgraph_api, langgraph_runtime_inmem, langgraph_cli"
+    probe = subprocess.run(
+        [str(LANGGRAPH_PYTHON), "-c", imports], capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    if probe.returncode != 0:
+        return f"langgraph-cli[inmem] not importable in {LANGGRAPH_VENV}: {probe.stderr[-300:]}"
+    return None
+
+
+def langgraph_up(log_dir: Path, *, profile: str = "best", name: str = "langgraph") -> LangGraph:
+    """tests/bench/langgraph_server.py in .venv-langgraph, in the given profile, on a free port,
+    working in `<log_dir>/<name>` (its langgraph.json, the runtime's dumps); no LangSmith setting
+    of the caller's reaches it."""
+    port = free_port()
+    args = [str(LANGGRAPH_PYTHON), "-m", "tests.bench.langgraph_server", "--port", str(port)]
+    # Fresh each time: the runtime would load a previous run's threads from its dumps there.
+    workdir = (log_dir / name).resolve()
+    shutil.rmtree(workdir, ignore_errors=True)
+    args += ["--profile", profile, "--workdir", str(workdir)]
+    env = {k: v for k, v in base_env().items() if not k.startswith(("LANGSMITH_", "LANGCHAIN_"))}
+    env.pop("VIRTUAL_ENV", None)
+    proc, _ = spawn(name, args, env, r"listening (\d+)", log_dir=log_dir)
+    said = [line for line in proc.lines if line.startswith(("profile ", "patched: "))]
+    return LangGraph([proc], f"http://127.0.0.1:{port}", profile, said)
 
 
 async def create_pg_database() -> str:
@@ -336,7 +417,7 @@ def pg_url(name: str) -> str:
 class RssSampler:
     """Peak RSS of some process trees, sampled every `period` seconds on the event loop."""
 
-    def __init__(self, measure: list[Proc] | Parley, period: float = 0.1) -> None:
+    def __init__(self, measure: list[Proc] | Parley | LangGraph, period: float = 0.1) -> None:
         self._measure = measure
         self._period = period
         self.peak = 0
@@ -344,7 +425,7 @@ class RssSampler:
 
     def _now(self) -> int:
         m = self._measure
-        return m.rss_bytes() if isinstance(m, Parley) else sum(p.rss_bytes() for p in m)
+        return sum(p.rss_bytes() for p in m) if isinstance(m, list) else m.rss_bytes()
 
     async def _run(self) -> None:
         while True:

@@ -100,12 +100,15 @@ class Suite(GatewayClient):
 
 
 @asynccontextmanager
-async def running_suite(database_url: str) -> AsyncIterator[Suite]:
+async def running_suite(database_url: str, **overrides: Any) -> AsyncIterator[Suite]:
     settings = Settings(
-        database_url=database_url,
-        jwt_secret=SECRET,
-        internal_secret=INTERNAL_SECRET,
-        docs_base_url=DOCS,
+        **{
+            "database_url": database_url,
+            "jwt_secret": SECRET,
+            "internal_secret": INTERNAL_SECRET,
+            "docs_base_url": DOCS,
+            **overrides,
+        }
     )
     api = await api_server.start(settings, "127.0.0.1:0", "127.0.0.1:0")
     gateway = await gateway_app.start(settings, f"127.0.0.1:{api.port}", "127.0.0.1", 0)

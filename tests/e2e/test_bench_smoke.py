@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.bench import report
+from tests.bench.client import TurnError, check_langgraph
 from tests.bench.fake_converse import answer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,11 +47,14 @@ def test_profile_summary_attributes_samples_to_services() -> None:
     assert ["api (store)", 1, 25.0] in summary["per_service"]
 
 
-@pytest.mark.timeout(180)
-def test_bench_smoke_runs_and_every_turn_is_right(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One `--smoke` run of the whole bench (its output directory and bench.json), shared by the
+    tests below."""
+    out = tmp_path_factory.mktemp("bench-smoke")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "AWS_"))}
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.bench.run", "--smoke", "--out", str(tmp_path)],
+        [sys.executable, "-m", "tests.bench.run", "--smoke", "--out", str(out)],
         check=False,
         cwd=REPO,
         env=env,
@@ -59,7 +63,12 @@ def test_bench_smoke_runs_and_every_turn_is_right(tmp_path: Path) -> None:
         timeout=170,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    result = json.loads((tmp_path / "bench.json").read_text())
+    return out, json.loads((out / "bench.json").read_text())
+
+
+@pytest.mark.timeout(180)
+def test_bench_smoke_runs_and_every_turn_is_right(smoke: tuple[Path, dict]) -> None:
+    tmp_path, result = smoke
     cells = result["cells"]
     assert result["errors"] == 0
     for scenario in ("no_tool", "one_tool", "caller_tool"):
@@ -77,6 +86,89 @@ def test_bench_smoke_runs_and_every_turn_is_right(tmp_path: Path) -> None:
     report_text = (tmp_path / "report.md").read_text()
     assert "## Targets (issue 6)" in report_text and "pickup delay" in report_text
     assert (tmp_path / "latency.png").stat().st_size > 0
+
+
+def _peer_cells_ran(cells: dict, server: str) -> None:
+    for name in ("sequential/no_tool", "sequential/one_tool", "one_tool/short/n=4"):
+        cell = cells[f"peer/{server}/{name}"]
+        assert cell["turns"] > 0 and cell["errors"] == 0, (name, cell.get("error_samples"))
+        assert cell["server_cpu_s"] > 0
+    get = cells[f"peer/{server}/get_run"]
+    assert get["gets"] > 0 and get["errors"] == 0
+
+
+@pytest.mark.timeout(180)
+def test_bench_smoke_runs_parley_pinned_for_the_side_by_side(smoke: tuple[Path, dict]) -> None:
+    """The peer group's Parley half always runs: `parley up` on one core, the client on the
+    other, and the report's issue-19 table is there (its LangGraph column n/a without it)."""
+    tmp_path, result = smoke
+    _peer_cells_ran(result["cells"], "parley")
+    if (os.cpu_count() or 1) >= 2:
+        assert result["peer_pinning"].startswith("server (parley up")
+    assert "## Targets (issue 19)" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.timeout(180)
+def test_bench_smoke_runs_langgraph_beside_parley(smoke: tuple[Path, dict]) -> None:
+    """With .venv-langgraph (`make bench` builds it; `make test` does not), LangGraph Agent
+    Server answers the same turns, every one checked, in its best-case profile."""
+    tmp_path, result = smoke
+    if "langgraph" in result:
+        pytest.skip(result["langgraph"])
+    _peer_cells_ran(result["cells"], "langgraph")
+    assert any(line.startswith("patched: ") for line in result["langgraph_profile"])
+    text = (tmp_path / "report.md").read_text()
+    assert "LangGraph's best-case profile" in text and "Runs.next" in text
+
+
+def test_peer_targets_compare_parley_with_langgraph() -> None:
+    """The issue-19 verdicts are Parley ÷ LangGraph against each target, per cell length."""
+
+    def tput(turns_per_s: float, cpu: float) -> dict:
+        return {"turns_per_s": turns_per_s, "server_cpu_ms_per_turn": cpu, "length": "short",
+                "seconds": 3.0}  # fmt: skip
+
+    def seq(p50: float) -> dict:
+        return {"latency": {"p50_ms": p50}}
+
+    cells = {
+        "peer/parley/one_tool/short/n=8": tput(250.0, 3.0),
+        "peer/parley/one_tool/short/n=128": tput(240.0, 3.1),
+        "peer/langgraph/one_tool/short/n=8": tput(100.0, 8.0),
+        "peer/langgraph/one_tool/short/n=128": tput(50.0, 9.0),
+        "peer/parley/sequential/one_tool": seq(5.0),
+        "peer/langgraph/sequential/one_tool": seq(10.0),
+        "peer/parley/sequential/no_tool": seq(7.0),
+        "peer/langgraph/sequential/no_tool": seq(10.0),
+        "peer/parley/get_run": {"server_cpu_ms_per_get": 0.2},
+        "peer/langgraph/get_run": {"server_cpu_ms_per_get": 0.5},
+    }
+    rows = {row[0].split(" (")[0]: row for row in report.peer_targets({"cells": cells})}
+    assert rows["`one_tool` throughput, best N"][3:] == ["2.50×", "≥ 2.0×", "PASS"]
+    assert rows["server CPU per `one_tool` turn at saturation"][3] == "0.38×"
+    assert rows["server CPU per `one_tool` turn at saturation"][5] == "PASS"
+    assert rows["throughput at N = 128 vs best N"][1].startswith("0.96×")
+    assert rows["throughput at N = 128 vs best N"][5] == "PASS"
+    assert rows["`one_tool` p50, sequential"][3:] == ["0.50×", "≤ 0.6×", "PASS"]
+    assert rows["`no_tool` p50, sequential"][3:] == ["0.70×", "≤ 0.6×", "FAIL"]
+    get = next(row for name, row in rows.items() if name.startswith("CPU per `GET"))
+    assert get[3:] == ["0.40×", "≤ 0.5×", "PASS"]
+    assert rows["2,000 runs in flight, 1 s model"][5] == "n/a"
+
+
+def test_langgraph_turn_check_counts_each_model_message_once() -> None:
+    """A LangGraph join can deliver an event both replayed and live; the turn's check counts
+    model messages by id, and a wrong answer or an error event fails the turn."""
+    call = {"model": {"messages": [{"id": "m1", "content": "", "tool_calls": [{"id": "t"}]}]}}
+    tool = {"tools": {"messages": [{"id": "t1", "content": "echo:ping"}]}}
+    done = {"model": {"messages": [{"id": "m2", "content": "done: echo:ping"}]}}
+    events = [("metadata", {}), ("updates", call), ("updates", call), ("updates", tool),
+              ("updates", done)]  # fmt: skip
+    check_langgraph("r", events, "done: echo:ping", 2)
+    with pytest.raises(TurnError):
+        check_langgraph("r", events[:-1], "done: echo:ping", 2)
+    with pytest.raises(TurnError):
+        check_langgraph("r", [*events, ("error", {"message": "boom"})], "done: echo:ping", 2)
 
 
 def _comparison(module: str) -> str:

@@ -1,11 +1,15 @@
 """Internal listeners over mutual TLS (PARLEY_INTERNAL_TLS_CERT/_KEY/_CA), with a CA and
 certificates made here: a run goes through store, runner and tool router over TLS, and the
-internal listeners refuse plaintext, a client without a certificate and one from another CA."""
+internal listeners refuse plaintext, a client without a certificate and one from another CA;
+`parley health` probes them over TLS, with no credential."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -128,3 +132,48 @@ async def test_internal_listeners_speak_mutual_tls_only(
                     await _discover(channel)
                 refused.append(error.value.code())
         assert refused == [grpc.StatusCode.UNAVAILABLE] * 3
+
+
+async def _health(*services: str, env: dict[str, str]) -> tuple[int, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "AWS_"))}
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("parley")),
+        "health",
+        *services,
+        env={**base, **env},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode().strip()
+
+
+async def test_health_probes_the_internal_listeners_over_tls(
+    make_database_url: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    tls = _authority(tmp_path, "parley")
+    async with running_runner_suite(await make_database_url(), with_runner=False, **tls) as rs:
+        store, tooling = f"127.0.0.1:{rs.store_port}", f"127.0.0.1:{rs.tooling_port}"
+        env = {
+            "PARLEY_API_ADDR": f"127.0.0.1:{rs.api_port}",  # public: plaintext, as always
+            # The name certificates carry; the probe dials this host's port and checks the
+            # listener's certificate against it.
+            "PARLEY_STORE_ADDR": f"dns:///localhost:{rs.store_port}",
+            "PARLEY_TOOLING_ADDR": f"localhost:{rs.tooling_port}",
+            **{f"PARLEY_{setting.upper()}": path for setting, path in tls.items()},
+        }
+        code, line = await _health("api", "store", "tooling", env=env)
+        assert (code, line) == (
+            0,
+            f"api 127.0.0.1:{rs.api_port}: SERVING; store {store}: SERVING; "
+            f"tooling {tooling}: SERVING",
+        )
+        # A listener whose certificate does not name the host its clients dial is unhealthy.
+        code, line = await _health(
+            "store", env={**env, "PARLEY_STORE_ADDR": f"api.invalid:{rs.store_port}"}
+        )
+        assert code == 1 and line.startswith(f"store {store}: UNAVAILABLE"), line
+        # Without the certificate, a plaintext probe gets no answer from a TLS listener.
+        plain = {k: v for k, v in env.items() if not k.startswith("PARLEY_INTERNAL_TLS_")}
+        code, line = await _health("store", env=plain)
+        assert code == 1 and line.startswith(f"store {store}: UNAVAILABLE"), line

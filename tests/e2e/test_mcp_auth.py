@@ -9,6 +9,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from services.api.db import migrate
 from tests.fakes import bedrock as fb
 from tests.fakes import mcp_servers
 
@@ -24,6 +25,7 @@ async def test_allowlisted_server_gets_a_token_that_is_never_persisted(
     caplog.set_level(logging.DEBUG)
     owned, public = mcp_servers.AuthRecorder(), mcp_servers.AuthRecorder()
     database = tmp_path / "parley.db"
+    await migrate.upgrade(f"sqlite+aiosqlite:///{database}")
     async with (
         mcp_servers.serve(owned.app()) as owned_url,
         mcp_servers.serve(public.app()) as public_url,

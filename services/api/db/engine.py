@@ -24,11 +24,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -37,7 +34,6 @@ from sqlalchemy.pool import QueuePool
 T = TypeVar("T")
 Work = Callable[[Connection], T]
 
-_HERE = Path(__file__).resolve().parent
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
@@ -133,19 +129,3 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     for pragma in _SQLITE_PRAGMAS:
         cursor.execute(pragma)
     cursor.close()
-
-
-def alembic_config() -> Config:
-    config = Config(str(_HERE / "alembic.ini"))
-    config.set_main_option("script_location", str(_HERE / "migrations"))
-    return config
-
-
-async def upgrade_head(db: Database) -> None:
-    await db.write(_upgrade)
-
-
-def _upgrade(connection: Connection) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 import orjson
 from agents.v1 import conversation_service_pb2 as svc
 from agents.v1 import run_pb2
-from alembic import command
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
-from services.api.db.engine import alembic_config, create_database
+from services.api.db import migrate
+from services.api.db.engine import create_database
 from services.api.db.models import conversations, run_events, runs
 
 from .conftest import running_api
@@ -137,24 +137,15 @@ def _old_style_rows(conn: Connection) -> None:
     )
 
 
-def _migrate(revision: str) -> Callable[[Connection], None]:
-    def work(conn: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
-
-    return work
-
-
 async def test_migration_drops_the_stored_presentation_of_old_events(
-    make_database_url: Callable[[], Awaitable[str]],
+    make_database_url: Callable[..., Awaitable[str]],
 ) -> None:
-    url = await make_database_url()
+    url = await make_database_url(migrated=False)
+    await migrate.upgrade(url, "0002")
     db = create_database(url)
     try:
-        await db.write(_migrate("0002"))
         await db.write(_old_style_rows)
-        await db.write(_migrate("head"))
+        await migrate.upgrade(url)
         rows = await db.read(
             lambda conn: conn.execute(
                 select(run_events.c.seq, run_events.c.data).order_by(run_events.c.seq)
