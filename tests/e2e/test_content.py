@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import pytest_asyncio
 
@@ -73,6 +74,11 @@ async def test_images_and_documents_reach_converse_and_come_back_as_sent(
     assert done["status"] == "completed", done
     stream = await mrs.messages(conversation["id"])
     assert stream["messages"][0]["content_blocks"] == sent  # as sent, byte for byte
+    spec = (await mrs.http.get("/openapi.json")).json()  # and as /openapi.json documents them
+    documented = jsonschema_rs.validator_for(
+        {**spec, "$ref": "#/components/schemas/ListMessagesResponse"}
+    )
+    documented.validate(stream)
     (request,) = mrs.bedrock.requests_for(question)
     assert request.body["messages"][0]["content"] == [
         {"text": question},
