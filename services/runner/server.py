@@ -87,10 +87,14 @@ def build_providers(
                     )
                 )
             providers[cluster.name] = bedrock
-        elif cluster.provider == "cortex":
-            providers[cluster.name] = cortex_provider(cluster, chat, environ)
         else:
-            providers[cluster.name] = openai_provider(cluster, chat, environ)
+            build = cortex_provider if cluster.provider == "cortex" else openai_provider
+            provider = build(cluster, chat, environ)
+            if provider.missing_credential:
+                log.warning(
+                    "%s: its runs will fail with ModelInvocationFailed", provider.missing_credential
+                )
+            providers[cluster.name] = provider
     return providers
 
 
@@ -121,10 +125,6 @@ async def start(settings: Settings, bind: str) -> Running:
         limits={c.name: c.runner_concurrency for c in clusters if c.runner_concurrency},
         known=list(settings.catalogue.clusters),
     )
-    for provider in providers.values():
-        missing = getattr(provider, "missing_credential", "")
-        if missing:
-            log.warning("%s: its runs will fail with ModelInvocationFailed", missing)
     try:
         if bedrock is not None:  # resolved once, off the event loop
             endpoint = await bedrock.endpoint(settings.default_data_plane_id)

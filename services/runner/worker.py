@@ -58,6 +58,7 @@ class Worker:
         self._known = list(known)
         self._per_cluster: Counter[str] = Counter()  # runs in flight, by cluster
         self._freed = asyncio.Event()  # a cluster at its cap got a free slot
+        self._poll_clusters: list[str] = []  # what the waiting ClaimRun names ([]: every one)
         self._slots = asyncio.Semaphore(concurrency)
         self._running: dict[str, RunHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -146,6 +147,7 @@ class Worker:
 
     async def _claim(self, clusters: list[str]) -> store_service_pb2.ClaimRunResponse | None:
         """One long poll; None when `wake()` cut it short."""
+        self._poll_clusters = clusters
         self._poll = poll = self._store.claim(
             self.runner_id, self._lease_seconds, CLAIM_WAIT_MS, clusters
         )
@@ -184,7 +186,8 @@ class Worker:
             self._per_cluster[cluster] -= 1
             if self._per_cluster[cluster] + 1 == self._limits.get(cluster):
                 self._freed.set()  # the cluster was at its cap: claims name it again
-                self.wake()
+                if self._poll_clusters and cluster not in self._poll_clusters:
+                    self.wake()  # the waiting ClaimRun leaves it out: ask again
 
     async def _renew_loop(self) -> None:
         """Every third of the lease: one RenewLeases for all the runs in flight (per 1,000, to

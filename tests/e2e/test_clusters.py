@@ -346,3 +346,18 @@ async def test_runner_concurrency_caps_a_clusters_runs_and_others_go_on(
         assert (await rs.wait_run(second["id"]))["final_text"] == "two"
         await wait_until(lambda: _pending("capped") == 0)
         assert _pending("uncapped") == 0
+
+
+async def test_the_fake_model_answers_every_cluster(
+    make_database_url: Callable[[], Awaitable[str]],
+) -> None:
+    async with running_runner_suite(
+        await make_database_url(), fake_model=True, catalogue=catalogues.clusters
+    ) as rs:
+        for cluster in ("shared", "snowflake", "local"):
+            conversation = await rs.create_conversation(
+                defaults=example_defaults(execution_cluster=cluster)
+            )
+            run = await rs.start_run(conversation["id"], f"Hello {cluster}")
+            assert (await rs.wait_run(run["id"]))["final_text"] == f"You said: Hello {cluster}"
+        assert rs.chat.requests == [] and rs.bedrock.requests == []
