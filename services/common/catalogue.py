@@ -32,8 +32,10 @@ _CLUSTER_KEYS = frozenset(
         "api_key_env",
         "runner_concurrency",
         "titling_model",
+        "max_tokens_field",
     }
 )
+MAX_TOKENS_FIELDS: Final = ("max_tokens", "max_completion_tokens")
 _MODEL_KEYS = frozenset({"id", "price", *PROVIDERS})
 _PRICE_RATES = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok")
 _PRICE_REQUIRED = ("input_per_mtok", "output_per_mtok", "as_of")
@@ -77,6 +79,7 @@ class Cluster:
     api_key_env: str = ""  # openai: the variable holding the API key, when the server wants one
     runner_concurrency: int | None = None  # runs of this cluster one runner executes at once
     titling_model: str | None = None  # names conversations; None: the run's own model
+    max_tokens_field: str = "max_tokens"  # openai: the server's name for the reply's cap
 
 
 @dataclass(frozen=True)
@@ -383,6 +386,17 @@ class _Reader:
                 self.fail(
                     f"cluster `{name}`: titling_model `{titling}` {why}", s, i, "titling_model"
                 )
+        max_tokens_field = table.get("max_tokens_field", "max_tokens")
+        if "max_tokens_field" in table and (
+            provider != "openai" or max_tokens_field not in MAX_TOKENS_FIELDS
+        ):
+            self.fail(
+                f"cluster `{name}`: max_tokens_field is for openai clusters and is one of "
+                + ", ".join(MAX_TOKENS_FIELDS),
+                s,
+                i,
+                "max_tokens_field",
+            )
         if not any(provider in m.provider_ids for m in models.values()):
             self.fail(
                 f"cluster `{name}` ({provider}): no model gives a `{provider}` id, so no run "
@@ -391,7 +405,15 @@ class _Reader:
                 i,
             )
         return Cluster(
-            name, provider, companies, base_url, token_env, api_key_env, concurrency, titling
+            name,
+            provider,
+            companies,
+            base_url,
+            token_env,
+            api_key_env,
+            concurrency,
+            titling,
+            max_tokens_field,
         )
 
     def _url(self, table: dict[str, Any], name: str, i: int) -> str:

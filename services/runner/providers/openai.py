@@ -26,7 +26,7 @@ def openai_provider(
         label,
         cluster.base_url + PATH,
         {"Authorization": f"Bearer {key}"} if key else {},
-        max_tokens_field="max_tokens",
+        max_tokens_field=cluster.max_tokens_field,
         options=options,
         missing_credential=missing,
     )

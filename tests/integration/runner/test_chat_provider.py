@@ -99,6 +99,24 @@ async def test_openai_calls_base_url_chat_completions_with_its_key_when_it_has_o
     assert got.body["max_tokens"] == 64 and "max_completion_tokens" not in got.body
 
 
+async def test_an_openai_cluster_may_name_max_completion_tokens(
+    fake: fc.FakeChatCompletions,
+) -> None:
+    """OpenAI's own API wants max_completion_tokens for its reasoning models."""
+    fake.on("q", fc.text("one"))
+    cluster = Cluster(
+        "oai",
+        "openai",
+        EVERYONE,
+        fake.openai_url,
+        api_key_env="LOCAL_KEY",
+        max_tokens_field="max_completion_tokens",
+    )
+    await call(openai_provider(cluster, FAST, {"LOCAL_KEY": "sk-local"}), request("q"))
+    assert fake.requests[0].body["max_completion_tokens"] == 64
+    assert "max_tokens" not in fake.requests[0].body
+
+
 async def test_openai_without_a_key_sends_no_authorization() -> None:
     async with fc.serve_fake_chat(api_key=None) as fake:  # a local vLLM: no key
         fake.on("q", fc.text("ok"))

@@ -141,6 +141,8 @@ def edit(old: str, new: str) -> str:
         (edit('name = "shared"\nprovider', 'name = "shared"\nbase_url = "http://x"\nprovider'), 11,
          "takes no base_url"),
         (edit('runner_concurrency = 4', "runner_concurrency = 0"), 20, "runner_concurrency"),
+        (edit('titling_model = "llama"', 'max_tokens_field = "n_predict"'), 27,
+         "max_tokens_field is for openai clusters"),
         (edit('titling_model = "llama"', 'titling_model = "gpt-5"'), 27, "not a catalogued"),
         (edit('bedrock = "us.anthropic.claude-opus-4-6-v1"', 'vertex = "x"'), 31,
          "unknown key `vertex` in a model"),
