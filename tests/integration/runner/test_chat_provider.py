@@ -9,6 +9,7 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from agents.v1 import message_pb2
@@ -322,3 +323,37 @@ async def test_a_cancelled_call_stops_at_once(fake: fc.FakeChatCompletions) -> N
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "body", "status", "words"),
+    [
+        (fc.CORTEX_PATH, {"Authorization": f"Bearer {fc.PAT}"}, {}, 401, "Token-Type"),
+        (fc.CORTEX_PATH, {}, {}, 401, "Invalid OAuth"),
+        (fc.OPENAI_PATH, {}, {}, 401, "Incorrect API key"),
+        (fc.OPENAI_PATH, {"Authorization": "Bearer sk-local"}, {"tempurature": 1}, 400,
+         "Unrecognized request argument supplied: tempurature"),
+        (fc.OPENAI_PATH, {"Authorization": "Bearer sk-local"},
+         {"messages": [{"role": "user", "content": "q"},
+                       {"role": "assistant", "content": None,
+                        "tool_calls": [{"id": "c", "type": "function",
+                                        "function": {"name": "f", "arguments": "{}"}}]},
+                       {"role": "user", "content": "next"}]},
+         400, "must be followed by tool messages"),
+    ],
+)  # fmt: skip
+async def test_the_fake_refuses_what_the_services_refuse(
+    fake: fc.FakeChatCompletions,
+    path: str,
+    headers: dict[str, str],
+    body: dict[str, Any],
+    status: int,
+    words: str,
+) -> None:
+    payload = {"model": "m", "messages": [{"role": "user", "content": "q"}], **body}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(fake.url + path, json=payload, headers=headers) as response,
+    ):
+        assert response.status == status
+        assert words in await response.text()
