@@ -6,7 +6,8 @@ PY     := $(VENV)/bin/python
 RUNTIME := $(VENV)/.installed
 DEV     := $(VENV)/.installed-dev
 
-.PHONY: up test bench gen gen-check lint typecheck lock lock-check protos-vendor clean
+.PHONY: up test bench gen gen-check docs-assets docs-assets-check lint typecheck lock lock-check \
+	protos-vendor clean
 
 # The runtime dependencies are held to constraints.txt, the pins the Docker image installs.
 $(RUNTIME): pyproject.toml constraints.txt
@@ -45,6 +46,14 @@ gen: $(DEV)
 gen-check: $(DEV)
 	$(PY) tools/protogen.py check
 
+# /docs serves Swagger UI from gateway/docs_ui/vendor: npm's swagger-ui-dist, copied unchanged
+# (gateway/docs_vendor.py). The check fetches the package again and fails on any difference.
+docs-assets: $(DEV)
+	$(PY) -m gateway.docs_vendor vendor
+
+docs-assets-check: $(DEV)
+	$(PY) -m gateway.docs_vendor check
+
 lint: $(DEV)
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf build -o /dev/null
@@ -60,7 +69,7 @@ typecheck: $(DEV)
 up: $(RUNTIME)
 	$(VENV)/bin/parley up
 
-test: $(DEV) lint gen-check lock-check
+test: $(DEV) lint gen-check lock-check docs-assets-check
 	$(PY) -m pytest -q
 
 # LangGraph Agent Server, the benchmark's peer (issue 19), in a virtualenv of its own: pyproject's

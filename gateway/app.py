@@ -1,5 +1,6 @@
-"""The gateway: transcoded routes from reflection, plus /openapi.json, /docs/errors, /healthz and
-/metrics, as one pure-ASGI app served by uvicorn (no access log; Prometheus counts requests)."""
+"""The gateway: transcoded routes from reflection, plus /openapi.json, /docs (the API reference),
+/docs/errors, /healthz and /metrics, as one pure-ASGI app served by uvicorn (no access log;
+Prometheus counts requests)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import uvicorn
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from gateway import openapi, problems, sse
+from gateway import docs, openapi, problems, sse
+from gateway.cors import Cors
 from gateway.descriptors import LoadedService, load_service
 from gateway.http_rule import parse
 from gateway.routes import (
@@ -119,6 +121,26 @@ def build_app(
     async def serve_metrics(request: Request) -> None:
         await send_bytes(request.send, 200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
 
+    assets = docs.load_assets()
+
+    async def serve_docs(request: Request) -> None:
+        headers = [(b"content-security-policy", docs.CSP.encode())]
+        await send_bytes(request.send, 200, docs.PAGE, HTML, headers)
+
+    async def serve_asset(request: Request) -> None:
+        asset = assets.get(request.bindings["name"])
+        if asset is None:
+            raise ProblemError(
+                problems.catalogued(
+                    "RouteNotFound", f"/docs has no asset called {request.bindings['name']!r}"
+                )
+            )
+        headers = [
+            (b"cache-control", b"public, max-age=3600"),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+        await send_bytes(request.send, 200, asset.body, asset.content_type, headers)
+
     index_page = error_index_page(settings.docs_url).encode()
     pages = {e.slug: error_page(e, settings.docs_url).encode() for e in CATALOGUE.values()}
 
@@ -139,11 +161,16 @@ def build_app(
         ("/openapi.json", serve_openapi),
         ("/healthz", serve_health),
         ("/metrics", serve_metrics),
+        ("/docs", serve_docs),
+        ("/docs/assets/{name}", serve_asset),
         ("/docs/errors", serve_error_index),
         ("/docs/errors/{slug}", serve_error_page),
     ]
     endpoints += [Endpoint("GET", parse(path), handle) for path, handle in fixed]
-    return Metrics(Router(endpoints, settings.docs_url))
+    app: Any = Router(endpoints, settings.docs_url)
+    if settings.cors_origins:
+        app = Cors(app, settings.cors_origins, {e.http_method for e in endpoints})
+    return Metrics(app)
 
 
 # --- error pages ------------------------------------------------------------------------------

@@ -32,6 +32,10 @@ def message_options(message: descriptor.Descriptor) -> descriptor_pb2.MessageOpt
     return _reparsed(message, descriptor_pb2.MessageOptions)
 
 
+def field_options(field: descriptor.FieldDescriptor) -> descriptor_pb2.FieldOptions:
+    return _reparsed(field, descriptor_pb2.FieldOptions)
+
+
 def _reparsed(desc: Any, options_cls: Any) -> Any:
     cached = _options_cache.get(desc)
     if cached is None:
@@ -51,6 +55,15 @@ def success_status(method: descriptor.MethodDescriptor) -> int:
     return method_options(method).Extensions[http_options_pb2.success_status] or 200
 
 
+def max_body_bytes(method: descriptor.MethodDescriptor) -> int:
+    """The method's own request body limit, or 0 when it keeps the gateway's."""
+    return int(method_options(method).Extensions[http_options_pb2.max_body_bytes])
+
+
+def omit_empty(field: descriptor.FieldDescriptor) -> bool:
+    return bool(field_options(field).Extensions[http_options_pb2.omit_empty])
+
+
 def union_discriminator(message: descriptor.Descriptor) -> str:
     return message_options(message).Extensions[http_options_pb2.union_discriminator]
 
@@ -61,6 +74,18 @@ def json_array(message: descriptor.Descriptor) -> bool:
 
 def retired_fields(message: descriptor.Descriptor) -> list[http_options_pb2.RetiredField]:
     return list(message_options(message).Extensions[http_options_pb2.retired_fields])
+
+
+def field_rules(field: descriptor.FieldDescriptor) -> http_options_pb2.FieldRules:
+    return field_options(field).Extensions[http_options_pb2.rules]
+
+
+def event_types(message: descriptor.Descriptor) -> list[http_options_pb2.StreamEventType]:
+    return list(message_options(message).Extensions[http_options_pb2.event_types])
+
+
+def examples(method: descriptor.MethodDescriptor) -> list[http_options_pb2.HttpExample]:
+    return list(method_options(method).Extensions[http_options_pb2.examples])
 
 
 def message_class(message: descriptor.Descriptor) -> type:

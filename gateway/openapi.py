@@ -2,23 +2,29 @@
 
 Schemas mirror codec.py exactly: proto field names, `null` for unset fields with presence,
 lowercase enum strings, union messages as `oneOf` with a discriminator, json_array messages as
-arrays, well-known types as plain JSON. Proto comments become descriptions when reflection
-kept them.
+arrays, well-known types as plain JSON. Proto comments become summaries and descriptions, and
+`(agents.v1.rules)` the constraints, defaults and examples. A response carries every field, so a
+response schema requires them all; a request requires what the rules say, so a message used both
+ways gets a second, `…Input` schema. Streams are `text/event-stream`, one schema per event type.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import orjson
 from google.protobuf import descriptor
 
 from gateway import codec, descriptors
 from gateway.routes import MethodInfo
 
 FD = descriptor.FieldDescriptor
+Schema = dict[str, Any]
 _PREFIX = "#/components/schemas/"
+_NUMBER_TYPES = ("integer", "number")
 
-_SCALARS: dict[int, dict[str, Any]] = {
+_SCALARS: dict[int, Schema] = {
     FD.TYPE_DOUBLE: {"type": "number", "format": "double"},
     FD.TYPE_FLOAT: {"type": "number", "format": "float"},
     FD.TYPE_INT64: {"type": "integer", "format": "int64"},
@@ -35,32 +41,58 @@ _SCALARS: dict[int, dict[str, Any]] = {
     FD.TYPE_STRING: {"type": "string"},
     FD.TYPE_BYTES: {"type": "string", "contentEncoding": "base64"},
 }
-_WELL_KNOWN: dict[str, dict[str, Any]] = {
+_WELL_KNOWN: dict[str, Schema] = {
     codec.TIMESTAMP: {"type": "string", "format": "date-time"},
     codec.STRUCT: {"type": "object"},
     codec.VALUE: {},
     codec.LIST_VALUE: {"type": "array"},
 }
 
-PROBLEM_SCHEMA = {
+PROBLEM_SCHEMA: Schema = {
     "type": "object",
-    "description": "RFC 7807 problem details.",
+    "description": "RFC 7807 problem details; `type` links to the error's page under /docs/errors.",
+    "additionalProperties": False,
     "required": ["type", "title", "status", "detail", "instance", "log_id"],
     "properties": {
-        "type": {"type": "string", "description": "Docs page of this error class."},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
+        "type": {"type": "string", "format": "uri", "description": "The error's docs page."},
+        "title": {"type": "string", "description": "A short summary of the error class."},
+        "status": {
+            "type": "integer",
+            "minimum": 400,
+            "maximum": 599,
+            "description": "The HTTP status.",
+        },
+        "detail": {"type": "string", "description": "What went wrong with this request."},
         "instance": {"type": "string", "description": "The request path."},
-        "log_id": {"type": "string", "description": "The request id, for support."},
+        "log_id": {"type": "string", "description": "The request id (x-request-id), for support."},
     },
 }
+_REQUEST_ID_HEADER = {
+    "x-request-id": {
+        "description": "The request's id: the caller's `x-request-id` when it sent a valid one, "
+        "else a new one; problems carry it as `log_id`.",
+        "schema": {"type": "string"},
+    }
+}
+_DESCRIPTION = (
+    "Parley's Agent Conversations API: create a conversation, start runs on it, and read its "
+    "messages and runs.\n\n"
+    "Every call needs `Authorization: Bearer <JWT>` (reads: scope `agent_conversations:read`, "
+    "writes: `agent_conversations:write`); another user's objects answer 404. JSON field names "
+    "are the proto field names; an unset field is `null`. Errors are RFC 7807 "
+    "`application/problem+json`; each `type` is a page of the error catalogue under "
+    "[/docs/errors](/docs/errors)."
+)
 
 
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+def _json(text: str) -> Any:
+    return orjson.loads(text)
+
+
+def _nullable(schema: Schema) -> Schema:
     if not schema:
         return schema  # any JSON value, null included
-    if "$ref" in schema or "oneOf" in schema or "type" not in schema:
+    if "$ref" in schema or "oneOf" in schema or "allOf" in schema or "type" not in schema:
         return {"anyOf": [schema, {"type": "null"}]}
     out = dict(schema)
     t = out["type"]
@@ -70,96 +102,243 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _constrained(schema: Schema, rules: Any) -> Schema:
+    """`schema` (one value, before nullability) with the constraints of a FieldRules."""
+    out = dict(schema)
+    if out.get("type") in _NUMBER_TYPES:
+        for bound in ("minimum", "maximum"):
+            if rules.HasField(bound):
+                value = getattr(rules, bound)
+                out[bound] = int(value) if out["type"] == "integer" else value
+    if out.get("type") == "string":
+        if rules.HasField("min_length"):
+            out["minLength"] = rules.min_length
+        if rules.pattern:
+            out["pattern"] = rules.pattern
+        if rules.format:
+            out["format"] = rules.format
+    return out
+
+
+def _annotated(schema: Schema, rules: Any) -> Schema:
+    """Default and example (they describe the field, nullable or not)."""
+    if rules.default_value:
+        schema = {**schema, "default": _json(rules.default_value)}
+    if rules.example:
+        schema = {**schema, "examples": [_json(rules.example)]}
+    return schema
+
+
+def _message_fields(desc: descriptor.Descriptor) -> list[descriptor.FieldDescriptor]:
+    """The fields a message's JSON object has (a union's come from its members)."""
+    if descriptors.union_discriminator(desc):
+        return [f for member in codec.union_oneof(desc).fields for f in member.message_type.fields]
+    return list(desc.fields)
+
+
+def _reachable(roots: list[descriptor.Descriptor]) -> frozenset[str]:
+    """Full names of the messages whose JSON appears under `roots` (roots included)."""
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        desc = stack.pop()
+        if desc.full_name in seen or desc.full_name in _WELL_KNOWN:
+            continue
+        seen.add(desc.full_name)
+        fields = list(desc.fields)
+        if descriptors.union_discriminator(desc):
+            fields += _message_fields(desc)
+        stack.extend(f.message_type for f in fields if f.type == FD.TYPE_MESSAGE)
+    return frozenset(seen)
+
+
 class _Schemas:
-    def __init__(self, comments: dict[str, str]) -> None:
+    """Component schemas, built once per (message, direction) and referenced by name."""
+
+    def __init__(self, comments: dict[str, str], outputs: frozenset[str]) -> None:
         self.comments = comments
+        self.outputs = outputs  # messages that appear in responses
         self.components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
-        self._names: dict[Any, str] = {}
+        self._names: dict[tuple[str, bool], str] = {}
 
-    def name_of(self, desc: descriptor.Descriptor) -> str:
+    def name_of(self, desc: descriptor.Descriptor, inbound: bool = False) -> str:
         full = desc.full_name
-        return full.split(".", 2)[-1] if full.startswith("agents.v1.") else full
+        name = full.split(".", 2)[-1] if full.startswith("agents.v1.") else full
+        return f"{name}Input" if inbound and full in self.outputs else name
 
-    def _describe(self, schema: dict[str, Any], full_name: str) -> dict[str, Any]:
+    def describe(self, schema: Schema, full_name: str) -> Schema:
         text = self.comments.get(full_name)
-        if text:
-            schema = {**schema, "description": text}
-        return schema
+        return {**schema, "description": text} if text else schema
 
-    def ref(self, desc: descriptor.Descriptor) -> dict[str, Any]:
+    def ref(self, desc: descriptor.Descriptor, inbound: bool) -> Schema:
         if desc.full_name in _WELL_KNOWN:
             return dict(_WELL_KNOWN[desc.full_name])
-        name = self._names.get(desc)
+        key = (desc.full_name, inbound)
+        name = self._names.get(key)
         if name is None:
-            name = self._names[desc] = self.name_of(desc)
+            name = self._names[key] = self.name_of(desc, inbound)
             self.components[name] = {}  # placeholder: messages may be recursive
-            self.components[name] = self._describe(self.message(desc), desc.full_name)
+            self.components[name] = self.describe(self.message(desc, inbound), desc.full_name)
         return {"$ref": _PREFIX + name}
 
     def message(
-        self, desc: descriptor.Descriptor, exclude: frozenset[str] = frozenset()
-    ) -> dict[str, Any]:
+        self, desc: descriptor.Descriptor, inbound: bool, exclude: frozenset[str] = frozenset()
+    ) -> Schema:
         if descriptors.union_discriminator(desc):
-            return self._union(desc)
+            return self._union(desc, inbound)
         if descriptors.json_array(desc):
-            return {"type": "array", "items": self.element(codec.array_field(desc))}
-        return {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {f.name: self.field(f) for f in desc.fields if f.name not in exclude},
-        }
+            field = codec.array_field(desc)
+            return {"type": "array", "items": self.item(field, inbound)}
+        fields = [f for f in desc.fields if f.name not in exclude]
+        return self._object(fields, inbound)
 
-    def _union(self, desc: descriptor.Descriptor) -> dict[str, Any]:
+    def _object(
+        self, fields: list[descriptor.FieldDescriptor], inbound: bool, head: Schema | None = None
+    ) -> Schema:
+        properties = {**(head or {}), **{f.name: self.field(f, inbound) for f in fields}}
+        if inbound:
+            required = [*(head or {}), *(f.name for f in fields if _rules(f).required)]
+        else:  # every field is sent, but an omit_empty one while it is empty
+            omitted = {f.name for f in fields if descriptors.omit_empty(f)}
+            required = [name for name in properties if name not in omitted]
+        schema: Schema = {"type": "object", "additionalProperties": False}
+        if required:
+            schema["required"] = required
+        schema["properties"] = properties
+        return schema
+
+    def _union(self, desc: descriptor.Descriptor, inbound: bool) -> Schema:
         key = descriptors.union_discriminator(desc)
         mapping: dict[str, str] = {}
         for f in codec.union_oneof(desc).fields:
-            variant = f"{self.name_of(desc)}.{f.name}"
-            member = self.message(f.message_type)
-            properties = {key: {"type": "string", "const": f.name}, **member.get("properties", {})}
-            self.components[variant] = self._describe(
-                {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": [key],
-                    "properties": properties,
-                },
-                f.full_name,
-            )
+            variant = f"{self.name_of(desc, inbound)}.{f.name}"
+            tag = {key: {"type": "string", "const": f.name, "description": f"Always `{f.name}`."}}
+            member = self._object(list(f.message_type.fields), inbound, head=tag)
+            self.components[variant] = self.describe(member, f.full_name)
             mapping[f.name] = _PREFIX + variant
         return {
             "oneOf": [{"$ref": r} for r in mapping.values()],
             "discriminator": {"propertyName": key, "mapping": mapping},
         }
 
-    def element(self, field: descriptor.FieldDescriptor) -> dict[str, Any]:
+    def element(self, field: descriptor.FieldDescriptor, inbound: bool) -> Schema:
         """The schema of one value of `field` (ignoring repetition and presence)."""
         if field.type == FD.TYPE_MESSAGE:
-            return self.ref(field.message_type)
+            return self.ref(field.message_type, inbound)
         if field.type == FD.TYPE_ENUM:
             names = codec.enum_names(field.enum_type)[1]
             return {"type": "string", "enum": list(names)}
-        return dict(_SCALARS[field.type])
+        schema = dict(_SCALARS[field.type])
+        if field.name == "type" and descriptors.event_types(field.containing_type):
+            schema["enum"] = [e.name for e in descriptors.event_types(field.containing_type)]
+        return _constrained(schema, _rules(field))
 
-    def field(self, field: descriptor.FieldDescriptor) -> dict[str, Any]:
+    def item(self, field: descriptor.FieldDescriptor, inbound: bool) -> Schema:
+        """One element of a repeated field, with the rules this field adds to its fields."""
+        schema = self.element(field, inbound)
+        extra = _rules(field).element_fields
+        if not extra or field.type != FD.TYPE_MESSAGE:
+            return schema
+        sub = field.message_type.fields_by_name
+        properties = {
+            name: self.describe(
+                _annotated(_constrained(self.element(sub[name], inbound), rules), rules),
+                sub[name].full_name,
+            )
+            for name, rules in sorted(extra.items())
+        }
+        narrowing: Schema = {"properties": properties}
+        required = [name for name, rules in sorted(extra.items()) if rules.required]
+        if inbound and required:
+            narrowing["required"] = required
+        return {"allOf": [schema, narrowing]}
+
+    def field(self, field: descriptor.FieldDescriptor, inbound: bool) -> Schema:
         if codec.is_map(field):
             value = field.message_type.fields_by_name["value"]
-            schema: dict[str, Any] = {"type": "object", "additionalProperties": self.element(value)}
+            schema: Schema = {
+                "type": "object",
+                "additionalProperties": self.element(value, inbound),
+            }
         elif field.is_repeated:
-            schema = {"type": "array", "items": self.element(field)}
+            schema = {"type": "array", "items": self.item(field, inbound)}
         else:
-            schema = self.element(field)
-            if field.has_presence:
-                schema = _nullable(schema)
-        return self._describe(schema, field.full_name)
+            schema = self.element(field, inbound)
+        # The codec reads null as unset, for any field; a required field may not be unset.
+        # It writes null only for an unset field with presence.
+        if not _rules(field).required if inbound else field.has_presence and not field.is_repeated:
+            schema = _nullable(schema)
+        return self.describe(_annotated(schema, _rules(field)), field.full_name)
 
-    def body(self, desc: descriptor.Descriptor, exclude: frozenset[str]) -> dict[str, Any]:
+    def body(self, desc: descriptor.Descriptor, exclude: frozenset[str]) -> Schema:
         """The body of a `body: "*"` rule: the request message minus its path-bound fields."""
         if not exclude:
-            return self.ref(desc)
+            return self.ref(desc, inbound=True)
         name = f"{self.name_of(desc)}Body"
         if name not in self.components:
-            self.components[name] = self._describe(self.message(desc, exclude), desc.full_name)
+            self.components[name] = self.describe(self.message(desc, True, exclude), desc.full_name)
         return {"$ref": _PREFIX + name}
+
+    def events(self, desc: descriptor.Descriptor) -> Schema:
+        """A stream of `desc` as Server-Sent Events: one schema per event type, each event's
+        `data` the JSON of one message of that type, plus the `error` event that ends a stream
+        that failed after it started (gateway/sse.py)."""
+        base = self.ref(desc, inbound=False)
+        types = descriptors.event_types(desc)
+        specific = {f for t in types for f in t.fields}
+        variants: list[Schema] = []
+        for event in types:
+            properties: Schema = {
+                "type": {"const": event.name, "description": f"Always `{event.name}`."}
+            }
+            for name in sorted(specific):
+                field = desc.fields_by_name[name]
+                if name in event.fields:
+                    properties[name] = self.describe(self.element(field, False), field.full_name)
+                else:
+                    properties[name] = {"type": "null", "description": "Not set on this event."}
+            component = f"{self.name_of(desc)}.{event.name}"
+            self.components[component] = {
+                "description": event.description,
+                "allOf": [base, {"properties": properties}],
+            }
+            variants.append(_sse_event(event.name, event.description, component, with_id=True))
+        if not variants:
+            variants.append(_sse_event(None, "One streamed message.", self.name_of(desc), True))
+        variants.append(
+            _sse_event(
+                "error", "The stream failed after it started: the problem, then the end.", "Problem"
+            )
+        )
+        return {"oneOf": variants}
+
+
+def _rules(field: descriptor.FieldDescriptor) -> Any:
+    return descriptors.field_rules(field)
+
+
+def _sse_event(
+    event: str | None, description: str, component: str, with_id: bool = False
+) -> Schema:
+    properties: Schema = {}
+    required = ["data"]
+    if event is not None:
+        properties["event"] = {"const": event}
+        required.append("event")
+    if with_id:
+        properties["id"] = {"type": "string", "pattern": "^[0-9]+$", "description": "Its seq."}
+        required.append("id")
+    properties["data"] = {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": {"$ref": _PREFIX + component},
+    }
+    return {
+        "type": "object",
+        "description": description,
+        "required": required,
+        "properties": properties,
+    }
 
 
 def _query_parameters(
@@ -168,8 +347,8 @@ def _query_parameters(
     prefix: str,
     bound: frozenset[str],
     depth: int = 0,
-) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+) -> list[Schema]:
+    out: list[Schema] = []
     for f in desc.fields:
         name = prefix + f.name
         if name in bound or codec.is_map(f):
@@ -182,16 +361,33 @@ def _query_parameters(
                 continue
             out.extend(_query_parameters(schemas, f.message_type, name + ".", bound, depth + 1))
             continue
-        element = schemas.element(f)
+        element = _annotated(schemas.element(f, True), _rules(f))
         schema = {"type": "array", "items": element} if f.is_repeated else element
-        param: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": schema}
-        if f.is_repeated:
-            param.update(style="form", explode=True)
+        param: Schema = {"name": name, "in": "query", "required": _rules(f).required}
         text = schemas.comments.get(f.full_name)
         if text:
             param["description"] = text
+        param["schema"] = schema
+        if f.is_repeated:
+            param.update(style="form", explode=True)
         out.append(param)
     return out
+
+
+def _examples(method: descriptor.MethodDescriptor) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for example in descriptors.examples(method):
+        key = re.sub(r"[^A-Za-z0-9]+", "-", example.summary).strip("-").lower()
+        out[key] = {
+            "summary": example.summary,
+            "description": example.description,
+            "value": _json(example.body),
+        }
+    return out
+
+
+def _summary(text: str) -> str:
+    return text.split(". ")[0].split(": ")[0].rstrip(".")
 
 
 def build(
@@ -200,41 +396,40 @@ def build(
     *,
     title: str = "Parley Agent Conversations API",
     version: str = "v1",
-) -> dict[str, Any]:
-    schemas = _Schemas(comments or {})
+) -> Schema:
+    comments = comments or {}
+    outputs = _reachable([m.method.output_type for m in methods])
+    schemas = _Schemas(comments, outputs)
     paths: dict[str, dict[str, Any]] = {}
     seen_ids: set[str] = set()
+    operations: list[tuple[MethodInfo, Schema]] = []
     for info in methods:
         method, binding = info.method, info.binding
         input_desc = method.input_type
         path_fields = binding.template.field_paths
-        parameters: list[dict[str, Any]] = []
+        parameters: list[Schema] = []
         for fp in path_fields:
             chain = codec.resolve_param(input_desc, fp)
-            param_schema = schemas.element(chain[-1]) if chain else {"type": "string"}
-            param: dict[str, Any] = {
-                "name": fp,
-                "in": "path",
-                "required": True,
-                "schema": param_schema,
-            }
-            if chain and schemas.comments.get(chain[-1].full_name):
-                param["description"] = schemas.comments[chain[-1].full_name]
+            param: Schema = {"name": fp, "in": "path", "required": True}
+            if chain and comments.get(chain[-1].full_name):
+                param["description"] = comments[chain[-1].full_name]
+            param["schema"] = schemas.element(chain[-1], True) if chain else {"type": "string"}
             parameters.append(param)
-        operation: dict[str, Any] = {
+        operation: Schema = {
             "operationId": _unique(method.name, seen_ids),
             "tags": [method.containing_service.name],
         }
-        text = schemas.comments.get(method.full_name)
+        text = comments.get(method.full_name)
         if text:
-            operation["summary"] = text.split(". ")[0].rstrip(".")
+            operation["summary"] = _summary(text)
             operation["description"] = text
         if binding.body == "*":
             tops = frozenset(fp.split(".")[0] for fp in path_fields)
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": schemas.body(input_desc, tops)}},
-            }
+            media: Schema = {"schema": schemas.body(input_desc, tops)}
+            examples = _examples(method)
+            if examples:
+                media["examples"] = examples
+            operation["requestBody"] = {"required": True, "content": {"application/json": media}}
         else:
             bound = frozenset([*path_fields, *([binding.body] if binding.body else [])])
             parameters.extend(_query_parameters(schemas, input_desc, "", bound))
@@ -242,38 +437,18 @@ def build(
                 body_field = input_desc.fields_by_name[binding.body]
                 operation["requestBody"] = {
                     "required": True,
-                    "content": {"application/json": {"schema": schemas.field(body_field)}},
+                    "content": {"application/json": {"schema": schemas.field(body_field, True)}},
                 }
         if parameters:
             operation["parameters"] = parameters
-        if binding.response_body:
-            reply = schemas.field(method.output_type.fields_by_name[binding.response_body])
-        else:
-            reply = schemas.ref(method.output_type)
-        ok = {"description": "Success.", "content": {"application/json": {"schema": reply}}}
-        if method.server_streaming:  # gateway/sse.py: one `data:` JSON per streamed message
-            ok = {
-                "description": "Server-Sent Events: each event's `data` is one JSON "
-                "message of this schema and its `id` the message's seq.",
-                "content": {"text/event-stream": {"schema": {"type": "string"}, "x-item": reply}},
-            }
-        responses: dict[str, Any] = {str(info.success_status): ok}
-        if info.success_status != 200:
-            responses["200"] = {
-                **ok,
-                "description": "Success, when the server answers 200 "
-                "instead (e.g. an idempotent replay).",
-            }
-        responses["default"] = {
-            "description": "An error (RFC 7807).",
-            "content": {"application/problem+json": {"schema": {"$ref": _PREFIX + "Problem"}}},
-        }
-        operation["responses"] = responses
+        operation["responses"] = _responses(schemas, info)
         path_item = paths.setdefault(binding.template.openapi_path(), {})
         path_item[binding.http_method.lower()] = operation
+        operations.append((info, operation))
+    _link(operations)
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version},
+        "info": {"title": title, "version": version, "description": _DESCRIPTION},
         "paths": paths,
         "components": {
             "schemas": schemas.components,
@@ -283,6 +458,73 @@ def build(
         },
         "security": [{"bearerAuth": []}],
     }
+
+
+def _responses(schemas: _Schemas, info: MethodInfo) -> Schema:
+    method, binding = info.method, info.binding
+    if method.server_streaming:  # gateway/sse.py
+        ok: Schema = {
+            "description": "Server-Sent Events: each event is named after its `type`, its `id` is "
+            "its seq (send it back as Last-Event-ID to resume), its `data` the event's JSON. "
+            "The stream ends after a terminal event.",
+            "headers": _REQUEST_ID_HEADER,
+            "content": {"text/event-stream": {"schema": schemas.events(method.output_type)}},
+        }
+    else:
+        if binding.response_body:
+            field = method.output_type.fields_by_name[binding.response_body]
+            reply = schemas.field(field, False)
+        else:
+            reply = schemas.ref(method.output_type, inbound=False)
+        ok = {
+            "description": "Success.",
+            "headers": _REQUEST_ID_HEADER,
+            "content": {"application/json": {"schema": reply}},
+        }
+    responses: Schema = {str(info.success_status): ok}
+    if info.success_status != 200:
+        responses["200"] = {
+            **ok,
+            "description": "Success, when the server answers 200 instead (e.g. an idempotent "
+            "replay).",
+        }
+    responses["default"] = {
+        "description": "An error (RFC 7807).",
+        "headers": _REQUEST_ID_HEADER,
+        "content": {"application/problem+json": {"schema": {"$ref": _PREFIX + "Problem"}}},
+    }
+    return responses
+
+
+def _link(operations: list[tuple[MethodInfo, Schema]]) -> None:
+    """OpenAPI links from each answer that carries a resource's id to the operations taking it,
+    by `(agents.v1.rules).resource` on their path fields."""
+    takers: dict[str, list[tuple[str, str]]] = {}  # resource -> (operationId, path field)
+    for info, operation in operations:
+        for name in info.binding.template.field_paths:
+            chain = codec.resolve_param(info.method.input_type, name)
+            resource = _rules(chain[-1]).resource if chain else ""
+            if resource:
+                takers.setdefault(resource, []).append((operation["operationId"], name))
+    for info, operation in operations:
+        reply = info.method.output_type
+        if info.method.server_streaming or info.binding.response_body:
+            continue
+        carried = {reply.full_name: "id"} if "id" in reply.fields_by_name else {}
+        for field in reply.fields:
+            if _rules(field).resource:
+                carried.setdefault(_rules(field).resource, field.name)
+        links: Schema = {}
+        for resource, field_name in carried.items():
+            for target, param in takers.get(resource, []):
+                links[target] = {
+                    "operationId": target,
+                    "parameters": {param: f"$response.body#/{field_name}"},
+                }
+        if links:
+            for status, response in operation["responses"].items():
+                if status.startswith("2"):
+                    response["links"] = links
 
 
 def _unique(name: str, seen: set[str]) -> str:

@@ -1,11 +1,11 @@
 """Server-streaming RPCs as Server-Sent Events (`text/event-stream`), generically.
 
 The request is transcoded like a unary one (path, query). `Last-Event-ID` fills `after_seq` when
-the query does not. Each streamed message becomes one event: `id:` its `seq` (when it has one),
-`data:` its JSON through the codec. Errors before the first message are ordinary problem+json
-answers; once the stream has started, an error ends it with an `event: error` carrying the
-problem. The response ends when the RPC's stream ends (for run events: after the terminal event).
-A client that goes away cancels the RPC.
+the query does not. Each streamed message becomes one event: `event:` its `type` and `id:` its
+`seq` (when it has them), `data:` its JSON through the codec. Errors before the first message
+are ordinary problem+json answers; once the stream has started, an error ends it with an
+`event: error` carrying the problem. The response ends when the RPC's stream ends (for run
+events: after the terminal event). A client that goes away cancels the RPC.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from gateway.routes import (
 CONTENT_TYPE = b"text/event-stream; charset=utf-8"
 RESUME_FIELD = "after_seq"
 ID_FIELD = "seq"
+EVENT_FIELD = "type"
 KEEPALIVE_S = 15.0
 
 
@@ -43,8 +44,10 @@ class SseTranscoder(Transcoder):
         )
         # Last-Event-ID fills this field (a scalar of the request), when the method has one.
         self.resume_chain = codec.resolve_param(info.method.input_type, RESUME_FIELD)
-        # Each event's `id:` is this field of the streamed message, when it has one.
-        self.has_id = ID_FIELD in info.method.output_type.fields_by_name
+        # Each event's `id:` and `event:` are these fields of the streamed message, if it has them.
+        fields = info.method.output_type.fields_by_name
+        self.has_id = ID_FIELD in fields
+        self.has_event = EVENT_FIELD in fields
 
     async def __call__(self, request: Request) -> None:
         message = await self.decode(request)
@@ -92,7 +95,7 @@ class SseTranscoder(Transcoder):
                 item, read = read.result(), None
                 if item is grpc.aio.EOF:
                     break
-                await emit(_frame(item, self.has_id))
+                await emit(_frame(item, self.has_id, self.has_event))
         except grpc.aio.AioRpcError as exc:
             problem = problems.from_rpc_error(exc, request.request_id)
             if not started:
@@ -114,10 +117,14 @@ class SseTranscoder(Transcoder):
         )
 
 
-def _frame(message: Any, has_id: bool) -> bytes:
+def _frame(message: Any, has_id: bool, has_event: bool) -> bytes:
     head = b""
+    if has_event:
+        name = str(getattr(message, EVENT_FIELD))
+        if name and "\n" not in name and "\r" not in name:
+            head = b"event: " + name.encode() + b"\n"
     if has_id:
-        head = b"id: " + str(getattr(message, ID_FIELD)).encode() + b"\n"
+        head += b"id: " + str(getattr(message, ID_FIELD)).encode() + b"\n"
     return head + b"data: " + codec.to_json(message) + b"\n\n"
 
 

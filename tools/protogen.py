@@ -1,10 +1,12 @@
 """`make gen` / `make gen-check`: Python code generated from proto/ into gen/ (committed).
 
-gen/agents/v1/*_pb2.py, *_pb2_grpc.py and *.pyi import as `agents.v1.*`. The check regenerates
-into a temporary folder and fails on any difference, so stale generated code never lands.
-`vendor` (make protos-vendor) refreshes the committed proto/google/api/*.proto from the installed
-googleapis-common-protos; `vendor-check` says whether they differ (not part of gen-check: an
-upstream comment edit must not fail a fresh clone's build). A development tool, not installed.
+gen/agents/v1/*_pb2.py, *_pb2_grpc.py and *.pyi import as `agents.v1.*`; gen/agents/v1/
+descriptors.binpb is the same files as a FileDescriptorSet that keeps their comments (source
+info), which server reflection serves. The check regenerates both into a temporary folder and
+fails on any difference, so stale generated code never lands. `vendor` (make protos-vendor)
+refreshes the committed proto/google/api/*.proto from the installed googleapis-common-protos;
+`vendor-check` says whether they differ (not part of gen-check: an upstream comment edit must not
+fail a fresh clone's build). A development tool, not installed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parents[1]
 PROTO_ROOT = ROOT / "proto"
 OUT = ROOT / "gen"
+DESCRIPTOR_SET = "agents/v1/descriptors.binpb"  # under gen/; read by services.common.reflection
 # google/api/*.proto are vendored in proto/ (buf needs them inside its module); they come from
 # googleapis-common-protos. google/protobuf/*.proto ship in grpcio-tools.
 VENDORED = ("google/api/annotations.proto", "google/api/http.proto")
@@ -31,7 +34,7 @@ _WELL_KNOWN = Path(grpc_tools.__file__).parent / "_proto"
 
 def generate(out: Path) -> None:
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.glob("agents/**/*.proto"))
-    out.mkdir(parents=True, exist_ok=True)
+    (out / DESCRIPTOR_SET).parent.mkdir(parents=True, exist_ok=True)
     args = [
         "protoc",
         f"-I{PROTO_ROOT}",
@@ -39,6 +42,8 @@ def generate(out: Path) -> None:
         f"--python_out={out}",
         f"--pyi_out={out}",
         f"--grpc_python_out={out}",
+        "--include_source_info",
+        f"--descriptor_set_out={out / DESCRIPTOR_SET}",
         *protos,
     ]
     if protoc.main(args) != 0:

@@ -1,23 +1,25 @@
 """The run queue: which runner executes which run, and until when.
 
 A run is runnable while it is pending, or running on a lease (lease_owner, lease_expires_at) that
-expired (its runner is gone). `claim` leases the oldest runnable run, or waits (a long poll) until
-one is offered: a StartRun leases its new run to the longest-waiting claim in its own transaction
-(`offer`, Temporal's "sync match"), else wakes one waiting claim to look again; a running lease's
-expiry wakes it too. Runners renew their leases in one call, learn of cancellations on their
-`watch` stream, and a runner that lost a lease can neither renew nor commit (`held`). A runner
-that restarts `release`s the leases its earlier incarnations held, so their runs resume at once.
-On PostgreSQL, runs queued or released and cancellations requested in one api process wake the
-claims and watchers of the others too (notifications.py).
+expired (its runner is gone). `claim` leases the oldest runnable run of the execution clusters the
+runner serves (all, or those it names), or waits (a long poll) until one is offered: a StartRun
+leases its new run to the longest-waiting claim that serves the run's cluster, in its own
+transaction (`offer`, Temporal's "sync match"), else wakes one such claim to look again; a running
+lease's expiry wakes it too. Runners renew their leases in one call, learn of cancellations on
+their `watch` stream, and a runner that lost a lease can neither renew nor commit (`held`). A
+runner that restarts `release`s the leases its earlier incarnations held, so their runs resume at
+once. On PostgreSQL, runs queued or released and cancellations requested in one api process wake
+the claims and watchers of the others too (notifications.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
-from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,11 +40,16 @@ from services.common.metrics import (
     CLAIMS_WAITING,
     LEASES_RELEASED,
     LEASES_RENEWED,
+    RUNS_PENDING,
     WORK_WATCHERS,
 )
 
 DEFAULT_LEASE_SECONDS: Final = 60
 INCARNATION_SEPARATOR: Final = "/"  # a runner_id is `<runner name>/<incarnation>`
+# RUNS_PENDING is counted again after this process queues or claims runs, at most once per
+# PENDING_MIN_INTERVAL_S, and every PENDING_MAX_INTERVAL_S anyway (other processes' runs).
+PENDING_MIN_INTERVAL_S: Final = 1.0
+PENDING_MAX_INTERVAL_S: Final = 15.0
 log = logging.getLogger("parley.api")
 Signal = store_service_pb2.WatchWorkResponse
 
@@ -83,13 +90,25 @@ class WaitingClaim:
     while looking is not missed; `wait()` returns a run handed to it by a StartRun, or None when
     a queued run woke it (to look again) or its time ran out."""
 
-    def __init__(self, line: WaitingLine, runner_id: str, lease_seconds: int) -> None:
+    def __init__(
+        self,
+        line: WaitingLine,
+        runner_id: str,
+        lease_seconds: int,
+        clusters: frozenset[str] | None = None,
+    ) -> None:
         self._line = line
         self.runner_id = runner_id
         self.lease_seconds = lease_seconds
+        self.clusters = clusters  # the execution clusters its runner serves; None: every one
         self.state = _State.LOOKING
         self._woken = asyncio.Event()
+        self.woken_for: str | None = None  # the cluster of the queued run that woke it
         self._handed: Claim | None = None
+
+    def serves(self, cluster: str | None) -> bool:
+        """Whether it may take a run of `cluster` (None: of a cluster not known yet)."""
+        return self.clusters is None or (cluster is not None and cluster in self.clusters)
 
     def look(self) -> None:
         self._woken.clear()
@@ -119,7 +138,8 @@ class WaitingClaim:
         """A queued run (or a hand-over) woke it since its last `look()`."""
         return self._woken.is_set()
 
-    def wake(self) -> None:
+    def wake(self, cluster: str | None = None) -> None:
+        self.woken_for = cluster
         self._woken.set()
 
     def hand(self, claim: Claim) -> None:
@@ -161,10 +181,12 @@ class WaitingLine:
         self._line: deque[WaitingClaim] = deque()
 
     @contextmanager
-    def join(self, runner_id: str, lease_seconds: int) -> Iterator[WaitingClaim]:
+    def join(
+        self, runner_id: str, lease_seconds: int, clusters: frozenset[str] | None = None
+    ) -> Iterator[WaitingClaim]:
         """A place for the length of one ClaimRun. One that leaves woken without looking again
         (it claimed another run, or was cancelled) passes its wake-up on."""
-        waiting = WaitingClaim(self, runner_id, lease_seconds)
+        waiting = WaitingClaim(self, runner_id, lease_seconds, clusters)
         try:
             yield waiting
         finally:
@@ -172,32 +194,46 @@ class WaitingLine:
             if in_line:
                 self._line.remove(waiting)
             if waiting.end() and not in_line:
-                self.runs_queued()
+                self.runs_queued(waiting.woken_for)
 
     def enter(self, waiting: WaitingClaim) -> None:
         if waiting not in self._line:
             self._line.append(waiting)
 
-    def runs_queued(self, count: int = 1) -> None:
-        for _ in range(min(count, len(self._line))):
-            self._line.popleft().wake()
-
-    def wake_all(self) -> None:
-        """Every claim looks again (runs may have been queued unheard)."""
-        self.runs_queued(len(self._line))
-
-    def __len__(self) -> int:
-        return len(self._line)
-
-    def take(self) -> WaitingClaim | None:
-        """The longest-waiting claim, out of the line for a StartRun to hand its run to; the
-        StartRun gives it back (`hand` or `release`) whatever happens."""
+    def runs_queued(self, cluster: str | None = None) -> None:
+        """A run of `cluster` was queued (None: a run of any cluster): wake the longest-waiting
+        claim that may take it."""
         for waiting in self._line:
-            if waiting.state is _State.WAITING:
+            if cluster is None or waiting.serves(cluster):
+                self._line.remove(waiting)
+                waiting.wake(cluster)
+                return
+
+    def take(self, cluster: str | None = None) -> WaitingClaim | None:
+        """The longest-waiting claim that serves `cluster` (None, when the StartRun does not know
+        its run's cluster yet: one that serves every cluster), out of the line for the StartRun
+        to hand its run to; the StartRun gives it back (`hand` or `release`) whatever happens."""
+        for waiting in self._line:
+            if waiting.state is _State.WAITING and waiting.serves(cluster):
                 self._line.remove(waiting)
                 waiting.state = _State.TAKEN
                 return waiting
         return None
+
+    def names_clusters(self) -> bool:
+        """Whether a claim in line serves only some clusters (then a StartRun needs its run's
+        cluster to pick the claim it hands the run to)."""
+        return any(waiting.clusters is not None for waiting in self._line)
+
+    def serves(self, cluster: str) -> bool:
+        """Whether a claim in line may take a run of `cluster`."""
+        return any(waiting.serves(cluster) for waiting in self._line)
+
+    def wake_all(self) -> None:
+        """Every claim looks again (runs may have been queued unheard)."""
+        for waiting in list(self._line):
+            self._line.remove(waiting)
+            waiting.wake()
 
 
 # --- the StartRun hand-off ---------------------------------------------------------------------
@@ -205,23 +241,30 @@ class WaitingLine:
 
 class Offer:
     """A StartRun's new run on its way into the queue. `place` it inside the transaction that
-    inserts it: leased there and then to the waiting claim the offer holds, if any; with no claim
-    in this process's line, the other api processes hear of the run when it commits."""
+    inserts it: leased there and then to the waiting claim the offer holds, if that claim serves
+    the run's cluster; when no claim in this process's line serves it, the other api processes
+    hear of the run when the transaction commits."""
 
-    def __init__(self, waiting: WaitingClaim | None, others: Notifications | None) -> None:
+    def __init__(
+        self, waiting: WaitingClaim | None, line: WaitingLine, others: Notifications
+    ) -> None:
         self._waiting = waiting
+        self._line = line
         self._others = others
         self.claim: Claim | None = None
         self.placed = False
+        self.cluster: str | None = None
 
     def place(self, conn: Connection, run: RunRow, conversation: ConversationRow) -> None:
-        self.placed = True
-        if self._others is not None:
-            self._others.notify(conn, RUNS_QUEUED, "1")
-        if self._waiting is not None:
+        cluster = run.execution_cluster
+        self.placed, self.cluster = True, cluster
+        waiting = self._waiting
+        if waiting is not None and waiting.serves(cluster):
             self.claim = _lease_new_run(
-                conn, run, self._waiting.runner_id, self._waiting.lease_seconds, conversation
+                conn, run, waiting.runner_id, waiting.lease_seconds, conversation
             )
+        elif self._others.enabled and not self._line.serves(cluster):
+            self._others.notify(conn, RUNS_QUEUED, _queued({cluster: 1}))
 
 
 # --- statements ---------------------------------------------------------------------------------
@@ -250,11 +293,18 @@ def _leasing(run_id: Any) -> ReturningUpdate[Any]:
     )
 
 
-def _claim_statement(skip_locked: bool) -> ReturningUpdate[Any]:
+def _in_clusters(table: FromClause) -> ColumnElement[bool]:
+    return table.c.execution_cluster.in_(bindparam("clusters", expanding=True))
+
+
+def _claim_statement(skip_locked: bool, by_cluster: bool) -> ReturningUpdate[Any]:
     candidate = runs.alias("candidate")
+    runnable = _runnable(candidate)
+    if by_cluster:
+        runnable = and_(runnable, _in_clusters(candidate))
     oldest = (
         select(candidate.c.id)
-        .where(_runnable(candidate))
+        .where(runnable)
         .order_by(candidate.c.started_at, candidate.c.id)
         .limit(1)
     )
@@ -263,9 +313,22 @@ def _claim_statement(skip_locked: bool) -> ReturningUpdate[Any]:
     return _leasing(oldest.scalar_subquery())
 
 
-_CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}  # by is_postgres
+# By (is_postgres, the runner names its clusters).
+_CLAIM = {
+    (pg, named): _claim_statement(pg, named) for pg in (False, True) for named in (False, True)
+}
 _CLAIM_NEW = _leasing(bindparam("run_id"))  # a new run, handed over by its own StartRun
-_EARLIEST_LEASE = select(func.min(runs.c.lease_expires_at)).where(runs.c.status == "running")
+_EARLIEST_LEASE = {
+    False: select(func.min(runs.c.lease_expires_at)).where(runs.c.status == "running"),
+    True: select(func.min(runs.c.lease_expires_at)).where(
+        and_(runs.c.status == "running", _in_clusters(runs))
+    ),
+}
+_PENDING = (
+    select(runs.c.execution_cluster, func.count())
+    .where(runs.c.status == "pending")
+    .group_by(runs.c.execution_cluster)
+)
 _CONVERSATION = select(conversations).where(conversations.c.id == bindparam("id"))
 _HISTORY = (
     select(messages)
@@ -288,7 +351,7 @@ _RELEASE = (
         )
     )
     .values(lease_owner=None, lease_expires_at=bindparam("now"))  # held by nobody, runnable
-    .returning(runs.c.id)
+    .returning(runs.c.id, runs.c.execution_cluster)
 )
 _RENEW = (
     update(runs)
@@ -302,6 +365,20 @@ _RENEW = (
     .values(lease_expires_at=bindparam("expires"))
     .returning(runs.c.id, runs.c.cancel_requested)
 )
+
+
+def _queued(clusters: Mapping[str, int]) -> str:
+    """A RUNS_QUEUED payload: how many runs of each cluster (bounded by the clusters, not the
+    runs: a payload has 8000 bytes at most)."""
+    return " ".join(f"{cluster}={count}" for cluster, count in clusters.items())
+
+
+def _queued_counts(payload: str) -> dict[str, int]:
+    counts = {}
+    for item in payload.split():
+        cluster, _, count = item.rpartition("=")
+        counts[cluster] = int(count)
+    return counts
 
 
 def _like_prefix(prefix: str) -> str:
@@ -350,8 +427,9 @@ def _claimed(
     return Claim(ClaimedRun(run, conversation, history, live, usage), 0)
 
 
-def _retry_after_ms(conn: Connection, now: datetime) -> int:
-    earliest: datetime | None = conn.execute(_EARLIEST_LEASE).scalar()
+def _retry_after_ms(conn: Connection, now: datetime, clusters: list[str] | None) -> int:
+    statement = _EARLIEST_LEASE[clusters is not None]
+    earliest: datetime | None = conn.execute(statement, {"clusters": clusters or []}).scalar()
     if earliest is None:
         return 0
     if earliest.tzinfo is None:
@@ -405,37 +483,45 @@ class RunQueue:
         self._db = log.db
         self._line = WaitingLine()
         self._watchers: set[asyncio.Queue[Signal]] = set()
+        self._pending_changed = asyncio.Event()
         self._notifications = log.notifications
-        self._notifications.on(RUNS_QUEUED, lambda count: self._line.runs_queued(int(count)))
+        self._notifications.on(RUNS_QUEUED, self._queued_elsewhere)
         self._notifications.on(CANCELS, self.signal_cancel)
         self._notifications.on_reconnect(self._line.wake_all)
 
     async def claim(
-        self, runner_id: str, lease_seconds: int, wait_ms: int
+        self, runner_id: str, lease_seconds: int, wait_ms: int, clusters: Sequence[str] = ()
     ) -> store_service_pb2.ClaimRunResponse:
-        """Lease the oldest runnable run (one UPDATE … RETURNING), or wait up to `wait_ms` for
-        one: handed over by a StartRun, or found on looking again when a queued run or the
-        earliest running lease's expiry wakes this claim."""
+        """Lease the oldest runnable run of `clusters` (none named: of every cluster; one
+        UPDATE … RETURNING), or wait up to `wait_ms` for one: handed over by a StartRun, or found
+        on looking again when a queued run or the earliest running lease's expiry wakes this
+        claim."""
         if not runner_id:
             raise ParleyError("InvalidRequest", "runner_id is required", field="runner_id")
         lease = _lease(lease_seconds)
-        statement = _CLAIM[self._db.is_postgres]
+        named = sorted(set(clusters)) or None
+        statement = _CLAIM[self._db.is_postgres, named is not None]
 
         def oldest(conn: Connection) -> Claim:
             now = datetime.now(UTC)
             params = {"now": now, "runner": runner_id, "expires": now + lease}
+            if named is not None:
+                params["clusters"] = named
             row = conn.execute(statement, params).first()
             if row is None:
-                return Claim(None, _retry_after_ms(conn, now))
+                return Claim(None, _retry_after_ms(conn, now, named))
             return _claimed(conn, RunRow(*row), now)
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0, wait_ms) / 1000
-        with self._line.join(runner_id, lease_seconds) as waiting:
+        serves = frozenset(named) if named is not None else None
+        with self._line.join(runner_id, lease_seconds, serves) as waiting:
             while True:
                 waiting.look()
                 claim = await self._log.write(oldest)
                 left = deadline - loop.time()
+                if claim.claimed is not None:
+                    self._pending_changed.set()
                 if claim.claimed is not None or left <= 0:
                     return _response(claim)
                 if claim.retry_after_ms:
@@ -444,27 +530,59 @@ class RunQueue:
                 if handed is not None:  # a StartRun leased its new run to this claim
                     return _response(handed)
 
+    def names_clusters(self) -> bool:
+        """Whether a StartRun should learn its run's cluster before its offer (see `offer`)."""
+        return self._line.names_clusters()
+
     @asynccontextmanager
-    async def offer(self) -> AsyncIterator[Offer]:
-        """For one StartRun: its run, once `placed`, goes to the longest-waiting claim (leased
-        in the StartRun's transaction, handed over when it has committed) or, with none
-        waiting, wakes the next claim; a StartRun that fails or makes no run gives the waiting
-        claim back."""
-        waiting = self._line.take()
-        offer = Offer(waiting, None if self._line or waiting else self._notifications)
+    async def offer(self, cluster: str | None = None) -> AsyncIterator[Offer]:
+        """For one StartRun whose run will be of `cluster` (None: not known yet): its run, once
+        `placed`, goes to the longest-waiting claim that serves the cluster (leased in the
+        StartRun's transaction, handed over when it has committed) or, with none waiting, wakes
+        the next such claim, here or (none here) in another api process; a StartRun that fails
+        or makes no run gives the waiting claim back."""
+        waiting = self._line.take(cluster)
+        offer = Offer(waiting, self._line, self._notifications)
         try:
             yield offer
         except BaseException:
             if waiting is not None:
                 waiting.release()
             raise
-        if waiting is None:
-            if offer.placed:
-                self._line.runs_queued()
-        elif offer.claim is not None:
+        if offer.placed:
+            self._pending_changed.set()
+        if waiting is not None and offer.claim is not None:
             waiting.hand(offer.claim)
-        else:
-            waiting.release()  # a replay made no run
+            return
+        if waiting is not None:
+            waiting.release()  # a replay made no run, or the run is of a cluster it does not serve
+        if offer.placed:
+            self._line.runs_queued(offer.cluster)
+
+    def pending_changed(self) -> None:
+        """Runs left the pending state here outside a claim (a pending run cancelled)."""
+        self._pending_changed.set()
+
+    async def report_pending(self, clusters: Iterable[str]) -> None:
+        """Keep RUNS_PENDING (per execution cluster) current, until cancelled: counted by the
+        database after this process queued or claimed runs, and every PENDING_MAX_INTERVAL_S
+        for other processes' runs. The count is a database read, never a call on the loop."""
+        known = list(clusters)
+        while True:
+            self._pending_changed.clear()
+            counts: dict[str, int] | None
+            try:
+                counts = dict(await self._db.read(lambda conn: conn.execute(_PENDING).all()))
+            except Exception:  # noqa: BLE001 - a metric must not stop the store; logged, retried
+                log.warning("counting pending runs failed", exc_info=True)
+                counts = None
+            if counts is not None:
+                for cluster in {*known, *counts}:
+                    RUNS_PENDING.labels(cluster).set(counts.get(cluster, 0))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PENDING_MAX_INTERVAL_S):
+                    await self._pending_changed.wait()
+            await asyncio.sleep(PENDING_MIN_INTERVAL_S)  # a rate limit, not a wait for work
 
     async def renew(
         self, runner_id: str, run_ids: Sequence[str], lease_seconds: int
@@ -509,18 +627,26 @@ class RunQueue:
             )
         params = {"earlier": _like_prefix(prefix), "runner": runner_id, "now": datetime.now(UTC)}
 
-        def release(conn: Connection) -> list[str]:
-            released = list(conn.execute(_RELEASE, params).scalars())
+        def release(conn: Connection) -> dict[str, str]:
+            released = {run_id: cluster for run_id, cluster in conn.execute(_RELEASE, params)}
             if released:
-                self._notifications.notify(conn, RUNS_QUEUED, str(len(released)))
+                self._notifications.notify(conn, RUNS_QUEUED, _queued(Counter(released.values())))
             return released
 
         released = await self._db.write(release)
         if released:
             LEASES_RELEASED.inc(len(released))
             log.info("runner %s restarted: released %d leases", runner_name, len(released))
-            self._line.runs_queued(len(released))
-        return store_service_pb2.ReleaseLeasesResponse(run_ids=released)
+            for cluster in released.values():
+                self._line.runs_queued(cluster)
+        return store_service_pb2.ReleaseLeasesResponse(run_ids=list(released))
+
+    def _queued_elsewhere(self, payload: str) -> None:
+        """Another api process queued or released runs: wake as many claims that may take
+        them."""
+        for cluster, count in _queued_counts(payload).items():
+            for _ in range(count):
+                self._line.runs_queued(cluster)
 
     @contextmanager
     def watch(self) -> Iterator[asyncio.Queue[Signal]]:

@@ -21,6 +21,7 @@ from agents.v1 import (
 
 from services.common import addresses, internal_tls
 from services.common.config import Settings
+from services.common.grpc_server import CHANNEL_OPTIONS
 from services.common.internal_auth import PUBLIC_SERVICES
 
 # Each of Parley's gRPC services: its full name (the name its health is checked by too) and the
@@ -64,7 +65,7 @@ def open_channel(
     list's authority (the host TLS checks certificates against) is its first address."""
     parsed = addresses.parse(setting)
     target = parsed.target
-    options = [("grpc.service_config", service_config(service))]
+    options = [*CHANNEL_OPTIONS, ("grpc.service_config", service_config(service))]
     if parsed.listed:
         options.append(("grpc.default_authority", parsed.first))
     if credentials is None:

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf import descriptor, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from services.common import internal_auth
+from services.common import internal_auth, reflection
 from services.common.errors import ParleyError
 from services.common.metrics import GRPC_HANDLED, GRPC_SECONDS
 
@@ -184,32 +182,22 @@ class Running:
 # A connection is retired after about a minute (GOAWAY: its open calls and streams finish on it,
 # new ones go to a new connection), so a client dialing a dns:/// name resolves it again and
 # reaches the replicas added since: gRPC re-resolves only when a connection goes away.
+#
+# gRPC's default 4 MB limit on a received message would fail a StartRun carrying images and
+# documents (up to 32 MiB) inside Parley, and the claim of a conversation whose history holds them
+# (a run's whole history rides in one ClaimRun answer): Parley's servers and channels take more.
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
 SERVER_OPTIONS = [
     ("grpc.so_reuseport", 0),
     ("grpc.max_connection_age_ms", 60_000),
     ("grpc.server.max_pending_requests", 20_000),
     ("grpc.server.max_pending_requests_hard_limit", 40_000),
+    *CHANNEL_OPTIONS,
 ]
-
-
-def _reflection_pool(service_names: Sequence[str]) -> descriptor_pool.DescriptorPool:
-    """The files defining these services and their imports, and nothing else this process
-    loaded: reflection on a listener describes what it serves (the public API's does not show
-    the store's internal service)."""
-    pool = descriptor_pool.DescriptorPool()
-    added: set[str] = set()
-
-    def add(file: descriptor.FileDescriptor) -> None:
-        if file.name in added:
-            return
-        for dependency in file.dependencies:
-            add(dependency)
-        pool.AddSerializedFile(file.serialized_pb)
-        added.add(file.name)
-
-    for name in service_names:
-        add(descriptor_pool.Default().FindServiceByName(name).file)
-    return pool
 
 
 async def start_server(
@@ -227,8 +215,7 @@ async def start_server(
         add(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    described = [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
-    reflection.enable_server_reflection(described, server, pool=_reflection_pool(described))
+    reflection.enable([*service_names, health.SERVICE_NAME], server)
     try:
         port = server.add_secure_port(bind, tls) if tls else server.add_insecure_port(bind)
     except RuntimeError:  # grpcio's way of saying the address is taken or invalid

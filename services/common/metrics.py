@@ -46,6 +46,12 @@ LEASES_RELEASED = Counter(
     "parley_api_leases_released_total",
     "Leases of a restarted runner's earlier incarnations released at its start (ReleaseLeases).",
 )
+RUNS_PENDING = Gauge(
+    "parley_api_runs_pending",
+    "Runs waiting for a runner, by execution cluster (counted by the database: every store "
+    "process reports the same numbers).",
+    ["cluster"],
+)
 LEASES_RENEWED = Histogram(
     "parley_api_leases_renewed",
     "Leases one RenewLeases call extended (a runner renews all its runs at once).",
@@ -56,8 +62,9 @@ LEASES_RENEWED = Histogram(
 _SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 RUNNER_RUNS = Counter(
     "parley_runner_runs_total",
-    "Runs the runner brought to a terminal status, by status and error type ('' when none).",
-    ["status", "error_type"],
+    "Runs the runner brought to a terminal status, by execution cluster, status and error type "
+    "('' when none).",
+    ["cluster", "status", "error_type"],
 )
 RUNNER_ITERATIONS = Histogram(
     "parley_runner_iterations",
@@ -69,9 +76,15 @@ RUNNER_TOKENS = Counter(
 )
 RUNNER_MODEL_SECONDS = Histogram(
     "parley_runner_model_call_seconds",
-    "Model call latency, by provider and outcome (ok or the incident code).",
-    ["provider", "outcome"],
+    "Model call latency, by execution cluster, provider and outcome (ok or the incident code).",
+    ["cluster", "provider", "outcome"],
     buckets=_SECONDS,
+)
+RUNNER_TITLES = Counter(
+    "parley_runner_titles_total",
+    "Conversation titles, by execution cluster and source: model, or fallback (the message's "
+    "first words, when the model failed or answered no title).",
+    ["cluster", "source"],
 )
 RUNNER_PICKUP_SECONDS = Histogram(
     "parley_runner_pickup_delay_seconds",

@@ -37,7 +37,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.bench import calibrate, report, stack  # noqa: E402
+from tests.bench import calibrate, providers, report, stack  # noqa: E402
 from tests.bench.client import (  # noqa: E402
     SCENARIOS,
     WAITS,
@@ -91,6 +91,7 @@ GROUPS = (
     "scaleout",
     "chaos",
     "profile",
+    "providers",
 )
 AS_SHIPPED: tuple[str, dict[str, str]] = ("as shipped", {})
 PLANS = {
@@ -837,6 +838,8 @@ class Bench:
                 await self.peer()
             if plan.profile_s and wanted("profile"):
                 await self.profile()
+            if wanted("providers"):
+                await providers.cells(self)
         finally:
             self.converse.stop()
             self.mcp.stop()

@@ -52,19 +52,23 @@ class GatewayClient:
             f"/agents/conversations/{conversation_id}/runs", json=body, headers=self.headers(*user)
         )
 
-    async def get_run(self, run_id: str) -> dict[str, Any]:
-        r = await self.http.get(f"/agents/runs/{run_id}", headers=self.headers())
+    async def get_run(self, run_id: str, user: tuple[int, int] = (1, 1)) -> dict[str, Any]:
+        r = await self.http.get(f"/agents/runs/{run_id}", headers=self.headers(*user))
         assert r.status_code == 200, r.text
         return r.json()
 
     async def wait_run(
-        self, run_id: str, statuses: set[str] = TERMINAL, deadline_s: float = 20.0
+        self,
+        run_id: str,
+        statuses: set[str] = TERMINAL,
+        deadline_s: float = 20.0,
+        user: tuple[int, int] = (1, 1),
     ) -> dict[str, Any]:
         """GET the run until it is in one of `statuses`, or fail at the deadline."""
         until = time.monotonic() + deadline_s
         seen: list[str] = []
         while True:
-            run = await self.get_run(run_id)
+            run = await self.get_run(run_id, user)
             if not seen or seen[-1] != run["status"]:
                 seen.append(run["status"])
             if run["status"] in statuses:
@@ -118,12 +122,15 @@ class Suite(GatewayClient):
 
 
 @asynccontextmanager
-async def running_suite(database_url: str) -> AsyncIterator[Suite]:
+async def running_suite(database_url: str, **overrides: Any) -> AsyncIterator[Suite]:
     settings = Settings(
-        database_url=database_url,
-        jwt_secret=SECRET,
-        internal_secret=INTERNAL_SECRET,
-        docs_base_url=DOCS,
+        **{
+            "database_url": database_url,
+            "jwt_secret": SECRET,
+            "internal_secret": INTERNAL_SECRET,
+            "docs_base_url": DOCS,
+            **overrides,
+        }
     )
     api = await api_server.start(settings, "127.0.0.1:0", "127.0.0.1:0")
     gateway = await gateway_app.start(settings, f"127.0.0.1:{api.port}", "127.0.0.1", 0)

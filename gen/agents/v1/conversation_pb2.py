@@ -23,16 +23,19 @@ _sym_db = _symbol_database.Default()
 
 
 from agents.v1 import config_pb2 as agents_dot_v1_dot_config__pb2
+from agents.v1 import http_options_pb2 as agents_dot_v1_dot_http__options__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61gents/v1/conversation.proto\x12\tagents.v1\x1a\x16\x61gents/v1/config.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x02\n\x0c\x43onversation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rsystem_prompt\x18\x03 \x01(\tH\x01\x88\x01\x01\x12(\n\x08\x64\x65\x66\x61ults\x18\x04 \x01(\x0b\x32\x16.agents.v1.AgentConfig\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12\x12\n\ncompany_id\x18\x06 \x01(\x03\x12\x0f\n\x07user_id\x18\x07 \x01(\x03\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05_nameB\x10\n\x0e_system_promptb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61gents/v1/conversation.proto\x12\tagents.v1\x1a\x16\x61gents/v1/config.proto\x1a\x1c\x61gents/v1/http_options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x02\n\x0c\x43onversation\x12\x16\n\x02id\x18\x01 \x01(\tB\n\xaa\xb5\x18\x06\x32\x04uuid\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rsystem_prompt\x18\x03 \x01(\tH\x01\x88\x01\x01\x12(\n\x08\x64\x65\x66\x61ults\x18\x04 \x01(\x0b\x32\x16.agents.v1.AgentConfig\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12\x12\n\ncompany_id\x18\x06 \x01(\x03\x12\x0f\n\x07user_id\x18\x07 \x01(\x03\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05_nameB\x10\n\x0e_system_promptb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agents.v1.conversation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONVERSATION']._serialized_start=101
-  _globals['_CONVERSATION']._serialized_end=393
+  _globals['_CONVERSATION'].fields_by_name['id']._loaded_options = None
+  _globals['_CONVERSATION'].fields_by_name['id']._serialized_options = b'\252\265\030\0062\004uuid'
+  _globals['_CONVERSATION']._serialized_start=131
+  _globals['_CONVERSATION']._serialized_end=435
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from agents.v1 import config_pb2 as _config_pb2
+from agents.v1 import http_options_pb2 as _http_options_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

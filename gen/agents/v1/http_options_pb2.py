@@ -25,13 +25,23 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61gents/v1/http_options.proto\x12\tagents.v1\x1a google/protobuf/descriptor.proto\"A\n\x0cRetiredField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0breplacement\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t:8\n\x0esuccess_status\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x05:>\n\x13union_discriminator\x12\x1f.google.protobuf.MessageOptions\x18\xd2\x86\x03 \x01(\t:R\n\x0eretired_fields\x12\x1f.google.protobuf.MessageOptions\x18\xd3\x86\x03 \x03(\x0b\x32\x17.agents.v1.RetiredField:5\n\njson_array\x12\x1f.google.protobuf.MessageOptions\x18\xd4\x86\x03 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61gents/v1/http_options.proto\x12\tagents.v1\x1a google/protobuf/descriptor.proto\"A\n\x0cRetiredField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0breplacement\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xf4\x02\n\nFieldRules\x12\x10\n\x08required\x18\x01 \x01(\x08\x12\x14\n\x07minimum\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x07maximum\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nmin_length\x18\x04 \x01(\rH\x02\x88\x01\x01\x12\x0f\n\x07pattern\x18\x05 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x06 \x01(\t\x12\x0f\n\x07\x65xample\x18\x07 \x01(\t\x12\x15\n\rdefault_value\x18\x08 \x01(\t\x12@\n\x0e\x65lement_fields\x18\t \x03(\x0b\x32(.agents.v1.FieldRules.ElementFieldsEntry\x12\x10\n\x08resource\x18\n \x01(\t\x1aK\n\x12\x45lementFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.agents.v1.FieldRules:\x02\x38\x01\x42\n\n\x08_minimumB\n\n\x08_maximumB\r\n\x0b_min_length\"D\n\x0fStreamEventType\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06\x66ields\x18\x03 \x03(\t\"A\n\x0bHttpExample\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\t:8\n\x0esuccess_status\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x05:>\n\x13union_discriminator\x12\x1f.google.protobuf.MessageOptions\x18\xd2\x86\x03 \x01(\t:R\n\x0eretired_fields\x12\x1f.google.protobuf.MessageOptions\x18\xd3\x86\x03 \x03(\x0b\x32\x17.agents.v1.RetiredField:5\n\njson_array\x12\x1f.google.protobuf.MessageOptions\x18\xd4\x86\x03 \x01(\x08:E\n\x05rules\x12\x1d.google.protobuf.FieldOptions\x18\xd5\x86\x03 \x01(\x0b\x32\x15.agents.v1.FieldRules:3\n\nomit_empty\x12\x1d.google.protobuf.FieldOptions\x18\xd8\x86\x03 \x01(\x08:R\n\x0b\x65vent_types\x12\x1f.google.protobuf.MessageOptions\x18\xd6\x86\x03 \x03(\x0b\x32\x1a.agents.v1.StreamEventType:J\n\x08\x65xamples\x12\x1e.google.protobuf.MethodOptions\x18\xd7\x86\x03 \x03(\x0b\x32\x16.agents.v1.HttpExample:8\n\x0emax_body_bytes\x12\x1e.google.protobuf.MethodOptions\x18\xd9\x86\x03 \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agents.v1.http_options_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_FIELDRULES_ELEMENTFIELDSENTRY']._loaded_options = None
+  _globals['_FIELDRULES_ELEMENTFIELDSENTRY']._serialized_options = b'8\001'
   _globals['_RETIREDFIELD']._serialized_start=77
   _globals['_RETIREDFIELD']._serialized_end=142
+  _globals['_FIELDRULES']._serialized_start=145
+  _globals['_FIELDRULES']._serialized_end=517
+  _globals['_FIELDRULES_ELEMENTFIELDSENTRY']._serialized_start=403
+  _globals['_FIELDRULES_ELEMENTFIELDSENTRY']._serialized_end=478
+  _globals['_STREAMEVENTTYPE']._serialized_start=519
+  _globals['_STREAMEVENTTYPE']._serialized_end=587
+  _globals['_HTTPEXAMPLE']._serialized_start=589
+  _globals['_HTTPEXAMPLE']._serialized_end=654
 # @@protoc_insertion_point(module_scope)

@@ -1,21 +1,35 @@
 """The provider protocol and provider-neutral types. Turns are the contract's own protos
-(`agents.v1.Message` / `ContentBlock`); a provider converts them to its wire format."""
+(`agents.v1.Message` / `ContentBlock`), so a transcript one provider started continues on
+another; each provider converts them to its wire format and its answers back."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from agents.v1 import message_pb2
+
+OUTPUT_SCHEMA_NAME: Final = "final_answer"  # the name structured output's schema is sent under
 
 
 @dataclass(frozen=True)
 class TokenUsage:
+    """Tokens of one call or a sum of calls. `prompt` excludes prompt-cache reads and writes, as
+    Bedrock counts them; providers that count them in normalise."""
+
     prompt: int = 0
     completion: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(self.prompt + other.prompt, self.completion + other.completion)
+        return TokenUsage(
+            self.prompt + other.prompt,
+            self.completion + other.completion,
+            self.cache_read + other.cache_read,
+            self.cache_write + other.cache_write,
+        )
 
     @property
     def total(self) -> int:
@@ -49,14 +63,27 @@ class ModelRequest:
     max_tokens: int
     temperature: float
     output_schema: dict[str, Any] | None
+    stream: bool = False  # the provider's streaming API, where it has one: deltas as they come
 
 
 @dataclass(frozen=True)
 class ModelReply:
     content: tuple[message_pb2.ContentBlock, ...]
-    stop_reason: str  # end_turn | tool_use | max_tokens | ... (the provider's words)
+    stop_reason: str  # end_turn | tool_use | max_tokens | ... (Converse's words)
     usage: TokenUsage
     raw_response: str = ""  # JSON as received, for the inference job record
+
+
+@dataclass(frozen=True)
+class ReplyDelta:
+    """A piece of a streamed reply: `text` appended to its content block `block_index`."""
+
+    block_index: int
+    text: str
+    kind: str = "text"  # text | reasoning
+
+
+DeltaSink = Callable[[ReplyDelta], None]
 
 
 class ProviderError(Exception):
@@ -76,13 +103,17 @@ class PreparedCall:
     provider_model_id: str
     body: dict[str, Any]
     request_json: str = field(default="")
+    stream: bool = False
 
 
 class Provider(Protocol):
-    name: str
+    name: str  # bedrock | cortex | openai | echo: the inference job's `provider`
 
     def prepare(self, data_plane_id: str, request: ModelRequest) -> PreparedCall: ...
 
-    async def converse(self, call: PreparedCall) -> ModelReply: ...
+    async def converse(self, call: PreparedCall, deltas: DeltaSink | None = None) -> ModelReply:
+        """The whole reply. A streamed call (`call.stream`, on a provider that streams) also
+        hands each piece to `deltas` as it arrives; the reply is the same either way."""
+        ...
 
     async def close(self) -> None: ...

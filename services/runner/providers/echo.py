@@ -4,7 +4,8 @@ It speaks Converse's shapes, so an inference job records the body Bedrock would 
 Converse-shaped answer. The answer is a pure function of the request: the tool the first
 iteration forces (arguments built from its input schema), else a summary of the tool results just
 returned, else "You said: <the last user message>"; in structured mode, the smallest object the
-output schema accepts. Usage is counted from text length (about four characters a token).
+output schema accepts; a title request (titling.TITLE_PROMPT) gets the message's first words.
+Usage is counted from text length (about four characters a token).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 import orjson
 
-from services.runner.providers.base import ModelReply, ModelRequest, PreparedCall
+from services.runner.providers.base import DeltaSink, ModelReply, ModelRequest, PreparedCall
 from services.runner.providers.bedrock import converse_body, parse_reply
+from services.runner.titling import TITLE_PROMPT, title_from
 
 CHARS_PER_TOKEN = 4
 
@@ -30,7 +32,7 @@ class EchoProvider:
         request_json = orjson.dumps({"modelId": request.provider_model_id, **body}, default=_wire)
         return PreparedCall(data_plane_id, request.provider_model_id, body, request_json.decode())
 
-    async def converse(self, call: PreparedCall) -> ModelReply:
+    async def converse(self, call: PreparedCall, deltas: DeltaSink | None = None) -> ModelReply:
         return parse_reply(answer(call.body))
 
     async def close(self) -> None:
@@ -52,9 +54,12 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
     said = " ".join(b["text"] for b in last if "text" in b).strip()
     reply = summary(results, messages) if results else f"You said: {said or '(nothing)'}"
     forced = _forced_tool(body.get("toolConfig") or {})
-    if forced is not None:
+    if body.get("system") == [{"text": TITLE_PROMPT}]:
+        content: list[dict[str, Any]] = [{"text": title_from(said) or "Conversation"}]
+        stop = "end_turn"
+    elif forced is not None:
         schema = (forced.get("inputSchema") or {}).get("json") or {}
-        content: list[dict[str, Any]] = [
+        content = [
             {
                 "toolUse": {
                     "toolUseId": _tool_use_id(body),

@@ -100,18 +100,19 @@ async def test_events_committed_through_one_process_reach_streams_on_the_other(
     ]
 
 
+@pytest.mark.parametrize("clusters", [[], ["shared"]], ids=["every-cluster", "named-cluster"])
 async def test_a_run_started_through_one_process_wakes_a_claim_waiting_on_the_other(
-    make_postgres_url: Callable[..., Awaitable[str]],
+    make_postgres_url: Callable[..., Awaitable[str]], clusters: list[str]
 ) -> None:
+    """Whether the waiting claim serves every cluster or names the run's own."""
     async with two_api_processes(make_postgres_url) as (a, b, _):
         who = a.user()
         conversation = await a.create(who)
         before = _claims_waiting()
-        claim = asyncio.ensure_future(
-            b.store.ClaimRun(
-                store_service_pb2.ClaimRunRequest(runner_id="r/1", lease_seconds=60, wait_ms=60_000)
-            )
+        request = store_service_pb2.ClaimRunRequest(
+            runner_id="r/1", lease_seconds=60, wait_ms=60_000, clusters=clusters
         )
+        claim = asyncio.ensure_future(b.store.ClaimRun(request))
         await _until(lambda: _claims_waiting() > before, "B's claim to wait")
         run = await a.start(who, conversation.id)  # no claim waits on A
         claimed = await asyncio.wait_for(claim, 10)  # well inside its 60 s wait: woken

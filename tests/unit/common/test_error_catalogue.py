@@ -56,7 +56,7 @@ def test_http_status_follows_grpc_gateway_unless_explained() -> None:
 
 # Calls whose first argument (or `code=` / `type=`) is an incident code.
 _CODE_TAKERS = frozenset({"ParleyError", "RunFailure", "ProviderError", "Stopped", "Fail"})
-_CODE_TAKERS |= {"ModelFailed", "RunError"}
+_CODE_TAKERS |= {"ModelFailed", "RunError", "catalogued"}  # catalogued: the gateway's own rows
 
 
 def uncatalogued_codes(source: str, where: str = "<source>") -> list[str]:
@@ -100,11 +100,13 @@ def test_the_scan_sees_a_typo() -> None:
         "ParleyError(code='VersionConflicts', detail='x')\n"
         "loop.Stopped(incidents.AGENT_LOOP_CANCELED, 'x')\n"
         "ProviderError('ModelTimeout', 'fine')\n"
+        "problems.catalogued('RouteNotFund', 'x')\n"
     )
     assert [f.split(": ", 1)[1] for f in uncatalogued_codes(source)] == [
         "import MODEL_TIMEOUTS",
         "RunFailure('AgentLoopCanceled')",
         "ParleyError('VersionConflicts')",
+        "catalogued('RouteNotFund')",
         "incidents.AGENT_LOOP_CANCELED",
     ]
 

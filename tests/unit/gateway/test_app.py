@@ -274,7 +274,11 @@ async def test_server_streaming_is_sse_and_a_late_error_is_an_error_event(
     resp = await client.get("/agents/runs/r1/events", headers={"Last-Event-ID": "4"})
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
     frames = [f for f in resp.text.split("\n\n") if f]
-    assert [f.split("\n")[0] for f in frames] == ["id: 5", "id: 6"]
+    # Each event is named after its `type` (CONTRACT "Event stream") and carries its seq as id.
+    assert [f.split("\n")[:2] for f in frames] == [
+        ["event: run.status", "id: 5"],
+        ["event: run.status", "id: 6"],
+    ]
     assert orjson.loads(frames[0].split("data: ", 1)[1])["status"] == "running"
     late = await client.get("/agents/runs/breaks/events")
     assert late.status_code == 200

@@ -228,3 +228,14 @@ def test_example_is_valid_for_any_schema_of_the_output_subset(
     schema: dict[str, Any], said: str
 ) -> None:
     assert Draft202012Validator(schema).is_valid(example(schema, said))
+
+
+def test_a_title_request_gets_the_messages_first_words() -> None:
+    from services.runner.titling import TITLE_PROMPT, clean_title
+
+    body = request(msg(U, text("Find me a meeting time for tomorrow afternoon.")))
+    body["system"] = [{"text": TITLE_PROMPT}]
+    reply = parse_reply(answer(body))
+    assert clean_title(reply.content[0].text.text) == (
+        "Find me a meeting time for tomorrow afternoon"
+    )
