@@ -37,6 +37,7 @@ from services.runner.executor import Executor, RunHandle
 log = logging.getLogger("parley.runner")
 Signal = store_service_pb2.WatchWorkResponse
 CLAIM_WAIT_MS = 30_000  # one long poll's wait at the store; then the worker asks again
+RELEASE_AT_STOP_S = 2.0  # a stop does not wait long for a store that is gone
 
 
 class Worker:
@@ -100,7 +101,7 @@ class Worker:
         if abandoned:
             successor = f"{self.runner_name}/{uuid.uuid4().hex[:12]}"
             try:
-                await self._store.release_leases(self.runner_name, successor)
+                await self._store.release_leases(self.runner_name, successor, RELEASE_AT_STOP_S)
             except grpc.aio.AioRpcError as exc:
                 log.warning("releasing the leases of abandoned runs failed: %s", exc.details())
 
