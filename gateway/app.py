@@ -38,9 +38,10 @@ from gateway.routes import (
     methods_of,
     send_bytes,
 )
+from services.common import channels
 from services.common.config import Settings
 from services.common.errors import CATALOGUE, CatalogueEntry
-from services.common.grpc_server import CHANNEL_OPTIONS, Running
+from services.common.grpc_server import Running
 from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
 HTML = "text/html; charset=utf-8"
@@ -224,8 +225,9 @@ async def start(
     reflection_deadline_s: float = 15.0,
     stream_handler: StreamHandlerFactory | None = None,
 ) -> Running:
-    """Connect to the API, reflect its public service, and serve HTTP on (host, port)."""
-    channel = grpc.aio.insecure_channel(api_target, options=CHANNEL_OPTIONS)
+    """Connect to the API (every address `api_target` names: PARLEY_API_ADDR), reflect its public
+    service, and serve HTTP on (host, port)."""
+    channel = channels.open_channel(api_target, channels.service_name("api"))
     try:
         loaded = await load_service(channel, deadline_s=reflection_deadline_s)
         app = build_app(settings, channel, loaded, stream_handler=stream_handler)

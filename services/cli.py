@@ -31,19 +31,17 @@ PROVIDER_NAMES = {"bedrock": "AWS Bedrock", "cortex": "Snowflake Cortex", "opena
 GC_GEN0_THRESHOLD = 10_000  # allocations between young collections (CPython's default: 700)
 
 
-def _port(addr: str) -> int:
-    return int(addr.rpartition(":")[2])
-
-
 def _starters(settings: Settings) -> dict[str, Callable[[], Awaitable[Running]]]:
     # Imported lazily so `parley token` stays instant.
     from gateway import app as gateway_app
     from services.api import server as api_server
     from services.runner import server as runner_server
+    from services.common import addresses
     from services.tooling import server as tooling_server
 
-    def bind(addr: str) -> str:
-        return f"{settings.host}:{_port(addr)}"
+    def bind(setting: str) -> str:
+        """A serving process listens on the port of the first address of its own setting."""
+        return f"{settings.host}:{addresses.parse(setting).first_port}"
 
     return {
         "api": lambda: api_server.start(
@@ -249,11 +247,11 @@ def _job(args: argparse.Namespace) -> None:
         from agents.v1 import store_service_pb2, store_service_pb2_grpc
 
         from gateway import codec
-        from services.common import internal_tls
+        from services.common import channels
         from services.common.internal_auth import InternalCredential, Role
 
         operator = InternalCredential(settings.internal_secret, Role.OPERATOR, ttl_seconds=60)
-        async with internal_tls.channel(settings.store_addr, settings) as channel:
+        async with channels.dial(settings, "store") as channel:
             try:
                 job = await store_service_pb2_grpc.StoreServiceStub(channel).GetInferenceJob(
                     store_service_pb2.GetInferenceJobRequest(id=args.job_id),

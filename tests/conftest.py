@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -48,13 +49,26 @@ async def make_database_url(
 
         yield sqlite_url
         return
+    async with _postgres_databases("the PostgreSQL variants of these tests") as postgres_url:
+        yield postgres_url
+
+
+@pytest_asyncio.fixture(scope="session")
+async def make_postgres_url() -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """Fresh PostgreSQL databases for what only PostgreSQL does (several api processes on one
+    database); skips loudly when PostgreSQL is down."""
+    async with _postgres_databases("these PostgreSQL-only tests") as postgres_url:
+        yield postgres_url
+
+
+@contextlib.asynccontextmanager
+async def _postgres_databases(what: str) -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    from services.api.db import migrate
+
     try:
         admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(
-            f"PostgreSQL is not answering on 127.0.0.1:5432 ({exc}): "
-            "the PostgreSQL variants of these tests did NOT run"
-        )
+        pytest.skip(f"PostgreSQL is not answering on 127.0.0.1:5432 ({exc}): {what} did NOT run")
     created: list[str] = []
 
     async def postgres_url(*, migrated: bool = True) -> str:

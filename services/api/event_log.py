@@ -3,9 +3,11 @@ per-run monotonic `seq` (runs.event_seq, bumped in the writer's transaction), so
 with `after_seq` loses and repeats nothing.
 
 Writers run their transaction through `EventLog.write`; the events `append`ed in it get their seqs
-when its work is done (one bump and one insert per run) and go to the run's subscribers once it has
-committed. Readers never poll: a subscriber reads the log only to catch up. An event is stored as
-data; what is presentation (a failed run's title and docs link) is rendered when it is sent.
+when its work is done (one bump and one insert per run) and go to the run's subscribers in this
+process once it has committed. On PostgreSQL the transaction also notifies the other api processes
+(notifications.py), whose subscribers of the run then read the log. Readers never poll: a
+subscriber reads the log only to catch up. An event is stored as data; what is presentation (a
+failed run's title and docs link) is rendered when it is sent.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from agents.v1 import run_pb2
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import String, and_, bindparam, cast, insert, select, update
 from sqlalchemy.engine import Connection
 
 from services.api import mapping
 from services.api.db.engine import Database, Work
+from services.api.notifications import EVENTS, Notifications, sent_by
 from services.api.db.models import run_events, runs
 
 STATUS: Final = "run.status"
@@ -45,22 +48,35 @@ class _Appended:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    events: list[run_pb2.RunEvent]  # committed by this process, in order
+    read_log: bool  # others were committed elsewhere (or may have been missed): read the log
+
+
 class Subscription:
     """A run's events as their transactions commit, for one reader."""
 
     def __init__(self) -> None:
         self._events: list[run_pb2.RunEvent] = []
+        self._read_log = False
         self._ready = asyncio.Event()
 
     def deliver(self, event: run_pb2.RunEvent) -> None:
         self._events.append(event)
         self._ready.set()
 
-    async def next(self) -> list[run_pb2.RunEvent]:
-        """The events committed since the last call, waiting until there is at least one."""
+    def committed_elsewhere(self) -> None:
+        """Another api process committed events of the run (or one may have been missed)."""
+        self._read_log = True
+        self._ready.set()
+
+    async def next(self) -> Batch:
+        """What happened since the last call, waiting until something did."""
         await self._ready.wait()
         self._ready.clear()
-        batch, self._events = self._events, []
+        batch = Batch(self._events, self._read_log)
+        self._events, self._read_log = [], False
         return batch
 
 
@@ -69,7 +85,10 @@ class EventLog:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.notifications = Notifications(db)
         self._subscribers: dict[str, set[Subscription]] = {}
+        self.notifications.on(EVENTS, self._committed_elsewhere)
+        self.notifications.on_reconnect(self._everyone_reads)
 
     @contextmanager
     def subscribe(self, run_id: str) -> Iterator[Subscription]:
@@ -96,7 +115,7 @@ class EventLog:
                 result = fn(conn)
             finally:
                 del conn.info[_OUTBOX]
-            _store(conn, outbox)
+            _store(conn, outbox, self.notifications)
             return result
 
         result = await self.db.write(work)
@@ -105,12 +124,26 @@ class EventLog:
                 subscription.deliver(appended.event)
         return result
 
+    def _committed_elsewhere(self, payload: str) -> None:
+        run_id = payload.partition(" ")[0]
+        for subscription in self._subscribers.get(run_id, ()):
+            subscription.committed_elsewhere()
+
+    def _everyone_reads(self) -> None:
+        for subscriptions in self._subscribers.values():
+            for subscription in subscriptions:
+                subscription.committed_elsewhere()
+
 
 _NEXT_SEQ = (
     update(runs)
     .where(runs.c.id == bindparam("run_id"))
     .values(event_seq=runs.c.event_seq + bindparam("count"))
     .returning(runs.c.event_seq)
+)
+# The same, telling the other api processes (PostgreSQL) the run's events up to that seq.
+_NEXT_SEQ_NOTIFYING = _NEXT_SEQ.returning(
+    sent_by(EVENTS, runs.c.id, cast(runs.c.event_seq, String))
 )
 _INSERT = insert(run_events)
 _READ = (
@@ -139,15 +172,20 @@ def append(
     return event
 
 
-def _store(conn: Connection, outbox: list[_Appended]) -> None:
-    """Number the transaction's events in order (one seq bump per run) and insert them."""
+def _store(conn: Connection, outbox: list[_Appended], notifications: Notifications) -> None:
+    """Number the transaction's events in order (one seq bump per run, which notifies the other
+    api processes on PostgreSQL) and insert them."""
     by_run: dict[str, list[_Appended]] = {}
     for appended in outbox:
         by_run.setdefault(appended.run_id, []).append(appended)
     rows: list[dict[str, Any]] = []
+    statement, notifying = _NEXT_SEQ, {}
+    if notifications.enabled:
+        statement, notifying = _NEXT_SEQ_NOTIFYING, notifications.params()
     for run_id, appended_to_run in by_run.items():
         count = len(appended_to_run)
-        last = conn.execute(_NEXT_SEQ, {"run_id": run_id, "count": count}).scalar_one()
+        params = {"run_id": run_id, "count": count, **notifying}
+        last: int = conn.execute(statement, params).scalar_one()
         for seq, appended in enumerate(appended_to_run, start=last - count + 1):
             appended.event.seq = seq
             rows.append(

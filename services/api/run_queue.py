@@ -6,7 +6,10 @@ runner serves (all, or those it names), or waits (a long poll) until one is offe
 leases its new run to the longest-waiting claim that serves the run's cluster, in its own
 transaction (`offer`, Temporal's "sync match"), else wakes one such claim to look again; a running
 lease's expiry wakes it too. Runners renew their leases in one call, learn of cancellations on
-their `watch` stream, and a runner that lost a lease can neither renew nor commit (`held`).
+their `watch` stream, and a runner that lost a lease can neither renew nor commit (`held`). A
+runner that restarts `release`s the leases its earlier incarnations held, so their runs resume at
+once. On PostgreSQL, runs queued or released and cancellations requested in one api process wake
+the claims and watchers of the others too (notifications.py).
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,11 +33,19 @@ from sqlalchemy.sql.dml import ReturningUpdate
 from services.api import event_log, mapping, validation
 from services.api.db.models import conversations, inference_jobs, messages, runs
 from services.api.db.rows import ConversationRow, MessageRow, RunRow
+from services.api.notifications import CANCELS, RUNS_QUEUED, Notifications
 from services.common.errors import ParleyError
 from services.common.incidents import LEASE_LOST
-from services.common.metrics import CLAIMS_WAITING, LEASES_RENEWED, RUNS_PENDING
+from services.common.metrics import (
+    CLAIMS_WAITING,
+    LEASES_RELEASED,
+    LEASES_RENEWED,
+    RUNS_PENDING,
+    WORK_WATCHERS,
+)
 
 DEFAULT_LEASE_SECONDS: Final = 60
+INCARNATION_SEPARATOR: Final = "/"  # a runner_id is `<runner name>/<incarnation>`
 # RUNS_PENDING is counted again after this process queues or claims runs, at most once per
 # PENDING_MIN_INTERVAL_S, and every PENDING_MAX_INTERVAL_S anyway (other processes' runs).
 PENDING_MIN_INTERVAL_S: Final = 1.0
@@ -214,6 +225,16 @@ class WaitingLine:
         cluster to pick the claim it hands the run to)."""
         return any(waiting.clusters is not None for waiting in self._line)
 
+    def serves(self, cluster: str) -> bool:
+        """Whether a claim in line may take a run of `cluster`."""
+        return any(waiting.serves(cluster) for waiting in self._line)
+
+    def wake_all(self) -> None:
+        """Every claim looks again (runs may have been queued unheard)."""
+        for waiting in list(self._line):
+            self._line.remove(waiting)
+            waiting.wake()
+
 
 # --- the StartRun hand-off ---------------------------------------------------------------------
 
@@ -221,21 +242,29 @@ class WaitingLine:
 class Offer:
     """A StartRun's new run on its way into the queue. `place` it inside the transaction that
     inserts it: leased there and then to the waiting claim the offer holds, if that claim serves
-    the run's cluster."""
+    the run's cluster; when no claim in this process's line serves it, the other api processes
+    hear of the run when the transaction commits."""
 
-    def __init__(self, waiting: WaitingClaim | None) -> None:
+    def __init__(
+        self, waiting: WaitingClaim | None, line: WaitingLine, others: Notifications
+    ) -> None:
         self._waiting = waiting
+        self._line = line
+        self._others = others
         self.claim: Claim | None = None
         self.placed = False
         self.cluster: str | None = None
 
     def place(self, conn: Connection, run: RunRow, conversation: ConversationRow) -> None:
-        self.placed, self.cluster = True, run.execution_cluster
+        cluster = run.execution_cluster
+        self.placed, self.cluster = True, cluster
         waiting = self._waiting
-        if waiting is not None and waiting.serves(run.execution_cluster):
+        if waiting is not None and waiting.serves(cluster):
             self.claim = _lease_new_run(
                 conn, run, waiting.runner_id, waiting.lease_seconds, conversation
             )
+        elif self._others.enabled and not self._line.serves(cluster):
+            self._others.notify(conn, RUNS_QUEUED, _queued({cluster: 1}))
 
 
 # --- statements ---------------------------------------------------------------------------------
@@ -312,6 +341,18 @@ _USAGE = select(
 ).where(inference_jobs.c.run_id == bindparam("run_id"))
 _RUN_BY_ID = select(runs).where(runs.c.id == bindparam("id"))
 _HELD_FOR_UPDATE = _RUN_BY_ID.with_for_update()
+_RELEASE = (
+    update(runs)
+    .where(
+        and_(
+            runs.c.status == "running",
+            runs.c.lease_owner.like(bindparam("earlier"), escape="\\"),
+            runs.c.lease_owner != bindparam("runner"),
+        )
+    )
+    .values(lease_owner=None, lease_expires_at=bindparam("now"))  # held by nobody, runnable
+    .returning(runs.c.id, runs.c.execution_cluster)
+)
 _RENEW = (
     update(runs)
     .where(
@@ -324,6 +365,26 @@ _RENEW = (
     .values(lease_expires_at=bindparam("expires"))
     .returning(runs.c.id, runs.c.cancel_requested)
 )
+
+
+def _queued(clusters: Mapping[str, int]) -> str:
+    """A RUNS_QUEUED payload: how many runs of each cluster (bounded by the clusters, not the
+    runs: a payload has 8000 bytes at most)."""
+    return " ".join(f"{cluster}={count}" for cluster, count in clusters.items())
+
+
+def _queued_counts(payload: str) -> dict[str, int]:
+    counts = {}
+    for item in payload.split():
+        cluster, _, count = item.rpartition("=")
+        counts[cluster] = int(count)
+    return counts
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern (escape character: backslash) for values starting with `prefix`."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
 
 
 def _lease(seconds: int) -> timedelta:
@@ -423,6 +484,10 @@ class RunQueue:
         self._line = WaitingLine()
         self._watchers: set[asyncio.Queue[Signal]] = set()
         self._pending_changed = asyncio.Event()
+        self._notifications = log.notifications
+        self._notifications.on(RUNS_QUEUED, self._queued_elsewhere)
+        self._notifications.on(CANCELS, self.signal_cancel)
+        self._notifications.on_reconnect(self._line.wake_all)
 
     async def claim(
         self, runner_id: str, lease_seconds: int, wait_ms: int, clusters: Sequence[str] = ()
@@ -474,10 +539,10 @@ class RunQueue:
         """For one StartRun whose run will be of `cluster` (None: not known yet): its run, once
         `placed`, goes to the longest-waiting claim that serves the cluster (leased in the
         StartRun's transaction, handed over when it has committed) or, with none waiting, wakes
-        the next such claim; a StartRun that fails or makes no run gives the waiting claim
-        back."""
+        the next such claim, here or (none here) in another api process; a StartRun that fails
+        or makes no run gives the waiting claim back."""
         waiting = self._line.take(cluster)
-        offer = Offer(waiting)
+        offer = Offer(waiting, self._line, self._notifications)
         try:
             yield offer
         except BaseException:
@@ -541,18 +606,68 @@ class RunQueue:
             lost=[run_id for run_id in run_ids if run_id not in renewed],
         )
 
+    async def release(
+        self, runner_name: str, runner_id: str
+    ) -> store_service_pb2.ReleaseLeasesResponse:
+        """Make the runs that earlier incarnations of `runner_name` hold runnable at once (the
+        runner restarted: their executions died with the old process) and wake claims for
+        them; the leases of `runner_id`, the runner's current incarnation, are kept."""
+        if not runner_name or INCARNATION_SEPARATOR in runner_name:
+            raise ParleyError(
+                "InvalidRequest",
+                f"runner_name is required and may not contain {INCARNATION_SEPARATOR!r}",
+                field="runner_name",
+            )
+        prefix = runner_name + INCARNATION_SEPARATOR
+        if not runner_id.startswith(prefix) or runner_id == prefix:
+            raise ParleyError(
+                "InvalidRequest",
+                f"runner_id must be `{prefix}<incarnation>` for runner_name {runner_name!r}",
+                field="runner_id",
+            )
+        params = {"earlier": _like_prefix(prefix), "runner": runner_id, "now": datetime.now(UTC)}
+
+        def release(conn: Connection) -> dict[str, str]:
+            released = {run_id: cluster for run_id, cluster in conn.execute(_RELEASE, params)}
+            if released:
+                self._notifications.notify(conn, RUNS_QUEUED, _queued(Counter(released.values())))
+            return released
+
+        released = await self._db.write(release)
+        if released:
+            LEASES_RELEASED.inc(len(released))
+            log.info("runner %s restarted: released %d leases", runner_name, len(released))
+            for cluster in released.values():
+                self._line.runs_queued(cluster)
+        return store_service_pb2.ReleaseLeasesResponse(run_ids=list(released))
+
+    def _queued_elsewhere(self, payload: str) -> None:
+        """Another api process queued or released runs: wake as many claims that may take
+        them."""
+        for cluster, count in _queued_counts(payload).items():
+            for _ in range(count):
+                self._line.runs_queued(cluster)
+
     @contextmanager
     def watch(self) -> Iterator[asyncio.Queue[Signal]]:
         """Signals for one runner's WatchWork stream, as they happen."""
         queue: asyncio.Queue[Signal] = asyncio.Queue(maxsize=1024)
         self._watchers.add(queue)
+        WORK_WATCHERS.inc()
         try:
             yield queue
         finally:
             self._watchers.discard(queue)
+            WORK_WATCHERS.dec()
+
+    def announce_cancel(self, conn: Connection, run_id: str) -> None:
+        """Inside the CancelRun's transaction: the other api processes tell their runners when it
+        commits (`signal_cancel` tells this one's)."""
+        self._notifications.notify(conn, CANCELS, run_id)
 
     def signal_cancel(self, run_id: str) -> None:
-        """Tell the runners a cancellation of `run_id` was requested; its holder stops it."""
+        """Tell the runners watching here that a cancellation of `run_id` was requested; its
+        holder stops it."""
         signal = Signal(kind=Signal.KIND_CANCEL_REQUESTED, run_id=run_id)
         for queue in self._watchers:
             if not queue.full():  # a runner that far behind renews its leases: it learns there

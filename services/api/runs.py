@@ -178,6 +178,7 @@ class Runs:
                 finalize(conn, lock, run, outcome, [], datetime.now(UTC))
             elif run.status == "running":
                 conn.execute(_FLAG_CANCEL, {"run_id": run.id})
+                self._queue.announce_cancel(conn, run.id)
             else:
                 raise ParleyError(
                     "RunNotCancellable",
@@ -197,21 +198,30 @@ class Runs:
         return await self.get(principal, run.id)
 
     async def _wait_terminal(self, run_id: str) -> None:
-        """Until the run's terminal event commits, or the cancel wait passes."""
+        """Until the run's terminal event commits (in this process or another), or the cancel
+        wait passes."""
+
+        async def ended() -> bool:
+            return await self._db.read(lambda conn: _status(conn, run_id)) not in mapping.IN_FLIGHT
+
         with self._log.subscribe(run_id) as subscription:
-            if await self._db.read(lambda conn: _status(conn, run_id)) not in mapping.IN_FLIGHT:
+            if await ended():
                 return
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._cancel_wait_s):
-                    while not any(event_log.is_terminal(e) for e in await subscription.next()):
-                        pass
+                    while True:
+                        batch = await subscription.next()
+                        if any(event_log.is_terminal(e) for e in batch.events):
+                            return
+                        if batch.read_log and await ended():
+                            return
 
     async def events(
         self, principal: Principal, run_id: str, after_seq: int
     ) -> AsyncIterator[run_pb2.RunEvent]:
         """The run's events after `after_seq`, then each new one as its transaction commits,
         until the terminal event. New events come from the log's subscription; the log is read
-        only to catch up."""
+        only to catch up (and for what other api processes committed)."""
         validation.at_least(after_seq, 0, "after_seq")
         canonical = validation.check_uuid(run_id)
         if canonical is None:
@@ -239,8 +249,10 @@ class Runs:
                     after_seq = event.seq
                     if event_log.is_terminal(event):
                         return
-                batch = [e for e in await subscription.next() if e.seq > after_seq]
-                if batch and batch[0].seq != after_seq + 1:  # out of order commits: catch up
+                got = await subscription.next()
+                batch = [e for e in got.events if e.seq > after_seq]
+                # Committed by another api process, or out of order commits: catch up.
+                if got.read_log or (batch and batch[0].seq != after_seq + 1):
                     status, batch = await self._db.read(catch_up)
 
 

@@ -1,8 +1,9 @@
 """The conversation store's gRPC servers: checks that the database is at head (`parley migrate`
 brings it there), builds the conversation history (its event log) and the run queue over it,
-then serves ConversationService on the public listener (behind the gateway) and StoreService,
-for the runner and operators, on an internal listener of its own (PARLEY_STORE_ADDR; internal
-credentials, optional TLS)."""
+listens for the other api processes' notifications (PostgreSQL), then serves
+ConversationService on the public listener (behind the gateway) and StoreService, for the runner
+and operators, on an internal listener of its own (PARLEY_STORE_ADDR; internal credentials,
+optional TLS)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ async def start(settings: Settings, bind: str, store_bind: str) -> Running:
     reporter: asyncio.Task[None] | None = None
     try:
         await require_head(db, settings.database_url)
+        await log.notifications.start()  # hears the other api processes before serving
         public_server, port = await start_server(
             bind,
             [(conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server, public)],
@@ -73,6 +75,7 @@ async def start(settings: Settings, bind: str, store_bind: str) -> Running:
     except BaseException:
         for server in servers:
             await server.stop(None)
+        await log.notifications.stop()
         await db.dispose()
         raise
 
@@ -82,6 +85,7 @@ async def start(settings: Settings, bind: str, store_bind: str) -> Running:
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
         await asyncio.gather(*(server.stop(grace=2) for server in servers))
+        await log.notifications.stop()
         await db.dispose()
 
     return Running("api", port, stop, internal_port=store_port)

@@ -37,6 +37,11 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
     ) -> store_service_pb2.RenewLeasesResponse:
         return await self._queue.renew(request.runner_id, request.run_ids, request.lease_seconds)
 
+    async def ReleaseLeases(
+        self, request: store_service_pb2.ReleaseLeasesRequest, context: Context
+    ) -> store_service_pb2.ReleaseLeasesResponse:
+        return await self._queue.release(request.runner_name, request.runner_id)
+
     async def WatchWork(
         self, request: store_service_pb2.WatchWorkRequest, context: Context
     ) -> AsyncIterator[store_service_pb2.WatchWorkResponse]:

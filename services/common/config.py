@@ -6,11 +6,13 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from services.common import addresses
 from services.common import catalogue as catalogue_file
 from services.common.catalogue import Catalogue, CatalogueError
 
 DEFAULT_DATA_PLANE_ID = "f79cbdae-4848-47ca-95e8-69588364d185"  # the packaged catalogue's
 KEPT_DIR = Path(".parley")  # `parley up` keeps its generated secrets here (cwd)
+MAX_RUNNER_NAME = 100  # a runner id (name/incarnation) is a lease owner: 128 characters at most
 
 
 def _bool(value: str) -> bool:
@@ -41,6 +43,7 @@ class Settings:
     max_body_bytes: int = 1 << 20
     runner_concurrency: int = 256  # runs one runner executes at once (a model wait holds no thread)
     runner_lease_seconds: int = 30  # renewed every third of it; a dead runner's runs resume after
+    runner_name: str = ""  # stable across restarts; "": this host and the runner's listening port
     runner_renew_batch: int = 1_000  # run ids per RenewLeases call (bind-parameter limits)
     bedrock_max_attempts: int = 3  # botocore's standard retries: the only retry layer
     bedrock_connect_timeout_s: float = 5.0
@@ -99,6 +102,18 @@ def load_settings(
             "PARLEY_INTERNAL_TLS_CA (or none of them)"
         )
     allowlist = env.get("PARLEY_MCP_AUTH_ALLOWLIST", "")
+    runner_name = env.get("PARLEY_RUNNER_NAME", "").strip()
+    if "/" in runner_name or len(runner_name) > MAX_RUNNER_NAME:
+        raise SystemExit(
+            f"PARLEY_RUNNER_NAME: at most {MAX_RUNNER_NAME} characters, and no '/' (it ends the "
+            "name in runner ids)"
+        )
+    for variable in addresses.SETTINGS.values():
+        if variable in env:
+            try:
+                addresses.parse(env[variable], variable)
+            except ValueError as exc:
+                raise SystemExit(str(exc)) from None
     try:
         catalogue = catalogue_file.load(
             env.get("PARLEY_CATALOGUE", ""),
@@ -130,6 +145,7 @@ def load_settings(
         runner_lease_seconds=int(
             env.get("PARLEY_RUNNER_LEASE_SECONDS", Settings.runner_lease_seconds)
         ),
+        runner_name=runner_name,
         bedrock_max_attempts=int(
             env.get("PARLEY_BEDROCK_MAX_ATTEMPTS", Settings.bedrock_max_attempts)
         ),

@@ -178,6 +178,11 @@ class Running:
 # (default 1,000) it sheds them at random with CANCELLED: a burst of 2,000 StartRuns through the
 # gateway lost ~10 % that way (tests/bench's in-flight cell). Every call here carries a deadline
 # (the gateway's, the runner's), which bounds a backlog better than shedding does.
+#
+# A connection is retired after about a minute (GOAWAY: its open calls and streams finish on it,
+# new ones go to a new connection), so a client dialing a dns:/// name resolves it again and
+# reaches the replicas added since: gRPC re-resolves only when a connection goes away.
+#
 # gRPC's default 4 MB limit on a received message would fail a StartRun carrying images and
 # documents (up to 32 MiB) inside Parley, and the claim of a conversation whose history holds them
 # (a run's whole history rides in one ClaimRun answer): Parley's servers and channels take more.
@@ -188,6 +193,7 @@ CHANNEL_OPTIONS = [
 ]
 SERVER_OPTIONS = [
     ("grpc.so_reuseport", 0),
+    ("grpc.max_connection_age_ms", 60_000),
     ("grpc.server.max_pending_requests", 20_000),
     ("grpc.server.max_pending_requests_hard_limit", 40_000),
     *CHANNEL_OPTIONS,

@@ -15,25 +15,12 @@ import socket
 from dataclasses import dataclass
 
 import grpc
-from agents.v1 import (
-    conversation_service_pb2,
-    runner_service_pb2,
-    store_service_pb2,
-    tool_router_service_pb2,
-)
 
-from services.common import internal_tls
+from services.common import addresses, channels, internal_tls
 from services.common.config import Settings
 from services.common.internal_auth import PUBLIC_SERVICES
 
-# Each gRPC service: the health service name it answers for, and its address setting.
-_GRPC = {
-    "api": (conversation_service_pb2, "ConversationService", "api_addr"),
-    "store": (store_service_pb2, "StoreService", "store_addr"),
-    "runner": (runner_service_pb2, "RunnerService", "runner_addr"),
-    "tooling": (tool_router_service_pb2, "ToolRouterService", "tooling_addr"),
-}
-SERVICES = (*_GRPC, "gateway")
+SERVICES = (*channels.SERVICES, "gateway")
 
 
 @dataclass(frozen=True)
@@ -47,11 +34,6 @@ class Probe:
         return f"{self.service} {self.addr}: {self.status}"
 
 
-def health_service_name(service: str) -> str:
-    module, name, _ = _GRPC[service]
-    return str(module.DESCRIPTOR.services_by_name[name].full_name)
-
-
 def local_addr(settings: Settings, service: str) -> str:
     """Where `parley serve <service>` listens on this host: PARLEY_HOST (loopback for a wildcard)
     and the port of the first address in the service's own setting (the gateway: PARLEY_HTTP_PORT).
@@ -59,7 +41,7 @@ def local_addr(settings: Settings, service: str) -> str:
     if service == "gateway":
         port = settings.http_port
     else:
-        port = int(_first_addr(settings, service).rpartition(":")[2])
+        port = _first(settings, service).first_port
     host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -75,8 +57,7 @@ def probe_here(settings: Settings, service: str, timeout_s: float) -> Probe:
     in dns:///api:50054), as the probe's loopback address is not a name certificates carry."""
     server_name = None
     if service != "gateway":
-        host = _first_addr(settings, service).removeprefix("dns:///").rpartition(":")[0]
-        server_name = host.strip("[]") or None
+        server_name = _first(settings, service).first_host or None
     return _probe(settings, service, local_addr(settings, service), timeout_s, server_name)
 
 
@@ -86,7 +67,7 @@ def _probe(
     if service == "gateway":
         serving, status = _http_healthz(addr, timeout_s)
     else:
-        name = health_service_name(service)
+        name = channels.service_name(service)
         tls = None if name in PUBLIC_SERVICES else internal_tls.channel_credentials(settings)
         serving, status = _grpc_check(name, addr, timeout_s, tls, server_name)
     return Probe(service, addr, serving, status)
@@ -111,8 +92,8 @@ def probe_local(settings: Settings, timeout_s: float) -> list[Probe]:
     return probes
 
 
-def _first_addr(settings: Settings, service: str) -> str:
-    return str(getattr(settings, _GRPC[service][2])).split(",")[0].strip()
+def _first(settings: Settings, service: str) -> addresses.Addresses:
+    return addresses.parse(channels.address_setting(settings, service))
 
 
 def _grpc_check(

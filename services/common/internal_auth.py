@@ -38,6 +38,7 @@ _RUNNER = frozenset({Role.RUNNER})
 PERMISSIONS: dict[str, frozenset[Role]] = {
     "/agents.v1.StoreService/ClaimRun": _RUNNER,
     "/agents.v1.StoreService/RenewLeases": _RUNNER,
+    "/agents.v1.StoreService/ReleaseLeases": _RUNNER,
     "/agents.v1.StoreService/CommitRun": _RUNNER,
     "/agents.v1.StoreService/WatchWork": _RUNNER,
     "/agents.v1.StoreService/AppendLiveTurn": _RUNNER,

@@ -12,7 +12,6 @@ from pathlib import Path
 import grpc
 
 from services.common.config import Settings
-from services.common.grpc_server import CHANNEL_OPTIONS
 
 
 def _read(path: str) -> bytes:
@@ -38,11 +37,3 @@ def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
         private_key=_read(settings.internal_tls_key),
         certificate_chain=_read(settings.internal_tls_cert),
     )
-
-
-def channel(target: str, settings: Settings) -> grpc.aio.Channel:
-    """A channel to an internal listener: TLS when configured, plaintext otherwise."""
-    credentials = channel_credentials(settings)
-    if credentials is None:
-        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-    return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)

@@ -35,6 +35,17 @@ RUNS_STARTED = Counter(
 CLAIMS_WAITING = Gauge(
     "parley_api_claims_waiting", "ClaimRun long polls waiting in this store process for a run."
 )
+WORK_WATCHERS = Gauge(
+    "parley_api_work_watchers", "Runners' WatchWork streams open on this store process."
+)
+LISTENER_RECONNECTS = Counter(
+    "parley_api_listener_reconnects_total",
+    "Times this api process's PostgreSQL notification listener lost its connection.",
+)
+LEASES_RELEASED = Counter(
+    "parley_api_leases_released_total",
+    "Leases of a restarted runner's earlier incarnations released at its start (ReleaseLeases).",
+)
 RUNS_PENDING = Gauge(
     "parley_api_runs_pending",
     "Runs waiting for a runner, by execution cluster (counted by the database: every store "

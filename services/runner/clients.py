@@ -60,6 +60,17 @@ class StoreClient:
             request, timeout=STORE_DEADLINE_S + wait_ms / 1000, metadata=self._auth()
         )
 
+    async def release_leases(
+        self, runner_name: str, runner_id: str, timeout_s: float = STORE_DEADLINE_S
+    ) -> list[str]:
+        """Make the runs earlier incarnations of this runner held runnable now; their ids."""
+        reply = await self._stub.ReleaseLeases(
+            store_service_pb2.ReleaseLeasesRequest(runner_name=runner_name, runner_id=runner_id),
+            timeout=timeout_s,
+            metadata=self._auth(),
+        )
+        return list(reply.run_ids)
+
     async def renew_leases(
         self, runner_id: str, run_ids: list[str], lease_seconds: int
     ) -> store_service_pb2.RenewLeasesResponse:

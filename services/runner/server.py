@@ -1,8 +1,10 @@
 """The run executor's process: a worker that claims runs from the store (ClaimRun long polls;
 cancellations on the store's WatchWork stream) and executes them, plus the RunnerService gRPC
-server. It dials the store's internal listener and the tool router with the runner's internal
-credential. It serves every execution cluster of the catalogue, or those named by
-`parley serve runner --cluster`, with one provider each, and reads only their credentials."""
+server. It dials the store's internal listeners and the tool routers (every address of their
+settings) with the runner's internal credential. It serves every execution cluster of the
+catalogue, or those named by `parley serve runner --cluster`, with one provider each, and reads
+only their credentials. Its runner_id is `<name>/<incarnation>`: the name survives a restart, so
+the new process can release what the old one held."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ from collections.abc import Mapping
 
 from agents.v1 import runner_service_pb2, runner_service_pb2_grpc
 
-from services.common import internal_tls
+from services.common import addresses, channels, internal_tls
 from services.common.catalogue import Cluster
-from services.common.config import Settings
+from services.common.config import MAX_RUNNER_NAME, Settings
 from services.common.grpc_server import Running, start_server
 from services.common.internal_auth import InternalCredential, Role
 from services.runner.clients import StoreClient, ToolRouterClient
@@ -39,8 +41,15 @@ NO_CREDENTIALS = (
 log = logging.getLogger("parley.runner")
 
 
-def _runner_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+def runner_name(settings: Settings, bind: str) -> str:
+    """The runner's name, the same after a restart: PARLEY_RUNNER_NAME, else this host and the
+    port it listens on (two live runners never share both). A runner on an ephemeral port
+    (tests) has no such name: it gets one of its own."""
+    if settings.runner_name:
+        return settings.runner_name
+    port = addresses.parse(bind).first_port
+    host = socket.gethostname()[: MAX_RUNNER_NAME - 20]
+    return f"{host}:{port if port else f'ephemeral-{uuid.uuid4().hex[:8]}'}"
 
 
 def served_clusters(settings: Settings) -> list[Cluster]:
@@ -100,13 +109,14 @@ def build_providers(
 
 async def start(settings: Settings, bind: str) -> Running:
     clusters = served_clusters(settings)
-    store_channel = internal_tls.channel(settings.store_addr, settings)
-    tooling_channel = internal_tls.channel(settings.tooling_addr, settings)
+    store_channel = channels.dial(settings, "store")
+    tooling_channel = channels.dial(settings, "tooling")
     credential = InternalCredential(settings.internal_secret, Role.RUNNER)
     providers = build_providers(settings, clusters, os.environ)
     bedrock = next((p for p in providers.values() if isinstance(p, BedrockProvider)), None)
     store = StoreClient(store_channel, credential)
-    runner_id = _runner_id()
+    name = runner_name(settings, bind)
+    runner_id = f"{name}/{uuid.uuid4().hex[:12]}"  # this incarnation
     executor = Executor(
         store,
         ToolRouterClient(tooling_channel, credential),
@@ -117,6 +127,7 @@ async def start(settings: Settings, bind: str) -> Running:
     worker = Worker(
         store,
         executor,
+        name,
         runner_id,
         settings.runner_concurrency,
         settings.runner_lease_seconds,

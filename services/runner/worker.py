@@ -8,9 +8,12 @@ Pickup without polling: with a free slot, the worker keeps one ClaimRun long pol
 store. A new run is leased to a waiting poll in its StartRun's own transaction and handed over at
 once; otherwise each queued run wakes one waiting runner, so runners do not race for it, and a
 dead runner's runs come back when their leases expire, a deadline the store waits for. At its
-concurrency cap the worker waits for a finished run's slot first.
+concurrency cap the worker waits for a finished run's slot first. Before its first claim, a
+worker whose runner restarted releases the leases its previous process held (same runner name),
+so those runs resume at once rather than when their leases expire.
 Cancellations come on the store's WatchWork stream, which is reconnected with backoff when the
-store goes away. One loop renews the leases of every run in flight with one call per period.
+store goes away. One loop renews the leases of every run in flight with one call per period. A
+worker that stops releases the leases of the runs it abandons.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -33,6 +37,7 @@ from services.runner.executor import Executor, RunHandle
 log = logging.getLogger("parley.runner")
 Signal = store_service_pb2.WatchWorkResponse
 CLAIM_WAIT_MS = 30_000  # one long poll's wait at the store; then the worker asks again
+RELEASE_AT_STOP_S = 2.0  # a stop does not wait long for a store that is gone
 
 
 class Worker:
@@ -40,7 +45,8 @@ class Worker:
         self,
         store: StoreClient,
         executor: Executor,
-        runner_id: str,
+        runner_name: str,  # stable across restarts
+        runner_id: str,  # `<runner_name>/<incarnation>`: this process
         concurrency: int,
         lease_seconds: int,
         renew_batch: int,  # run ids per RenewLeases call
@@ -50,6 +56,7 @@ class Worker:
     ) -> None:
         self._store = store
         self._executor = executor
+        self.runner_name = runner_name
         self.runner_id = runner_id
         self._lease_seconds = lease_seconds
         self._renew_batch = renew_batch
@@ -81,14 +88,22 @@ class Worker:
             self._poll.cancel()
 
     async def stop(self) -> None:
-        """Stop claiming and abandon runs in flight: their leases expire and another runner
-        resumes them (nothing is committed half-way)."""
+        """Stop claiming and abandon runs in flight (nothing is committed half-way), then release
+        their leases as this runner's next incarnation would, so other runners resume them at
+        once; if the store cannot be reached, they resume when their leases expire."""
+        abandoned = bool(self._tasks)
         tasks = [*self._loops, *self._tasks]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if abandoned:
+            successor = f"{self.runner_name}/{uuid.uuid4().hex[:12]}"
+            try:
+                await self._store.release_leases(self.runner_name, successor, RELEASE_AT_STOP_S)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("releasing the leases of abandoned runs failed: %s", exc.details())
 
     # --- cancellations -----------------------------------------------------------------------
 
@@ -110,6 +125,29 @@ class Worker:
 
     # --- claiming -----------------------------------------------------------------------------
 
+    async def _release_earlier(self) -> None:
+        """The runs an earlier incarnation of this runner held become runnable now (its process
+        died with them). Retried while the store is unreachable; a store that refuses (an older
+        api) leaves them to their leases' expiry."""
+        backoff = 0.1
+        while True:
+            try:
+                released = await self._store.release_leases(self.runner_name, self.runner_id)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    log.warning("releasing earlier leases failed (%s): %s", exc.code().name, exc)
+                    return
+                await asyncio.sleep(backoff)  # the store is not up yet: back off
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if released:
+                log.info(
+                    "runner %s restarted: %d runs its previous process held resume now",
+                    self.runner_name,
+                    len(released),
+                )
+            return
+
     def _claimable(self) -> list[str] | None:
         """The clusters a claim names now: [] for every one, None for none (all at their cap)."""
         full = {c for c, cap in self._limits.items() if self._per_cluster[c] >= cap}
@@ -119,6 +157,7 @@ class Worker:
         return open_ or None
 
     async def _claim_loop(self) -> None:
+        await self._release_earlier()
         backoff = 0.1
         while True:
             await self._slots.acquire()

@@ -66,7 +66,9 @@ class Plan:
     profile_s: float
     postgres_seq_turns: int
     calibration_calls: int
-    scaleout_runners: tuple[int, ...] = (1, 2)
+    scaleout_each: tuple[int, ...] = (1, 2)  # api, gateway and runner processes of each
+    chaos_s: float = 0.0  # the chaos cell's length (0: not run; make test runs a shorter one)
+    chaos_workers: int = 8
     # The peer group: sequential turns per scenario, GETs, and one_tool throughput cells of two
     # lengths (short, steady-state) at each N, each on a fresh server.
     peer_seq_turns: int = 200
@@ -87,6 +89,7 @@ GROUPS = (
     "discovery",
     "postgres",
     "scaleout",
+    "chaos",
     "profile",
     "providers",
 )
@@ -95,12 +98,12 @@ PLANS = {
     "full": Plan(
         "full", 20, 200, (1, 8, 32, 128), 20.0, 2000, 2000, 1.0, 30.0,
         (AS_SHIPPED, ("runner_concurrency=2000", {"PARLEY_RUNNER_CONCURRENCY": "2000"})),
-        30, 32, 20.0, 15.0, 100, 2000,
+        30, 32, 20.0, 15.0, 100, 2000, chaos_s=60.0,
     ),
     "quick": Plan(
         "quick", 10, 50, (1, 32, 128), 6.0, 500, 200, 1.0, 30.0,
         (AS_SHIPPED, ("runner_concurrency=200", {"PARLEY_RUNNER_CONCURRENCY": "200"})),
-        5, 32, 6.0, 6.0, 30, 1000,
+        5, 32, 6.0, 6.0, 30, 1000, chaos_s=30.0,
         peer_seq_turns=50, peer_get_burst=500,
         peer_lengths=(("short", 3.0, (1, 8, 32, 128)), ("steady", 20.0, (32, 128))),
         peer_shipped_turns=5,
@@ -129,6 +132,29 @@ def dist(values_s: list[float]) -> dict[str, Any]:
         "p99_ms": pct(ms, 0.99),
         "mean_ms": statistics.fmean(ms) if ms else None,
         "max_ms": max(ms) if ms else None,
+    }
+
+
+def merged(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell of several `run_turns` run side by side (one per gateway)."""
+    latencies = [v / 1000 for c in cells for v in c["latencies_ms"]]
+    pickups = [p for c in cells for p in c["pickups_ms"]]
+    return {
+        **cells[0],
+        "quarters_turns_per_s": [
+            sum(q) for q in zip(*(c["quarters_turns_per_s"] for c in cells), strict=True)
+        ],
+        "concurrency": sum(c["concurrency"] for c in cells),
+        "turns": sum(c["turns"] for c in cells),
+        "errors": sum(c["errors"] for c in cells),
+        "error_samples": [e for c in cells for e in c["error_samples"]][:5],
+        "turns_per_s": sum(c["turns_per_s"] for c in cells),
+        "sse_incomplete": sum(c["sse_incomplete"] for c in cells),
+        "sse_incomplete_runs": [r for c in cells for r in c["sse_incomplete_runs"]][:5],
+        "latency": dist(latencies),
+        "latencies_ms": [round(v * 1000, 3) for v in latencies],
+        "pickup_ms": {"n": len(pickups), "p50": pct(pickups, 0.5), "p95": pct(pickups, 0.95)},
+        "pickups_ms": pickups,
     }
 
 
@@ -458,26 +484,42 @@ class Bench:
             },
         )
 
-    async def scaleout(self, runners: int) -> None:
-        """`parley serve` api + tooling + gateway + `runners` runners against one PostgreSQL:
-        one_tool throughput, and inference calls per run (= iterations: nothing ran twice)."""
+    async def scaleout(self, each: int) -> None:
+        """`parley serve`: `each` api, gateway and runner processes and one tooling, on one
+        PostgreSQL; one_tool throughput with the clients spread over the gateways, and inference
+        calls per run (= iterations: nothing ran twice)."""
         pg = await stack.create_pg_database()
         parley = stack.parley_serve(
-            self.converse_url, stack.pg_url(pg), runners, self.logs, f"scaleout{runners}"
-        )
+            self.converse_url, stack.pg_url(pg), each, self.logs, f"scaleout{each}",
+            apis=each, gateways=each,
+        )  # fmt: skip
         try:
             n = self.plan.scaleout_n
-            async with http_client(parley.url, connections=2 * n + 8) as http:
-                client = Client(http, parley.token, self.mcp_url)
-                await self.run_turns(client, "one_tool", "sse", 4, 4)
+            async with contextlib.AsyncExitStack() as sessions:
+                clients = []
+                for url in parley.urls:
+                    http = await sessions.enter_async_context(
+                        http_client(url, connections=2 * n + 8)
+                    )
+                    clients.append(Client(http, parley.token, self.mcp_url))
+                for client in clients:
+                    await self.run_turns(client, "one_tool", "sse", 4, 4)
                 calls0 = await self.converse_calls()
                 per_process0 = {p.name: p.cpu_seconds() for p in parley.procs}
-                data = await self.measured(
-                    parley,
-                    lambda: self.run_turns(
-                        client, "one_tool", "sse", 10**9, n, seconds=self.plan.scaleout_s
-                    ),
-                )
+
+                async def spread() -> dict[str, Any]:
+                    cells = await asyncio.gather(
+                        *(
+                            self.run_turns(
+                                client, "one_tool", "sse", 10**9, n // len(clients),
+                                seconds=self.plan.scaleout_s,
+                            )
+                            for client in clients
+                        )
+                    )  # fmt: skip
+                    return merged(cells)
+
+                data = await self.measured(parley, spread)
                 calls = await self.converse_calls() - calls0
                 # Which process saturates: CPU seconds per wall second (1.0 = one core).
                 data["cores_by_process"] = {
@@ -487,12 +529,46 @@ class Bench:
                 }
             data.pop("latencies_ms", None)
             data.update(await self.exactly_once(pg, calls))
-            data["runners"] = runners
+            data["each"] = each
             data["errors"] += data["exactly_once_violations"]
-            self.cell(f"scaleout/postgres/runners={runners}", data)
+            self.cell(f"scaleout/postgres/each={each}", data)
         finally:
             parley.stop()
             await stack.drop_pg_database(pg)
+
+    async def chaos(self) -> None:
+        """tests/e2e/scale.py's chaos, for `chaos_s`: 2 api + 2 gateway + 2 runner + 1 tooling
+        processes under load while api, gateway and runner processes are killed (SIGKILL) and
+        started again; then every run, message, inference job, model call and stream checked."""
+        from tests.e2e import scale
+
+        pg = await stack.create_pg_database()
+        workdir = self.logs / "chaos"
+        workdir.mkdir(exist_ok=True)
+        try:
+            got = await scale.chaos(
+                stack.pg_url(pg), workdir, self.plan.chaos_s, self.plan.chaos_workers
+            )
+        finally:
+            await stack.drop_pg_database(pg)
+        print(f"[bench] {got.line()}", flush=True)
+        self.cell(
+            "chaos/postgres",
+            {
+                "seconds": got.seconds,
+                "kills": len(got.kills),
+                "killed": got.kills,
+                "conversations": got.conversations,
+                "runs": got.runs,
+                "resumed_runs": got.resumed,
+                "stream_resumptions": got.stream_resumptions,
+                "lost": len(got.lost),
+                "duplicated": len(got.duplicated),
+                "errors": len(got.lost) + len(got.duplicated),
+                "error_samples": (got.lost + got.duplicated)[:5],
+                "summary": got.line(),
+            },
+        )
 
     async def converse_calls(self) -> int:
         async with http_client(self.converse_url) as direct, direct.get("/stats") as response:
@@ -751,8 +827,10 @@ class Bench:
                     await self.sequential("postgres", plan.postgres_seq_turns)
                     await self.throughput(32, db="postgres")
                 if wanted("scaleout"):
-                    for runners in plan.scaleout_runners:
-                        await self.scaleout(runners)
+                    for each in plan.scaleout_each:
+                        await self.scaleout(each)
+                if plan.chaos_s and wanted("chaos"):
+                    await self.chaos()
             else:
                 self.result["postgres"] = "PostgreSQL not available: postgres cells NOT run"
                 print(f"[bench] {self.result['postgres']}", flush=True)

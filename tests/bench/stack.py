@@ -216,6 +216,7 @@ class Parley:
     workdir: Path
     database_url: str
     pg_database: str | None = None
+    urls: list[str] = field(default_factory=list)  # every gateway (`url` is the first)
 
     def cpu_seconds(self) -> float:
         return sum(p.cpu_seconds() for p in self.procs)
@@ -261,29 +262,45 @@ def parley_up(
 
 
 def parley_serve(
-    converse_url: str, database_url: str, runners: int, log_dir: Path, tag: str
+    converse_url: str,
+    database_url: str,
+    runners: int,
+    log_dir: Path,
+    tag: str,
+    *,
+    apis: int = 1,
+    gateways: int = 1,
 ) -> Parley:
-    """`parley serve api|tooling|runner×n|gateway`, one process each, against one database."""
+    """`parley serve api×apis|tooling|runner×runners|gateway×gateways`, one process each, against
+    one database: every gateway lists every api address and every runner every store address
+    (round-robin), each api listening on the first address of its own lists."""
     from services.common.auth import mint_token
 
-    api_addr = f"127.0.0.1:{free_port()}"
-    tooling_addr = f"127.0.0.1:{free_port()}"
-    http_port = free_port()
+    public = [f"127.0.0.1:{free_port()}" for _ in range(apis)]
+    store = [f"127.0.0.1:{free_port()}" for _ in range(apis)]
+    http_ports = [free_port() for _ in range(gateways)]
     common = {
         **base_env(),
         **aws_env(converse_url),
         "PARLEY_JWT_SECRET": JWT_SECRET,
         "PARLEY_INTERNAL_SECRET": INTERNAL_SECRET,
         "PARLEY_DATABASE_URL": database_url,
-        "PARLEY_API_ADDR": api_addr,
-        "PARLEY_STORE_ADDR": f"127.0.0.1:{free_port()}",
-        "PARLEY_TOOLING_ADDR": tooling_addr,
-        "PARLEY_HTTP_PORT": str(http_port),
+        "PARLEY_API_ADDR": ",".join(public),
+        "PARLEY_STORE_ADDR": ",".join(store),
+        "PARLEY_TOOLING_ADDR": f"127.0.0.1:{free_port()}",
         "PARLEY_MCP_ALLOW_PRIVATE_NETWORKS": "true",  # the fake MCP server is on loopback
     }
-    plan = [("api", {}), ("tooling", {})]
+
+    def own_first(addresses: list[str], i: int) -> str:
+        return ",".join([addresses[i], *addresses[:i], *addresses[i + 1 :]])
+
+    first = [
+        ("api", {"PARLEY_API_ADDR": own_first(public, i), "PARLEY_STORE_ADDR": own_first(store, i)})
+        for i in range(apis)
+    ]
+    plan = [("tooling", {})]
     plan += [("runner", {"PARLEY_RUNNER_ADDR": f"127.0.0.1:{free_port()}"}) for _ in range(runners)]
-    plan += [("gateway", {})]
+    plan += [("gateway", {"PARLEY_HTTP_PORT": str(port)}) for port in http_ports]
     procs: list[Proc] = []
     failures: list[BaseException] = []
 
@@ -301,29 +318,33 @@ def parley_serve(
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             failures.append(exc)
 
-    # `parley migrate` first, as a deployment's migrate job runs; then the api (the gateway
-    # reads its descriptors), then the others at once: a runner retries its ClaimRun and
-    # WatchWork until the store answers.
-    subprocess.run(
-        [str(BIN / "parley"), "migrate"], env=common, check=True, capture_output=True, timeout=120
-    )
-    start(0, *plan[0])
-    if not failures:
+    def start_all(group: list[tuple[str, dict[str, str]]], offset: int) -> None:
         threads = [
-            threading.Thread(target=start, args=(i, service, extra))
-            for i, (service, extra) in enumerate(plan[1:], 1)
+            threading.Thread(target=start, args=(offset + i, service, extra))
+            for i, (service, extra) in enumerate(group)
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+
+    # `parley migrate` first, as a deployment's migrate job runs; then the api processes (the
+    # gateways read their descriptors), then the others at once: a runner retries its ClaimRun
+    # and WatchWork until a store answers.
+    subprocess.run(
+        [str(BIN / "parley"), "migrate"], env=common, check=True, capture_output=True, timeout=120
+    )
+    start_all(first, 0)
+    if not failures:
+        start_all(plan, len(first))
     if failures:
         for proc in reversed(procs):
             proc.stop()
         raise failures[0]
     procs.sort(key=lambda p: ["api", "tooling", "runner", "gateway"].index(p.name.split("-")[1]))
     token = mint_token(JWT_SECRET, company_id=1, user_id=1, ttl_seconds=86400)
-    return Parley(procs, f"http://127.0.0.1:{http_port}", token, Path("."), database_url)
+    urls = [f"http://127.0.0.1:{port}" for port in http_ports]
+    return Parley(procs, urls[0], token, Path("."), database_url, urls=urls)
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +24,7 @@ from tests.spec_examples import DATA_PLANE, example_defaults
 
 SECRET = "e2e-secret-0123456789abcdef0123456789"
 DOCS = "http://docs.parley.test"
+TERMINAL = {"completed", "requires_action", "failed"}
 
 
 @dataclass
@@ -53,6 +56,25 @@ class GatewayClient:
         r = await self.http.get(f"/agents/runs/{run_id}", headers=self.headers(*user))
         assert r.status_code == 200, r.text
         return r.json()
+
+    async def wait_run(
+        self,
+        run_id: str,
+        statuses: set[str] = TERMINAL,
+        deadline_s: float = 20.0,
+        user: tuple[int, int] = (1, 1),
+    ) -> dict[str, Any]:
+        """GET the run until it is in one of `statuses`, or fail at the deadline."""
+        until = time.monotonic() + deadline_s
+        seen: list[str] = []
+        while True:
+            run = await self.get_run(run_id, user)
+            if not seen or seen[-1] != run["status"]:
+                seen.append(run["status"])
+            if run["status"] in statuses:
+                return run
+            assert time.monotonic() < until, f"run {run_id} stuck: {seen}"
+            await asyncio.sleep(0.02)
 
     async def messages(self, conversation_id: str, **params: Any) -> dict[str, Any]:
         r = await self.http.get(

@@ -30,8 +30,6 @@ from tests.internal import INTERNAL_SECRET
 
 from .conftest import DOCS, SECRET, GatewayClient
 
-TERMINAL = {"completed", "requires_action", "failed"}
-
 
 @dataclass
 class RunnerSuite(GatewayClient):
@@ -53,24 +51,6 @@ class RunnerSuite(GatewayClient):
         r = await self.post_run(conversation_id, **body)
         assert r.status_code == 202, r.text
         return r.json()
-
-    async def wait_run(
-        self,
-        run_id: str,
-        statuses: set[str] = TERMINAL,
-        deadline_s: float = 20.0,
-        user: tuple[int, int] = (1, 1),
-    ) -> dict[str, Any]:
-        until = time.monotonic() + deadline_s
-        seen: list[str] = []
-        while True:
-            run = await self.get_run(run_id, user)
-            if not seen or seen[-1] != run["status"]:
-                seen.append(run["status"])
-            if run["status"] in statuses:
-                return run
-            assert time.monotonic() < until, f"run {run_id} stuck: {seen}"
-            await asyncio.sleep(0.02)
 
 
 def unique(text: str) -> str:

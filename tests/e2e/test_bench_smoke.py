@@ -79,8 +79,8 @@ def test_bench_smoke_runs_and_every_turn_is_right(smoke: tuple[Path, dict]) -> N
     assert cells["get_run_cpu"]["gets"] > 0
     inflight = cells["inflight/as shipped"]
     assert inflight["terminal"] == inflight["runs"] and inflight["errors"] == 0
-    if "postgres" not in result:  # PostgreSQL answered: two runners ran against it
-        cell = cells["scaleout/postgres/runners=2"]
+    if "postgres" not in result:  # PostgreSQL answered: two of each process ran against it
+        cell = cells["scaleout/postgres/each=2"]
         assert cell["turns"] > 0 and cell["exactly_once_violations"] == 0
         assert cell["inference_jobs"] == cell["iterations"]
     report_text = (tmp_path / "report.md").read_text()

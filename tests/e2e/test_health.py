@@ -141,9 +141,11 @@ async def test_services_at_their_configured_addresses(ports: Ports) -> None:
     # The api container's healthcheck: both of its listeners.
     code, line = await _health("api", "store", **env)
     assert code == 0 and line.count(": SERVING") == 2, line
-    # A load-balanced form of the setting still probes this host's own port.
-    code, line = await _health("api", PARLEY_API_ADDR=f"dns:///parley-api:{ports.api},other:1")
-    assert (code, line) == (0, f"api 127.0.0.1:{ports.api}: SERVING")
+    # A load-balanced form of the setting (a dns:/// name, a list) still probes this host's
+    # own port: the first address's.
+    for balanced in (f"dns:///parley-api:{ports.api}", f"127.0.0.1:{ports.api},10.0.0.2:1"):
+        code, line = await _health("api", PARLEY_API_ADDR=balanced)
+        assert (code, line) == (0, f"api 127.0.0.1:{ports.api}: SERVING")
     # No service named (the image's HEALTHCHECK): every one listening here, the runner (its
     # setting names a port nothing serves) left out.
     code, line = await _health(**env)

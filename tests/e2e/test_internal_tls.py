@@ -21,12 +21,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from services.common import internal_tls
+from services.common import channels, internal_tls
 from services.common.internal_auth import InternalCredential, Role
 from tests.fakes import bedrock as fb
 from tests.internal import INTERNAL_SECRET
 
-from .runner_suite import running_runner_suite, unique
+from .runner_suite import running_runner_suite, start_runner, unique
 
 
 def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -109,7 +109,9 @@ async def test_internal_listeners_speak_mutual_tls_only(
         assert (await rs.wait_run(run["id"]))["final_text"] == "encrypted"
 
         target = f"127.0.0.1:{rs.tooling_port}"
-        async with internal_tls.channel(target, rs.settings) as channel:
+        credentials = internal_tls.channel_credentials(rs.settings)
+        tooling = channels.service_name("tooling")
+        async with channels.open_channel(target, tooling, credentials) as channel:
             assert await _discover(channel) == 0  # the certificate holder gets in
 
         refused = []
@@ -146,6 +148,24 @@ async def _health(*services: str, env: dict[str, str]) -> tuple[int, str]:
     out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
     return process.returncode, out.decode().strip()
+
+
+async def test_a_runner_dials_a_list_of_store_addresses_over_tls(
+    make_database_url: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """A list's authority is its first address, which the listeners' certificates name (here
+    one listener, listed twice: the channel balances over both entries)."""
+    tls = _authority(tmp_path, "parley")
+    async with running_runner_suite(await make_database_url(), with_runner=False, **tls) as rs:
+        store = rs.settings.store_addr
+        runner = await start_runner(rs.settings.with_overrides(store_addr=f"{store},{store}"))
+        try:
+            question = unique("Over TLS, to a list?")
+            rs.bedrock.on(question, fb.text("listed"))
+            run = await rs.start_run((await rs.create_conversation())["id"], question)
+            assert (await rs.wait_run(run["id"]))["final_text"] == "listed"
+        finally:
+            await runner.stop()
 
 
 async def test_health_probes_the_internal_listeners_over_tls(

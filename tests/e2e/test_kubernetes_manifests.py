@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.common import health
+from services.common import channels
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy/kubernetes"
@@ -154,7 +154,7 @@ def test_grpc_probes_ask_for_the_service_parley_health_asks_for(
             grpc = container[probe]["grpc"]
             assert grpc == {
                 "port": ports[component],
-                "service": health.health_service_name(component),
+                "service": channels.service_name(component),
             }
 
 

@@ -1,53 +1,76 @@
-"""A runner process killed with SIGKILL mid-run: its run is not lost. Once the lease expires, a
-runner that comes back claims it (woken by a deadline, not a poll) and brings it to a terminal
-state, with no duplicated messages."""
+"""A run survives the death of the process executing it. A runner (or `parley up`) killed with
+SIGKILL and started again releases, at its start, the leases its previous process held: the runs
+resume at once, well before those leases would expire; one that stops gracefully releases them as
+it goes. A runner that dies and is not restarted has its runs resumed by another runner once their
+leases expire (woken by that deadline, not a poll). Either way nothing is lost or doubled: each
+iteration's model call is made once, plus once more for the call the kill interrupted."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import httpx
 from agents.v1 import runner_service_pb2, runner_service_pb2_grpc
 from prometheus_client import REGISTRY
 
+from services.common.config import Settings
 from services.common.internal_auth import Role
 from tests.fakes import bedrock as fb
-from tests.internal import INTERNAL_SECRET, internal_channel
+from tests.internal import internal_channel
+from tests.spec_examples import DOCS_SEARCH, DOCS_SERVER, example_defaults
 
-from .conftest import SECRET
+from .conftest import GatewayClient
+from .processes import Process, base_env, free_port, parley_serve, parley_up
 from .runner_suite import running_runner_suite, start_runner, unique, wait_until
 
+# Longer than any wait below: a run resumed inside it had its lease released, not expired.
+LONG_LEASE_S = 120
 
-def spawn_runner(store_addr: str, tooling_addr: str, bedrock_url: str) -> subprocess.Popen[bytes]:
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("PARLEY_", "AWS_"))
-    }
-    env.update(fb.aws_environ(bedrock_url))
-    env.update(
-        {
-            "PARLEY_JWT_SECRET": SECRET,
-            "PARLEY_INTERNAL_SECRET": INTERNAL_SECRET,
-            "PARLEY_STORE_ADDR": store_addr,
-            "PARLEY_TOOLING_ADDR": tooling_addr,
-            "PARLEY_RUNNER_ADDR": "127.0.0.1:0",
-            "PARLEY_METRICS_PORT": "0",
-            "PARLEY_RUNNER_LEASE_SECONDS": "2",
-        }
+
+def runner_process(settings: Settings, bedrock_url: str, cwd: Path, lease_s: int) -> Process:
+    """`parley serve runner` on a port of its own (kept across restarts: its name is this host
+    and that port), dialing the in-process suite's store and tool router."""
+    env = base_env(
+        bedrock_url,
+        PARLEY_STORE_ADDR=settings.store_addr,
+        PARLEY_TOOLING_ADDR=settings.tooling_addr,
+        PARLEY_RUNNER_ADDR=f"127.0.0.1:{free_port()}",
+        PARLEY_METRICS_PORT=str(free_port()),
+        PARLEY_RUNNER_LEASE_SECONDS=str(lease_s),
     )
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", "runner"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return parley_serve("runner", cwd, env, "runner")
 
 
-async def test_sigkilled_runner_run_is_resumed_by_another_runner(
-    make_database_url: Callable[[], Awaitable[str]],
+async def test_a_sigkilled_runner_started_again_resumes_its_run_at_once(
+    make_database_url: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    async with running_runner_suite(await make_database_url(), with_runner=False) as rs:
+        question = unique("Survive a crash and a restart.")
+        gate = fb.Gate(fb.text("lost with the runner"))
+        rs.bedrock.on(question, gate, fb.text("survived"))
+        conversation = await rs.create_conversation()
+        runner = runner_process(rs.settings, rs.bedrock.url, tmp_path, LONG_LEASE_S)
+        await runner.start()
+        try:
+            run = await rs.start_run(conversation["id"], question)
+            await asyncio.wait_for(gate.arrived.wait(), 30)
+            await runner.kill()
+            gate.release()  # its answer goes nowhere: the call died with the process
+            await runner.start()  # the same runner again: it releases its earlier leases
+            done = await rs.wait_run(run["id"], deadline_s=30)
+            messages = (await rs.messages(conversation["id"]))["messages"]
+        finally:
+            await runner.stop()
+    assert done["status"] == "completed" and done["final_text"] == "survived", done
+    assert done["iterations_used"] == len(done["submitted_inference_job_ids"]) == 1
+    assert len(rs.bedrock.requests_for(question)) == 2  # the interrupted call, then its redo
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+
+
+async def test_a_sigkilled_runner_run_is_resumed_by_another_runner_after_its_lease(
+    make_database_url: Callable[[], Awaitable[str]], tmp_path: Path
 ) -> None:
     async with running_runner_suite(await make_database_url(), with_runner=False) as rs:
         question = unique("Survive a crash.")
@@ -57,16 +80,16 @@ async def test_sigkilled_runner_run_is_resumed_by_another_runner(
         run = await rs.start_run(conversation["id"], question)
         assert (await rs.get_run(run["id"]))["status"] == "pending"  # no runner yet
 
-        process = spawn_runner(rs.settings.store_addr, rs.settings.tooling_addr, rs.bedrock.url)
+        process = runner_process(rs.settings, rs.bedrock.url, tmp_path, lease_s=2)
+        await process.start()
         try:
             await asyncio.wait_for(gate.arrived.wait(), 30)
             assert (await rs.get_run(run["id"]))["status"] == "running"
         finally:
-            os.kill(process.pid, signal.SIGKILL)
-            await asyncio.to_thread(process.wait, 10)
+            await process.kill()  # and it never comes back
         gate.release()
 
-        runner = await start_runner(rs.settings)
+        runner = await start_runner(rs.settings)  # another runner: it waits out the lease
         try:
             done = await rs.wait_run(run["id"], deadline_s=30)
         finally:
@@ -74,9 +97,90 @@ async def test_sigkilled_runner_run_is_resumed_by_another_runner(
         assert done["status"] == "completed", done
         assert done["final_text"] == "survived"
         assert done["iterations_used"] == len(done["submitted_inference_job_ids"]) == 1
+        assert len(rs.bedrock.requests_for(question)) == 2
         stream = await rs.messages(conversation["id"])
         assert stream["current_version"] == 2
         assert [m["role"] for m in stream["messages"]] == ["user", "assistant"]
+
+
+async def test_a_runner_stopped_gracefully_hands_its_runs_on_at_once(
+    make_database_url: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """SIGTERM (a rolling update): the runner abandons its run and releases its lease as it
+    stops, so another runner resumes it well before the lease would expire."""
+    async with running_runner_suite(await make_database_url(), with_runner=False) as rs:
+        question = unique("Survive a rolling update.")
+        gate = fb.Gate(fb.text("abandoned"))
+        rs.bedrock.on(question, gate, fb.text("handed on"))
+        conversation = await rs.create_conversation()
+        leaving = runner_process(rs.settings, rs.bedrock.url, tmp_path, LONG_LEASE_S)
+        await leaving.start()
+        try:
+            run = await rs.start_run(conversation["id"], question)
+            await asyncio.wait_for(gate.arrived.wait(), 30)
+        finally:
+            await leaving.stop()
+        gate.release()
+        runner = await start_runner(rs.settings)
+        try:
+            done = await rs.wait_run(run["id"], deadline_s=30)
+        finally:
+            await runner.stop()
+    assert done["status"] == "completed" and done["final_text"] == "handed on", done
+    assert done["iterations_used"] == 1 and len(rs.bedrock.requests_for(question)) == 2
+
+
+async def test_a_sigkilled_parley_up_started_again_resumes_its_run_at_once(
+    make_database_url: Callable[[], Awaitable[str]], docs_url: str, tmp_path: Path
+) -> None:
+    """`parley up` is killed while its run waits on the model for its second iteration (the
+    first one, with its MCP call, is recorded); started again, it resumes the run from there."""
+    url = await make_database_url()
+    http_port = free_port()
+    async with fb.serve_fake_bedrock() as bedrock:
+        env = base_env(
+            bedrock.url,
+            PARLEY_DATABASE_URL=url,
+            PARLEY_HTTP_PORT=str(http_port),
+            PARLEY_API_ADDR=f"127.0.0.1:{free_port()}",
+            PARLEY_STORE_ADDR=f"127.0.0.1:{free_port()}",
+            PARLEY_RUNNER_ADDR=f"127.0.0.1:{free_port()}",
+            PARLEY_TOOLING_ADDR=f"127.0.0.1:{free_port()}",
+            PARLEY_RUNNER_LEASE_SECONDS=str(LONG_LEASE_S),
+        )
+        question = unique("Search, then survive a kill -9 of parley up.")
+        gate = fb.Gate(fb.text("lost with the process"))
+        search = fb.tool_uses(("tooluse_s1", DOCS_SEARCH, {"query": "rate limiting"}))
+        bedrock.on(question, search, gate, fb.text("survived"))
+        up = parley_up(tmp_path, env)
+        await up.start()
+        try:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{http_port}", timeout=30
+            ) as http:
+                client = GatewayClient(http)
+                defaults = example_defaults(mcp_servers=[{**DOCS_SERVER, "url": docs_url}])
+                conversation = await client.create_conversation(defaults=defaults)
+                started = await client.post_run(
+                    conversation["id"], payload={"kind": "user_message", "text": question}
+                )
+                assert started.status_code == 202, started.text
+                run_id = started.json()["id"]
+                await asyncio.wait_for(gate.arrived.wait(), 30)
+                await up.kill()
+                gate.release()
+                await up.start()
+                done = await client.wait_run(run_id, deadline_s=30)
+                messages = (await client.messages(conversation["id"]))["messages"]
+        finally:
+            await up.stop()
+    assert done["status"] == "completed" and done["final_text"] == "survived", done
+    assert done["iterations_used"] == len(done["submitted_inference_job_ids"]) == 2
+    calls = bedrock.requests_for(question)
+    # Iteration 1 once; iteration 2 twice (interrupted, then redone from the recorded turns).
+    assert [len(c.body["messages"]) for c in calls] == [1, 3, 3]
+    assert calls[1].body["messages"] == calls[2].body["messages"]
+    assert len(messages) == 4 and messages[-1]["role"] == "assistant"
 
 
 async def test_pending_runs_wait_for_a_runner_and_can_be_cancelled(

@@ -4,8 +4,9 @@ boto3 reaches through `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` (see `aws_environ`).
 Scripts are per conversation: `fake.on("What is 2 + 2?", text("4"))` queues replies for the
 Converse requests whose first user message is that text, answered in order. Replies:
 `text(...)`, `tool_uses((id, name, args), ...)`, `json_text({...})`, `error(status, code)`,
-`throttled()`, `raw(bytes)` (a broken answer), or a `Gate` wrapping one of those, which holds the
-HTTP call until released (for cancelling and killing a runner while a model call is in flight).
+`throttled()`, `raw(bytes)` (a broken answer), `slow(reply, seconds)` (a model that takes its
+time), or a `Gate` wrapping one of those, which holds the HTTP call until released (for
+cancelling and killing a runner while a model call is in flight).
 Every request is recorded.
 
 Title requests (the titling job's: system prompt `titling.TITLE_PROMPT`) are kept apart in
@@ -25,7 +26,7 @@ import urllib.parse
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -44,6 +45,7 @@ class Reply:
     headers: tuple[tuple[bytes, bytes], ...] = ()
     raw: bytes | None = None  # sent as it is: a broken endpoint's answer
     content_type: bytes = b"application/json"
+    delay_s: float = 0.0  # how long the model takes to answer
 
 
 @dataclass
@@ -108,6 +110,11 @@ def raw(body: bytes, *, status: int = 200, content_type: bytes = b"application/j
     """A body sent as it is (truncated JSON, an HTML page, nothing): what a broken endpoint or
     proxy answers."""
     return Reply(status, None, raw=body, content_type=content_type)
+
+
+def slow(reply: Reply, seconds: float) -> Reply:
+    """`reply`, sent after `seconds`."""
+    return replace(reply, delay_s=seconds)
 
 
 def throttled() -> Reply:
@@ -217,6 +224,8 @@ class FakeBedrock:
             reply.arrived.set()
             await reply.released.wait()
             reply = reply.then
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)  # the model's latency
         payload = orjson.dumps(reply.body) if reply.raw is None else reply.raw
         await send(
             {

@@ -64,6 +64,20 @@ class RenewLeasesResponse(_message.Message):
     lost: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, cancel_requested: _Optional[_Iterable[str]] = ..., lost: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ReleaseLeasesRequest(_message.Message):
+    __slots__ = ("runner_name", "runner_id")
+    RUNNER_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    runner_name: str
+    runner_id: str
+    def __init__(self, runner_name: _Optional[str] = ..., runner_id: _Optional[str] = ...) -> None: ...
+
+class ReleaseLeasesResponse(_message.Message):
+    __slots__ = ("run_ids",)
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    run_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, run_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class CommitRunRequest(_message.Message):
     __slots__ = ("run_id", "runner_id", "run", "turns", "iteration", "publish")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]

@@ -46,6 +46,11 @@ class StoreServiceStub:
                 request_serializer=agents_dot_v1_dot_store__service__pb2.RenewLeasesRequest.SerializeToString,
                 response_deserializer=agents_dot_v1_dot_store__service__pb2.RenewLeasesResponse.FromString,
                 _registered_method=True)
+        self.ReleaseLeases = channel.unary_unary(
+                '/agents.v1.StoreService/ReleaseLeases',
+                request_serializer=agents_dot_v1_dot_store__service__pb2.ReleaseLeasesRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_store__service__pb2.ReleaseLeasesResponse.FromString,
+                _registered_method=True)
         self.CommitRun = channel.unary_unary(
                 '/agents.v1.StoreService/CommitRun',
                 request_serializer=agents_dot_v1_dot_store__service__pb2.CommitRunRequest.SerializeToString,
@@ -91,6 +96,15 @@ class StoreServiceServicer:
     def RenewLeases(self, request, context):
         """Extend the leases of all the runs a runner holds, in one call and one statement (a runner
         renews every run in flight at once, not one call per run).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseLeases(self, request, context):
+        """Make runnable at once the runs that earlier incarnations of a runner still hold: a runner
+        that restarts (its runner_name unchanged) asks this before it claims, so the runs its
+        previous process was executing resume now, not when their leases expire.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -146,6 +160,11 @@ def add_StoreServiceServicer_to_server(servicer, server):
                     servicer.RenewLeases,
                     request_deserializer=agents_dot_v1_dot_store__service__pb2.RenewLeasesRequest.FromString,
                     response_serializer=agents_dot_v1_dot_store__service__pb2.RenewLeasesResponse.SerializeToString,
+            ),
+            'ReleaseLeases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseLeases,
+                    request_deserializer=agents_dot_v1_dot_store__service__pb2.ReleaseLeasesRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_store__service__pb2.ReleaseLeasesResponse.SerializeToString,
             ),
             'CommitRun': grpc.unary_unary_rpc_method_handler(
                     servicer.CommitRun,
@@ -229,6 +248,33 @@ class StoreService:
             '/agents.v1.StoreService/RenewLeases',
             agents_dot_v1_dot_store__service__pb2.RenewLeasesRequest.SerializeToString,
             agents_dot_v1_dot_store__service__pb2.RenewLeasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseLeases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agents.v1.StoreService/ReleaseLeases',
+            agents_dot_v1_dot_store__service__pb2.ReleaseLeasesRequest.SerializeToString,
+            agents_dot_v1_dot_store__service__pb2.ReleaseLeasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

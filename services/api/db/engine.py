@@ -10,7 +10,8 @@ written once for both databases:
   fetch and commit, which costs several times the CPU (`python -m tests.bench.store_tx` measures
   both). One connection also means writers never collide: they queue in Python instead of
   sleeping in SQLite's busy handler.
-- PostgreSQL: the asyncpg pool, `fn` run through `AsyncConnection.run_sync` (no threads).
+- PostgreSQL: the asyncpg pool, `fn` run through `AsyncConnection.run_sync` (no threads); a
+  connection of its own, outside the pool, listens for notifications (api/notifications.py).
 
 Hot statements are built once, at import, with bind parameters: building a Core statement and its
 cache key on every call costs more than executing it.
@@ -42,6 +43,13 @@ _SQLITE_PRAGMAS = (
 )
 
 
+# What the URL may say to asyncpg.connect (the rest are SQLAlchemy's own options).
+_ASYNCPG_CONNECT_PARAMS = frozenset(
+    {"host", "port", "user", "password", "passfile", "database", "ssl", "direct_tls"}
+)
+_CONNECT_TIMEOUT_S = 10.0
+
+
 class Database(Protocol):
     is_postgres: bool  # row locks (FOR UPDATE [SKIP LOCKED]) only mean something there
 
@@ -54,6 +62,11 @@ class Database(Protocol):
         ...
 
     async def dispose(self) -> None: ...
+
+    async def connect_unpooled(self, application_name: str) -> Any:
+        """PostgreSQL: an asyncpg connection of its own, outside the pool (held for LISTEN),
+        named `application_name` in pg_stat_activity."""
+        ...
 
 
 class _Sqlite:
@@ -87,6 +100,9 @@ class _Sqlite:
 
     read = write  # one connection, one thread: a read is a transaction that writes nothing
 
+    async def connect_unpooled(self, application_name: str) -> Any:
+        raise RuntimeError("SQLite has one process: nothing listens for notifications")
+
     def _close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -115,6 +131,17 @@ class _Postgres:
 
     async def dispose(self) -> None:
         await self._engine.dispose()
+
+    async def connect_unpooled(self, application_name: str) -> Any:
+        import asyncpg
+
+        _, params = self._engine.dialect.create_connect_args(self._engine.url)
+        kept = {k: v for k, v in params.items() if k in _ASYNCPG_CONNECT_PARAMS}
+        return await asyncpg.connect(
+            **kept,
+            timeout=_CONNECT_TIMEOUT_S,
+            server_settings={"application_name": application_name},
+        )
 
 
 def create_database(url: str) -> Database:

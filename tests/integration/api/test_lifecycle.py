@@ -549,3 +549,36 @@ async def test_one_renewal_call_extends_every_lease_a_runner_holds(api: Api) -> 
         )
     reply = await renew()
     assert list(reply.cancel_requested) == [held[1]] and list(reply.lost) == []
+
+
+async def test_a_restarted_runner_releases_what_its_earlier_incarnations_held(api: Api) -> None:
+    """ReleaseLeases makes runnable at once the runs held by `<name>/<anything>` but the caller's
+    own incarnation: not another runner whose name merely starts alike (`host:1` vs `host:10`,
+    `a_b` vs `axb`: LIKE's wildcards are escaped), and a waiting claim takes them over."""
+    await _drain(api)
+    who = api.user()
+    held = {}
+    for owner in ("host:1/old", "host:1/older", "host:10/other", "axb:1/other", "host:1/new"):
+        run = await api.start(who, (await api.create(who)).id)
+        await api.claim(run.id, runner_id=owner, lease_seconds=600)
+        held[owner] = run.id
+    release = store_service_pb2.ReleaseLeasesRequest(runner_name="host:1", runner_id="host:1/new")
+    released = await api.store.ReleaseLeases(release)
+    assert sorted(released.run_ids) == sorted([held["host:1/old"], held["host:1/older"]])
+    assert list((await api.store.ReleaseLeases(release)).run_ids) == []  # nothing left
+    taken = {(await asyncio.wait_for(_wait_for_claim(api, "next"), 10)).run.id for _ in range(2)}
+    assert taken == set(released.run_ids)
+    escaped = store_service_pb2.ReleaseLeasesRequest(runner_name="a_b:1", runner_id="a_b:1/new")
+    assert list((await api.store.ReleaseLeases(escaped)).run_ids) == []
+
+
+async def test_release_leases_is_checked(api: Api) -> None:
+    for name, runner_id, field in [
+        ("", "x/1", "runner_name"),
+        ("a/b", "a/b/1", "runner_name"),
+        ("host:1", "host:2/1", "runner_id"),
+        ("host:1", "host:1/", "runner_id"),
+    ]:
+        request = store_service_pb2.ReleaseLeasesRequest(runner_name=name, runner_id=runner_id)
+        _, info = await expect_error(api.store.ReleaseLeases(request), "InvalidRequest")
+        assert info.metadata["field"] == field
