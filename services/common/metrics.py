@@ -62,6 +62,12 @@ RUNNER_MODEL_SECONDS = Histogram(
     ["provider", "outcome"],
     buckets=_SECONDS,
 )
+RUNNER_TIME_TO_FIRST_TOKEN = Histogram(
+    "parley_runner_time_to_first_token_seconds",
+    "From sending a streamed model call to its first text or reasoning delta, by provider.",
+    ["provider"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+)
 RUNNER_PICKUP_SECONDS = Histogram(
     "parley_runner_pickup_delay_seconds",
     "Time from a run's acceptance to its first claim by a runner.",
