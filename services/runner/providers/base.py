@@ -1,10 +1,20 @@
 """The provider protocol and provider-neutral types. Turns are the contract's own protos
-(`agents.v1.Message` / `ContentBlock`); a provider converts them to its wire format."""
+(`agents.v1.Message` / `ContentBlock`); a provider converts them to its wire format.
+
+Streaming: `converse(call, deltas)` with `call.stream` set (from `ModelRequest.stream`) calls the
+provider's streaming API and hands each piece of text or reasoning to `deltas` as it arrives; it
+returns the same `ModelReply` the unstreamed call would have, assembled from the stream (tool
+inputs from their fragments, usage and stop reason from the stream's end). Each delta names the
+index of the content block it extends in that reply, so a block's deltas concatenate to its text
+exactly. The sink is synchronous and must not block (the runner only buffers); cancelling the
+awaiting task closes the stream at once. A provider without a streaming API ignores `deltas`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from agents.v1 import message_pb2
 
@@ -49,6 +59,8 @@ class ModelRequest:
     max_tokens: int
     temperature: float
     output_schema: dict[str, Any] | None
+    stream: bool = False  # the provider's streaming API, where it has one: deltas as they come
+    thinking_budget: int | None = None  # extended reasoning with this many tokens; None: off
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,18 @@ class ModelReply:
     stop_reason: str  # end_turn | tool_use | max_tokens | ... (the provider's words)
     usage: TokenUsage
     raw_response: str = ""  # JSON as received, for the inference job record
+
+
+@dataclass(frozen=True)
+class ReplyDelta:
+    """A piece of a streamed reply: `text` appended to its content block `block_index`."""
+
+    block_index: int
+    text: str
+    kind: Literal["text", "reasoning"] = "text"
+
+
+DeltaSink = Callable[[ReplyDelta], None]
 
 
 class ProviderError(Exception):
@@ -76,6 +100,7 @@ class PreparedCall:
     provider_model_id: str
     body: dict[str, Any]
     request_json: str = field(default="")
+    stream: bool = False
 
 
 class Provider(Protocol):
@@ -83,6 +108,8 @@ class Provider(Protocol):
 
     def prepare(self, data_plane_id: str, request: ModelRequest) -> PreparedCall: ...
 
-    async def converse(self, call: PreparedCall) -> ModelReply: ...
+    async def converse(self, call: PreparedCall, deltas: DeltaSink | None = None) -> ModelReply:
+        """The whole reply; a streamed call also hands each piece to `deltas` as it arrives."""
+        ...
 
     async def close(self) -> None: ...
