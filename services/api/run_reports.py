@@ -109,14 +109,17 @@ def finalize(
     new_turns: list[message_pb2.Message],
     now: datetime,
 ) -> int:
-    """Inside the caller's transaction: the input turn and `new_turns` become messages after the
-    conversation's version, the version moves to the last one, the run gets its terminal state
-    and its terminal event. Returns the new version."""
+    """Inside the caller's transaction: the input turn (unless it is empty) and `new_turns`
+    become messages after the conversation's version, the version moves to the last one, the run
+    gets its terminal state and its terminal event. Returns the new version."""
     conversation_id = run.conversation_id
     version_query = _VERSION_FOR_UPDATE if lock else _VERSION
     version: int = conn.execute(version_query, {"id": conversation_id}).scalar_one()
     payload = mapping.from_json(run.payload, run_pb2.RunPayload())
-    turns = [mapping.input_turn(payload, run, version + 1), *new_turns]
+    opening = mapping.input_turn(payload, run, version + 1)
+    # A resume that only approved calls has no turn of its own: their results, which carry the
+    # decisions, are the run's.
+    turns = [opening, *new_turns] if opening.content_blocks else list(new_turns)
     conn.execute(
         _INSERT_MESSAGES,
         [
