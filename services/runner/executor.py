@@ -238,6 +238,8 @@ class Executor:
             raise
         except _LeaseLost:
             log.warning("run %s: lease lost; another runner owns it now", run.id)
+        finally:
+            outbox.close()
 
     # --- preparation --------------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ class Outbox:
         self._writing: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
         self.flushes = 0  # writes of its own so far (deltas alone)
+        self._closed = False
 
     def delta(self, kind: str, turn_index: int, block_index: int, text: str, attempt: int) -> None:
         """Text or reasoning appended to a block; merged into the waiting delta of the same
@@ -103,6 +104,12 @@ class Outbox:
         if self.failure is not None:
             raise self.failure
 
+    def close(self) -> None:
+        """The run is over here (committed, or given up): no flush starts any more; what still
+        waits is dropped (a runner resuming the run writes its turn again)."""
+        self._disarm()
+        self._closed = True
+
     # --- the rule ---------------------------------------------------------------------------
 
     def _due(self) -> bool:
@@ -111,7 +118,7 @@ class Outbox:
         return self._chars >= FLUSH_CHARS or self._clock() - self._oldest >= FLUSH_AFTER_S
 
     def _arm(self, delay: float) -> None:
-        if self._timer is None and self._writing is None:
+        if self._timer is None and self._writing is None and not self._closed:
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
 
     def _disarm(self) -> None:
@@ -124,7 +131,9 @@ class Outbox:
         self._flush()
 
     def _flush(self) -> None:
-        if self._writing is not None or self.failure is not None or not self._pending:
+        if self._writing is not None or self.failure is not None or self._closed:
+            return
+        if not self._pending:
             return
         self._writing = asyncio.create_task(self._send(self.take()))
 

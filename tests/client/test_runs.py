@@ -15,8 +15,11 @@ from parley_client import (
     Parley,
     RunCompletedEvent,
     RunStatusEvent,
+    MessageDeltaEvent,
+    ToolCallEvent,
     ToolChoice,
     ToolOutput,
+    ToolResultBlock,
     TurnEvent,
     UsageEvent,
     VersionConflict,
@@ -241,6 +244,18 @@ def test_approval_round_trip(client: Parley, holding: Holding) -> None:
         client.runs.submit_approvals(paused, approve=[request.tool_use_id]).id
     )
     assert approved.final_text == f"gate-hold returned: released {key}"
+    kept = client.messages.list(conversation.id, since=2).messages
+    (result,) = [b for m in kept for b in m.content_blocks if isinstance(b, ToolResultBlock)]
+    assert result.approval is not None and result.approval.decision == "approve"
+    assert (result.approval.company_id, result.approval.user_id) == (
+        approved.company_id,
+        approved.user_id,
+    )
+    assert result.approval.decided_at == approved.started_at
+    seen = list(client.runs.stream(approved.id))
+    assert any(isinstance(e, ToolCallEvent) and e.kind == "mcp" for e in seen)
+    deltas = [e for e in seen if isinstance(e, MessageDeltaEvent)]
+    assert "".join(d.text for d in deltas) == approved.final_text and deltas[0].attempt == 1
     again = client.runs.wait(
         client.runs.start(conversation.id, key, tool_choice=ToolChoice.tool("hold", "gate")).id
     )

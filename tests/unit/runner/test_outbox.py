@@ -115,3 +115,16 @@ def test_event_builders() -> None:
         True,
         "hit",
     )
+
+
+async def test_a_closed_outbox_starts_no_flush() -> None:
+    store = Store()
+    box = ob.Outbox(store.write, lambda exc: None)
+    box.delta("text", 0, 0, "late", 1)
+    box.close()  # the run ended here (its lease was lost): the timer is gone
+    box.delta("text", 0, 0, "x" * ob.FLUSH_CHARS, 1)  # due by size, but closed
+    for _ in range(3):
+        await asyncio.sleep(0)  # a flush task, had one started, would have written by now
+    assert store.writes == [] and texts(box.take()) == [
+        ("message.delta", 0, "late" + "x" * ob.FLUSH_CHARS)
+    ]
