@@ -40,7 +40,7 @@ from gateway.routes import (
 )
 from services.common.config import Settings
 from services.common.errors import CATALOGUE, CatalogueEntry
-from services.common.grpc_server import Running
+from services.common.grpc_server import CHANNEL_OPTIONS, Running
 from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
 HTML = "text/html; charset=utf-8"
@@ -225,7 +225,7 @@ async def start(
     stream_handler: StreamHandlerFactory | None = None,
 ) -> Running:
     """Connect to the API, reflect its public service, and serve HTTP on (host, port)."""
-    channel = grpc.aio.insecure_channel(api_target)
+    channel = grpc.aio.insecure_channel(api_target, options=CHANNEL_OPTIONS)
     try:
         loaded = await load_service(channel, deadline_s=reflection_deadline_s)
         app = build_app(settings, channel, loaded, stream_handler=stream_handler)

@@ -1,6 +1,7 @@
 """JSON <-> protobuf, driven by descriptors: the only JSON<->proto code in the repo.
 
-Field names are the proto names. Every field is emitted; an unset field with presence is `null`.
+Field names are the proto names. Every field is emitted (but an `(agents.v1.omit_empty)` one while
+it is empty); an unset field with presence is `null`.
 Enums are lowercase without their type prefix; integers are JSON numbers; Timestamps are RFC 3339
 UTC with microseconds; Struct/Value/ListValue are plain JSON. A message with
 `(agents.v1.union_discriminator)` is a flat object tagged by that key; one with
@@ -523,9 +524,14 @@ class _Plan:
         self.fields = {f.name: _Field(f) for f in self.desc.fields}
         self.retired = {r.name: r for r in _opts.retired_fields(self.desc)}
         self._items = tuple((f.name, f.encode) for f in self.fields.values())
+        self._omittable = tuple(f.name for f in self.desc.fields if _opts.omit_empty(f))
 
     def encode(self, m: Any) -> Any:
-        return {name: enc(m) for name, enc in self._items}
+        out = {name: enc(m) for name, enc in self._items}
+        for name in self._omittable:
+            if not out[name]:
+                del out[name]
+        return out
 
     def decode(self, m: Any, value: Any, path: str, depth: int, skip: str | None = None) -> None:
         _check_depth(path, depth)

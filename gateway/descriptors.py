@@ -55,6 +55,15 @@ def success_status(method: descriptor.MethodDescriptor) -> int:
     return method_options(method).Extensions[http_options_pb2.success_status] or 200
 
 
+def max_body_bytes(method: descriptor.MethodDescriptor) -> int:
+    """The method's own request body limit, or 0 when it keeps the gateway's."""
+    return int(method_options(method).Extensions[http_options_pb2.max_body_bytes])
+
+
+def omit_empty(field: descriptor.FieldDescriptor) -> bool:
+    return bool(field_options(field).Extensions[http_options_pb2.omit_empty])
+
+
 def union_discriminator(message: descriptor.Descriptor) -> str:
     return message_options(message).Extensions[http_options_pb2.union_discriminator]
 

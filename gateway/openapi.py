@@ -198,8 +198,9 @@ class _Schemas:
         properties = {**(head or {}), **{f.name: self.field(f, inbound) for f in fields}}
         if inbound:
             required = [*(head or {}), *(f.name for f in fields if _rules(f).required)]
-        else:
-            required = list(properties)
+        else:  # every field is sent, but an omit_empty one while it is empty
+            omitted = {f.name for f in fields if descriptors.omit_empty(f)}
+            required = [name for name in properties if name not in omitted]
         schema: Schema = {"type": "object", "additionalProperties": False}
         if required:
             schema["required"] = required

@@ -413,6 +413,7 @@ def build_endpoints(
                 continue
             handle = stream_handler(info, channel, settings)
         else:
-            handle = Transcoder(info, channel, settings.max_body_bytes, deadline_s)
+            limit = descriptors.max_body_bytes(method) or settings.max_body_bytes
+            handle = Transcoder(info, channel, limit, deadline_s)
         endpoints.append(Endpoint(info.binding.http_method, info.binding.template, handle))
     return endpoints

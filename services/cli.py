@@ -25,8 +25,9 @@ from services.common.grpc_server import Running
 
 SERVICES = ("api", "runner", "tooling", "gateway")
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-FAKE_MODEL_ON = "built-in echo model (--fake-model): every run answers without AWS"
-FAKE_MODEL_OFF = "AWS Bedrock; without AWS credentials start with --fake-model for an echo model"
+FAKE_MODEL_ON = "built-in echo model (--fake-model): every run answers without a provider"
+FAKE_MODEL_OFF = "; without their credentials start with --fake-model for an echo model"
+PROVIDER_NAMES = {"bedrock": "AWS Bedrock", "cortex": "Snowflake Cortex", "openai": "OpenAI API"}
 GC_GEN0_THRESHOLD = 10_000  # allocations between young collections (CPython's default: 700)
 
 
@@ -142,7 +143,7 @@ def _up(args: argparse.Namespace) -> None:
         print(f"Parley is up on {settings.database_url}", flush=True)
         print(f"  gateway:       http://{settings.host}:{settings.http_port}")
         print(f"  data plane id: {settings.default_data_plane_id}")
-        print(f"  model:         {FAKE_MODEL_ON if settings.fake_model else FAKE_MODEL_OFF}")
+        print(f"  model:         {_models_line(settings)}")
         print(f"  token:         {token}")
         url = f"http://{settings.host}:{settings.http_port}"
         print(f"  try:           export API={url} TOKEN={token}", flush=True)
@@ -196,8 +197,21 @@ def _health(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     raise SystemExit(0 if all(probe.serving for probe in probes) else 1)
 
 
+def _models_line(settings: Settings) -> str:
+    """What answers runs: the echo model, or each cluster's provider."""
+    if settings.fake_model:
+        return FAKE_MODEL_ON
+    clusters = settings.catalogue.clusters.values()
+    return (
+        ", ".join(f"{PROVIDER_NAMES[c.provider]} (cluster {c.name})" for c in clusters)
+        + FAKE_MODEL_OFF
+    )
+
+
 def _serve(args: argparse.Namespace) -> None:
-    settings = load_settings(embedded=False)
+    if args.cluster and args.service != "runner":
+        raise SystemExit("parley serve: --cluster is for the runner (parley serve runner)")
+    settings = load_settings(embedded=False).with_overrides(runner_clusters=tuple(args.cluster))
     if args.service != "gateway":  # the gateway serves /metrics itself
         from prometheus_client import start_http_server
 
@@ -283,6 +297,14 @@ def main(argv: list[str] | None = None) -> None:
     up.set_defaults(func=_up)
     serve = sub.add_parser("serve", help="run one service (on a database `parley migrate` made)")
     serve.add_argument("service", choices=SERVICES)
+    serve.add_argument(
+        "--cluster",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="runner only: claim only the runs of this execution cluster (repeatable; "
+        "default: every cluster of the catalogue)",
+    )
     serve.set_defaults(func=_serve)
     migrate = sub.add_parser("migrate", help="upgrade the database to head (concurrent-safe)")
     _db_option(migrate)

@@ -93,7 +93,7 @@ async def create_conversation(
             field="defaults",
         )
     defaults = effective_config.with_defaults(request.defaults)
-    validation.validate_config(defaults, rules, "defaults")
+    validation.validate_config(defaults, rules, "defaults", principal.company_id)
     await validation.check_mcp_hosts(
         defaults.mcp_servers, "defaults.mcp_servers", rules.allow_private_networks
     )

@@ -15,6 +15,7 @@ from agents.v1 import (
     conversation_pb2,
     conversation_service_pb2,
     message_pb2,
+    model_pb2,
     run_pb2,
     store_service_pb2,
 )
@@ -29,6 +30,7 @@ from services.api.db.rows import (
     MessageRow,
     RunRow,
 )
+from services.common.catalogue import UsableModel
 
 M = TypeVar("M", bound=ProtoMessage)
 
@@ -176,13 +178,13 @@ def input_turn(payload: run_pb2.RunPayload, run: RunRow, sequence_no: int) -> me
     and for the calls a person denied (an error carrying the reason, with the approval record).
     Approved calls are answered by the run itself, once it has executed them."""
     if payload.WhichOneof("input") == "user_message":
+        message = payload.user_message
         return message_pb2.Message(
             sequence_no=sequence_no,
             role=message_pb2.ROLE_USER,
             run_id=run.id,
-            content_blocks=[
-                message_pb2.ContentBlock(text=message_pb2.TextBlock(text=payload.user_message.text))
-            ],
+            content_blocks=list(message.content)
+            or [message_pb2.ContentBlock(text=message_pb2.TextBlock(text=message.text))],
         )
     results = [
         message_pb2.ToolResultBlock(
@@ -418,3 +420,30 @@ def job_to_proto(row: InferenceJobRow) -> store_service_pb2.InferenceJob:
         started_at=timestamp(row.started_at),
         completed_at=timestamp(row.completed_at),
     )
+
+
+# --- the catalogue ------------------------------------------------------------------------------
+
+
+def models_to_proto(models: Iterable[UsableModel]) -> conversation_service_pb2.ListModelsResponse:
+    response = conversation_service_pb2.ListModelsResponse()
+    for usable in models:
+        model = response.models.add(
+            id=usable.model.id,
+            providers=[
+                p for p in usable.model.providers if any(c.provider == p for c in usable.clusters)
+            ],
+            execution_clusters=[c.name for c in usable.clusters],
+        )
+        price = usable.model.price
+        if price is not None:
+            model.price.CopyFrom(
+                model_pb2.ModelPrice(
+                    input_per_mtok=price.input_per_mtok,
+                    output_per_mtok=price.output_per_mtok,
+                    cache_read_per_mtok=price.cache_read_per_mtok,
+                    cache_write_per_mtok=price.cache_write_per_mtok,
+                    as_of=price.as_of.isoformat(),
+                )
+            )
+    return response

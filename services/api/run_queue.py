@@ -1,20 +1,22 @@
 """The run queue: which runner executes which run, and until when.
 
 A run is runnable while it is pending, or running on a lease (lease_owner, lease_expires_at) that
-expired (its runner is gone). `claim` leases the oldest runnable run, or waits (a long poll) until
-one is offered: a StartRun leases its new run to the longest-waiting claim in its own transaction
-(`offer`, Temporal's "sync match"), else wakes one waiting claim to look again; a running lease's
-expiry wakes it too. Runners renew their leases in one call, learn of cancellations on their
-`watch` stream, and a runner that lost a lease can neither renew nor commit (`held`).
+expired (its runner is gone). `claim` leases the oldest runnable run of the execution clusters the
+runner serves (all, or those it names), or waits (a long poll) until one is offered: a StartRun
+leases its new run to the longest-waiting claim that serves the run's cluster, in its own
+transaction (`offer`, Temporal's "sync match"), else wakes one such claim to look again; a running
+lease's expiry wakes it too. Runners renew their leases in one call, learn of cancellations on
+their `watch` stream, and a runner that lost a lease can neither renew nor commit (`held`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,9 +32,13 @@ from services.api.db.models import conversations, inference_jobs, messages, runs
 from services.api.db.rows import ConversationRow, MessageRow, RunRow
 from services.common.errors import ParleyError
 from services.common.incidents import LEASE_LOST
-from services.common.metrics import CLAIMS_WAITING, LEASES_RENEWED
+from services.common.metrics import CLAIMS_WAITING, LEASES_RENEWED, RUNS_PENDING
 
 DEFAULT_LEASE_SECONDS: Final = 60
+# RUNS_PENDING is counted again after this process queues or claims runs, at most once per
+# PENDING_MIN_INTERVAL_S, and every PENDING_MAX_INTERVAL_S anyway (other processes' runs).
+PENDING_MIN_INTERVAL_S: Final = 1.0
+PENDING_MAX_INTERVAL_S: Final = 15.0
 log = logging.getLogger("parley.api")
 Signal = store_service_pb2.WatchWorkResponse
 
@@ -75,13 +81,25 @@ class WaitingClaim:
     while looking is not missed; `wait()` returns a run handed to it by a StartRun, or None when
     a queued run woke it (to look again) or its time ran out."""
 
-    def __init__(self, line: WaitingLine, runner_id: str, lease_seconds: int) -> None:
+    def __init__(
+        self,
+        line: WaitingLine,
+        runner_id: str,
+        lease_seconds: int,
+        clusters: frozenset[str] | None = None,
+    ) -> None:
         self._line = line
         self.runner_id = runner_id
         self.lease_seconds = lease_seconds
+        self.clusters = clusters  # the execution clusters its runner serves; None: every one
         self.state = _State.LOOKING
         self._woken = asyncio.Event()
+        self.woken_for: str | None = None  # the cluster of the queued run that woke it
         self._handed: Claim | None = None
+
+    def serves(self, cluster: str | None) -> bool:
+        """Whether it may take a run of `cluster` (None: of a cluster not known yet)."""
+        return self.clusters is None or (cluster is not None and cluster in self.clusters)
 
     def look(self) -> None:
         self._woken.clear()
@@ -111,7 +129,8 @@ class WaitingClaim:
         """A queued run (or a hand-over) woke it since its last `look()`."""
         return self._woken.is_set()
 
-    def wake(self) -> None:
+    def wake(self, cluster: str | None = None) -> None:
+        self.woken_for = cluster
         self._woken.set()
 
     def hand(self, claim: Claim) -> None:
@@ -153,10 +172,12 @@ class WaitingLine:
         self._line: deque[WaitingClaim] = deque()
 
     @contextmanager
-    def join(self, runner_id: str, lease_seconds: int) -> Iterator[WaitingClaim]:
+    def join(
+        self, runner_id: str, lease_seconds: int, clusters: frozenset[str] | None = None
+    ) -> Iterator[WaitingClaim]:
         """A place for the length of one ClaimRun. One that leaves woken without looking again
         (it claimed another run, or was cancelled) passes its wake-up on."""
-        waiting = WaitingClaim(self, runner_id, lease_seconds)
+        waiting = WaitingClaim(self, runner_id, lease_seconds, clusters)
         try:
             yield waiting
         finally:
@@ -164,25 +185,36 @@ class WaitingLine:
             if in_line:
                 self._line.remove(waiting)
             if waiting.end() and not in_line:
-                self.runs_queued()
+                self.runs_queued(waiting.woken_for)
 
     def enter(self, waiting: WaitingClaim) -> None:
         if waiting not in self._line:
             self._line.append(waiting)
 
-    def runs_queued(self) -> None:
-        if self._line:
-            self._line.popleft().wake()
-
-    def take(self) -> WaitingClaim | None:
-        """The longest-waiting claim, out of the line for a StartRun to hand its run to; the
-        StartRun gives it back (`hand` or `release`) whatever happens."""
+    def runs_queued(self, cluster: str | None = None) -> None:
+        """A run of `cluster` was queued (None: a run of any cluster): wake the longest-waiting
+        claim that may take it."""
         for waiting in self._line:
-            if waiting.state is _State.WAITING:
+            if cluster is None or waiting.serves(cluster):
+                self._line.remove(waiting)
+                waiting.wake(cluster)
+                return
+
+    def take(self, cluster: str | None = None) -> WaitingClaim | None:
+        """The longest-waiting claim that serves `cluster` (None, when the StartRun does not know
+        its run's cluster yet: one that serves every cluster), out of the line for the StartRun
+        to hand its run to; the StartRun gives it back (`hand` or `release`) whatever happens."""
+        for waiting in self._line:
+            if waiting.state is _State.WAITING and waiting.serves(cluster):
                 self._line.remove(waiting)
                 waiting.state = _State.TAKEN
                 return waiting
         return None
+
+    def names_clusters(self) -> bool:
+        """Whether a claim in line serves only some clusters (then a StartRun needs its run's
+        cluster to pick the claim it hands the run to)."""
+        return any(waiting.clusters is not None for waiting in self._line)
 
 
 # --- the StartRun hand-off ---------------------------------------------------------------------
@@ -190,18 +222,21 @@ class WaitingLine:
 
 class Offer:
     """A StartRun's new run on its way into the queue. `place` it inside the transaction that
-    inserts it: leased there and then to the waiting claim the offer holds, if any."""
+    inserts it: leased there and then to the waiting claim the offer holds, if that claim serves
+    the run's cluster."""
 
     def __init__(self, waiting: WaitingClaim | None) -> None:
         self._waiting = waiting
         self.claim: Claim | None = None
         self.placed = False
+        self.cluster: str | None = None
 
     def place(self, conn: Connection, run: RunRow, conversation: ConversationRow) -> None:
-        self.placed = True
-        if self._waiting is not None:
+        self.placed, self.cluster = True, run.execution_cluster
+        waiting = self._waiting
+        if waiting is not None and waiting.serves(run.execution_cluster):
             self.claim = _lease_new_run(
-                conn, run, self._waiting.runner_id, self._waiting.lease_seconds, conversation
+                conn, run, waiting.runner_id, waiting.lease_seconds, conversation
             )
 
 
@@ -231,11 +266,18 @@ def _leasing(run_id: Any) -> ReturningUpdate[Any]:
     )
 
 
-def _claim_statement(skip_locked: bool) -> ReturningUpdate[Any]:
+def _in_clusters(table: FromClause) -> ColumnElement[bool]:
+    return table.c.execution_cluster.in_(bindparam("clusters", expanding=True))
+
+
+def _claim_statement(skip_locked: bool, by_cluster: bool) -> ReturningUpdate[Any]:
     candidate = runs.alias("candidate")
+    runnable = _runnable(candidate)
+    if by_cluster:
+        runnable = and_(runnable, _in_clusters(candidate))
     oldest = (
         select(candidate.c.id)
-        .where(_runnable(candidate))
+        .where(runnable)
         .order_by(candidate.c.started_at, candidate.c.id)
         .limit(1)
     )
@@ -244,9 +286,22 @@ def _claim_statement(skip_locked: bool) -> ReturningUpdate[Any]:
     return _leasing(oldest.scalar_subquery())
 
 
-_CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}  # by is_postgres
+# By (is_postgres, the runner names its clusters).
+_CLAIM = {
+    (pg, named): _claim_statement(pg, named) for pg in (False, True) for named in (False, True)
+}
 _CLAIM_NEW = _leasing(bindparam("run_id"))  # a new run, handed over by its own StartRun
-_EARLIEST_LEASE = select(func.min(runs.c.lease_expires_at)).where(runs.c.status == "running")
+_EARLIEST_LEASE = {
+    False: select(func.min(runs.c.lease_expires_at)).where(runs.c.status == "running"),
+    True: select(func.min(runs.c.lease_expires_at)).where(
+        and_(runs.c.status == "running", _in_clusters(runs))
+    ),
+}
+_PENDING = (
+    select(runs.c.execution_cluster, func.count())
+    .where(runs.c.status == "pending")
+    .group_by(runs.c.execution_cluster)
+)
 _CONVERSATION = select(conversations).where(conversations.c.id == bindparam("id"))
 _HISTORY = (
     select(messages)
@@ -318,8 +373,9 @@ def _claimed(
     return Claim(claimed, 0)
 
 
-def _retry_after_ms(conn: Connection, now: datetime) -> int:
-    earliest: datetime | None = conn.execute(_EARLIEST_LEASE).scalar()
+def _retry_after_ms(conn: Connection, now: datetime, clusters: list[str] | None) -> int:
+    statement = _EARLIEST_LEASE[clusters is not None]
+    earliest: datetime | None = conn.execute(statement, {"clusters": clusters or []}).scalar()
     if earliest is None:
         return 0
     if earliest.tzinfo is None:
@@ -376,33 +432,41 @@ class RunQueue:
         self._db = log.db
         self._line = WaitingLine()
         self._watchers: set[asyncio.Queue[Signal]] = set()
+        self._pending_changed = asyncio.Event()
 
     async def claim(
-        self, runner_id: str, lease_seconds: int, wait_ms: int
+        self, runner_id: str, lease_seconds: int, wait_ms: int, clusters: Sequence[str] = ()
     ) -> store_service_pb2.ClaimRunResponse:
-        """Lease the oldest runnable run (one UPDATE … RETURNING), or wait up to `wait_ms` for
-        one: handed over by a StartRun, or found on looking again when a queued run or the
-        earliest running lease's expiry wakes this claim."""
+        """Lease the oldest runnable run of `clusters` (none named: of every cluster; one
+        UPDATE … RETURNING), or wait up to `wait_ms` for one: handed over by a StartRun, or found
+        on looking again when a queued run or the earliest running lease's expiry wakes this
+        claim."""
         if not runner_id:
             raise ParleyError("InvalidRequest", "runner_id is required", field="runner_id")
         lease = _lease(lease_seconds)
-        statement = _CLAIM[self._db.is_postgres]
+        named = sorted(set(clusters)) or None
+        statement = _CLAIM[self._db.is_postgres, named is not None]
 
         def oldest(conn: Connection) -> Claim:
             now = datetime.now(UTC)
             params = {"now": now, "runner": runner_id, "expires": now + lease}
+            if named is not None:
+                params["clusters"] = named
             row = conn.execute(statement, params).first()
             if row is None:
-                return Claim(None, _retry_after_ms(conn, now))
+                return Claim(None, _retry_after_ms(conn, now, named))
             return _claimed(conn, RunRow(*row), now)
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0, wait_ms) / 1000
-        with self._line.join(runner_id, lease_seconds) as waiting:
+        serves = frozenset(named) if named is not None else None
+        with self._line.join(runner_id, lease_seconds, serves) as waiting:
             while True:
                 waiting.look()
                 claim = await self._log.write(oldest)
                 left = deadline - loop.time()
+                if claim.claimed is not None:
+                    self._pending_changed.set()
                 if claim.claimed is not None or left <= 0:
                     return _response(claim)
                 if claim.retry_after_ms:
@@ -411,13 +475,18 @@ class RunQueue:
                 if handed is not None:  # a StartRun leased its new run to this claim
                     return _response(handed)
 
+    def names_clusters(self) -> bool:
+        """Whether a StartRun should learn its run's cluster before its offer (see `offer`)."""
+        return self._line.names_clusters()
+
     @asynccontextmanager
-    async def offer(self) -> AsyncIterator[Offer]:
-        """For one StartRun: its run, once `placed`, goes to the longest-waiting claim (leased
-        in the StartRun's transaction, handed over when it has committed) or, with none
-        waiting, wakes the next claim; a StartRun that fails or makes no run gives the waiting
-        claim back."""
-        waiting = self._line.take()
+    async def offer(self, cluster: str | None = None) -> AsyncIterator[Offer]:
+        """For one StartRun whose run will be of `cluster` (None: not known yet): its run, once
+        `placed`, goes to the longest-waiting claim that serves the cluster (leased in the
+        StartRun's transaction, handed over when it has committed) or, with none waiting, wakes
+        the next such claim; a StartRun that fails or makes no run gives the waiting claim
+        back."""
+        waiting = self._line.take(cluster)
         offer = Offer(waiting)
         try:
             yield offer
@@ -425,13 +494,40 @@ class RunQueue:
             if waiting is not None:
                 waiting.release()
             raise
-        if waiting is None:
-            if offer.placed:
-                self._line.runs_queued()
-        elif offer.claim is not None:
+        if offer.placed:
+            self._pending_changed.set()
+        if waiting is not None and offer.claim is not None:
             waiting.hand(offer.claim)
-        else:
-            waiting.release()  # a replay made no run
+            return
+        if waiting is not None:
+            waiting.release()  # a replay made no run, or the run is of a cluster it does not serve
+        if offer.placed:
+            self._line.runs_queued(offer.cluster)
+
+    def pending_changed(self) -> None:
+        """Runs left the pending state here outside a claim (a pending run cancelled)."""
+        self._pending_changed.set()
+
+    async def report_pending(self, clusters: Iterable[str]) -> None:
+        """Keep RUNS_PENDING (per execution cluster) current, until cancelled: counted by the
+        database after this process queued or claimed runs, and every PENDING_MAX_INTERVAL_S
+        for other processes' runs. The count is a database read, never a call on the loop."""
+        known = list(clusters)
+        while True:
+            self._pending_changed.clear()
+            counts: dict[str, int] | None
+            try:
+                counts = dict(await self._db.read(lambda conn: conn.execute(_PENDING).all()))
+            except Exception:  # noqa: BLE001 - a metric must not stop the store; logged, retried
+                log.warning("counting pending runs failed", exc_info=True)
+                counts = None
+            if counts is not None:
+                for cluster in {*known, *counts}:
+                    RUNS_PENDING.labels(cluster).set(counts.get(cluster, 0))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PENDING_MAX_INTERVAL_S):
+                    await self._pending_changed.wait()
+            await asyncio.sleep(PENDING_MIN_INTERVAL_S)  # a rate limit, not a wait for work
 
     async def renew(
         self, runner_id: str, run_ids: Sequence[str], lease_seconds: int

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from services.common.incidents import AGENT_LOOP_CANCELLED
 from services.common.metrics import RUNS_STARTED
 
 CANCEL_WAIT_S: Final = 10.0  # how long CancelRun waits for a running run's runner to stop it
+DEFAULT_CLUSTERS_KEPT: Final = 4096  # conversations whose default cluster a store process keeps
 
 _INSERT_RUN = insert(runs)
 _RUN_BY_ID = select(runs).where(runs.c.id == bindparam("id"))
@@ -109,13 +111,15 @@ class Runs:
         self._queue = queue
         self._rules = rules
         self._cancel_wait_s = cancel_wait_s
+        self._default_clusters: OrderedDict[str, str] = OrderedDict()  # conversation -> cluster
 
     async def start(
         self, principal: Principal, request: conversation_service_pb2.StartRunRequest
     ) -> StartedRun:
         client_op_id = await validation.check_start_run(request, self._rules)
+        cluster = await self._cluster_hint(principal, request)
         try:
-            async with self._queue.offer() as offer:
+            async with self._queue.offer(cluster) as offer:
                 started = await self._log.write(
                     lambda conn: _start(conn, self._rules, principal, request, client_op_id, offer)
                 )
@@ -130,6 +134,28 @@ class Runs:
         if not started.replayed:
             RUNS_STARTED.labels(request.payload.WhichOneof("input")).inc()
         return started
+
+    async def _cluster_hint(
+        self, principal: Principal, request: conversation_service_pb2.StartRunRequest
+    ) -> str | None:
+        """The new run's execution cluster, learnt before its transaction when the run queue
+        needs it to pick the waiting claim it hands the run to: the override's, else the
+        conversation's default (defaults never change). A wrong guess costs a wake-up, never a
+        run (`Offer.place` checks the run itself)."""
+        if request.config_override.HasField("execution_cluster"):
+            return request.config_override.execution_cluster
+        if not self._queue.names_clusters():
+            return None
+        known = self._default_clusters.get(request.id)
+        if known is not None:
+            self._default_clusters.move_to_end(request.id)
+            return known
+        cluster = await self._db.read(lambda conn: _default_cluster(conn, principal, request.id))
+        if cluster is not None:
+            self._default_clusters[request.id] = cluster
+            if len(self._default_clusters) > DEFAULT_CLUSTERS_KEPT:
+                self._default_clusters.popitem(last=False)
+        return cluster
 
     async def get(self, principal: Principal, run_id: str) -> ReadRun:
         """The caller's run and its live turns, or RunNotFound."""
@@ -168,6 +194,8 @@ class Runs:
             return run
 
         run = await self._log.write(cancel)
+        if run.status == "pending":
+            self._queue.pending_changed()
         if run.status == "running":
             self._queue.signal_cancel(run.id)
             await self._wait_terminal(run.id)
@@ -236,7 +264,9 @@ def _start(
         mapping.config_from_json(conversation.defaults),
         request.config_override if has_override else None,
     )
-    validation.validate_config(merged, rules, "config_override" if has_override else "defaults")
+    where = "config_override" if has_override else "defaults"
+    cluster = validation.validate_config(merged, rules, where, principal.company_id)
+    validation.check_content_on_cluster(request.payload.user_message.content, cluster)
     if request.HasField("tool_choice"):
         validation.validate_tool_choice(request.tool_choice, merged)
     existing = _run_by_op(conn, conversation.id, client_op_id)
@@ -294,11 +324,20 @@ def _start(
         event_seq=0,
         attempts=0,
         cancel_requested=False,
+        execution_cluster=cluster.name,
     )
     conn.execute(_INSERT_RUN, values(run))
     event_log.append(conn, run_id, event_log.status_event(run_pb2.RUN_STATUS_PENDING))
     offer.place(conn, run, conversation)
     return StartedRun(run, conversation.name, False)
+
+
+def _default_cluster(conn: Connection, principal: Principal, conversation_id: str) -> str | None:
+    try:
+        conversation = owned_conversation(conn, principal, conversation_id)
+    except ParleyError:
+        return None  # the StartRun's own transaction says so
+    return mapping.config_from_json(conversation.defaults).execution_cluster
 
 
 def _replay(

@@ -7,6 +7,7 @@ credentials, optional TLS)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import grpc
 from agents.v1 import (
@@ -44,6 +45,7 @@ async def start(settings: Settings, bind: str, store_bind: str) -> Running:
     present = Presenter(settings.docs_url)
     public = ConversationServicer(db, Runs(log, queue, rules), rules, settings.jwt_secret, present)
     servers: list[grpc.aio.Server] = []
+    reporter: asyncio.Task[None] | None = None
     try:
         await require_head(db, settings.database_url)
         public_server, port = await start_server(
@@ -65,6 +67,9 @@ async def start(settings: Settings, bind: str, store_bind: str) -> Running:
             tls=internal_tls.server_credentials(settings),
         )
         servers.append(store)
+        reporter = asyncio.create_task(
+            queue.report_pending(settings.catalogue.clusters), name="api-runs-pending"
+        )
     except BaseException:
         for server in servers:
             await server.stop(None)
@@ -72,6 +77,10 @@ async def start(settings: Settings, bind: str, store_bind: str) -> Running:
         raise
 
     async def stop() -> None:
+        if reporter is not None:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
         await asyncio.gather(*(server.stop(grace=2) for server in servers))
         await db.dispose()
 

@@ -89,6 +89,12 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         principal = self._principal(context, WRITE_SCOPE)
         return self._run(await self._runs.cancel(principal, request.id))
 
+    async def ListModels(
+        self, request: conversation_service_pb2.ListModelsRequest, context: Context
+    ) -> conversation_service_pb2.ListModelsResponse:
+        principal = self._principal(context, READ_SCOPE)
+        return mapping.models_to_proto(self._rules.catalogue.usable_models(principal.company_id))
+
     async def StreamRunEvents(
         self, request: conversation_service_pb2.StreamRunEventsRequest, context: Context
     ) -> AsyncIterator[run_pb2.RunEvent]:

@@ -26,7 +26,9 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
     async def ClaimRun(
         self, request: store_service_pb2.ClaimRunRequest, context: Context
     ) -> store_service_pb2.ClaimRunResponse:
-        claim = await self._queue.claim(request.runner_id, request.lease_seconds, request.wait_ms)
+        claim = await self._queue.claim(
+            request.runner_id, request.lease_seconds, request.wait_ms, request.clusters
+        )
         self._present.run(claim.run)
         return claim
 

@@ -6,10 +6,12 @@ URL policy on resolved addresses (`check_mcp_hosts`, `check_start_run`), which d
 
 from __future__ import annotations
 
+import asyncio
+import binascii
 import math
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,15 +21,27 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from services.common import url_policy
+from services.common.catalogue import Catalogue, Cluster
+from services.common.config import Settings
 from services.common.contract import (
+    DOCUMENT_FORMATS,
+    IMAGE_FORMATS,
+    MAX_CONTENT_BLOCKS,
+    MAX_DOCUMENT_BYTES,
+    MAX_DOCUMENT_NAME,
+    MAX_IMAGE_BYTES,
     MAX_WIRE_NAME,
     OUTPUT_SCHEMA_KEYWORDS,
+    TEXT_DOCUMENT_TYPES,
     approval_policy,
     wire_name,
 )
-from services.common.config import Settings
 from services.common.errors import ParleyError
-from services.common.model_catalogue import MODELS
+from services.common.incidents import (
+    CONTENT_TOO_LARGE,
+    MODEL_NOT_AVAILABLE_ON_CLUSTER,
+    UNSUPPORTED_CONTENT,
+)
 
 # Matched whole (fullmatch): `$` would also accept a trailing newline. The same patterns are
 # declared in the proto (agents.v1.rules), for /openapi.json.
@@ -39,25 +53,20 @@ _URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
 MAX_ITERATIONS = (1, 100)
 MAX_TOKENS = (1, 65536)
 THINKING_BUDGET = (1024, 65535)
+THINKING_PROVIDERS = frozenset({"bedrock"})
+INLINE_CONTENT_BYTES = 1 << 20  # larger content is checked off the event loop (base64 decoding)
 
 
 @dataclass(frozen=True)
 class ConfigRules:
-    """What a config may name: the installation's catalogues and network policy."""
+    """What a config may name: the installation's catalogue and network policy."""
 
-    models: frozenset[str]
-    data_plane_ids: frozenset[str]
-    execution_clusters: frozenset[str]
+    catalogue: Catalogue
     allow_private_networks: bool
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConfigRules:
-        return cls(
-            frozenset(MODELS),
-            settings.data_plane_ids,
-            settings.execution_clusters,
-            settings.mcp_allow_private_networks,
-        )
+        return cls(settings.catalogue, settings.mcp_allow_private_networks)
 
 
 def _invalid(detail: str, **metadata: object) -> ParleyError:
@@ -82,31 +91,48 @@ def check_uuid(value: str) -> str | None:
 # --- agent config -------------------------------------------------------------------------------
 
 
-def validate_config(cfg: config_pb2.AgentConfig, rules: ConfigRules, where: str) -> None:
-    """A complete config (defaults with documented defaults filled in, or a merged one)."""
+def validate_config(
+    cfg: config_pb2.AgentConfig, rules: ConfigRules, where: str, company_id: int
+) -> Cluster:
+    """A complete config (defaults with documented defaults filled in, or a merged one), for a
+    caller of `company_id`; returns its execution cluster. A data plane or a cluster the company
+    may not use is refused exactly as an unknown one is."""
+    catalogue = rules.catalogue
     if not cfg.model:
         raise _invalid(f"{where}.model is required", field=f"{where}.model")
-    if cfg.model not in rules.models:
+    if cfg.model not in catalogue.models:
+        usable = [u.model.id for u in catalogue.usable_models(company_id)]
         raise ParleyError(
             "UnknownModel",
             f"{where}.model `{cfg.model}` is not a catalogued model; use one of: "
-            + ", ".join(sorted(rules.models)),
+            + ", ".join(usable),
             model=cfg.model,
         )
     if not cfg.data_plane_id:
         raise _invalid(f"{where}.data_plane_id is required", field=f"{where}.data_plane_id")
-    if cfg.data_plane_id not in rules.data_plane_ids:
+    if catalogue.data_plane_for(cfg.data_plane_id, company_id) is None:
         raise ParleyError(
             "UnknownDataPlane",
             f"{where}.data_plane_id `{cfg.data_plane_id}` is not a known data plane",
             data_plane_id=cfg.data_plane_id,
         )
-    if cfg.execution_cluster not in rules.execution_clusters:
+    cluster = catalogue.cluster_for(cfg.execution_cluster, company_id)
+    if cluster is None:
         raise ParleyError(
             "UnknownExecutionCluster",
             f"{where}.execution_cluster `{cfg.execution_cluster}` is not a known "
-            f"executor pool; use one of: " + ", ".join(sorted(rules.execution_clusters)),
+            "execution cluster; use one of: "
+            + ", ".join(c.name for c in catalogue.clusters_of(company_id)),
             execution_cluster=cfg.execution_cluster,
+        )
+    if catalogue.provider_model_id(cfg.model, cluster) is None:
+        there = [u.model.id for u in catalogue.usable_models(company_id) if cluster in u.clusters]
+        raise ParleyError(
+            MODEL_NOT_AVAILABLE_ON_CLUSTER,
+            f"{where}.model `{cfg.model}` does not run on execution cluster `{cluster.name}` "
+            f"(provider {cluster.provider}); the models it runs: " + ", ".join(there),
+            model=cfg.model,
+            execution_cluster=cluster.name,
         )
     _check_range(cfg.max_iterations, *MAX_ITERATIONS, f"{where}.max_iterations")
     _check_range(cfg.max_tokens, *MAX_TOKENS, f"{where}.max_tokens")
@@ -121,12 +147,14 @@ def validate_config(cfg: config_pb2.AgentConfig, rules: ConfigRules, where: str)
         )
     validate_mcp_servers(cfg.mcp_servers, f"{where}.mcp_servers", rules.allow_private_networks)
     validate_caller_tools(cfg.tools, f"{where}.tools")
-    validate_thinking(cfg, where)
+    validate_thinking(cfg, where, cluster)
+    return cluster
 
 
-def validate_thinking(cfg: config_pb2.AgentConfig, where: str) -> None:
+def validate_thinking(cfg: config_pb2.AgentConfig, where: str, cluster: Cluster) -> None:
     """What the models refuse with extended reasoning on (Anthropic's rules, which Bedrock
-    enforces): a budget of at least 1024 tokens and below max_tokens, and temperature 1."""
+    enforces): a budget of at least 1024 tokens and below max_tokens, and temperature 1. Only
+    Bedrock clusters take it (as additionalModelRequestFields.thinking)."""
     if not cfg.HasField("thinking"):
         return
     thinking, field = cfg.thinking, f"{where}.thinking"
@@ -134,6 +162,13 @@ def validate_thinking(cfg: config_pb2.AgentConfig, where: str) -> None:
         _check_range(thinking.budget_tokens, *THINKING_BUDGET, f"{field}.budget_tokens")
     if not thinking.enabled:
         return
+    if cluster.provider not in THINKING_PROVIDERS:
+        raise ParleyError(
+            "InvalidThinkingConfig",
+            f"{field}: execution cluster `{cluster.name}` (provider {cluster.provider}) does not "
+            "take thinking; it runs on Bedrock clusters",
+            field=f"{field}.enabled",
+        )
     if not thinking.HasField("budget_tokens"):
         raise ParleyError(
             "InvalidThinkingConfig",
@@ -420,8 +455,16 @@ def validate_start_run(request: conversation_service_pb2.StartRunRequest) -> str
         raise _invalid(
             "payload.kind is required: user_message or tool_outputs", field="payload.kind"
         )
-    if kind == "user_message" and not request.payload.user_message.text.strip():
-        raise _invalid("payload.text must be non-empty", field="payload.text")
+    if kind == "user_message":
+        message = request.payload.user_message
+        if message.content:
+            if message.text:
+                raise _invalid(
+                    "payload takes `text` or `content`, not both", field="payload.content"
+                )
+            check_content(message.content)
+        elif not message.text.strip():
+            raise _invalid("payload.text must be non-empty", field="payload.text")
     return client_op_id
 
 
@@ -430,7 +473,11 @@ async def check_start_run(
 ) -> str:
     """`validate_start_run`, then the URL policy on the override's MCP hosts (resolved: call it
     outside any transaction); returns the canonical client_op_id."""
-    client_op_id = validate_start_run(request)
+    content = request.payload.user_message.content
+    if sum(len(b.image.data) + len(b.document.data) for b in content) > INLINE_CONTENT_BYTES:
+        client_op_id = await asyncio.to_thread(validate_start_run, request)
+    else:
+        client_op_id = validate_start_run(request)
     if request.config_override.HasField("mcp_servers"):  # the defaults' were checked at creation
         await check_mcp_hosts(
             request.config_override.mcp_servers.values,
@@ -438,6 +485,104 @@ async def check_start_run(
             rules.allow_private_networks,
         )
     return client_op_id
+
+
+# --- input content ------------------------------------------------------------------------------
+
+
+def check_content(blocks: Sequence[message_pb2.ContentBlock]) -> None:
+    """A user message's `content`: 1-20 text, image and document blocks, each of a media type the
+    providers take and, decoded, within their limits."""
+    if len(blocks) > MAX_CONTENT_BLOCKS:
+        raise _invalid(
+            f"payload.content holds {len(blocks)} blocks; at most {MAX_CONTENT_BLOCKS} are allowed",
+            field="payload.content",
+        )
+    has_text = False
+    for i, block in enumerate(blocks):
+        where = f"payload.content[{i}]"
+        kind = block.WhichOneof("block")
+        if kind == "text":
+            if not block.text.text.strip():
+                raise _invalid(f"{where}.text must be non-empty", field=f"{where}.text")
+            has_text = True
+        elif kind == "image":
+            image = block.image
+            if image.mime_type:
+                raise _invalid(
+                    f"{where}: an image you send names its type in `media_type`, not `mime_type`",
+                    field=f"{where}.mime_type",
+                )
+            _check_media_type(image.media_type, IMAGE_FORMATS, where, "image")
+            _check_size(image.data, MAX_IMAGE_BYTES, where, "image")
+        elif kind == "document":
+            document = block.document
+            _check_media_type(document.media_type, DOCUMENT_FORMATS, where, "document")
+            if not document.name.strip() or len(document.name) > MAX_DOCUMENT_NAME:
+                raise _invalid(
+                    f"{where}.name must be 1-{MAX_DOCUMENT_NAME} characters",
+                    field=f"{where}.name",
+                )
+            _check_size(document.data, MAX_DOCUMENT_BYTES, where, "document")
+        else:
+            raise ParleyError(
+                UNSUPPORTED_CONTENT,
+                f"{where} is a `{kind}` block; a user message's content takes text, image "
+                "and document blocks",
+                block=where,
+            )
+    if not has_text and any(b.WhichOneof("block") == "document" for b in blocks):
+        raise _invalid(
+            "payload.content has a document but no text block: say what to do with it",
+            field="payload.content",
+        )
+
+
+def _check_media_type(media_type: str, accepted: dict[str, str], where: str, what: str) -> None:
+    if media_type not in accepted:
+        raise ParleyError(
+            UNSUPPORTED_CONTENT,
+            f"{where}.media_type `{media_type}` is not an {what} type the models take; one of: "
+            + ", ".join(accepted),
+            block=where,
+            media_type=media_type,
+        )
+
+
+def _check_size(data: str, limit: int, where: str, what: str) -> None:
+    try:
+        size = len(binascii.a2b_base64(data, strict_mode=True))
+    except binascii.Error:
+        raise _invalid(f"{where}.data must be base64 (RFC 4648)", field=f"{where}.data") from None
+    if size == 0:
+        raise _invalid(f"{where}.data must be non-empty", field=f"{where}.data")
+    if size > limit:
+        raise ParleyError(
+            CONTENT_TOO_LARGE,
+            f"{where}: the {what} is {size} bytes decoded; at most {limit} are allowed",
+            block=where,
+            size=size,
+            limit=limit,
+        )
+
+
+def check_content_on_cluster(blocks: Sequence[message_pb2.ContentBlock], cluster: Cluster) -> None:
+    """What the cluster's provider cannot carry: chat completions reads no binary documents."""
+    if cluster.provider == "bedrock":
+        return
+    for i, block in enumerate(blocks):
+        media_type = block.document.media_type
+        if block.WhichOneof("block") == "document" and media_type not in TEXT_DOCUMENT_TYPES:
+            raise ParleyError(
+                UNSUPPORTED_CONTENT,
+                f"payload.content[{i}]: execution cluster `{cluster.name}` ({cluster.provider}) "
+                f"cannot read `{media_type}` documents; it reads "
+                + ", ".join(sorted(TEXT_DOCUMENT_TYPES))
+                + " (a Bedrock cluster reads the others)",
+                block=f"payload.content[{i}]",
+                media_type=media_type,
+                execution_cluster=cluster.name,
+            )
 
 
 def check_tool_outputs(

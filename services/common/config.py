@@ -6,7 +6,10 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-DEFAULT_DATA_PLANE_ID = "f79cbdae-4848-47ca-95e8-69588364d185"
+from services.common import catalogue as catalogue_file
+from services.common.catalogue import Catalogue, CatalogueError
+
+DEFAULT_DATA_PLANE_ID = "f79cbdae-4848-47ca-95e8-69588364d185"  # the packaged catalogue's
 KEPT_DIR = Path(".parley")  # `parley up` keeps its generated secrets here (cwd)
 
 
@@ -29,8 +32,9 @@ class Settings:
     internal_tls_cert: str = ""  # PEM files; TLS on internal listeners when all three are set
     internal_tls_key: str = ""
     internal_tls_ca: str = ""
-    default_data_plane_id: str = DEFAULT_DATA_PLANE_ID
-    execution_clusters: frozenset[str] = field(default_factory=lambda: frozenset({"shared"}))
+    # data planes, execution clusters and models (PARLEY_CATALOGUE, else the packaged one)
+    catalogue: Catalogue = field(default_factory=catalogue_file.packaged)
+    runner_clusters: tuple[str, ...] = ()  # `parley serve runner --cluster`: () serves every one
     docs_base_url: str = ""
     mcp_allow_private_networks: bool = False
     mcp_auth_allowlist: tuple[str, ...] = ()
@@ -41,6 +45,9 @@ class Settings:
     bedrock_max_attempts: int = 3  # botocore's standard retries: the only retry layer
     bedrock_connect_timeout_s: float = 5.0
     bedrock_read_timeout_s: float = 300.0  # a Converse call's whole generation
+    chat_max_attempts: int = 3  # cortex/openai clusters: attempts of a retryable failure, in all
+    chat_connect_timeout_s: float = 5.0
+    chat_read_timeout_s: float = 300.0  # between two reads of an answer
     fake_model: bool = False  # every run answered by the built-in echo model, never Bedrock
     cors_origins: tuple[str, ...] = ()  # browser origins the gateway answers cross-origin
 
@@ -49,8 +56,8 @@ class Settings:
         return bool(self.internal_tls_cert and self.internal_tls_key and self.internal_tls_ca)
 
     @property
-    def data_plane_ids(self) -> frozenset[str]:
-        return frozenset({self.default_data_plane_id})
+    def default_data_plane_id(self) -> str:
+        return self.catalogue.default_data_plane_id
 
     @property
     def docs_url(self) -> str:
@@ -92,6 +99,13 @@ def load_settings(
             "PARLEY_INTERNAL_TLS_CA (or none of them)"
         )
     allowlist = env.get("PARLEY_MCP_AUTH_ALLOWLIST", "")
+    try:
+        catalogue = catalogue_file.load(
+            env.get("PARLEY_CATALOGUE", ""),
+            default_data_plane_id=env.get("PARLEY_DEFAULT_DATA_PLANE_ID", DEFAULT_DATA_PLANE_ID),
+        )
+    except CatalogueError as exc:
+        raise SystemExit(f"PARLEY_CATALOGUE: {exc}") from None
     return Settings(
         database_url=env.get("PARLEY_DATABASE_URL", Settings.database_url),
         host=env.get("PARLEY_HOST", Settings.host),
@@ -106,7 +120,7 @@ def load_settings(
         internal_tls_cert=tls[0],
         internal_tls_key=tls[1],
         internal_tls_ca=tls[2],
-        default_data_plane_id=env.get("PARLEY_DEFAULT_DATA_PLANE_ID", DEFAULT_DATA_PLANE_ID),
+        catalogue=catalogue,
         docs_base_url=env.get("PARLEY_DOCS_BASE_URL", "").rstrip("/"),
         mcp_allow_private_networks=_bool(
             env.get("PARLEY_MCP_ALLOW_PRIVATE_NETWORKS", "true" if embedded else "false")
@@ -124,6 +138,13 @@ def load_settings(
         ),
         bedrock_read_timeout_s=float(
             env.get("PARLEY_BEDROCK_READ_TIMEOUT_S", Settings.bedrock_read_timeout_s)
+        ),
+        chat_max_attempts=int(env.get("PARLEY_CHAT_MAX_ATTEMPTS", Settings.chat_max_attempts)),
+        chat_connect_timeout_s=float(
+            env.get("PARLEY_CHAT_CONNECT_TIMEOUT_S", Settings.chat_connect_timeout_s)
+        ),
+        chat_read_timeout_s=float(
+            env.get("PARLEY_CHAT_READ_TIMEOUT_S", Settings.chat_read_timeout_s)
         ),
         fake_model=_bool(env.get("PARLEY_FAKE_MODEL", "false")),
         cors_origins=_list(env.get("PARLEY_CORS_ORIGINS", "")),

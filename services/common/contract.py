@@ -1,7 +1,7 @@
 """Values of Parley's contract that more than one service uses: the `{alias}-{tool}` wire name of
 an MCP tool, the JSON Schema subsets the providers accept, text mode's implicit schema, the
-cancelled run's message and an MCP server's approval policy. Each is defined here once; every
-service imports it from here."""
+cancelled run's message, the kinds and sizes of input content and an MCP server's approval
+policy. Each is defined here once; every service imports it from here."""
 
 from __future__ import annotations
 
@@ -71,6 +71,35 @@ TEXT_MODE_SCHEMA: Final[dict[str, Any]] = {
 # error.message of a cancelled run, whether the store ends it (pending) or its runner (running).
 CANCELLED_MESSAGE: Final = "the run was cancelled"
 
+# --- input content (a user_message's `content` blocks) ------------------------------------------
+
+MAX_CONTENT_BLOCKS: Final = 20
+# Decoded sizes: Bedrock's limits (3.75 MB an image, 4.5 MB a document), held on every cluster so
+# that a conversation's history can move to another provider.
+MAX_IMAGE_BYTES: Final = 3_932_160
+MAX_DOCUMENT_BYTES: Final = 4_718_592
+MAX_DOCUMENT_NAME: Final = 200
+# Media type -> Converse's `format`.
+IMAGE_FORMATS: Final = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
+DOCUMENT_FORMATS: Final = {
+    "application/pdf": "pdf",
+    "text/plain": "txt",
+    "text/markdown": "md",
+    "text/csv": "csv",
+    "text/html": "html",
+    "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+}
+# Documents a chat-completions provider (cortex, openai) reads, as text; it has no form for the
+# others (binary: pdf, Word, Excel).
+TEXT_DOCUMENT_TYPES: Final = frozenset({"text/plain", "text/markdown", "text/csv", "text/html"})
 
 # --- approval of MCP tool calls -----------------------------------------------------------------
 

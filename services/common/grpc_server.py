@@ -178,10 +178,19 @@ class Running:
 # (default 1,000) it sheds them at random with CANCELLED: a burst of 2,000 StartRuns through the
 # gateway lost ~10 % that way (tests/bench's in-flight cell). Every call here carries a deadline
 # (the gateway's, the runner's), which bounds a backlog better than shedding does.
+# gRPC's default 4 MB limit on a received message would fail a StartRun carrying images and
+# documents (up to 32 MiB) inside Parley, and the claim of a conversation whose history holds them
+# (a run's whole history rides in one ClaimRun answer): Parley's servers and channels take more.
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
 SERVER_OPTIONS = [
     ("grpc.so_reuseport", 0),
     ("grpc.server.max_pending_requests", 20_000),
     ("grpc.server.max_pending_requests_hard_limit", 40_000),
+    *CHANNEL_OPTIONS,
 ]
 
 

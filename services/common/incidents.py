@@ -1,5 +1,6 @@
-"""The incident codes runners and providers report on a failed run (`error.type`), and those the
-internal surface refuses a call with, as names the type checker and linters see. Each is a row of
+"""The incident codes runners and providers report on a failed run (`error.type`), those the
+internal surface refuses a call with, and the API's refusals of what the catalogue or a model's
+input limits do not allow, as names the type checker and linters see. Each is a row of
 errors.toml, checked when this module is imported, so a typo fails at start-up and in `make test`
 (tests/unit/common/test_error_catalogue.py also scans the source for uncatalogued literal codes)."""
 
@@ -22,6 +23,10 @@ MCP_DISCOVERY_FAILED: Final = "McpDiscoveryFailed"
 MODEL_INVOCATION_FAILED: Final = "ModelInvocationFailed"
 MODEL_THROTTLED: Final = "ModelThrottled"
 MODEL_TIMEOUT: Final = "ModelTimeout"
+# The API's refusals of what the catalogue does not allow (services/api/validation.py).
+MODEL_NOT_AVAILABLE_ON_CLUSTER: Final = "ModelNotAvailableOnCluster"
+UNSUPPORTED_CONTENT: Final = "UnsupportedContent"
+CONTENT_TOO_LARGE: Final = "ContentTooLarge"
 # The store's answer to a runner that no longer holds a run's lease.
 LEASE_LOST: Final = "LeaseLost"
 # The internal surface's refusals (services/common/internal_auth.py): no valid internal
@@ -41,6 +46,9 @@ ALL: Final = frozenset(
         MODEL_INVOCATION_FAILED,
         MODEL_THROTTLED,
         MODEL_TIMEOUT,
+        MODEL_NOT_AVAILABLE_ON_CLUSTER,
+        UNSUPPORTED_CONTENT,
+        CONTENT_TOO_LARGE,
         LEASE_LOST,
         INTERNAL_CREDENTIAL_REQUIRED,
         INTERNAL_ROLE_NOT_ALLOWED,

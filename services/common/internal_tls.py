@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 
 from services.common.config import Settings
+from services.common.grpc_server import CHANNEL_OPTIONS
 
 
 def _read(path: str) -> bytes:
@@ -43,5 +44,5 @@ def channel(target: str, settings: Settings) -> grpc.aio.Channel:
     """A channel to an internal listener: TLS when configured, plaintext otherwise."""
     credentials = channel_credentials(settings)
     if credentials is None:
-        return grpc.aio.insecure_channel(target)
-    return grpc.aio.secure_channel(target, credentials)
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)

@@ -35,6 +35,12 @@ RUNS_STARTED = Counter(
 CLAIMS_WAITING = Gauge(
     "parley_api_claims_waiting", "ClaimRun long polls waiting in this store process for a run."
 )
+RUNS_PENDING = Gauge(
+    "parley_api_runs_pending",
+    "Runs waiting for a runner, by execution cluster (counted by the database: every store "
+    "process reports the same numbers).",
+    ["cluster"],
+)
 LEASES_RENEWED = Histogram(
     "parley_api_leases_renewed",
     "Leases one RenewLeases call extended (a runner renews all its runs at once).",
@@ -45,8 +51,9 @@ LEASES_RENEWED = Histogram(
 _SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 RUNNER_RUNS = Counter(
     "parley_runner_runs_total",
-    "Runs the runner brought to a terminal status, by status and error type ('' when none).",
-    ["status", "error_type"],
+    "Runs the runner brought to a terminal status, by execution cluster, status and error type "
+    "('' when none).",
+    ["cluster", "status", "error_type"],
 )
 RUNNER_ITERATIONS = Histogram(
     "parley_runner_iterations",
@@ -58,15 +65,22 @@ RUNNER_TOKENS = Counter(
 )
 RUNNER_MODEL_SECONDS = Histogram(
     "parley_runner_model_call_seconds",
-    "Model call latency, by provider and outcome (ok or the incident code).",
-    ["provider", "outcome"],
+    "Model call latency, by execution cluster, provider and outcome (ok or the incident code).",
+    ["cluster", "provider", "outcome"],
     buckets=_SECONDS,
 )
 RUNNER_TIME_TO_FIRST_TOKEN = Histogram(
     "parley_runner_time_to_first_token_seconds",
-    "From sending a streamed model call to its first text or reasoning delta, by provider.",
-    ["provider"],
+    "From sending a streamed model call to its first text or reasoning delta, by execution "
+    "cluster and provider.",
+    ["cluster", "provider"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+)
+RUNNER_TITLES = Counter(
+    "parley_runner_titles_total",
+    "Conversation titles, by execution cluster and source: model, or fallback (the message's "
+    "first words, when the model failed or answered no title).",
+    ["cluster", "source"],
 )
 RUNNER_PICKUP_SECONDS = Histogram(
     "parley_runner_pickup_delay_seconds",

@@ -47,13 +47,14 @@ class StoreClient:
             call.cancel()
 
     def claim(
-        self, runner_id: str, lease_seconds: int, wait_ms: int
+        self, runner_id: str, lease_seconds: int, wait_ms: int, clusters: list[str]
     ) -> grpc.aio.UnaryUnaryCall[
         store_service_pb2.ClaimRunRequest, store_service_pb2.ClaimRunResponse
     ]:
-        """The (long-poll) call itself, so that the worker can cancel it."""
+        """The (long-poll) call itself, so that the worker can cancel it. `clusters`: only runs
+        of these execution clusters ([]: of every cluster)."""
         request = store_service_pb2.ClaimRunRequest(
-            runner_id=runner_id, lease_seconds=lease_seconds, wait_ms=wait_ms
+            runner_id=runner_id, lease_seconds=lease_seconds, wait_ms=wait_ms, clusters=clusters
         )
         return self._stub.ClaimRun(
             request, timeout=STORE_DEADLINE_S + wait_ms / 1000, metadata=self._auth()

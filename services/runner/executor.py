@@ -31,6 +31,7 @@ from agents.v1 import config_pb2, message_pb2, run_pb2, store_service_pb2
 from google.protobuf import json_format, timestamp_pb2
 
 from services.common import incidents
+from services.common.catalogue import Catalogue
 from services.common.contract import (
     CANCELLED_MESSAGE,
     approval_policy,
@@ -45,7 +46,6 @@ from services.common.metrics import (
     RUNNER_TOKENS,
     RUNNER_TOOL_SECONDS,
 )
-from services.common.model_catalogue import MODELS
 from services.runner import loop, titling
 from services.runner.clients import StoreClient, ToolRouterClient, is_lease_lost
 from services.runner.outbox import (
@@ -110,6 +110,7 @@ class _Run:
     """One run's immutable inputs plus its job ids."""
 
     claim: store_service_pb2.ClaimRunResponse
+    cluster: str
     provider: Provider
     provider_model_id: str
     tools: tuple[ToolSpec, ...]
@@ -143,13 +144,15 @@ class Executor:
         self,
         store: StoreClient,
         tools: ToolRouterClient,
-        providers: dict[str, Provider],
+        providers: dict[str, Provider],  # by the name of the execution cluster they serve
         runner_id: str,
+        catalogue: Catalogue,
     ) -> None:
         self._store = store
         self._tools = tools
         self._providers = providers
         self._runner_id = runner_id
+        self._catalogue = catalogue
         self._background: set[asyncio.Task[None]] = set()
 
     # --- entry point --------------------------------------------------------------------------
@@ -252,17 +255,20 @@ class Executor:
     ) -> _Run:
         run = claim.run
         cfg = run.effective_config
-        model = MODELS.get(cfg.model)
-        if model is None:
+        cluster = self._catalogue.clusters.get(cfg.execution_cluster)
+        provider = self._providers.get(cfg.execution_cluster)
+        if cluster is None or provider is None:
             raise RunFailure(
                 incidents.AGENT_LOOP_INVALID_EFFECTIVE_CONFIG,
-                f"model {cfg.model!r} is not catalogued",
+                f"execution cluster {cfg.execution_cluster!r} is not one this runner serves "
+                "(is it in the runner's catalogue?)",
             )
-        provider = self._providers.get(model.provider)
-        if provider is None:
+        provider_model_id = self._catalogue.provider_model_id(cfg.model, cluster)
+        if provider_model_id is None:
             raise RunFailure(
                 incidents.AGENT_LOOP_INVALID_EFFECTIVE_CONFIG,
-                f"model {cfg.model!r} needs provider {model.provider!r}, which this runner lacks",
+                f"model {cfg.model!r} has no id on execution cluster {cluster.name!r} "
+                f"({cluster.provider}) in the runner's catalogue",
             )
         tools: list[ToolSpec] = []
         if cfg.mcp_servers:
@@ -301,8 +307,9 @@ class Executor:
                 forced = ForcedTool("auto")
         return _Run(
             claim,
+            cluster.name,
             provider,
-            model.provider_model_id,
+            provider_model_id,
             tuple(tools),
             forced,
             # text mode asks for prose: no outputConfig (see output.py)
@@ -314,16 +321,29 @@ class Executor:
 
     def _maybe_title(self, claim: store_service_pb2.ClaimRunResponse) -> None:
         run = claim.run
-        if run.live.HasField("current_name") or claim.history or claim.attempt > 1:
+        if run.live.HasField("current_name") or claim.history:  # a resumed run titles too
             return
         texts = [b.text.text for b in claim.input.content_blocks if b.WhichOneof("block") == "text"]
         if claim.input.role != message_pb2.ROLE_USER or not texts:
             return
         task = asyncio.create_task(
-            titling.name_conversation(self._store, run.conversation_id, texts[0])
+            titling.name_conversation(
+                self._store, run.conversation_id, texts[0], self._titler(run.effective_config)
+            )
         )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _titler(self, cfg: config_pb2.AgentConfig) -> titling.Titler | None:
+        """The model that names the run's conversation, on the run's own cluster."""
+        cluster = self._catalogue.clusters.get(cfg.execution_cluster)
+        provider = self._providers.get(cfg.execution_cluster)
+        if cluster is None or provider is None:
+            return None
+        chosen = self._catalogue.titling_model(cluster, cfg.model)
+        if chosen is None:
+            return None
+        return titling.Titler(cluster.name, provider, chosen[1], cfg.data_plane_id)
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -384,7 +404,7 @@ class Executor:
         def delta(piece: ReplyDelta) -> None:
             if first[0]:
                 first[0] = False
-                RUNNER_TIME_TO_FIRST_TOKEN.labels(ctx.provider.name).observe(
+                RUNNER_TIME_TO_FIRST_TOKEN.labels(ctx.cluster, ctx.provider.name).observe(
                     time.perf_counter() - started
                 )
             ctx.outbox.delta(piece.kind, turn_index, piece.block_index, piece.text, attempt)
@@ -406,7 +426,7 @@ class Executor:
             job.usage.CopyFrom(_usage(reply.usage))
             usage = usage + reply.usage
             event = loop.ModelReplied(reply)
-        RUNNER_MODEL_SECONDS.labels(ctx.provider.name, job.error_type or "ok").observe(
+        RUNNER_MODEL_SECONDS.labels(ctx.cluster, ctx.provider.name, job.error_type or "ok").observe(
             time.perf_counter() - started
         )
         job.completed_at.CopyFrom(_now_ts())
@@ -483,7 +503,7 @@ class Executor:
             run_pb2.RUN_STATUS_REQUIRES_ACTION: "requires_action",
             run_pb2.RUN_STATUS_FAILED: "failed",
         }[outcome.status]
-        RUNNER_RUNS.labels(status, outcome.error.type).inc()
+        RUNNER_RUNS.labels(run.effective_config.execution_cluster, status, outcome.error.type).inc()
         RUNNER_ITERATIONS.observe(len(job_ids))
         RUNNER_TOKENS.labels("prompt").inc(state.usage.prompt)
         RUNNER_TOKENS.labels("completion").inc(state.usage.completion)

@@ -1,7 +1,8 @@
 """The run executor's process: a worker that claims runs from the store (ClaimRun long polls;
 cancellations on the store's WatchWork stream) and executes them, plus the RunnerService gRPC
 server. It dials the store's internal listener and the tool router with the runner's internal
-credential."""
+credential. It serves every execution cluster of the catalogue, or those named by
+`parley serve runner --cluster`, with one provider each, and reads only their credentials."""
 
 from __future__ import annotations
 
@@ -9,19 +10,23 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 
 from agents.v1 import runner_service_pb2, runner_service_pb2_grpc
 
 from services.common import internal_tls
+from services.common.catalogue import Cluster
 from services.common.config import Settings
-from services.common.internal_auth import InternalCredential, Role
 from services.common.grpc_server import Running, start_server
-from services.common.model_catalogue import MODELS
+from services.common.internal_auth import InternalCredential, Role
 from services.runner.clients import StoreClient, ToolRouterClient
 from services.runner.executor import Executor
 from services.runner.providers.base import Provider
 from services.runner.providers.bedrock import BedrockOptions, BedrockProvider
+from services.runner.providers.chat_http import ChatOptions
+from services.runner.providers.cortex import cortex_provider
 from services.runner.providers.echo import EchoProvider
+from services.runner.providers.openai import openai_provider
 from services.runner.servicer import RunnerServicer
 from services.runner.worker import Worker
 
@@ -38,28 +43,77 @@ def _runner_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
+def served_clusters(settings: Settings) -> list[Cluster]:
+    """The clusters this runner serves: those `--cluster` names (each must be catalogued), else
+    every one."""
+    catalogue = settings.catalogue
+    unknown = [name for name in settings.runner_clusters if name not in catalogue.clusters]
+    if unknown:
+        raise SystemExit(
+            f"parley serve runner --cluster {' '.join(unknown)}: no such execution cluster in "
+            f"{catalogue.source}; it has: {', '.join(catalogue.clusters)}"
+        )
+    if not settings.runner_clusters:
+        return list(catalogue.clusters.values())
+    return [catalogue.clusters[name] for name in dict.fromkeys(settings.runner_clusters)]
+
+
+def build_providers(
+    settings: Settings, clusters: list[Cluster], environ: Mapping[str, str]
+) -> dict[str, Provider]:
+    """One provider per served cluster, by its name (bedrock clusters share one; the echo model
+    answers every cluster under --fake-model). Only these clusters' credentials are read."""
+    if settings.fake_model:
+        echo = EchoProvider()
+        return {cluster.name: echo for cluster in clusters}
+    connections = max(settings.runner_concurrency, 4)
+    chat = ChatOptions(
+        max_connections=connections,
+        max_attempts=settings.chat_max_attempts,
+        connect_timeout_s=settings.chat_connect_timeout_s,
+        read_timeout_s=settings.chat_read_timeout_s,
+    )
+    bedrock: BedrockProvider | None = None
+    providers: dict[str, Provider] = {}
+    for cluster in clusters:
+        if cluster.provider == "bedrock":
+            if bedrock is None:
+                bedrock = BedrockProvider(
+                    BedrockOptions(
+                        max_connections=connections,
+                        max_attempts=settings.bedrock_max_attempts,
+                        connect_timeout_s=settings.bedrock_connect_timeout_s,
+                        read_timeout_s=settings.bedrock_read_timeout_s,
+                    )
+                )
+            providers[cluster.name] = bedrock
+        else:
+            build = cortex_provider if cluster.provider == "cortex" else openai_provider
+            provider = build(cluster, chat, environ)
+            if provider.missing_credential:
+                log.warning(
+                    "%s: its runs will fail with ModelInvocationFailed", provider.missing_credential
+                )
+            providers[cluster.name] = provider
+    return providers
+
+
 async def start(settings: Settings, bind: str) -> Running:
+    clusters = served_clusters(settings)
     store_channel = internal_tls.channel(settings.store_addr, settings)
     tooling_channel = internal_tls.channel(settings.tooling_addr, settings)
     credential = InternalCredential(settings.internal_secret, Role.RUNNER)
-    bedrock: BedrockProvider | None = None
-    providers: dict[str, Provider]
-    if settings.fake_model:  # every catalogued provider is answered by the echo model
-        echo = EchoProvider()
-        providers = {model.provider: echo for model in MODELS.values()}
-    else:
-        bedrock = BedrockProvider(
-            BedrockOptions(
-                max_connections=max(settings.runner_concurrency, 4),
-                max_attempts=settings.bedrock_max_attempts,
-                connect_timeout_s=settings.bedrock_connect_timeout_s,
-                read_timeout_s=settings.bedrock_read_timeout_s,
-            )
-        )
-        providers = {bedrock.name: bedrock}
+    providers = build_providers(settings, clusters, os.environ)
+    bedrock = next((p for p in providers.values() if isinstance(p, BedrockProvider)), None)
     store = StoreClient(store_channel, credential)
     runner_id = _runner_id()
-    executor = Executor(store, ToolRouterClient(tooling_channel, credential), providers, runner_id)
+    executor = Executor(
+        store,
+        ToolRouterClient(tooling_channel, credential),
+        providers,
+        runner_id,
+        settings.catalogue,
+    )
     worker = Worker(
         store,
         executor,
@@ -67,6 +121,9 @@ async def start(settings: Settings, bind: str) -> Running:
         settings.runner_concurrency,
         settings.runner_lease_seconds,
         settings.runner_renew_batch,
+        clusters=[c.name for c in clusters] if settings.runner_clusters else (),
+        limits={c.name: c.runner_concurrency for c in clusters if c.runner_concurrency},
+        known=list(settings.catalogue.clusters),
     )
     try:
         if bedrock is not None:  # resolved once, off the event loop

@@ -1,5 +1,9 @@
 """Claims runs and keeps their leases.
 
+A worker serves every execution cluster, or those it was started for (`parley serve runner
+--cluster NAME`): its claims name them, and the store leases it runs of those only. A cluster's
+`runner_concurrency` caps how many of its runs the worker executes at once; at the cap, its claims
+leave that cluster out until one of its runs ends.
 Pickup without polling: with a free slot, the worker keeps one ClaimRun long poll open at the
 store. A new run is leased to a waiting poll in its StartRun's own transaction and handed over at
 once; otherwise each queued run wakes one waiting runner, so runners do not race for it, and a
@@ -15,6 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import grpc
@@ -38,12 +44,21 @@ class Worker:
         concurrency: int,
         lease_seconds: int,
         renew_batch: int,  # run ids per RenewLeases call
+        clusters: Sequence[str] = (),  # the execution clusters it serves; (): every one
+        limits: Mapping[str, int] | None = None,  # cluster -> its runs executed here at once
+        known: Sequence[str] = (),  # every cluster of the catalogue
     ) -> None:
         self._store = store
         self._executor = executor
         self.runner_id = runner_id
         self._lease_seconds = lease_seconds
         self._renew_batch = renew_batch
+        self._clusters = list(clusters)
+        self._limits = dict(limits or {})
+        self._known = list(known)
+        self._per_cluster: Counter[str] = Counter()  # runs in flight, by cluster
+        self._freed = asyncio.Event()  # a cluster at its cap got a free slot
+        self._poll_clusters: list[str] = []  # what the waiting ClaimRun names ([]: every one)
         self._slots = asyncio.Semaphore(concurrency)
         self._running: dict[str, RunHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -95,12 +110,26 @@ class Worker:
 
     # --- claiming -----------------------------------------------------------------------------
 
+    def _claimable(self) -> list[str] | None:
+        """The clusters a claim names now: [] for every one, None for none (all at their cap)."""
+        full = {c for c, cap in self._limits.items() if self._per_cluster[c] >= cap}
+        if not full:
+            return list(self._clusters)
+        open_ = [c for c in (self._clusters or self._known) if c not in full]
+        return open_ or None
+
     async def _claim_loop(self) -> None:
         backoff = 0.1
         while True:
             await self._slots.acquire()
+            self._freed.clear()
+            clusters = self._claimable()
+            if clusters is None:  # every cluster it serves is at its cap: wait for a slot
+                self._slots.release()
+                await self._freed.wait()
+                continue
             try:
-                claim = await self._claim()
+                claim = await self._claim(clusters)
             except grpc.aio.AioRpcError as exc:
                 self._slots.release()
                 log.warning("claiming failed (%s): %s", exc.code().name, exc.details())
@@ -116,9 +145,12 @@ class Worker:
             else:
                 self._slots.release()
 
-    async def _claim(self) -> store_service_pb2.ClaimRunResponse | None:
+    async def _claim(self, clusters: list[str]) -> store_service_pb2.ClaimRunResponse | None:
         """One long poll; None when `wake()` cut it short."""
-        self._poll = poll = self._store.claim(self.runner_id, self._lease_seconds, CLAIM_WAIT_MS)
+        self._poll_clusters = clusters
+        self._poll = poll = self._store.claim(
+            self.runner_id, self._lease_seconds, CLAIM_WAIT_MS, clusters
+        )
         try:
             return await poll
         except asyncio.CancelledError:
@@ -135,6 +167,7 @@ class Worker:
             RUNNER_PICKUP_SECONDS.observe(max(0.0, (datetime.now(UTC) - started).total_seconds()))
         handle = RunHandle(claim.run.id)
         self._running[handle.run_id] = handle
+        self._per_cluster[claim.run.effective_config.execution_cluster] += 1
         task = asyncio.create_task(self._execute(claim, handle), name=f"run-{handle.run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -149,6 +182,12 @@ class Worker:
         finally:
             self._running.pop(handle.run_id, None)
             self._slots.release()  # a claim loop waiting at the cap goes on
+            cluster = claim.run.effective_config.execution_cluster
+            self._per_cluster[cluster] -= 1
+            if self._per_cluster[cluster] + 1 == self._limits.get(cluster):
+                self._freed.set()  # the cluster was at its cap: claims name it again
+                if self._poll_clusters and cluster not in self._poll_clusters:
+                    self.wake()  # the waiting ClaimRun leaves it out: ask again
 
     async def _renew_loop(self) -> None:
         """Every third of the lease: one RenewLeases for all the runs in flight (per 1,000, to

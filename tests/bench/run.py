@@ -37,7 +37,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.bench import calibrate, report, stack, streaming  # noqa: E402
+from tests.bench import calibrate, providers, report, stack, streaming  # noqa: E402
 from tests.bench.client import (  # noqa: E402
     SCENARIOS,
     WAITS,
@@ -88,6 +88,7 @@ GROUPS = (
     "postgres",
     "scaleout",
     "profile",
+    "providers",
     "streaming",
 )
 AS_SHIPPED: tuple[str, dict[str, str]] = ("as shipped", {})
@@ -762,6 +763,8 @@ class Bench:
                 await self.peer()
             if plan.profile_s and wanted("profile"):
                 await self.profile()
+            if wanted("providers"):
+                await providers.cells(self)
         finally:
             self.converse.stop()
             self.mcp.stop()

@@ -49,8 +49,8 @@ class GatewayClient:
             f"/agents/conversations/{conversation_id}/runs", json=body, headers=self.headers(*user)
         )
 
-    async def get_run(self, run_id: str) -> dict[str, Any]:
-        r = await self.http.get(f"/agents/runs/{run_id}", headers=self.headers())
+    async def get_run(self, run_id: str, user: tuple[int, int] = (1, 1)) -> dict[str, Any]:
+        r = await self.http.get(f"/agents/runs/{run_id}", headers=self.headers(*user))
         assert r.status_code == 200, r.text
         return r.json()
 

@@ -1,6 +1,7 @@
-"""The whole suite with a runner: api + runner + tooling + gateway on loopback, and boto3 (in
-the runner) pointed at the scripted fake Bedrock. Helpers poll runs through the gateway with a
-deadline (condition-based waiting, never a fixed sleep)."""
+"""The whole suite with a runner: api + runner + tooling + gateway on loopback, the runner's boto3
+pointed at the scripted fake Bedrock and its chat-completions clusters (given a catalogue) at the
+fake Chat Completions server. Helpers poll runs through the gateway with a deadline
+(condition-based waiting, never a fixed sleep)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ import httpx
 
 from gateway import app as gateway_app
 from services.api import server as api_server
+from services.common.catalogue import Catalogue
 from services.common.config import Settings
 from services.common.grpc_server import Running
 from services.runner import server as runner_server
 from services.tooling import server as tooling_server
+from tests import catalogues
 from tests.fakes.bedrock import FakeBedrock, aws_environ, serve_fake_bedrock
+from tests.fakes.chat_completions import FakeChatCompletions, serve_fake_chat
 from tests.internal import INTERNAL_SECRET
 
 from .conftest import DOCS, SECRET, GatewayClient
@@ -31,9 +35,10 @@ TERMINAL = {"completed", "requires_action", "failed"}
 
 @dataclass
 class RunnerSuite(GatewayClient):
-    """The whole suite, the runner included, with boto3 pointed at the scripted fake."""
+    """The whole suite, the runner included, with its providers pointed at the scripted fakes."""
 
     bedrock: FakeBedrock
+    chat: FakeChatCompletions
     settings: Settings  # with the real api/store/tooling addresses
     api_port: int
     store_port: int
@@ -50,12 +55,16 @@ class RunnerSuite(GatewayClient):
         return r.json()
 
     async def wait_run(
-        self, run_id: str, statuses: set[str] = TERMINAL, deadline_s: float = 20.0
+        self,
+        run_id: str,
+        statuses: set[str] = TERMINAL,
+        deadline_s: float = 20.0,
+        user: tuple[int, int] = (1, 1),
     ) -> dict[str, Any]:
         until = time.monotonic() + deadline_s
         seen: list[str] = []
         while True:
-            run = await self.get_run(run_id)
+            run = await self.get_run(run_id, user)
             if not seen or seen[-1] != run["status"]:
                 seen.append(run["status"])
             if run["status"] in statuses:
@@ -79,9 +88,11 @@ async def wait_until(condition: Callable[[], bool], deadline_s: float = 10.0) ->
 
 @asynccontextmanager
 async def aws_env(url: str) -> AsyncIterator[None]:
-    saved = {k: os.environ.get(k) for k in [*aws_environ(url), "AWS_BEARER_TOKEN_BEDROCK"]}
+    """What the runner's providers read: AWS for the fake Bedrock, the chat clusters' keys."""
+    environ = {**aws_environ(url), **catalogues.ENVIRON}
+    saved = {k: os.environ.get(k) for k in [*environ, "AWS_BEARER_TOKEN_BEDROCK"]}
     os.environ.pop("AWS_BEARER_TOKEN_BEDROCK", None)
-    os.environ.update(aws_environ(url))
+    os.environ.update(environ)
     try:
         yield
     finally:
@@ -98,8 +109,13 @@ async def start_runner(settings: Settings) -> Running:
 
 @asynccontextmanager
 async def running_runner_suite(
-    database_url: str, *, with_runner: bool = True, **overrides: Any
+    database_url: str,
+    *,
+    with_runner: bool = True,
+    catalogue: Callable[[str], Catalogue] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[RunnerSuite]:
+    """`catalogue`, given the fake Chat Completions server's URL, replaces the packaged one."""
     settings = Settings(
         **{
             "database_url": database_url,
@@ -107,11 +123,18 @@ async def running_runner_suite(
             "internal_secret": INTERNAL_SECRET,
             "docs_base_url": DOCS,
             "bedrock_max_attempts": 2,
+            "chat_max_attempts": 2,
             "runner_lease_seconds": 5,
             **overrides,
         }
     )
-    async with serve_fake_bedrock() as bedrock, aws_env(bedrock.url):
+    async with (
+        serve_fake_bedrock() as bedrock,
+        serve_fake_chat(catalogues.LOCAL_KEY) as chat,
+        aws_env(bedrock.url),
+    ):
+        if catalogue is not None:
+            settings = settings.with_overrides(catalogue=catalogue(chat.url))
         api = await api_server.start(settings, "127.0.0.1:0", "127.0.0.1:0")
         tooling = await tooling_server.start(settings, "127.0.0.1:0")
         settings = settings.with_overrides(
@@ -126,7 +149,7 @@ async def running_runner_suite(
                 base_url=f"http://127.0.0.1:{gateway.port}", timeout=30
             ) as http:
                 yield RunnerSuite(
-                    http, bedrock, settings, api.port, api.internal_port, tooling.port
+                    http, bedrock, chat, settings, api.port, api.internal_port, tooling.port
                 )
         finally:
             await gateway.stop()

@@ -169,8 +169,8 @@ def test_secrets_only_by_reference(resources: list[dict[str, Any]]) -> None:
     (migrate,) = job["spec"]["template"]["spec"]["containers"]
     assert migrate["args"] == ["migrate"]
     assert [e["name"] for e in migrate["env"]] == ["PARLEY_DATABASE_URL"]  # nothing else needed
-    (config,) = _kind(resources, "ConfigMap")
-    assert not SECRET_SETTINGS & set(config["data"])
+    for config in _kind(resources, "ConfigMap"):  # the settings (and the overlay's catalogue)
+        assert not SECRET_SETTINGS & set(config["data"])
 
 
 def test_services_select_their_pods_and_the_monitor_selects_the_services(
@@ -211,3 +211,29 @@ def test_the_overlay_changes_what_it_says(resources: list[dict[str, Any]]) -> No
     assert namespaces == {"parley"}
     assert images == {"registry.example.com/platform/parley:0.1.0"}
     assert "Deployment/parley-runner-local" in {_name(r) for r in resources}
+
+
+def test_every_runner_serves_a_cluster_of_the_catalogue_its_pods_read() -> None:
+    """A runner Deployment's `--cluster` must name a cluster of the catalogue (else the runner
+    stops at start); the example overlay mounts its own catalogue into every Deployment."""
+    from services.common import catalogue
+
+    for tree_name, tree in TREES.items():
+        resources = _render(tree)
+        configs = [
+            c for c in _kind(resources, "ConfigMap") if "catalogue.toml" in c.get("data", {})
+        ]
+        known = (
+            catalogue.parse(configs[0]["data"]["catalogue.toml"], tree_name)
+            if configs
+            else catalogue.packaged()
+        )
+        for deployment in _kind(resources, "Deployment"):
+            spec = deployment["spec"]["template"]["spec"]
+            args = spec["containers"][0].get("args", [])
+            if "--cluster" in args:
+                cluster = args[args.index("--cluster") + 1]
+                assert cluster in known.clusters, (tree_name, _name(deployment), cluster)
+            if configs:
+                mounts = spec["containers"][0]["volumeMounts"]
+                assert {"name": "catalogue", "mountPath": "/etc/parley", "readOnly": True} in mounts

@@ -12,6 +12,13 @@ and sees the client close the connection; `stream_exception` ends a stream with 
 Replies may carry signed reasoning (`reasoning=`); with thinking requested the fake refuses what
 Bedrock refuses (settings, and a tool loop whose assistant turn lost its reasoning).
 Every request is recorded.
+
+Title requests (the titling job's: system prompt `titling.TITLE_PROMPT`) are kept apart in
+`title_requests` and answered from `fake.title(first_user_message, reply)`, else refused (the job
+then falls back to the message's first words). Like Converse, the fake answers 400
+ValidationException to what Converse refuses: a tool name or toolUseId off its pattern, roles
+that do not alternate, a toolResult without the toolUse before it, a document name Converse does
+not take.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import re
 import socket
 import urllib.parse
 from collections import deque
@@ -30,7 +38,11 @@ from typing import Any
 import orjson
 import uvicorn
 
+from services.runner.titling import TITLE_PROMPT
 from tests.fakes import eventstream
+
+_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # tool names and toolUseIds, as Converse checks them
+_DOCUMENT_NAME = re.compile(r"^(?!.*\s\s)[A-Za-z0-9\-()\[\] ]{1,200}$")
 
 
 @dataclass(frozen=True)
@@ -214,16 +226,51 @@ def refused_with_thinking(body: Mapping[str, Any]) -> str | None:
     return None
 
 
+def refusal(body: Mapping[str, Any]) -> str | None:
+    """What Converse answers ValidationException to in this body, or None."""
+    tools = (body.get("toolConfig") or {}).get("tools") or []
+    for tool in tools:
+        name = (tool.get("toolSpec") or {}).get("name", "")
+        if "toolSpec" in tool and not _NAME.match(name):
+            return f"tool name {name!r} must match [a-zA-Z0-9_-]{{1,64}}"
+    previous_role, open_uses = None, set()
+    for i, message in enumerate(body.get("messages") or []):
+        role = message.get("role")
+        if role == previous_role:
+            return f"messages[{i}]: roles must alternate between user and assistant"
+        previous_role = role
+        for block in message.get("content") or []:
+            if "toolUse" in block:
+                use_id = block["toolUse"].get("toolUseId", "")
+                if not _NAME.match(use_id):
+                    return f"toolUseId {use_id!r} must match [a-zA-Z0-9_-]{{1,64}}"
+                open_uses.add(use_id)
+            if "toolResult" in block:
+                result_id = block["toolResult"].get("toolUseId", "")
+                if result_id not in open_uses:
+                    return f"messages[{i}]: toolResult {result_id!r} answers no earlier toolUse"
+            if "document" in block and not _DOCUMENT_NAME.match(block["document"].get("name", "")):
+                return f"messages[{i}]: document name {block['document'].get('name')!r} is invalid"
+    return None
+
+
 class FakeBedrock:
     def __init__(self) -> None:
         self.scripts: dict[str, deque[Reply | Gate | StreamGate]] = {}
+        self.titles: dict[str, deque[Reply | Gate]] = {}
         self.requests: list[Captured] = []
+        self.title_requests: list[Captured] = []
         self.gates: list[Gate | StreamGate] = []
         self.url = ""
 
     def on(self, first_user_message: str, *replies: Reply | Gate | StreamGate) -> None:
         self.scripts.setdefault(first_user_message, deque()).extend(replies)
         self.gates += [r for r in replies if isinstance(r, Gate | StreamGate)]
+
+    def title(self, first_user_message: str, *replies: Reply | Gate) -> None:
+        """Replies to the title requests for a conversation that starts with this message."""
+        self.titles.setdefault(first_user_message, deque()).extend(replies)
+        self.gates += [r for r in replies if isinstance(r, Gate)]
 
     def requests_for(self, first_user_message: str) -> list[Captured]:
         return [r for r in self.requests if r.first_user_text == first_user_message]
@@ -243,15 +290,17 @@ class FakeBedrock:
         body = orjson.loads(b"".join(chunks) or b"{}")
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         captured = Captured(model_id, body, headers, raw_path.decode(), b"".join(chunks))
-        self.requests.append(captured)
-        queue = self.scripts.get(first_user_text(body))
-        refused = refused_with_thinking(body)
+        titling = body.get("system") == [{"text": TITLE_PROMPT}]
+        (self.title_requests if titling else self.requests).append(captured)
+        queue = (self.titles if titling else self.scripts).get(first_user_text(body))
+        refused = refusal(body) or refused_with_thinking(body)
         reply: Reply | Gate | StreamGate
         if refused is not None:
             reply = error(400, "ValidationException", refused)
         elif not queue:
+            what = "title" if titling else "reply"
             reply = error(
-                400, "ValidationException", f"no scripted reply for {first_user_text(body)!r}"
+                400, "ValidationException", f"no scripted {what} for {first_user_text(body)!r}"
             )
         else:
             reply = queue.popleft()

@@ -2,6 +2,7 @@ from agents.v1 import config_pb2 as _config_pb2
 from agents.v1 import conversation_pb2 as _conversation_pb2
 from agents.v1 import http_options_pb2 as _http_options_pb2
 from agents.v1 import message_pb2 as _message_pb2
+from agents.v1 import model_pb2 as _model_pb2
 from agents.v1 import run_pb2 as _run_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf.internal import containers as _containers
@@ -107,3 +108,13 @@ class StreamRunEventsRequest(_message.Message):
     id: str
     after_seq: int
     def __init__(self, id: _Optional[str] = ..., after_seq: _Optional[int] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[_model_pb2.Model]
+    def __init__(self, models: _Optional[_Iterable[_Union[_model_pb2.Model, _Mapping]]] = ...) -> None: ...

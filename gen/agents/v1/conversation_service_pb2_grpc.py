@@ -78,6 +78,11 @@ class ConversationServiceStub:
                 request_serializer=agents_dot_v1_dot_conversation__service__pb2.StreamRunEventsRequest.SerializeToString,
                 response_deserializer=agents_dot_v1_dot_run__pb2.RunEvent.FromString,
                 _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/agents.v1.ConversationService/ListModels',
+                request_serializer=agents_dot_v1_dot_conversation__service__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_conversation__service__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
 
 
 class ConversationServiceServicer:
@@ -144,6 +149,14 @@ class ConversationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListModels(self, request, context):
+        """The catalogued models the caller's company can run: each with the execution clusters it may
+        run it on (a config's `execution_cluster`), their providers, and its price.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +199,11 @@ def add_ConversationServiceServicer_to_server(servicer, server):
                     servicer.StreamRunEvents,
                     request_deserializer=agents_dot_v1_dot_conversation__service__pb2.StreamRunEventsRequest.FromString,
                     response_serializer=agents_dot_v1_dot_run__pb2.RunEvent.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=agents_dot_v1_dot_conversation__service__pb2.ListModelsRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_conversation__service__pb2.ListModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -406,6 +424,33 @@ class ConversationService:
             '/agents.v1.ConversationService/StreamRunEvents',
             agents_dot_v1_dot_conversation__service__pb2.StreamRunEventsRequest.SerializeToString,
             agents_dot_v1_dot_run__pb2.RunEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agents.v1.ConversationService/ListModels',
+            agents_dot_v1_dot_conversation__service__pb2.ListModelsRequest.SerializeToString,
+            agents_dot_v1_dot_conversation__service__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,10 +16,14 @@ JSON_ARRAY_FIELD_NUMBER: _ClassVar[int]
 json_array: _descriptor.FieldDescriptor
 RULES_FIELD_NUMBER: _ClassVar[int]
 rules: _descriptor.FieldDescriptor
+OMIT_EMPTY_FIELD_NUMBER: _ClassVar[int]
+omit_empty: _descriptor.FieldDescriptor
 EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
 event_types: _descriptor.FieldDescriptor
 EXAMPLES_FIELD_NUMBER: _ClassVar[int]
 examples: _descriptor.FieldDescriptor
+MAX_BODY_BYTES_FIELD_NUMBER: _ClassVar[int]
+max_body_bytes: _descriptor.FieldDescriptor
 
 class RetiredField(_message.Message):
     __slots__ = ("name", "replacement", "reason")

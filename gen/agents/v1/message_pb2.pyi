@@ -85,12 +85,24 @@ class ReasoningBlock(_message.Message):
     def __init__(self, text: _Optional[str] = ..., signature: _Optional[str] = ..., redacted_content: _Optional[str] = ...) -> None: ...
 
 class ImageBlock(_message.Message):
-    __slots__ = ("mime_type", "data")
+    __slots__ = ("mime_type", "data", "media_type")
     MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
     mime_type: str
     data: str
-    def __init__(self, mime_type: _Optional[str] = ..., data: _Optional[str] = ...) -> None: ...
+    media_type: str
+    def __init__(self, mime_type: _Optional[str] = ..., data: _Optional[str] = ..., media_type: _Optional[str] = ...) -> None: ...
+
+class DocumentBlock(_message.Message):
+    __slots__ = ("media_type", "name", "data")
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    media_type: str
+    name: str
+    data: str
+    def __init__(self, media_type: _Optional[str] = ..., name: _Optional[str] = ..., data: _Optional[str] = ...) -> None: ...
 
 class AudioBlock(_message.Message):
     __slots__ = ("mime_type", "data")
@@ -131,7 +143,7 @@ class JsonBlock(_message.Message):
     def __init__(self, value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class ContentBlock(_message.Message):
-    __slots__ = ("text", "tool_use", "tool_result", "image", "audio", "resource", "resource_link", "json", "reasoning")
+    __slots__ = ("text", "tool_use", "tool_result", "image", "audio", "resource", "resource_link", "json", "document", "reasoning")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOOL_USE_FIELD_NUMBER: _ClassVar[int]
     TOOL_RESULT_FIELD_NUMBER: _ClassVar[int]
@@ -140,6 +152,7 @@ class ContentBlock(_message.Message):
     RESOURCE_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_LINK_FIELD_NUMBER: _ClassVar[int]
     JSON_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     REASONING_FIELD_NUMBER: _ClassVar[int]
     text: TextBlock
     tool_use: ToolUseBlock
@@ -149,8 +162,9 @@ class ContentBlock(_message.Message):
     resource: ResourceBlock
     resource_link: ResourceLinkBlock
     json: JsonBlock
+    document: DocumentBlock
     reasoning: ReasoningBlock
-    def __init__(self, text: _Optional[_Union[TextBlock, _Mapping]] = ..., tool_use: _Optional[_Union[ToolUseBlock, _Mapping]] = ..., tool_result: _Optional[_Union[ToolResultBlock, _Mapping]] = ..., image: _Optional[_Union[ImageBlock, _Mapping]] = ..., audio: _Optional[_Union[AudioBlock, _Mapping]] = ..., resource: _Optional[_Union[ResourceBlock, _Mapping]] = ..., resource_link: _Optional[_Union[ResourceLinkBlock, _Mapping]] = ..., json: _Optional[_Union[JsonBlock, _Mapping]] = ..., reasoning: _Optional[_Union[ReasoningBlock, _Mapping]] = ...) -> None: ...
+    def __init__(self, text: _Optional[_Union[TextBlock, _Mapping]] = ..., tool_use: _Optional[_Union[ToolUseBlock, _Mapping]] = ..., tool_result: _Optional[_Union[ToolResultBlock, _Mapping]] = ..., image: _Optional[_Union[ImageBlock, _Mapping]] = ..., audio: _Optional[_Union[AudioBlock, _Mapping]] = ..., resource: _Optional[_Union[ResourceBlock, _Mapping]] = ..., resource_link: _Optional[_Union[ResourceLinkBlock, _Mapping]] = ..., json: _Optional[_Union[JsonBlock, _Mapping]] = ..., document: _Optional[_Union[DocumentBlock, _Mapping]] = ..., reasoning: _Optional[_Union[ReasoningBlock, _Mapping]] = ...) -> None: ...
 
 class Message(_message.Message):
     __slots__ = ("sequence_no", "role", "content_blocks", "run_id", "created_at")

@@ -162,10 +162,12 @@ class ContentBlockList(_message.Message):
 class RunPayload(_message.Message):
     __slots__ = ("user_message", "tool_outputs")
     class UserMessage(_message.Message):
-        __slots__ = ("text",)
+        __slots__ = ("text", "content")
         TEXT_FIELD_NUMBER: _ClassVar[int]
+        CONTENT_FIELD_NUMBER: _ClassVar[int]
         text: str
-        def __init__(self, text: _Optional[str] = ...) -> None: ...
+        content: _containers.RepeatedCompositeFieldContainer[_message_pb2.ContentBlock]
+        def __init__(self, text: _Optional[str] = ..., content: _Optional[_Iterable[_Union[_message_pb2.ContentBlock, _Mapping]]] = ...) -> None: ...
     class ToolOutputs(_message.Message):
         __slots__ = ("outputs", "approvals")
         OUTPUTS_FIELD_NUMBER: _ClassVar[int]

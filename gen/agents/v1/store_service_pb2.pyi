@@ -13,14 +13,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ClaimRunRequest(_message.Message):
-    __slots__ = ("runner_id", "lease_seconds", "wait_ms")
+    __slots__ = ("runner_id", "lease_seconds", "wait_ms", "clusters")
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     runner_id: str
     lease_seconds: int
     wait_ms: int
-    def __init__(self, runner_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+    clusters: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, runner_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., wait_ms: _Optional[int] = ..., clusters: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ClaimRunResponse(_message.Message):
     __slots__ = ("run", "system_prompt", "history", "input", "resumed_turns", "resumed_usage", "attempt", "cancel_requested", "retry_after_ms", "approved_calls", "started_tool_use_ids", "partial_turn_lost")

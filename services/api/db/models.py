@@ -81,10 +81,12 @@ class Run(Base):
     event_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # last run_events.seq
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims so far
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    execution_cluster: Mapped[str] = mapped_column(String(64))  # effective_config's, for claims
 
     __table_args__ = (
         UniqueConstraint("conversation_id", "client_op_id", name="uq_runs_conversation_op"),
         Index("ix_runs_status_started", "status", "started_at"),
+        Index("ix_runs_status_cluster_started", "status", "execution_cluster", "started_at"),
     )
 
 

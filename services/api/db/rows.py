@@ -59,6 +59,7 @@ class RunRow:
     event_seq: int  # the last run_events.seq
     attempts: int  # claims so far
     cancel_requested: bool
+    execution_cluster: str  # effective_config's: which runner pool claims the run
 
 
 @dataclass(frozen=True, slots=True)

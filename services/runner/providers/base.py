@@ -1,31 +1,45 @@
 """The provider protocol and provider-neutral types. Turns are the contract's own protos
-(`agents.v1.Message` / `ContentBlock`); a provider converts them to its wire format.
+(`agents.v1.Message` / `ContentBlock`), so a transcript one provider started continues on
+another; each provider converts them to its wire format and its answers back.
 
 Streaming: `converse(call, deltas)` with `call.stream` set (from `ModelRequest.stream`) calls the
-provider's streaming API and hands each piece of text or reasoning to `deltas` as it arrives; it
-returns the same `ModelReply` the unstreamed call would have, assembled from the stream (tool
-inputs from their fragments, usage and stop reason from the stream's end). Each delta names the
-index of the content block it extends in that reply, so a block's deltas concatenate to its text
-exactly. The sink is synchronous and must not block (the runner only buffers); cancelling the
-awaiting task closes the stream at once. A provider without a streaming API ignores `deltas`.
+provider's streaming API (Bedrock ConverseStream, `stream: true` on chat completions) and hands
+each piece of text or reasoning to `deltas` as it arrives; it returns the same `ModelReply` the
+unstreamed call would have, assembled from the stream (tool inputs from their fragments, usage
+and stop reason from the stream's end). Each delta names the index of the content block it
+extends in that reply, so a block's deltas concatenate to its text exactly. The sink is
+synchronous and must not block (the runner only buffers); cancelling the awaiting task closes
+the stream at once. A provider without a streaming API ignores `deltas`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from agents.v1 import message_pb2
+
+OUTPUT_SCHEMA_NAME: Final = "final_answer"  # the name structured output's schema is sent under
 
 
 @dataclass(frozen=True)
 class TokenUsage:
+    """Tokens of one call or a sum of calls. `prompt` excludes prompt-cache reads and writes, as
+    Bedrock counts them; providers that count them in normalise."""
+
     prompt: int = 0
     completion: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(self.prompt + other.prompt, self.completion + other.completion)
+        return TokenUsage(
+            self.prompt + other.prompt,
+            self.completion + other.completion,
+            self.cache_read + other.cache_read,
+            self.cache_write + other.cache_write,
+        )
 
     @property
     def total(self) -> int:
@@ -66,7 +80,7 @@ class ModelRequest:
 @dataclass(frozen=True)
 class ModelReply:
     content: tuple[message_pb2.ContentBlock, ...]
-    stop_reason: str  # end_turn | tool_use | max_tokens | ... (the provider's words)
+    stop_reason: str  # end_turn | tool_use | max_tokens | ... (Converse's words)
     usage: TokenUsage
     raw_response: str = ""  # JSON as received, for the inference job record
 
@@ -104,12 +118,13 @@ class PreparedCall:
 
 
 class Provider(Protocol):
-    name: str
+    name: str  # bedrock | cortex | openai | echo: the inference job's `provider`
 
     def prepare(self, data_plane_id: str, request: ModelRequest) -> PreparedCall: ...
 
     async def converse(self, call: PreparedCall, deltas: DeltaSink | None = None) -> ModelReply:
-        """The whole reply; a streamed call also hands each piece to `deltas` as it arrives."""
+        """The whole reply. A streamed call (`call.stream`, on a provider that streams) also
+        hands each piece to `deltas` as it arrives; the reply is the same either way."""
         ...
 
     async def close(self) -> None: ...

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import itertools
 import os
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +54,10 @@ from botocore.tokens import FrozenAuthToken
 from botocore.utils import get_token_from_environment
 from google.protobuf import json_format, struct_pb2
 
+from services.common.contract import DOCUMENT_FORMATS, IMAGE_FORMATS
 from services.common.incidents import MODEL_INVOCATION_FAILED, MODEL_THROTTLED, MODEL_TIMEOUT
 from services.runner.providers.base import (
+    OUTPUT_SCHEMA_NAME,
     DeltaSink,
     ModelReply,
     ModelRequest,
@@ -67,7 +71,6 @@ _THROTTLED = frozenset(
     {"ThrottlingException", "ModelNotReadyException", "ServiceQuotaExceededException"}
 )
 _TIMEOUT = frozenset({"ModelTimeoutException", "RequestTimeout", "RequestTimeoutException"})
-OUTPUT_SCHEMA_NAME = "final_answer"
 _SERIALIZER = serialize.create_serializer("rest-json", include_validation=False)
 _PARSER = parsers.create_parser("rest-json")
 _EVENT_PARSER = parsers.EventStreamJSONParser()
@@ -467,13 +470,24 @@ def _classify(parsed: dict[str, Any] | None, failure: bce.BotoCoreError | None) 
 
 # --- request and response shapes (pure) --------------------------------------------------------
 
+_TOOL_USE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_DOCUMENT_NAME_OUT = re.compile(r"[^A-Za-z0-9\-()\[\] ]+|\s+")  # what Converse refuses in a name
 
-_IMAGE_FORMATS = {
-    "image/png": "png",
-    "image/jpeg": "jpeg",
-    "image/gif": "gif",
-    "image/webp": "webp",
-}
+
+def tool_use_id(value: str) -> str:
+    """A tool call's id as Converse takes it (`[a-zA-Z0-9_-]{1,64}`): unchanged when it already
+    is, else a deterministic stand-in, the same for the call and its result. Another provider
+    may have made the id (a chat-completions server's `functions.lookup:0`)."""
+    if _TOOL_USE_ID.match(value):
+        return value
+    return "tooluse_" + hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def document_name(name: str) -> str:
+    """A document's name as Converse takes it: letters, digits, single spaces, hyphens,
+    parentheses and square brackets ("q3-report.pdf" becomes "q3-report pdf")."""
+    cleaned = " ".join(_DOCUMENT_NAME_OUT.sub(" ", name).split())
+    return cleaned[:200] or "document"
 
 
 def _block(block: message_pb2.ContentBlock, reasoning: bool) -> dict[str, Any] | None:
@@ -488,7 +502,7 @@ def _block(block: message_pb2.ContentBlock, reasoning: bool) -> dict[str, Any] |
         use = block.tool_use
         return {
             "toolUse": {
-                "toolUseId": use.tool_use_id,
+                "toolUseId": tool_use_id(use.tool_use_id),
                 "name": use.name,
                 "input": json_format.MessageToDict(use.arguments),
             }
@@ -498,7 +512,7 @@ def _block(block: message_pb2.ContentBlock, reasoning: bool) -> dict[str, Any] |
         content = [c for c in (_result_part(b) for b in result.content) if c]
         return {
             "toolResult": {
-                "toolUseId": result.tool_use_id,
+                "toolUseId": tool_use_id(result.tool_use_id),
                 "content": content or [{"text": "(empty result)"}],
                 "status": "error" if result.is_error else "success",
             }
@@ -521,12 +535,25 @@ def _result_part(block: message_pb2.ContentBlock) -> dict[str, Any] | None:
     if kind == "json":
         return {"json": json_format.MessageToDict(block.json.value)}
     if kind == "image":
-        fmt = _IMAGE_FORMATS.get(block.image.mime_type)
+        media_type = block.image.media_type or block.image.mime_type
+        fmt = IMAGE_FORMATS.get(media_type)
         if fmt is not None:
             return {
                 "image": {"format": fmt, "source": {"bytes": base64.b64decode(block.image.data)}}
             }
-        return {"text": f"[image of type {block.image.mime_type} omitted]"}
+        return {"text": f"[image of type {media_type} omitted]"}
+    if kind == "document":
+        document = block.document
+        fmt = DOCUMENT_FORMATS.get(document.media_type)
+        if fmt is not None:
+            return {
+                "document": {
+                    "format": fmt,
+                    "name": document_name(document.name),
+                    "source": {"bytes": base64.b64decode(document.data)},
+                }
+            }
+        return {"text": f"[document {document.name} of type {document.media_type} omitted]"}
     if kind == "audio":
         return {"text": f"[audio of type {block.audio.mime_type} omitted]"}
     if kind == "resource":
@@ -644,7 +671,12 @@ def parse_reply(response: dict[str, Any]) -> ModelReply:
     return ModelReply(
         tuple(content),
         str(response.get("stopReason", "")),
-        TokenUsage(int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0))),
+        TokenUsage(
+            int(usage.get("inputTokens", 0)),
+            int(usage.get("outputTokens", 0)),
+            int(usage.get("cacheReadInputTokens", 0)),
+            int(usage.get("cacheWriteInputTokens", 0)),
+        ),
         orjson.dumps(raw, default=_wire_json).decode(),
     )
 

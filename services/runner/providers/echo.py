@@ -4,8 +4,9 @@ It speaks Converse's shapes, so an inference job records the body Bedrock would 
 Converse-shaped answer. The answer is a pure function of the request: the tool the first
 iteration forces (arguments built from its input schema), else a summary of the tool results just
 returned, else "You said: <the last user message>"; in structured mode, the smallest object the
-output schema accepts. With thinking on, a short reasoning block (signed) comes first. A
-streamed call hands the reply's text and reasoning over in a few pieces, as a model would.
+output schema accepts; a title request (titling.TITLE_PROMPT) gets the message's first words.
+With thinking on, a short reasoning block (signed) comes first. A streamed call hands the reply's
+text and reasoning over in a few pieces, as a model would.
 Usage is counted from text length (about four characters a token).
 """
 
@@ -26,6 +27,7 @@ from services.runner.providers.base import (
     ReplyDelta,
 )
 from services.runner.providers.bedrock import converse_body, parse_reply
+from services.runner.titling import TITLE_PROMPT, title_from
 
 CHARS_PER_TOKEN = 4
 STREAM_PIECES = 4  # a streamed block comes in up to this many pieces
@@ -92,9 +94,12 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
     said = " ".join(b["text"] for b in last if "text" in b).strip()
     reply = summary(results, messages) if results else f"You said: {said or '(nothing)'}"
     forced = _forced_tool(body.get("toolConfig") or {})
-    if forced is not None:
+    if body.get("system") == [{"text": TITLE_PROMPT}]:
+        content: list[dict[str, Any]] = [{"text": title_from(said) or "Conversation"}]
+        stop = "end_turn"
+    elif forced is not None:
         schema = (forced.get("inputSchema") or {}).get("json") or {}
-        content: list[dict[str, Any]] = [
+        content = [
             {
                 "toolUse": {
                     "toolUseId": _tool_use_id(body),

@@ -85,3 +85,52 @@ async def test_a_taken_claim_outlasts_its_timeout_until_released() -> None:
         assert not done  # taken: it waits for the StartRun, not for its timeout
         waiting.release()  # the StartRun made no run (say it failed): the claim looks again
         assert await task is None and waiting.woken
+
+
+async def test_a_queued_run_wakes_only_a_claim_that_serves_its_cluster() -> None:
+    line = WaitingLine()
+    with (
+        line.join("a", 30, frozenset({"a"})) as on_a,
+        line.join("b", 30, frozenset({"b"})) as on_b,
+        line.join("any", 30) as on_any,
+    ):
+        for waiting in (on_a, on_b, on_any):
+            waiting.look()
+        line.runs_queued("b")  # on_a waits longer, but does not serve b
+        await on_b.wait(1)
+        assert on_b.woken and not on_a.woken and not on_any.woken
+        line.runs_queued("c")  # only the claim of every cluster serves c
+        await on_any.wait(1)
+        assert on_any.woken and not on_a.woken
+
+
+async def test_a_new_run_is_handed_only_to_a_claim_that_serves_its_cluster() -> None:
+    line = WaitingLine()
+    with line.join("a", 30, frozenset({"a"})) as on_a, line.join("any", 30) as on_any:
+        on_a.look()
+        on_any.look()
+        tasks = [asyncio.create_task(w.wait(5)) for w in (on_a, on_any)]
+        await asyncio.sleep(0)  # let them start waiting
+        assert line.names_clusters()
+        assert line.take("b") is on_any  # on_a waits longer but does not serve b
+        assert line.take("b") is None
+        on_any.release()
+        assert line.take(None) is None  # a run of an unknown cluster: only a claim of every one
+        assert line.take("a") is on_a
+        on_a.hand(HANDED)
+        assert await tasks[0] is HANDED and await tasks[1] is None
+
+
+async def test_a_claim_leaving_woken_passes_the_wake_up_on_for_its_cluster() -> None:
+    line = WaitingLine()
+    with line.join("b", 30, frozenset({"b"})) as on_b, line.join("a2", 30, frozenset({"a"})) as a2:
+        on_b.look()
+        a2.look()
+        with line.join("a1", 30, frozenset({"a"})) as a1:
+            a1.look()
+            line.runs_queued("a")  # wakes a2, the oldest serving a
+            await a2.wait(0)
+            a2.look()
+            line.runs_queued("a")  # wakes a1, which then leaves with another run
+        await a2.wait(1)
+        assert a2.woken and not on_b.woken  # the wake-up went to a claim serving a

@@ -10,16 +10,46 @@ from agents.v1 import config_pb2, conversation_service_pb2, message_pb2, run_pb2
 from google.protobuf import json_format
 
 from services.api import effective_config, validation
+from services.common import catalogue
 from services.common.config import DEFAULT_DATA_PLANE_ID
 from services.common.errors import ParleyError
 from tests.spec_examples import EXAMPLE_4_SCHEMA
 
-RULES = validation.ConfigRules(
-    models=frozenset({"anthropic.claude-opus-4.6", "amazon.nova-pro"}),
-    data_plane_ids=frozenset({DEFAULT_DATA_PLANE_ID}),
-    execution_clusters=frozenset({"shared"}),
-    allow_private_networks=False,
+CATALOGUE = catalogue.parse(
+    f"""
+[[data_planes]]
+id = "{DEFAULT_DATA_PLANE_ID}"
+companies = ["*"]
+
+[[data_planes]]
+id = "00000000-0000-4000-8000-000000000007"
+companies = [7]
+
+[[clusters]]
+name = "shared"
+provider = "bedrock"
+companies = ["*"]
+
+[[clusters]]
+name = "snowflake"
+provider = "cortex"
+base_url = "https://acme.snowflakecomputing.com"
+token_env = "SNOWFLAKE_PAT"
+companies = [7]
+
+[[models]]
+id = "anthropic.claude-opus-4.6"
+bedrock = "us.anthropic.claude-opus-4-6-v1"
+cortex = "claude-opus-4-6"
+
+[[models]]
+id = "amazon.nova-pro"
+bedrock = "us.amazon.nova-pro-v1:0"
+""",
+    "test-catalogue.toml",
 )
+RULES = validation.ConfigRules(CATALOGUE, allow_private_networks=False)
+COMPANY = 1  # may use the default data plane and `shared` only
 SCHEMA_OK = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
 
 
@@ -50,14 +80,56 @@ def test_a_complete_config_passes() -> None:
         ),
         RULES,
         "defaults",
+        COMPANY,
     )
+
+
+def test_a_company_may_use_its_own_data_plane_and_cluster() -> None:
+    cfg = config(
+        data_plane_id="00000000-0000-4000-8000-000000000007", execution_cluster="snowflake"
+    )
+    assert validation.validate_config(cfg, RULES, "defaults", 7).name == "snowflake"
+
+
+@pytest.mark.parametrize(
+    ("field", "theirs", "unknown", "code"),
+    [
+        (
+            "data_plane_id",
+            "00000000-0000-4000-8000-000000000007",
+            "00000000-0000-4000-8000-000000000008",
+            "UnknownDataPlane",
+        ),
+        ("execution_cluster", "snowflake", "nowhere", "UnknownExecutionCluster"),
+    ],
+)
+def test_another_companys_data_plane_or_cluster_is_refused_as_an_unknown_one(
+    field: str, theirs: str, unknown: str, code: str
+) -> None:
+    refused = raises(code, validation.validate_config, config(**{field: theirs}), RULES, "d", 1)
+    missing = raises(code, validation.validate_config, config(**{field: unknown}), RULES, "d", 1)
+    assert refused.detail == missing.detail.replace(unknown, theirs)
+    assert "snowflake" not in missing.detail  # the clusters listed are the caller's own
+    assert refused.entry == missing.entry and refused.metadata.keys() == missing.metadata.keys()
+
+
+def test_a_model_without_an_id_on_the_clusters_provider_is_refused() -> None:
+    cfg = config(
+        model="amazon.nova-pro",
+        data_plane_id="00000000-0000-4000-8000-000000000007",
+        execution_cluster="snowflake",
+    )
+    error = raises("ModelNotAvailableOnCluster", validation.validate_config, cfg, RULES, "d", 7)
+    assert "snowflake" in error.detail and "cortex" in error.detail
+    assert error.detail.endswith("the models it runs: anthropic.claude-opus-4.6")
+    assert error.entry.slug == "model-not-available-on-cluster" and error.entry.http_status == 400
 
 
 @pytest.mark.parametrize(
     ("fields", "code", "detail"),
     [
         ({"model": ""}, "InvalidRequest", "defaults.model"),
-        ({"model": "gpt-4"}, "UnknownModel", "amazon.nova-pro, anthropic.claude-opus-4.6"),
+        ({"model": "gpt-4"}, "UnknownModel", "anthropic.claude-opus-4.6, amazon.nova-pro"),
         ({"data_plane_id": ""}, "InvalidRequest", "defaults.data_plane_id"),
         ({"data_plane_id": str(uuid.UUID(int=1))}, "UnknownDataPlane", "data_plane_id"),
         ({"execution_cluster": "dedicated"}, "UnknownExecutionCluster", "dedicated"),
@@ -74,7 +146,9 @@ def test_scalar_rules(fields: dict, code: str, detail: str) -> None:
     cfg = config()
     for name, value in fields.items():
         setattr(cfg, name, value)
-    assert detail in raises(code, validation.validate_config, cfg, RULES, "defaults").detail
+    assert (
+        detail in raises(code, validation.validate_config, cfg, RULES, "defaults", COMPANY).detail
+    )
 
 
 @pytest.mark.parametrize(
@@ -85,7 +159,7 @@ def test_scalar_rules(fields: dict, code: str, detail: str) -> None:
     ],
 )
 def test_range_edges(fields: dict) -> None:
-    validation.validate_config(config(**fields), RULES, "defaults")
+    validation.validate_config(config(**fields), RULES, "defaults", COMPANY)
 
 
 @pytest.mark.parametrize(
@@ -172,20 +246,20 @@ def test_output_schema_must_be_valid() -> None:
 def test_empty_output_schema_is_text_mode() -> None:
     cfg = config(output_format_schema={})
     assert not cfg.HasField("output_format_schema")
-    validation.validate_config(cfg, RULES, "defaults")
+    validation.validate_config(cfg, RULES, "defaults", COMPANY)
 
 
 @pytest.mark.parametrize("alias", ["", "1docs", "my_docs", "my-docs", "docsdocs9", "dócs"])
 def test_bad_aliases(alias: str) -> None:
     cfg = config(mcp_servers=[{"alias": alias, "url": "https://x.test/mcp"}])
-    error = raises("InvalidToolAlias", validation.validate_config, cfg, RULES, "defaults")
+    error = raises("InvalidToolAlias", validation.validate_config, cfg, RULES, "defaults", COMPANY)
     assert f"`{alias}`" in error.detail
 
 
 @pytest.mark.parametrize("alias", ["d", "docs", "Kb2", "docsdoc9"])
 def test_good_aliases(alias: str) -> None:
     validation.validate_config(
-        config(mcp_servers=[{"alias": alias, "url": "https://x.test/mcp"}]), RULES, "defaults"
+        config(mcp_servers=[{"alias": alias, "url": "https://x.test/mcp"}]), RULES, "d", COMPANY
     )
 
 
@@ -196,7 +270,10 @@ def test_duplicate_aliases() -> None:
             {"alias": "docs", "url": "https://b.test/mcp"},
         ]
     )
-    assert "twice" in raises("InvalidToolAlias", validation.validate_config, cfg, RULES, "d").detail
+    assert (
+        "twice"
+        in raises("InvalidToolAlias", validation.validate_config, cfg, RULES, "d", COMPANY).detail
+    )
 
 
 @pytest.mark.parametrize(
@@ -228,15 +305,18 @@ def test_mcp_allow_list() -> None:
     ok = config(
         mcp_servers=[{"alias": "docs", "url": "https://a.test/mcp", "tools": [{"name": "x" * 59}]}]
     )
-    validation.validate_config(ok, RULES, "d")  # docs- + 59 = 64
+    validation.validate_config(ok, RULES, "d", COMPANY)  # docs- + 59 = 64
     long = config(
         mcp_servers=[{"alias": "docs", "url": "https://a.test/mcp", "tools": [{"name": "x" * 60}]}]
     )
-    assert "64" in raises("ToolNameTooLong", validation.validate_config, long, RULES, "d").detail
+    assert (
+        "64"
+        in raises("ToolNameTooLong", validation.validate_config, long, RULES, "d", COMPANY).detail
+    )
     empty = config(
         mcp_servers=[{"alias": "docs", "url": "https://a.test/mcp", "tools": [{"name": ""}]}]
     )
-    raises("InvalidRequest", validation.validate_config, empty, RULES, "d")
+    raises("InvalidRequest", validation.validate_config, empty, RULES, "d", COMPANY)
 
 
 @pytest.mark.parametrize(
@@ -251,7 +331,12 @@ def test_mcp_allow_list() -> None:
 )
 def test_bad_caller_tools(tools: list, detail: str) -> None:
     error = raises(
-        "InvalidCallerToolName", validation.validate_config, config(tools=tools), RULES, "defaults"
+        "InvalidCallerToolName",
+        validation.validate_config,
+        config(tools=tools),
+        RULES,
+        "defaults",
+        COMPANY,
     )
     assert detail in error.detail
 
@@ -261,11 +346,13 @@ def test_bad_caller_tools(tools: list, detail: str) -> None:
 )
 def test_caller_tool_input_schema(schema: dict) -> None:
     cfg = config(tools=[{"name": "ask", "input_schema": schema}])
-    raises("InvalidRequest", validation.validate_config, cfg, RULES, "defaults")
+    raises("InvalidRequest", validation.validate_config, cfg, RULES, "defaults", COMPANY)
 
 
 def test_caller_tools_without_schema_are_fine() -> None:
-    validation.validate_config(config(tools=[{"name": "ask_user"}, {"name": "x" * 64}]), RULES, "d")
+    validation.validate_config(
+        config(tools=[{"name": "ask_user"}, {"name": "x" * 64}]), RULES, "d", COMPANY
+    )
 
 
 # --- tool choice --------------------------------------------------------------------------------
@@ -455,7 +542,7 @@ def server(**fields: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("policy", ["never", "always", [], ["delete_record"], ["a", "b"], None])
 def test_approval_policies_accepted(policy: Any) -> None:
     fields = {} if policy is None else {"require_approval": policy}
-    validation.validate_config(config(mcp_servers=[server(**fields)]), RULES, "defaults")
+    validation.validate_config(config(mcp_servers=[server(**fields)]), RULES, "defaults", COMPANY)
 
 
 @pytest.mark.parametrize(
@@ -471,16 +558,21 @@ def test_approval_policies_accepted(policy: Any) -> None:
 )
 def test_approval_policies_refused(policy: Any, detail: str) -> None:
     cfg = config(mcp_servers=[server(require_approval=policy)])
-    error = raises("InvalidRequest", validation.validate_config, cfg, RULES, "defaults")
+    error = raises("InvalidRequest", validation.validate_config, cfg, RULES, "defaults", COMPANY)
     assert "defaults.mcp_servers[0].require_approval" in error.detail and detail in error.detail
 
 
 def test_an_approval_list_stays_inside_the_allow_list() -> None:
     inside = server(tools=[{"name": "read"}, {"name": "delete"}], require_approval=["delete"])
-    validation.validate_config(config(mcp_servers=[inside]), RULES, "defaults")
+    validation.validate_config(config(mcp_servers=[inside]), RULES, "defaults", COMPANY)
     outside = server(tools=[{"name": "read"}], require_approval=["delete"])
     error = raises(
-        "InvalidRequest", validation.validate_config, config(mcp_servers=[outside]), RULES, "d"
+        "InvalidRequest",
+        validation.validate_config,
+        config(mcp_servers=[outside]),
+        RULES,
+        "d",
+        COMPANY,
     )
     assert "names delete, which the server's `tools` allow-list does not offer" in error.detail
 
@@ -491,7 +583,7 @@ THINKING = {"enabled": True, "budget_tokens": 2048}
 def test_thinking_on_takes_temperature_1_by_default() -> None:
     cfg = config(thinking=THINKING, max_tokens=4096)
     assert cfg.temperature == 1.0 and cfg.stream
-    validation.validate_config(cfg, RULES, "defaults")
+    validation.validate_config(cfg, RULES, "defaults", COMPANY)
     assert config().temperature == 0.0  # off: the usual default
 
 
@@ -514,13 +606,21 @@ def test_thinking_on_takes_temperature_1_by_default() -> None:
     ],
 )
 def test_thinking_refused(fields: dict, code: str, detail: str) -> None:
-    error = raises(code, validation.validate_config, config(**fields), RULES, "defaults")
+    error = raises(code, validation.validate_config, config(**fields), RULES, "defaults", COMPANY)
     assert detail in error.detail
+
+
+def test_thinking_runs_on_bedrock_clusters_only() -> None:
+    cfg = config(thinking=THINKING, max_tokens=4096, execution_cluster="snowflake")
+    error = raises("InvalidThinkingConfig", validation.validate_config, cfg, RULES, "defaults", 7)
+    assert "`snowflake` (provider cortex) does not take thinking" in error.detail
+    off = config(thinking={"enabled": False}, execution_cluster="snowflake")
+    validation.validate_config(off, RULES, "defaults", 7)
 
 
 def test_thinking_off_keeps_any_temperature() -> None:
     cfg = config(thinking={"enabled": False, "budget_tokens": 2048}, temperature=0.3)
-    validation.validate_config(cfg, RULES, "defaults")
+    validation.validate_config(cfg, RULES, "defaults", COMPANY)
 
 
 @pytest.mark.parametrize("body", [{"any": {}}, {"specific_tool": {"name": "confirm_booking"}}])

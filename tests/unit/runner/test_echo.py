@@ -261,3 +261,14 @@ async def test_a_streamed_call_hands_over_a_few_pieces_of_the_same_reply() -> No
     unstreamed: list[ReplyDelta] = []
     off = echo.prepare("dp", replace(base, stream=False, thinking_budget=None))
     assert len((await echo.converse(off, unstreamed.append)).content) == 1 and unstreamed == []
+
+
+def test_a_title_request_gets_the_messages_first_words() -> None:
+    from services.runner.titling import TITLE_PROMPT, clean_title
+
+    body = request(msg(U, text("Find me a meeting time for tomorrow afternoon.")))
+    body["system"] = [{"text": TITLE_PROMPT}]
+    reply = parse_reply(answer(body))
+    assert clean_title(reply.content[0].text.text) == (
+        "Find me a meeting time for tomorrow afternoon"
+    )
