@@ -18,7 +18,7 @@ from tests.fakes import mcp_servers
 from tests.spec_examples import BOOKING_TOOL, example_defaults
 
 from .runner_suite import RunnerSuite, running_runner_suite, start_runner, unique
-from .test_streaming import read_events
+from .sse import read_events
 
 DELETE, READ = "db-delete_record", "db-read_record"
 

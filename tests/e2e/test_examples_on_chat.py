@@ -24,6 +24,7 @@ from tests.spec_examples import (
 )
 
 from .runner_suite import RunnerSuite, running_runner_suite, unique
+from .sse import deltas_text, read_events
 
 SYSTEM = "You are a helpful assistant. Answer concisely."
 
@@ -232,8 +233,6 @@ async def test_models_lists_what_the_shared_cluster_runs(crs: RunnerSuite) -> No
 async def test_a_chat_completions_answer_streams_as_deltas(crs: RunnerSuite) -> None:
     """`stream` (on by default) is `stream: true` on chat completions: the answer's chunks reach
     the run's event stream as message.delta events, which concatenate to its text."""
-    from .test_streaming import deltas_text, read_events
-
     question = unique("Say a longer sentence.")
     said = "Streaming works on chat completions too."
     crs.chat.on(question, fc.text(said))

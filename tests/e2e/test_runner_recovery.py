@@ -25,7 +25,7 @@ from tests.spec_examples import example_defaults
 
 from .conftest import SECRET
 from .runner_suite import RunnerSuite, running_runner_suite, start_runner, unique, wait_until
-from .test_streaming import deltas_text, read_events
+from .sse import deltas_text, read_events
 
 
 def spawn_runner(store_addr: str, tooling_addr: str, bedrock_url: str) -> subprocess.Popen[bytes]:

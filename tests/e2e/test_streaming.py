@@ -5,8 +5,6 @@ tool.result events; thinking kept and sent back in a tool loop, and what thinkin
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -16,50 +14,9 @@ from tests.fakes import bedrock as fb
 from tests.spec_examples import DOCS_SEARCH, DOCS_SERVER, example_defaults
 
 from .runner_suite import RunnerSuite, unique
+from .sse import deltas_text, read_events
 
 ANSWER = "Two plus two is four, and four is the answer you asked for."
-
-
-async def read_events(
-    rs: RunnerSuite,
-    run_id: str,
-    *,
-    until: Callable[[dict[str, Any]], bool] | None = None,
-    headers: dict[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """The stream's events (each `event:` line checked against its type) until it ends, or
-    until one satisfies `until` (then the connection is dropped)."""
-    events: list[dict[str, Any]] = []
-    async with rs.http.stream(
-        "GET", f"/agents/runs/{run_id}/events", headers={**rs.headers(), **(headers or {})}
-    ) as response:
-        assert response.status_code == 200
-        frame: dict[str, str] = {}
-        async for line in response.aiter_lines():
-            if line == "":
-                if "data" in frame:
-                    event = json.loads(frame["data"])
-                    assert frame["event"] == event["type"] and frame["id"] == str(event["seq"])
-                    events.append(event)
-                    if until is not None and until(event):
-                        break
-                frame = {}
-            elif not line.startswith(":"):
-                key, _, value = line.partition(":")
-                frame[key] = value.removeprefix(" ")
-    return events
-
-
-def deltas_text(
-    events: list[dict[str, Any]], turn_index: int = 0, kind: str = "message.delta"
-) -> str:
-    """What a client shows for a turn: the deltas of its latest attempt, concatenated."""
-    latest = max((e["attempt"] for e in events if e["type"] in (kind, "turn.restarted")), default=0)
-    return "".join(
-        e["text"]
-        for e in events
-        if e["type"] == kind and e["turn_index"] == turn_index and e["attempt"] == latest
-    )
 
 
 async def test_the_answer_grows_on_the_stream_and_in_live_messages(rs: RunnerSuite) -> None:
