@@ -14,6 +14,8 @@ DEFAULT_EXECUTION_CLUSTER: Final = "shared"
 DEFAULT_MAX_ITERATIONS: Final = 3
 DEFAULT_MAX_TOKENS: Final = 2048
 DEFAULT_TEMPERATURE: Final = 0.0
+THINKING_TEMPERATURE: Final = 1.0  # the only one the models take with thinking on
+DEFAULT_STREAM: Final = True
 
 _SCALARS = (
     "model",
@@ -23,6 +25,7 @@ _SCALARS = (
     "max_iterations",
     "max_tokens",
     "temperature",
+    "stream",
 )
 
 
@@ -42,7 +45,10 @@ def with_defaults(cfg: config_pb2.AgentConfig) -> config_pb2.AgentConfig:
     if not filled.HasField("max_tokens"):
         filled.max_tokens = DEFAULT_MAX_TOKENS
     if not filled.HasField("temperature"):
-        filled.temperature = DEFAULT_TEMPERATURE
+        thinking = filled.HasField("thinking") and filled.thinking.enabled
+        filled.temperature = THINKING_TEMPERATURE if thinking else DEFAULT_TEMPERATURE
+    if not filled.HasField("stream"):
+        filled.stream = DEFAULT_STREAM
     if filled.HasField("output_format_schema") and not filled.output_format_schema.fields:
         filled.ClearField("output_format_schema")
     return filled
@@ -62,6 +68,8 @@ def merge(
             setattr(merged, name, getattr(override, name))
     if override.HasField("output_format_schema"):
         merged.output_format_schema.CopyFrom(override.output_format_schema)
+    if override.HasField("thinking"):
+        merged.thinking.CopyFrom(override.thinking)
     if override.HasField("mcp_servers"):
         del merged.mcp_servers[:]
         merged.mcp_servers.extend(override.mcp_servers.values)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
-from agents.v1 import run_pb2
+from agents.v1 import message_pb2, run_pb2
 from sqlalchemy import String, and_, bindparam, cast, insert, select, update
 from sqlalchemy.engine import Connection
 
@@ -31,6 +31,17 @@ from services.api.db.models import run_events, runs
 STATUS: Final = "run.status"
 TURN: Final = "turn"
 USAGE: Final = "usage"
+MESSAGE_DELTA: Final = "message.delta"
+REASONING_DELTA: Final = "reasoning.delta"
+TURN_RESTARTED: Final = "turn.restarted"
+TOOL_CALL: Final = "tool.call"
+TOOL_RESULT: Final = "tool.result"
+# What a runner may append to the run it holds (the store writes the status, usage and
+# terminal events itself).
+RUNNER_TYPES: Final = frozenset(
+    {MESSAGE_DELTA, REASONING_DELTA, TURN_RESTARTED, TURN, TOOL_CALL, TOOL_RESULT}
+)
+_DELTAS = (MESSAGE_DELTA, REASONING_DELTA)
 TERMINAL_TYPES: Final = {
     run_pb2.RUN_STATUS_COMPLETED: "run.completed",
     run_pb2.RUN_STATUS_REQUIRES_ACTION: "run.requires_action",
@@ -156,6 +167,31 @@ _TURNS = (
     .where(and_(run_events.c.run_id == bindparam("run_id"), run_events.c.type == TURN))
     .order_by(run_events.c.seq)
 )
+# The live view's events: turns, and the deltas (and restarts) of the turn in flight.
+_LIVE = (
+    select(run_events.c.type, run_events.c.data)
+    .where(
+        and_(
+            run_events.c.run_id == bindparam("run_id"),
+            run_events.c.type.in_((TURN, TURN_RESTARTED, *_DELTAS)),
+        )
+    )
+    .order_by(run_events.c.seq)
+)
+_LATEST_TURN_OR_DELTA = (
+    select(run_events.c.type)
+    .where(
+        and_(
+            run_events.c.run_id == bindparam("run_id"),
+            run_events.c.type.in_((TURN, *_DELTAS)),
+        )
+    )
+    .order_by(run_events.c.seq.desc())
+    .limit(1)
+)
+_TOOL_CALLS = select(run_events.c.data).where(
+    and_(run_events.c.run_id == bindparam("run_id"), run_events.c.type == TOOL_CALL)
+)
 
 
 def append(
@@ -220,5 +256,62 @@ def read(conn: Connection, run_id: str, after_seq: int) -> list[run_pb2.RunEvent
 
 
 def live_turns(conn: Connection, run_id: str) -> list[run_pb2.LiveTurn]:
+    """The turns the run published (what a runner resuming it continues from)."""
     rows = conn.execute(_TURNS, {"run_id": run_id}).scalars()
     return [mapping.from_json(data, run_pb2.RunEvent()).turn for data in rows]
+
+
+def live_view(conn: Connection, run_id: str) -> list[run_pb2.LiveTurn]:
+    """live.messages: the published turns, then the turn the model is writing (its deltas so
+    far, of the latest attempt), when it has written any. Only the deltas after the last turn
+    are decoded."""
+    rows = list(conn.execute(_LIVE, {"run_id": run_id}))
+    last = max((i for i, (kind, _) in enumerate(rows) if kind == TURN), default=-1)
+    turns = [
+        mapping.from_json(data, run_pb2.RunEvent()).turn for kind, data in rows if kind == TURN
+    ]
+    tail = [mapping.from_json(data, run_pb2.RunEvent()) for _, data in rows[last + 1 :]]
+    partial = partial_turn(len(turns), tail)
+    return turns if partial is None else [*turns, partial]
+
+
+def partial_turn(turn_index: int, events: list[run_pb2.RunEvent]) -> run_pb2.LiveTurn | None:
+    """The turn in flight from the deltas and restarts after the last turn event: the blocks of
+    the latest attempt, in block order (a block with no text yet, like a tool call being
+    written, is not shown); None when that attempt has written nothing yet."""
+    attempt = max((e.attempt for e in events), default=0)
+    blocks: dict[int, run_pb2.RunEvent] = {}
+    for event in events:
+        if event.type not in _DELTAS or event.attempt != attempt:
+            continue
+        found = blocks.get(event.block_index)
+        if found is None:
+            blocks[event.block_index] = run_pb2.RunEvent(type=event.type, text=event.text)
+        else:
+            found.text += event.text
+    if not blocks:
+        return None
+    content = []
+    for index in sorted(blocks):
+        block = blocks[index]
+        if block.type == REASONING_DELTA:
+            content.append(
+                message_pb2.ContentBlock(reasoning=message_pb2.ReasoningBlock(text=block.text))
+            )
+        else:
+            content.append(message_pb2.ContentBlock(text=message_pb2.TextBlock(text=block.text)))
+    return run_pb2.LiveTurn(
+        turn_index=turn_index, role=message_pb2.ROLE_ASSISTANT, content_blocks=content, partial=True
+    )
+
+
+def partial_turn_lost(conn: Connection, run_id: str) -> bool:
+    """Whether the run's latest delta comes after its latest turn: a turn was being written."""
+    latest = conn.execute(_LATEST_TURN_OR_DELTA, {"run_id": run_id}).scalar()
+    return latest in _DELTAS
+
+
+def announced_tool_calls(conn: Connection, run_id: str) -> list[str]:
+    """The tool_use_ids of the run's tool.call events (calls that may have been made)."""
+    rows = conn.execute(_TOOL_CALLS, {"run_id": run_id}).scalars()
+    return [mapping.from_json(data, run_pb2.RunEvent()).tool_use_id for data in rows]

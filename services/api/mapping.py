@@ -173,33 +173,114 @@ def message_values(
     }
 
 
-def input_turn(payload: run_pb2.RunPayload, run_id: str, sequence_no: int) -> message_pb2.Message:
-    """The turn that opens a run: the user's message, or tool results for the caller's outputs."""
+def input_turn(payload: run_pb2.RunPayload, run: RunRow, sequence_no: int) -> message_pb2.Message:
+    """The turn that opens a run: the user's message, or tool results for the caller's outputs
+    and for the calls a person denied (an error carrying the reason, with the approval record).
+    Approved calls are answered by the run itself, once it has executed them."""
     if payload.WhichOneof("input") == "user_message":
         message = payload.user_message
         return message_pb2.Message(
             sequence_no=sequence_no,
             role=message_pb2.ROLE_USER,
-            run_id=run_id,
+            run_id=run.id,
             content_blocks=list(message.content)
             or [message_pb2.ContentBlock(text=message_pb2.TextBlock(text=message.text))],
         )
+    results = [
+        message_pb2.ToolResultBlock(
+            tool_use_id=out.tool_use_id, is_error=out.is_error, content=[_text(out.content)]
+        )
+        for out in payload.tool_outputs.outputs
+    ]
+    results += [
+        message_pb2.ToolResultBlock(
+            tool_use_id=approval.tool_use_id,
+            is_error=True,
+            content=[_text(denial_text(approval))],
+            approval=approval_record(approval, run),
+        )
+        for approval in payload.tool_outputs.approvals
+        if approval.decision == message_pb2.APPROVAL_DECISION_DENY
+    ]
     return message_pb2.Message(
         sequence_no=sequence_no,
         role=message_pb2.ROLE_TOOL,
-        run_id=run_id,
-        content_blocks=[
-            message_pb2.ContentBlock(
-                tool_result=message_pb2.ToolResultBlock(
-                    tool_use_id=out.tool_use_id,
-                    is_error=out.is_error,
-                    content=[
-                        message_pb2.ContentBlock(text=message_pb2.TextBlock(text=out.content))
-                    ],
-                )
-            )
-            for out in payload.tool_outputs.outputs
-        ],
+        run_id=run.id,
+        content_blocks=[message_pb2.ContentBlock(tool_result=r) for r in results],
+    )
+
+
+def _text(text: str) -> message_pb2.ContentBlock:
+    return message_pb2.ContentBlock(text=message_pb2.TextBlock(text=text))
+
+
+def denial_text(approval: run_pb2.ToolApproval) -> str:
+    """What the model reads for a denied call."""
+    if approval.HasField("reason") and approval.reason.strip():
+        return f"the user denied this tool call: {approval.reason}"
+    return "the user denied this tool call"
+
+
+def approval_record(approval: run_pb2.ToolApproval, run: RunRow) -> message_pb2.ApprovalRecord:
+    """The decision, who made it (the resuming run's token) and when (its acceptance)."""
+    record = message_pb2.ApprovalRecord(
+        decision=approval.decision,
+        company_id=run.company_id,
+        user_id=run.user_id,
+        decided_at=timestamp(run.started_at),
+    )
+    if approval.HasField("reason"):
+        record.reason = approval.reason
+    return record
+
+
+def approved_calls(
+    payload: run_pb2.RunPayload, run: RunRow, history: Iterable[MessageRow]
+) -> list[store_service_pb2.ApprovedCall]:
+    """The calls the run's input approved, as the paused run's assistant turn (the latest in
+    `history`) made them, each with its approval record."""
+    approvals = [
+        a
+        for a in payload.tool_outputs.approvals
+        if a.decision == message_pb2.APPROVAL_DECISION_APPROVE
+    ]
+    if not approvals:
+        return []
+    assistant = next((row for row in reversed(list(history)) if row.role == "assistant"), None)
+    uses = {
+        block.tool_use.tool_use_id: block.tool_use
+        for block in _list_from_json(
+            assistant.content_blocks if assistant else "[]", message_pb2.ContentBlock
+        )
+        if block.WhichOneof("block") == "tool_use"
+    }
+    return [
+        store_service_pb2.ApprovedCall(use=uses[a.tool_use_id], approval=approval_record(a, run))
+        for a in approvals
+        if a.tool_use_id in uses  # StartRun checked that each one is pending
+    ]
+
+
+def unexecuted_approved_turn(
+    payload: run_pb2.RunPayload, run: RunRow, why: str
+) -> message_pb2.Message | None:
+    """Error results for the calls a run's input approved, when the run ends without executing
+    them (cancelled while pending): every tool_use of the history keeps its result."""
+    results = [
+        message_pb2.ToolResultBlock(
+            tool_use_id=a.tool_use_id,
+            is_error=True,
+            content=[_text(why)],
+            approval=approval_record(a, run),
+        )
+        for a in payload.tool_outputs.approvals
+        if a.decision == message_pb2.APPROVAL_DECISION_APPROVE
+    ]
+    if not results:
+        return None
+    return message_pb2.Message(
+        role=message_pb2.ROLE_TOOL,
+        content_blocks=[message_pb2.ContentBlock(tool_result=r) for r in results],
     )
 
 
@@ -215,11 +296,17 @@ def tool_uses(content_blocks_json: str) -> dict[str, str]:
 # --- runs ---------------------------------------------------------------------------------------
 
 
+def pending_tool_calls(row: RunRow) -> list[run_pb2.PendingToolCall]:
+    """A paused run's pending calls; one stored before kinds existed is a caller call."""
+    calls = _list_from_json(row.pending_tool_calls, run_pb2.PendingToolCall)
+    for call in calls:
+        if call.kind == run_pb2.PendingToolCall.KIND_UNSPECIFIED:
+            call.kind = run_pb2.PendingToolCall.KIND_CALLER
+    return calls
+
+
 def pending_tool_call_ids(row: RunRow) -> list[str]:
-    return [
-        call.tool_use_id
-        for call in _list_from_json(row.pending_tool_calls, run_pb2.PendingToolCall)
-    ]
+    return [call.tool_use_id for call in pending_tool_calls(row)]
 
 
 def run_to_proto(
@@ -236,7 +323,7 @@ def run_to_proto(
         status=STATUS_FROM_DB[row.status],
         effective_config=config_from_json(row.effective_config),
         submitted_inference_job_ids=orjson.loads(row.submitted_inference_job_ids),
-        pending_tool_calls=_list_from_json(row.pending_tool_calls, run_pb2.PendingToolCall),
+        pending_tool_calls=pending_tool_calls(row),
         started_at=timestamp(row.started_at),
         live=run_pb2.Live(),
     )

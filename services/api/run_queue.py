@@ -67,6 +67,8 @@ class ClaimedRun:
     history: list[MessageRow]
     live_turns: list[run_pb2.LiveTurn]  # published by an earlier holder (a resumed run)
     usage: run_pb2.Usage  # of the inference jobs an earlier holder recorded
+    announced: list[str]  # tool_use_ids of an earlier holder's tool.call events
+    partial_turn_lost: bool  # an earlier holder streamed a turn it never published
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +418,8 @@ def _claimed(
     history = [MessageRow(*row) for row in conn.execute(_HISTORY, {"id": run.conversation_id})]
     live: list[run_pb2.LiveTurn] = []
     usage = run_pb2.Usage()
+    announced: list[str] = []
+    partial = False
     if resumed:
         live = event_log.live_turns(conn, run.id)
         prompt, completion = conn.execute(_USAGE, {"run_id": run.id}).one()
@@ -424,7 +428,10 @@ def _claimed(
             completion_tokens=int(completion),
             total_tokens=int(prompt) + int(completion),
         )
-    return Claim(ClaimedRun(run, conversation, history, live, usage), 0)
+        announced = event_log.announced_tool_calls(conn, run.id)
+        partial = event_log.partial_turn_lost(conn, run.id)
+    claimed = ClaimedRun(run, conversation, history, live, usage, announced, partial)
+    return Claim(claimed, 0)
 
 
 def _retry_after_ms(conn: Connection, now: datetime, clusters: list[str] | None) -> int:
@@ -447,11 +454,14 @@ def _response(claim: Claim) -> store_service_pb2.ClaimRunResponse:
         run=run,
         system_prompt=claimed.conversation.system_prompt or "",
         history=[mapping.message_to_proto(row) for row in claimed.history],
-        input=mapping.input_turn(payload, run.id, claimed.conversation.version + 1),
+        input=mapping.input_turn(payload, claimed.run, claimed.conversation.version + 1),
         resumed_turns=claimed.live_turns,
         resumed_usage=claimed.usage,
         attempt=claimed.run.attempts,
         cancel_requested=claimed.run.cancel_requested,
+        approved_calls=mapping.approved_calls(payload, claimed.run, claimed.history),
+        started_tool_use_ids=claimed.announced,
+        partial_turn_lost=claimed.partial_turn_lost,
     )
 
 

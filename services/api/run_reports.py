@@ -1,10 +1,12 @@
-"""What a runner reports on a run it holds: live turns with the inference jobs whose replies they
-are, and the terminal commit. `finalize` is the history's one way to end a run (a CancelRun of a
-pending run ends it too): its turns become messages and the conversation's version moves on in
-the transaction that writes its terminal state and event."""
+"""What a runner reports on a run it holds: its events (deltas, live turns, tool calls and
+results) with the inference jobs whose replies they carry, and the terminal commit. `finalize`
+is the history's one way to end a run (a CancelRun of a pending run ends it too): its turns
+become messages and the conversation's version moves on in the transaction that writes its
+terminal state and event."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final
 
@@ -64,6 +66,20 @@ def _check_outcome(request: store_service_pb2.CommitRunRequest) -> None:
             raise ParleyError(
                 "InvalidRequest", f"turns[{i}].role is required", field=f"turns[{i}].role"
             )
+    _check_events(request.events)
+
+
+def _check_events(events: Iterable[run_pb2.RunEvent]) -> None:
+    """A runner writes only the kinds of event that are its own (never a status, usage or
+    terminal event: the store writes those with the state they announce)."""
+    for i, event in enumerate(events):
+        if event.type not in event_log.RUNNER_TYPES:
+            raise ParleyError(
+                "InvalidRequest",
+                f"events[{i}].type `{event.type}` is not one a runner appends: "
+                + ", ".join(sorted(event_log.RUNNER_TYPES)),
+                field=f"events[{i}].type",
+            )
 
 
 async def commit_run(log: event_log.EventLog, request: store_service_pb2.CommitRunRequest) -> int:
@@ -79,6 +95,7 @@ async def commit_run(log: event_log.EventLog, request: store_service_pb2.CommitR
             _record_iteration(conn, run, request.iteration, now)
         for turn in request.publish:
             event_log.append(conn, run.id, run_pb2.RunEvent(type=event_log.TURN, turn=turn), now)
+        _append_all(conn, run.id, request.events, now)
         return finalize(conn, lock, run, request.run, list(request.turns), now)
 
     return await log.write(work)
@@ -92,14 +109,17 @@ def finalize(
     new_turns: list[message_pb2.Message],
     now: datetime,
 ) -> int:
-    """Inside the caller's transaction: the input turn and `new_turns` become messages after the
-    conversation's version, the version moves to the last one, the run gets its terminal state
-    and its terminal event. Returns the new version."""
+    """Inside the caller's transaction: the input turn (unless it is empty) and `new_turns`
+    become messages after the conversation's version, the version moves to the last one, the run
+    gets its terminal state and its terminal event. Returns the new version."""
     conversation_id = run.conversation_id
     version_query = _VERSION_FOR_UPDATE if lock else _VERSION
     version: int = conn.execute(version_query, {"id": conversation_id}).scalar_one()
     payload = mapping.from_json(run.payload, run_pb2.RunPayload())
-    turns = [mapping.input_turn(payload, run.id, version + 1), *new_turns]
+    opening = mapping.input_turn(payload, run, version + 1)
+    # A resume that only approved calls has no turn of its own: their results, which carry the
+    # decisions, are the run's.
+    turns = [opening, *new_turns] if opening.content_blocks else list(new_turns)
     conn.execute(
         _INSERT_MESSAGES,
         [
@@ -137,9 +157,42 @@ async def append_live_turn(
     return (await log.write(work)).seq
 
 
+async def append_run_events(
+    log: event_log.EventLog, request: store_service_pb2.AppendRunEventsRequest
+) -> int:
+    """A batch of the run's events (with the model call a turn of them carries), in one
+    transaction; returns the last one's seq."""
+    _check_events(request.events)
+    lock = log.db.is_postgres
+
+    def work(conn: Connection) -> run_pb2.RunEvent | None:
+        now = datetime.now(UTC)
+        run = run_queue.held(conn, lock, request.run_id, request.runner_id)
+        last = None
+        if request.HasField("iteration"):
+            last = _record_iteration(conn, run, request.iteration, now)
+            ids = [*orjson.loads(run.submitted_inference_job_ids), request.iteration.job.id]
+            conn.execute(_SET_JOB_IDS, {"run_id": run.id, "ids": orjson.dumps(ids).decode()})
+        return _append_all(conn, run.id, request.events, now) or last
+
+    last = await log.write(work)
+    return last.seq if last is not None else 0
+
+
+def _append_all(
+    conn: Connection, run_id: str, events: Iterable[run_pb2.RunEvent], now: datetime
+) -> run_pb2.RunEvent | None:
+    last = None
+    for event in events:
+        appended = run_pb2.RunEvent()
+        appended.CopyFrom(event)
+        last = event_log.append(conn, run_id, appended, now)
+    return last
+
+
 def _record_iteration(
     conn: Connection, run: RunRow, iteration: store_service_pb2.Iteration, now: datetime
-) -> None:
+) -> run_pb2.RunEvent:
     """The job row and a "usage" event. (Its id joins submitted_inference_job_ids separately:
     a commit writes the runner's whole list with the terminal state anyway.)"""
     job = iteration.job
@@ -151,7 +204,7 @@ def _record_iteration(
         )
     conn.execute(_INSERT_JOB, mapping.job_values(job))
     usage = run_pb2.RunEvent(type=event_log.USAGE, usage=iteration.run_usage)
-    event_log.append(conn, job.run_id, usage, now)
+    return event_log.append(conn, job.run_id, usage, now)
 
 
 async def get_inference_job(db: Database, job_id: str) -> store_service_pb2.InferenceJob:

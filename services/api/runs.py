@@ -175,7 +175,12 @@ class Runs:
                     error=run_pb2.RunError(type=AGENT_LOOP_CANCELLED, message=CANCELLED_MESSAGE),
                     iterations_used=0,
                 )
-                finalize(conn, lock, run, outcome, [], datetime.now(UTC))
+                payload = mapping.from_json(run.payload, run_pb2.RunPayload())
+                unexecuted = mapping.unexecuted_approved_turn(
+                    payload, run, f"not executed: {CANCELLED_MESSAGE} before it ran"
+                )
+                turns = [unexecuted] if unexecuted is not None else []
+                finalize(conn, lock, run, outcome, turns, datetime.now(UTC))
             elif run.status == "running":
                 conn.execute(_FLAG_CANCEL, {"run_id": run.id})
                 self._queue.announce_cancel(conn, run.id)
@@ -406,8 +411,8 @@ def _check_can_start(
             conversation_id=conversation.id,
         )
     validation.check_tool_outputs(
-        request.payload.tool_outputs.outputs,
-        mapping.pending_tool_call_ids(paused),
+        request.payload.tool_outputs,
+        mapping.pending_tool_calls(paused),
         _latest_tool_uses(conn, conversation.id, paused.id),
     )
 
@@ -436,7 +441,7 @@ def _status(conn: Connection, run_id: str) -> str:
 
 def _read(conn: Connection, principal: Principal, run_id: str) -> ReadRun:
     run, name = _owned_run(conn, principal, run_id)
-    live = event_log.live_turns(conn, run.id) if run.status in mapping.IN_FLIGHT else []
+    live = event_log.live_view(conn, run.id) if run.status in mapping.IN_FLIGHT else []
     return ReadRun(run, name, live)
 
 

@@ -61,6 +61,12 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
         seq = await run_reports.append_live_turn(self._log, request)
         return store_service_pb2.AppendLiveTurnResponse(seq=seq)
 
+    async def AppendRunEvents(
+        self, request: store_service_pb2.AppendRunEventsRequest, context: Context
+    ) -> store_service_pb2.AppendRunEventsResponse:
+        last_seq = await run_reports.append_run_events(self._log, request)
+        return store_service_pb2.AppendRunEventsResponse(last_seq=last_seq)
+
     async def GetInferenceJob(
         self, request: store_service_pb2.GetInferenceJobRequest, context: Context
     ) -> store_service_pb2.InferenceJob:

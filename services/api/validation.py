@@ -33,6 +33,7 @@ from services.common.contract import (
     MAX_WIRE_NAME,
     OUTPUT_SCHEMA_KEYWORDS,
     TEXT_DOCUMENT_TYPES,
+    approval_policy,
     wire_name,
 )
 from services.common.errors import ParleyError
@@ -51,6 +52,8 @@ _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}
 _URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
 MAX_ITERATIONS = (1, 100)
 MAX_TOKENS = (1, 65536)
+THINKING_BUDGET = (1024, 65535)
+THINKING_PROVIDERS = frozenset({"bedrock"})
 INLINE_CONTENT_BYTES = 1 << 20  # larger content is checked off the event loop (base64 decoding)
 
 
@@ -144,7 +147,49 @@ def validate_config(
         )
     validate_mcp_servers(cfg.mcp_servers, f"{where}.mcp_servers", rules.allow_private_networks)
     validate_caller_tools(cfg.tools, f"{where}.tools")
+    validate_thinking(cfg, where, cluster)
     return cluster
+
+
+def validate_thinking(cfg: config_pb2.AgentConfig, where: str, cluster: Cluster) -> None:
+    """What the models refuse with extended reasoning on (Anthropic's rules, which Bedrock
+    enforces): a budget of at least 1024 tokens and below max_tokens, and temperature 1. Only
+    Bedrock clusters take it (as additionalModelRequestFields.thinking)."""
+    if not cfg.HasField("thinking"):
+        return
+    thinking, field = cfg.thinking, f"{where}.thinking"
+    if thinking.HasField("budget_tokens"):
+        _check_range(thinking.budget_tokens, *THINKING_BUDGET, f"{field}.budget_tokens")
+    if not thinking.enabled:
+        return
+    if cluster.provider not in THINKING_PROVIDERS:
+        raise ParleyError(
+            "InvalidThinkingConfig",
+            f"{field}: execution cluster `{cluster.name}` (provider {cluster.provider}) does not "
+            "take thinking; it runs on Bedrock clusters",
+            field=f"{field}.enabled",
+        )
+    if not thinking.HasField("budget_tokens"):
+        raise ParleyError(
+            "InvalidThinkingConfig",
+            f"{field}.budget_tokens is required when thinking is enabled (at least "
+            f"{THINKING_BUDGET[0]}, below max_tokens)",
+            field=f"{field}.budget_tokens",
+        )
+    if thinking.budget_tokens >= cfg.max_tokens:
+        raise ParleyError(
+            "InvalidThinkingConfig",
+            f"{field}.budget_tokens ({thinking.budget_tokens}) must be below max_tokens "
+            f"({cfg.max_tokens}): the answer comes out of the same tokens",
+            field=f"{field}.budget_tokens",
+        )
+    if cfg.temperature != 1.0:
+        raise ParleyError(
+            "InvalidThinkingConfig",
+            f"temperature must be 1 (or unset) with thinking enabled; the run's is "
+            f"{cfg.temperature}: set {where}.temperature to 1",
+            field=f"{where}.temperature",
+        )
 
 
 def _check_range(value: int, low: int, high: int, field: str) -> None:
@@ -217,6 +262,7 @@ def validate_mcp_servers(
             )
         seen.add(server.alias)
         check_mcp_url(server.url, f"{field}.url", allow_private_networks)
+        _check_approval_policy(server, field)
         for j, tool in enumerate(server.tools):
             if not tool.name:
                 raise _invalid(
@@ -231,6 +277,24 @@ def validate_mcp_servers(
                     wire_name=wire,
                     length=len(wire),
                 )
+
+
+def _check_approval_policy(server: config_pb2.McpServer, field: str) -> None:
+    if not server.HasField("require_approval"):
+        return
+    where = f"{field}.require_approval"
+    try:
+        policy = approval_policy(json_format.MessageToDict(server.require_approval))
+    except ValueError as exc:
+        raise _invalid(f"{where} {exc}", field=where) from None
+    allowed = {t.name for t in server.tools}
+    outside = sorted(policy.names - allowed) if allowed else []
+    if outside:
+        raise _invalid(
+            f"{where} names {', '.join(outside)}, which the server's `tools` allow-list does "
+            f"not offer: {', '.join(sorted(allowed))}",
+            field=where,
+        )
 
 
 def check_mcp_url(url: str, field: str, allow_private_networks: bool) -> None:
@@ -315,6 +379,13 @@ def validate_tool_choice(choice: config_pb2.ToolChoice, cfg: config_pb2.AgentCon
     if kind is None:
         raise _invalid(
             "tool_choice.kind is required: one of auto, any, specific_tool",
+            field="tool_choice.kind",
+        )
+    if kind in ("any", "specific_tool") and cfg.thinking.enabled:
+        raise ParleyError(
+            "InvalidThinkingConfig",
+            f"tool_choice `{kind}` forces a tool, which the model refuses with thinking "
+            "enabled: use `auto`, or turn thinking off for this run",
             field="tool_choice.kind",
         )
     if kind == "any" and not cfg.tools and not cfg.mcp_servers:
@@ -515,15 +586,33 @@ def check_content_on_cluster(blocks: Sequence[message_pb2.ContentBlock], cluster
 
 
 def check_tool_outputs(
-    outputs: Iterable[run_pb2.ToolOutput], pending: Iterable[str], produced: dict[str, str]
+    answers: run_pb2.RunPayload.ToolOutputs,
+    pending: Iterable[run_pb2.PendingToolCall],
+    produced: dict[str, str],
 ) -> None:
-    """Outputs must answer exactly the pending calls. `produced` maps every tool_use_id of the
-    paused run's latest assistant turn to its wire name (MCP calls carry a dash)."""
-    pending_ids = list(pending)
-    sent = [o.tool_use_id for o in outputs]
+    """`outputs` must answer exactly the pending calls of kind caller, `approvals` exactly those
+    of kind approval, each decided. `produced` maps every tool_use_id of the paused run's latest
+    assistant turn to its wire name (MCP calls carry a dash)."""
+    calls = list(pending)
+    awaiting = [c.tool_use_id for c in calls if c.kind == run_pb2.PendingToolCall.KIND_APPROVAL]
+    caller = [c.tool_use_id for c in calls if c.tool_use_id not in awaiting]
+    for i, approval in enumerate(answers.approvals):
+        if approval.decision == message_pb2.APPROVAL_DECISION_UNSPECIFIED:
+            raise _invalid(
+                f"approvals[{i}].decision is required: approve or deny",
+                field=f"approvals[{i}].decision",
+            )
+    sent = [o.tool_use_id for o in answers.outputs]
     for tool_use_id in sent:
-        if tool_use_id in pending_ids:
+        if tool_use_id in caller:
             continue
+        if tool_use_id in awaiting:
+            raise ParleyError(
+                "ToolCallAwaitsApproval",
+                f"tool_use_id `{tool_use_id}` is an MCP call waiting for approval; decide it in "
+                "`approvals` (approve or deny), not in `outputs`",
+                tool_use_id=tool_use_id,
+            )
         name = produced.get(tool_use_id)
         if name is not None and "-" in name:
             raise ParleyError(
@@ -533,30 +622,61 @@ def check_tool_outputs(
                 tool_use_id=tool_use_id,
             )
         if name is None:
+            raise _unknown_tool_use_id(tool_use_id)
+    decided = [a.tool_use_id for a in answers.approvals]
+    for tool_use_id in decided:
+        if tool_use_id in awaiting:
+            continue
+        if tool_use_id in caller or tool_use_id in produced:
             raise ParleyError(
-                "UnknownToolUseId",
-                f"tool_use_id `{tool_use_id}` was not produced by the paused run's "
-                "latest assistant turn",
+                "NotAnApprovalRequest",
+                f"tool_use_id `{tool_use_id}` is not waiting for approval"
+                + (
+                    "; it is a caller-declared call: answer it in `outputs`"
+                    if tool_use_id in caller
+                    else ""
+                ),
                 tool_use_id=tool_use_id,
             )
-    duplicates = sorted({i for i in sent if sent.count(i) > 1})
-    missing = [i for i in pending_ids if i not in sent]
-    extras = sorted({i for i in sent if i not in pending_ids})
-    if duplicates or missing or extras:
-        parts = []
-        if missing:
-            parts.append("missing " + ", ".join(missing))
-        if duplicates:
-            parts.append("answered more than once " + ", ".join(duplicates))
-        if extras:
-            parts.append("not pending " + ", ".join(extras))
+        raise _unknown_tool_use_id(tool_use_id)
+    parts = _answer_problems(sent, caller, "")
+    parts += _answer_problems(decided, awaiting, "approvals: ")
+    if parts:
         raise ParleyError(
             "IncompleteToolOutputs",
-            "outputs must answer every pending call exactly once: " + "; ".join(parts),
-            missing=",".join(missing),
-            duplicates=",".join(duplicates),
-            extras=",".join(extras),
+            "outputs and approvals must answer every pending call exactly once: "
+            + "; ".join(parts),
+            missing=",".join(i for i in [*caller, *awaiting] if i not in [*sent, *decided]),
+            duplicates=",".join(
+                sorted(
+                    {i for i in sent if sent.count(i) > 1}
+                    | {i for i in decided if decided.count(i) > 1}
+                )
+            ),
+            extras=",".join(sorted({i for i in sent if i not in caller})),
         )
+
+
+def _answer_problems(sent: list[str], pending: list[str], prefix: str) -> list[str]:
+    duplicates = sorted({i for i in sent if sent.count(i) > 1})
+    missing = [i for i in pending if i not in sent]
+    extras = sorted({i for i in sent if i not in pending})
+    parts = []
+    if missing:
+        parts.append(f"{prefix}missing " + ", ".join(missing))
+    if duplicates:
+        parts.append(f"{prefix}answered more than once " + ", ".join(duplicates))
+    if extras:
+        parts.append(f"{prefix}not pending " + ", ".join(extras))
+    return parts
+
+
+def _unknown_tool_use_id(tool_use_id: str) -> ParleyError:
+    return ParleyError(
+        "UnknownToolUseId",
+        f"tool_use_id `{tool_use_id}` was not produced by the paused run's latest assistant turn",
+        tool_use_id=tool_use_id,
+    )
 
 
 def page_size(

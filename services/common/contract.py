@@ -1,10 +1,11 @@
 """Values of Parley's contract that more than one service uses: the `{alias}-{tool}` wire name of
 an MCP tool, the JSON Schema subsets the providers accept, text mode's implicit schema, the
-cancelled run's message and the kinds and sizes of input content. Each is defined here once;
-every service imports it from here."""
+cancelled run's message, the kinds and sizes of input content and an MCP server's approval
+policy. Each is defined here once; every service imports it from here."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 # --- MCP tool wire names ------------------------------------------------------------------------
@@ -99,3 +100,41 @@ DOCUMENT_FORMATS: Final = {
 # Documents a chat-completions provider (cortex, openai) reads, as text; it has no form for the
 # others (binary: pdf, Word, Excel).
 TEXT_DOCUMENT_TYPES: Final = frozenset({"text/plain", "text/markdown", "text/csv", "text/html"})
+
+# --- approval of MCP tool calls -----------------------------------------------------------------
+
+APPROVAL_NEVER: Final = "never"
+APPROVAL_ALWAYS: Final = "always"
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """An MCP server's `require_approval`: every tool, or the named ones (the server's own tool
+    names, not wire names)."""
+
+    every_tool: bool = False
+    names: frozenset[str] = frozenset()
+
+    def needs(self, tool: str) -> bool:
+        return self.every_tool or tool in self.names
+
+
+def approval_policy(value: Any) -> ApprovalPolicy:
+    """`require_approval` as JSON (None when unset): "never", "always" or a list of tool names.
+    Raises ValueError saying what is wrong with anything else."""
+    if value is None or value == APPROVAL_NEVER:
+        return ApprovalPolicy()
+    if value == APPROVAL_ALWAYS:
+        return ApprovalPolicy(every_tool=True)
+    if isinstance(value, str):
+        raise ValueError(f'must be "never", "always" or a list of tool names, not {value!r}')
+    if not isinstance(value, list):
+        raise ValueError('must be "never", "always" or a list of tool names')
+    names: list[str] = []
+    for i, name in enumerate(value):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"[{i}] must be a tool name (a non-empty string)")
+        if name in names:
+            raise ValueError(f"[{i}] names `{name}` twice")
+        names.append(name)
+    return ApprovalPolicy(names=frozenset(names))

@@ -42,6 +42,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "/agents.v1.StoreService/CommitRun": _RUNNER,
     "/agents.v1.StoreService/WatchWork": _RUNNER,
     "/agents.v1.StoreService/AppendLiveTurn": _RUNNER,
+    "/agents.v1.StoreService/AppendRunEvents": _RUNNER,
     "/agents.v1.StoreService/SetGeneratedName": _RUNNER,
     "/agents.v1.StoreService/GetInferenceJob": frozenset({Role.OPERATOR}),
     "/agents.v1.RunnerService/NotifyRunsQueued": frozenset({Role.API, Role.OPERATOR}),

@@ -80,6 +80,13 @@ RUNNER_MODEL_SECONDS = Histogram(
     ["cluster", "provider", "outcome"],
     buckets=_SECONDS,
 )
+RUNNER_TIME_TO_FIRST_TOKEN = Histogram(
+    "parley_runner_time_to_first_token_seconds",
+    "From sending a streamed model call to its first text or reasoning delta, by execution "
+    "cluster and provider.",
+    ["cluster", "provider"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+)
 RUNNER_TITLES = Counter(
     "parley_runner_titles_total",
     "Conversation titles, by execution cluster and source: model, or fallback (the message's "

@@ -83,16 +83,16 @@ class StoreClient:
             metadata=self._auth(),
         )
 
-    async def append_live_turn(
+    async def append_run_events(
         self,
         run_id: str,
         runner_id: str,
-        turn: run_pb2.LiveTurn,
+        events: list[run_pb2.RunEvent],
         iteration: store_service_pb2.Iteration | None,
     ) -> None:
-        await self._stub.AppendLiveTurn(
-            store_service_pb2.AppendLiveTurnRequest(
-                run_id=run_id, runner_id=runner_id, turn=turn, iteration=iteration
+        await self._stub.AppendRunEvents(
+            store_service_pb2.AppendRunEventsRequest(
+                run_id=run_id, runner_id=runner_id, events=events, iteration=iteration
             ),
             timeout=STORE_DEADLINE_S,
             metadata=self._auth(),
@@ -105,7 +105,7 @@ class StoreClient:
         run: run_pb2.Run,
         turns: list[message_pb2.Message],
         iteration: store_service_pb2.Iteration | None,
-        publish: list[run_pb2.LiveTurn],
+        events: list[run_pb2.RunEvent],
     ) -> int:
         reply = await self._stub.CommitRun(
             store_service_pb2.CommitRunRequest(
@@ -114,7 +114,7 @@ class StoreClient:
                 run=run,
                 turns=turns,
                 iteration=iteration,
-                publish=publish,
+                events=events,
             ),
             timeout=STORE_DEADLINE_S,
             metadata=self._auth(),

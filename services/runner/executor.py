@@ -1,5 +1,12 @@
 """Runs `loop.py` for one claimed run: carries out each action through the provider, the tool
-router and the store, publishes live turns, honours cancellation, and commits the outcome.
+router and the store, streams the model's deltas and publishes live turns and tool events,
+honours cancellation, and commits the outcome.
+
+Each step of the loop costs at most one store write, made before its effect: the turns it
+published (with the tool.result events of tool turns), the tool.call events of the calls about to
+be made (durable before any is made: a resumed run never makes them again), the last model call,
+and the deltas still in the run's outbox (outbox.py). A streamed model call's deltas go to the
+outbox as they arrive. A terminal step's write is the commit.
 
 Cancellation and a lost lease interrupt the run's current wait (a model or tool call) at once:
 every external wait races the run's `interrupt` event. A cancelled run is committed failed with
@@ -13,7 +20,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -25,22 +32,36 @@ from google.protobuf import json_format, timestamp_pb2
 
 from services.common import incidents
 from services.common.catalogue import Catalogue
-from services.common.contract import CANCELLED_MESSAGE, wire_name
+from services.common.contract import (
+    CANCELLED_MESSAGE,
+    approval_policy,
+    split_wire_name,
+    wire_name,
+)
 from services.common.metrics import (
     RUNNER_ITERATIONS,
     RUNNER_MODEL_SECONDS,
     RUNNER_RUNS,
+    RUNNER_TIME_TO_FIRST_TOKEN,
     RUNNER_TOKENS,
     RUNNER_TOOL_SECONDS,
 )
 from services.runner import loop, titling
 from services.runner.clients import StoreClient, ToolRouterClient, is_lease_lost
+from services.runner.outbox import (
+    Outbox,
+    restarted_event,
+    tool_call_event,
+    tool_result_event,
+    turn_event,
+)
 from services.runner.output import OutputDecoder
 from services.runner.providers.base import (
     ForcedTool,
     ModelRequest,
     Provider,
     ProviderError,
+    ReplyDelta,
     TokenUsage,
     ToolSpec,
 )
@@ -96,6 +117,8 @@ class _Run:
     forced: ForcedTool | None
     output_schema: dict[str, Any] | None
     job_ids: list[str]
+    needs_approval: frozenset[str]  # MCP wire names held for approval
+    outbox: Outbox
     # The last model call, recorded with the next store write (its turn, or the commit).
     unrecorded: store_service_pb2.Iteration | None = None
 
@@ -140,6 +163,12 @@ class Executor:
         decoder = OutputDecoder(
             json_format.MessageToDict(run.effective_config.output_format_schema)
         )
+        outbox = Outbox(
+            lambda events: self._store.append_run_events(run.id, self._runner_id, events, None),
+            lambda _failure: handle.interrupt.set(),  # the executor raises outbox.failure
+        )
+        if claim.partial_turn_lost:  # the lost holder's deltas of the next turn: superseded
+            outbox.add(restarted_event(len(claim.resumed_turns), claim.attempt))
         state = loop.LoopState(
             config=loop.LoopConfig(
                 max_iterations=run.effective_config.max_iterations,
@@ -155,6 +184,8 @@ class Executor:
             usage=loop.TokenUsage(
                 claim.resumed_usage.prompt_tokens, claim.resumed_usage.completion_tokens
             ),
+            approved=tuple(loop.Approved(a.use, a.approval) for a in claim.approved_calls),
+            started=frozenset(claim.started_tool_use_ids),
         )
         if claim.cancel_requested or handle.cancel_requested:
             event: loop.Event = loop.Stopped(CANCELLED, CANCELLED_MESSAGE)
@@ -169,14 +200,15 @@ class Executor:
         try:
             if isinstance(event, loop.Start):
                 try:
-                    ctx = await self._prepare(claim, decoder, handle)
+                    ctx = await self._prepare(claim, decoder, handle, outbox)
                 except RunFailure as failure:
                     event = loop.Stopped(failure.code, failure.message)
                 except Interrupted:
                     event = self._interrupted_event(handle)
                 if ctx is not None:
                     mcp = frozenset(t.name for t in ctx.tools) - state.config.caller_tools
-                    state = replace(state, config=replace(state.config, mcp_tools=mcp))
+                    config = replace(state.config, mcp_tools=mcp, needs_approval=ctx.needs_approval)
+                    state = replace(state, config=config)
             job_ids = ctx.job_ids if ctx else list(run.submitted_inference_job_ids)
             while True:
                 state, actions = loop.step(state, event)
@@ -184,15 +216,16 @@ class Executor:
                 effect = (
                     actions[-1] if actions and not isinstance(actions[-1], loop.Publish) else None
                 )
-                published = [a for a in actions if isinstance(a, loop.Publish)]
+                events = _events_of(actions)
+                await outbox.settle()  # a flush in flight lands first: the log keeps order
+                events = outbox.take() + events
                 if isinstance(effect, loop.Finish | loop.Pause | loop.Fail):
-                    # The terminal write carries the last turns and job: one call, not three.
-                    await self._commit(run, state, effect, job_ids, ctx, published)
+                    # The terminal write carries the last events and job: one call.
+                    await self._commit(run, state, effect, job_ids, ctx, events)
                     return
-                for action in published:
-                    await self._store.append_live_turn(
-                        run.id, self._runner_id, _live(action), _take(ctx)
-                    )
+                iteration = _take(ctx)
+                if events or iteration is not None:
+                    await self._store.append_run_events(run.id, self._runner_id, events, iteration)
                 if isinstance(effect, loop.CallModel):
                     assert ctx is not None
                     event = await self._call_model(ctx, state, effect, handle)
@@ -208,11 +241,17 @@ class Executor:
             raise
         except _LeaseLost:
             log.warning("run %s: lease lost; another runner owns it now", run.id)
+        finally:
+            outbox.close()
 
     # --- preparation --------------------------------------------------------------------------
 
     async def _prepare(
-        self, claim: store_service_pb2.ClaimRunResponse, decoder: OutputDecoder, handle: RunHandle
+        self,
+        claim: store_service_pb2.ClaimRunResponse,
+        decoder: OutputDecoder,
+        handle: RunHandle,
+        outbox: Outbox,
     ) -> _Run:
         run = claim.run
         cfg = run.effective_config
@@ -246,6 +285,7 @@ class Executor:
                 ToolSpec(t.wire_name, t.description, orjson.loads(t.input_schema_json or "{}"))
                 for t in discovered
             ]
+        needs_approval = _needing_approval(cfg.mcp_servers, [t.name for t in tools])
         tools += [
             ToolSpec(t.name, t.description, json_format.MessageToDict(t.input_schema))
             for t in cfg.tools
@@ -275,6 +315,8 @@ class Executor:
             # text mode asks for prose: no outputConfig (see output.py)
             None if decoder.text_mode else decoder.schema,
             list(run.submitted_inference_job_ids),
+            needs_approval,
+            outbox,
         )
 
     def _maybe_title(self, claim: store_service_pb2.ClaimRunResponse) -> None:
@@ -333,6 +375,7 @@ class Executor:
     ) -> loop.Event:
         run = ctx.run
         cfg = run.effective_config
+        thinking = cfg.thinking.budget_tokens if cfg.thinking.enabled else None
         request = ModelRequest(
             provider_model_id=ctx.provider_model_id,
             system_prompt=ctx.claim.system_prompt,
@@ -342,6 +385,8 @@ class Executor:
             max_tokens=cfg.max_tokens,
             temperature=cfg.temperature,
             output_schema=ctx.output_schema,
+            stream=cfg.stream if cfg.HasField("stream") else True,
+            thinking_budget=thinking,
         )
         prepared = ctx.provider.prepare(cfg.data_plane_id, request)
         job = store_service_pb2.InferenceJob(
@@ -354,14 +399,26 @@ class Executor:
             started_at=_now_ts(),
         )
         started = time.perf_counter()
+        turn_index, attempt, first = len(state.turns), ctx.claim.attempt, [True]
+
+        def delta(piece: ReplyDelta) -> None:
+            if first[0]:
+                first[0] = False
+                RUNNER_TIME_TO_FIRST_TOKEN.labels(ctx.cluster, ctx.provider.name).observe(
+                    time.perf_counter() - started
+                )
+            ctx.outbox.delta(piece.kind, turn_index, piece.block_index, piece.text, attempt)
+
         event: loop.Event
         usage = state.usage
         try:
-            reply = await self._race(ctx.provider.converse(prepared), handle)
+            reply = await self._race(ctx.provider.converse(prepared, delta), handle)
         except ProviderError as exc:
             job.error_type, job.error_message = exc.code, exc.message
             event = loop.ModelFailed(exc.code, exc.message)
         except Interrupted:
+            if ctx.outbox.failure is not None:  # a delta flush failed: as any failed write
+                raise ctx.outbox.failure from None
             event = self._interrupted_event(handle)
             job.error_type, job.error_message = CANCELLED, "abandoned: the run was cancelled"
         else:
@@ -412,7 +469,7 @@ class Executor:
         action: loop.Action,
         job_ids: list[str],
         ctx: _Run | None,
-        published: list[loop.Publish],
+        events: list[run_pb2.RunEvent],
     ) -> None:
         outcome = run_pb2.Run(
             iterations_used=len(job_ids),
@@ -427,12 +484,7 @@ class Executor:
                 json_format.ParseDict(action.structured, outcome.final_structured_output)
         elif isinstance(action, loop.Pause):
             outcome.status = run_pb2.RUN_STATUS_REQUIRES_ACTION
-            outcome.pending_tool_calls.extend(
-                run_pb2.PendingToolCall(
-                    tool_use_id=use.tool_use_id, name=use.name, arguments=use.arguments
-                )
-                for use in action.pending
-            )
+            outcome.pending_tool_calls.extend(_pending_call(p) for p in action.pending)
         elif isinstance(action, loop.Fail):
             outcome.status = run_pb2.RUN_STATUS_FAILED
             outcome.error.CopyFrom(run_pb2.RunError(type=action.code, message=action.message))
@@ -444,7 +496,7 @@ class Executor:
             outcome,
             list(state.turns),
             _take(ctx),
-            [_live(p) for p in published],
+            events,
         )
         status = {
             run_pb2.RUN_STATUS_COMPLETED: "completed",
@@ -473,9 +525,69 @@ def _take(ctx: _Run | None) -> store_service_pb2.Iteration | None:
     return iteration
 
 
-def _live(action: loop.Publish) -> run_pb2.LiveTurn:
-    return run_pb2.LiveTurn(
-        turn_index=action.turn_index,
-        role=action.turn.role,
-        content_blocks=action.turn.content_blocks,
+def _events_of(actions: list[loop.Action]) -> list[run_pb2.RunEvent]:
+    """The events a step's actions write: each published turn (a tool turn after a tool.result
+    event per result), then a tool.call event per MCP call about to be made, or per caller call
+    the run pauses on (calls waiting for approval have none: they are not made)."""
+    events: list[run_pb2.RunEvent] = []
+    for action in actions:
+        if isinstance(action, loop.Publish):
+            if action.turn.role == message_pb2.ROLE_TOOL:
+                events += [
+                    tool_result_event(b.tool_result)
+                    for b in action.turn.content_blocks
+                    if b.WhichOneof("block") == "tool_result"
+                ]
+            events.append(turn_event(action.turn_index, action.turn))
+        elif isinstance(action, loop.CallTools):
+            events += [tool_call_event(use, caller=False) for use in action.calls]
+        elif isinstance(action, loop.Pause):
+            events += [
+                tool_call_event(p.use, caller=True) for p in action.pending if p.kind == "caller"
+            ]
+    return events
+
+
+def _pending_call(pending: loop.PendingCall) -> run_pb2.PendingToolCall:
+    use = pending.use
+    call = run_pb2.PendingToolCall(
+        tool_use_id=use.tool_use_id, name=use.name, arguments=use.arguments
     )
+    if pending.kind == "approval":
+        call.kind = run_pb2.PendingToolCall.KIND_APPROVAL
+        alias_tool = split_wire_name(use.name)
+        if alias_tool is not None:
+            call.server_alias = alias_tool[0]
+    else:
+        call.kind = run_pb2.PendingToolCall.KIND_CALLER
+    return call
+
+
+def _needing_approval(
+    servers: Iterable[config_pb2.McpServer], wire_names: list[str]
+) -> frozenset[str]:
+    """The discovered wire names each server's `require_approval` holds for approval. A named
+    tool the server does not offer fails the run: an approval list must not miss by a typo."""
+    held: set[str] = set()
+    for server in servers:
+        value = (
+            json_format.MessageToDict(server.require_approval)
+            if server.HasField("require_approval")
+            else None
+        )
+        policy = approval_policy(value)  # checked by the API: never raises here
+        offered = {
+            tool: name
+            for name in wire_names
+            if (parts := split_wire_name(name)) is not None and parts[0] == server.alias
+            for tool in [parts[1]]
+        }
+        missing = sorted(policy.names - offered.keys())
+        if missing:
+            raise RunFailure(
+                incidents.MCP_DISCOVERY_FAILED,
+                f"mcp_servers `{server.alias}`: require_approval names "
+                f"{', '.join(missing)}, which the server does not offer",
+            )
+        held |= {name for tool, name in offered.items() if policy.needs(tool)}
+    return frozenset(held)

@@ -6,8 +6,15 @@ Each step returns Publish actions (new turns, in order) followed by at most one 
 
 Committed-history invariant: whenever the loop ends other than by Pause, every tool_use of the
 run's last assistant turn has a tool_result (calls that never ran get an is_error result saying
-why). On Pause, the MCP calls of the turn are answered and only the caller's calls stay open;
-the resuming run's input supplies those.
+why), and so has every call the run's input approved. On Pause, the MCP calls of the turn that
+need no approval are answered; the caller's calls and the calls waiting for approval stay open,
+and the resuming run's input answers them (outputs, and approvals: a denial is answered there, an
+approved call is executed by that run before its first model call, its result carrying the
+approval record).
+
+At-most-once tool calls: a call an earlier holder of the run may have made (an MCP call of a
+published assistant turn, or an approved call it announced) is never made again; it is answered
+with an error saying it may or may not have run.
 """
 
 from __future__ import annotations
@@ -40,6 +47,23 @@ class LoopConfig:
     mcp_tools: frozenset[str]
     caller_tools: frozenset[str]
     decode: Callable[[str, bool], Decoded]  # (reply text, truncated) -> Decoded; pure
+    needs_approval: frozenset[str] = frozenset()  # MCP wire names held for a person's approval
+
+
+@dataclass(frozen=True)
+class Approved:
+    """A call the run's input approved: executed before the first model call."""
+
+    use: ToolUse
+    approval: message_pb2.ApprovalRecord
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    """A call a paused run waits on: the caller's ("caller") or a person's approval."""
+
+    use: ToolUse
+    kind: str  # caller | approval
 
 
 @dataclass(frozen=True)
@@ -49,8 +73,10 @@ class LoopState:
     iterations: int = 0  # model calls made (each one an inference job)
     usage: TokenUsage = TokenUsage()
     in_flight: tuple[ToolUse, ...] = ()  # MCP calls being executed
-    waiting: tuple[ToolUse, ...] = ()  # caller calls to pause on once in_flight returns
+    waiting: tuple[PendingCall, ...] = ()  # calls to pause on once in_flight returns
     done: bool = False
+    approved: tuple[Approved, ...] = ()  # from the run's input
+    started: frozenset[str] = frozenset()  # calls an earlier holder announced (may have run)
 
 
 # --- events -----------------------------------------------------------------------------------
@@ -110,7 +136,7 @@ class CallTools:
 
 @dataclass(frozen=True)
 class Pause:
-    pending: tuple[ToolUse, ...]
+    pending: tuple[PendingCall, ...]
 
 
 @dataclass(frozen=True)
@@ -160,7 +186,20 @@ def step(state: LoopState, event: Event) -> tuple[LoopState, list[Action]]:
 
 
 def _start(out: _Out) -> None:
-    """A fresh run calls the model. A resumed run continues after its last published turn."""
+    """A fresh run executes the calls its input approved, then calls the model. A resumed run
+    continues after its last published turn."""
+    approved = _unanswered_approved(out.state)
+    if approved:
+        lost = tuple(a for a in approved if a.use.tool_use_id in out.state.started)
+        fresh = tuple(a.use for a in approved if a.use.tool_use_id not in out.state.started)
+        if lost:
+            out.publish(_turn_of([_approved_result(a, error_result(a.use, LOST)) for a in lost]))
+        if fresh:
+            out.state = replace(out.state, in_flight=fresh)
+            out.actions.append(CallTools(fresh))
+        else:
+            _call_model(out)
+        return
     open_calls = _unanswered(out.state)
     last = out.state.turns[-1] if out.state.turns else None
     if not open_calls:
@@ -170,19 +209,16 @@ def _start(out: _Out) -> None:
             _final_answer(out, last, truncated=False)
         return
     cfg = out.state.config
-    mcp = tuple(u for u in open_calls if u.name in cfg.mcp_tools)
+    held = tuple(u for u in open_calls if u.name in cfg.needs_approval)
+    mcp = tuple(u for u in open_calls if u.name in cfg.mcp_tools and u not in held)
     caller = tuple(u for u in open_calls if u.name not in cfg.mcp_tools)
     if mcp:
         # The lost runner may or may not have executed them: report rather than repeat.
-        out.publish(
-            _results_turn(
-                mcp, "the runner executing this call was lost; it may or may not have run"
-            )
-        )
-    if caller and all(u.name in cfg.caller_tools for u in caller):
-        _pause(out, caller)
-    elif caller:
+        out.publish(_results_turn(mcp, LOST))
+    if caller and not all(u.name in cfg.caller_tools for u in caller):
         _fail_unknown(out, caller)
+    elif caller or held:  # calls waiting for approval were never made: ask again
+        _pause(out, _pending(cfg, tuple(u for u in open_calls if u in held or u in caller)))
     else:
         _call_model(out)
 
@@ -212,13 +248,13 @@ def _model_replied(out: _Out, reply: ModelReply) -> None:
     if unknown:
         _fail_unknown(out, unknown)
         return
-    mcp = tuple(u for u in uses if u.name in cfg.mcp_tools)
-    caller = tuple(u for u in uses if u.name in cfg.caller_tools)
-    if mcp:
-        out.state = replace(out.state, in_flight=mcp, waiting=caller)
-        out.actions.append(CallTools(mcp))
+    now = tuple(u for u in uses if u.name in cfg.mcp_tools and u.name not in cfg.needs_approval)
+    pending = _pending(cfg, tuple(u for u in uses if u not in now))
+    if now:
+        out.state = replace(out.state, in_flight=now, waiting=pending)
+        out.actions.append(CallTools(now))
     else:
-        _pause(out, caller)
+        _pause(out, pending)
 
 
 def _final_answer(out: _Out, turn: Turn, truncated: bool) -> None:
@@ -236,10 +272,12 @@ def _tools_returned(out: _Out, results: tuple[ToolResult, ...]) -> None:
     if not s.in_flight:
         raise ValueError("tool results arrived but no tool call is in flight")
     by_id = {r.tool_use_id: r for r in results}
-    ordered = [
-        by_id.get(u.tool_use_id) or error_result(u, "the tool router returned no result")
-        for u in s.in_flight
-    ]
+    approvals = {a.use.tool_use_id: a for a in s.approved}
+    ordered = []
+    for u in s.in_flight:
+        found = by_id.get(u.tool_use_id) or error_result(u, "the tool router returned no result")
+        approved = approvals.get(u.tool_use_id)
+        ordered.append(found if approved is None else _approved_result(approved, found))
     out.state = replace(s, in_flight=())
     out.publish(_turn_of(ordered))
     waiting = out.state.waiting
@@ -250,9 +288,15 @@ def _tools_returned(out: _Out, results: tuple[ToolResult, ...]) -> None:
         _call_model(out)
 
 
-def _pause(out: _Out, pending: tuple[ToolUse, ...]) -> None:
+def _pause(out: _Out, pending: tuple[PendingCall, ...]) -> None:
     out.state = replace(out.state, done=True)
     out.actions.append(Pause(pending))
+
+
+def _pending(cfg: LoopConfig, uses: tuple[ToolUse, ...]) -> tuple[PendingCall, ...]:
+    return tuple(
+        PendingCall(u, "approval" if u.name in cfg.needs_approval else "caller") for u in uses
+    )
 
 
 def _fail_unknown(out: _Out, unknown: tuple[ToolUse, ...]) -> None:
@@ -266,15 +310,48 @@ def _fail_unknown(out: _Out, unknown: tuple[ToolUse, ...]) -> None:
 
 
 def _fail(out: _Out, code: str, message: str) -> None:
-    """End failed, answering every open tool call of the last assistant turn first."""
+    """End failed, answering every open tool call first: the input's approved calls not answered
+    yet, and those of the last assistant turn."""
+    why = f"not executed: the run failed ({code}: {message})"
+    approved = _unanswered_approved(out.state)
+    if approved:
+        out.publish(_turn_of([_approved_result(a, error_result(a.use, why)) for a in approved]))
     open_calls = _unanswered(out.state)
     if open_calls:
-        out.publish(_results_turn(open_calls, f"not executed: the run failed ({code}: {message})"))
+        out.publish(_results_turn(open_calls, why))
     out.state = replace(out.state, done=True, in_flight=(), waiting=())
     out.actions.append(Fail(code, message))
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+LOST = "the runner executing this call was lost; it may or may not have run"
+
+
+def _answered(state: LoopState) -> set[str]:
+    return {
+        b.tool_result.tool_use_id
+        for turn in state.turns
+        for b in turn.content_blocks
+        if b.WhichOneof("block") == "tool_result"
+    }
+
+
+def _unanswered_approved(state: LoopState) -> tuple[Approved, ...]:
+    """The input's approved calls no turn of the run answers yet."""
+    if not state.approved:
+        return ()
+    answered = _answered(state)
+    return tuple(a for a in state.approved if a.use.tool_use_id not in answered)
+
+
+def _approved_result(approved: Approved, result: ToolResult) -> ToolResult:
+    """The result of an approved call, carrying its approval record."""
+    kept = ToolResult()
+    kept.CopyFrom(result)
+    kept.approval.CopyFrom(approved.approval)
+    return kept
 
 
 def _unanswered(state: LoopState) -> tuple[ToolUse, ...]:

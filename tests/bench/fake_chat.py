@@ -8,6 +8,9 @@ OpenAI-compatible server's), from the request alone:
   `{"text": "ping"}`;
 - the last message is a `tool` result: the text `done: <its content>`.
 
+With `stream: true` the same answer comes as one SSE chunk (`choices[0].delta`), the finish
+chunk, the usage chunk when `stream_options.include_usage`, then `data: [DONE]`.
+
     .venv/bin/python -m tests.bench.fake_chat [--port 0]
 
 It prints `listening <port>` once ready; `GET /stats` answers `{"calls": n}`.
@@ -55,6 +58,24 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def stream_body(body: dict[str, Any]) -> bytes:
+    """The streamed form of `answer(body)`, as one SSE body."""
+    whole = answer(body)
+    message, finish = whole["choices"][0]["message"], whole["choices"][0]["finish_reason"]
+    delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+    if message.get("tool_calls"):
+        delta["tool_calls"] = [{"index": 0, **c} for c in message["tool_calls"]]
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+        return {"id": whole["id"], "object": "chat.completion.chunk", "choices": [choice]}
+
+    chunks = [chunk(delta), chunk({}, finish)]
+    if (body.get("stream_options") or {}).get("include_usage"):
+        chunks.append({**chunk({}), "choices": [], "usage": whole["usage"]})
+    return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+
+
 class Fake:
     def __init__(self) -> None:
         self.calls = 0
@@ -71,16 +92,21 @@ class Fake:
                     if key.strip().lower() == "content-length":
                         length = int(value)
                 raw = await reader.readexactly(length) if length else b""
+                kind = b"application/json"
                 if method == "GET" and path == "/stats":
                     status, payload = 200, orjson.dumps({"calls": self.calls})
                 elif method == "POST" and path.endswith("/chat/completions"):
                     self.calls += 1
-                    status, payload = 200, orjson.dumps(answer(orjson.loads(raw or b"{}")))
+                    body = orjson.loads(raw or b"{}")
+                    if body.get("stream"):
+                        status, payload, kind = 200, stream_body(body), b"text/event-stream"
+                    else:
+                        status, payload = 200, orjson.dumps(answer(body))
                 else:
                     status, payload = 404, b'{"error":{"message":"not found"}}'
                 writer.write(
-                    b"HTTP/1.1 %d OK\r\ncontent-type: application/json\r\n"
-                    b"content-length: %d\r\n\r\n%s" % (status, len(payload), payload)
+                    b"HTTP/1.1 %d OK\r\ncontent-type: %s\r\n"
+                    b"content-length: %d\r\n\r\n%s" % (status, kind, len(payload), payload)
                 )
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

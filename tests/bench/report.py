@@ -579,6 +579,48 @@ def _table(head: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def streaming_report(cells: dict[str, Any]) -> list[str]:
+    """The streaming cells (tests/bench/streaming.py) as a table, with the coalescing rule."""
+    cpu = cells.get("streaming/cpu")
+    if not cpu:
+        return []
+    rows = [
+        (
+            "CPU per no_tool turn, stream off (Converse)",
+            _fmt(cpu["parley_cpu_ms_per_turn_stream_off"], " ms"),
+        ),
+        (
+            "CPU per no_tool turn, stream on (ConverseStream, one chunk)",
+            _fmt(cpu["parley_cpu_ms_per_turn_stream_on"], " ms"),
+        ),
+        ("stream on / off (target <= 1.20)", _fmt(cpu["stream_on_over_off"], "", 3)),
+    ]
+    for name, cell in cells.items():
+        if name.startswith("streaming/long/"):
+            pace = f"{cell['tokens_per_s']} tokens/s" if cell["tokens_per_s"] else "all at once"
+            head = f"{cell['tokens']}-token reply, {pace}:"
+            rows += [
+                (
+                    f"{head} store writes for its deltas (the commit has the rest)",
+                    str(cell["store_writes_for_deltas"]),
+                ),
+                (f"{head} message.delta events a client read", str(cell["delta_events"])),
+                (f"{head} time to first token at the runner", _fmt(cell["ttft_runner_ms"], " ms")),
+                (
+                    f"{head} first message.delta at the client, from POST run",
+                    _fmt(cell["first_delta_at_client_ms"], " ms"),
+                ),
+            ]
+    rule = (
+        f"Coalescing rule (services/runner/outbox.py): a delta waits until the oldest waiting one "
+        f"is {cpu['flush_after_ms']:.0f} ms old or {cpu['flush_chars']:,} characters wait, "
+        "then all that waits goes in one store write, one write in flight per run; what is left "
+        "goes with the turn's own write."
+    )
+    table = ["| figure | value |", "|---|---:|", *(f"| {k} | {v} |" for k, v in rows)]
+    return ["## Streaming (issue 18)", "", *table, "", rule, ""]
+
+
 def markdown(result: dict[str, Any]) -> str:
     cells = result["cells"]
     m = result["machine"]
@@ -600,6 +642,7 @@ def markdown(result: dict[str, Any]) -> str:
         _table(["measure", "target", "measured", "verdict"], [list(r) for r in targets(result)]),
     ]
     parts += machine_speed(result)
+    parts += ["", *streaming_report(cells)]
     if result.get("postgres"):
         parts += ["", f"**{result['postgres']}**"]
 

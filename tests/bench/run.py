@@ -37,7 +37,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.bench import calibrate, providers, report, stack  # noqa: E402
+from tests.bench import calibrate, providers, report, stack, streaming  # noqa: E402
 from tests.bench.client import (  # noqa: E402
     SCENARIOS,
     WAITS,
@@ -92,6 +92,7 @@ GROUPS = (
     "chaos",
     "profile",
     "providers",
+    "streaming",
 )
 AS_SHIPPED: tuple[str, dict[str, str]] = ("as shipped", {})
 PLANS = {
@@ -834,6 +835,8 @@ class Bench:
             else:
                 self.result["postgres"] = "PostgreSQL not available: postgres cells NOT run"
                 print(f"[bench] {self.result['postgres']}", flush=True)
+            if wanted("streaming"):
+                await streaming.cells(self)
             if wanted("peer"):
                 await self.peer()
             if plan.profile_s and wanted("profile"):

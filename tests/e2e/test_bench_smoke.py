@@ -83,8 +83,12 @@ def test_bench_smoke_runs_and_every_turn_is_right(smoke: tuple[Path, dict]) -> N
         cell = cells["scaleout/postgres/each=2"]
         assert cell["turns"] > 0 and cell["exactly_once_violations"] == 0
         assert cell["inference_jobs"] == cell["iterations"]
+    assert cells["streaming/cpu"]["turns_each"] > 0 and cells["streaming/cpu"]["errors"] == 0
+    long = cells["streaming/long/unpaced"]  # its 1,000 tokens arrived whole, in order
+    assert long["errors"] == 0 and long["delta_events"] >= 1
     report_text = (tmp_path / "report.md").read_text()
     assert "## Targets (issue 6)" in report_text and "pickup delay" in report_text
+    assert "## Streaming (issue 18)" in report_text
     assert (tmp_path / "latency.png").stat().st_size > 0
 
 

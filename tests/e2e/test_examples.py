@@ -62,6 +62,8 @@ async def test_example_1_hello_world(rs: RunnerSuite) -> None:
         "output_format_schema": None,
         "mcp_servers": [],
         "tools": [],
+        "stream": True,
+        "thinking": None,
     }
     assert TIMESTAMP.match(conversation["created_at"])
 
@@ -85,6 +87,8 @@ async def test_example_1_hello_world(rs: RunnerSuite) -> None:
         "output_format_schema": TEXT_SCHEMA,
         "mcp_servers": [],
         "tools": [],
+        "stream": True,
+        "thinking": None,
     }
     assert run["live"] == {"current_name": "hello world", "messages": []}
 
@@ -147,7 +151,7 @@ async def test_example_2_mcp_search_loop(rs: RunnerSuite, docs_url: str) -> None
         ),
     )
     assert conversation["defaults"]["mcp_servers"] == [
-        {**DOCS_SERVER, "url": docs_url, "tools": []}
+        {**DOCS_SERVER, "url": docs_url, "tools": [], "require_approval": None}
     ]
     assert conversation["defaults"]["data_plane_id"] == DATA_PLANE
     run = await rs.start_run(conversation["id"], question, tool_choice={"kind": "auto"})
@@ -222,6 +226,8 @@ async def test_example_3_pause_and_resume(rs: RunnerSuite) -> None:
             "tool_use_id": call_id,
             "name": "confirm_booking",
             "arguments": {"proposed_slot": "tomorrow afternoon"},
+            "kind": "caller",
+            "server_alias": None,
         }
     ]
     assert (await rs.conversation(conversation["id"]))["version"] == 2
@@ -266,6 +272,7 @@ async def test_example_3_pause_and_resume(rs: RunnerSuite) -> None:
             "tool_use_id": call_id,
             "is_error": False,
             "content": [{"type": "text", "text": "User confirmed the proposed slot."}],
+            "approval": None,
         }
     ]
 

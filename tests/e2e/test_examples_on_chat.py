@@ -24,6 +24,7 @@ from tests.spec_examples import (
 )
 
 from .runner_suite import RunnerSuite, running_runner_suite, unique
+from .sse import deltas_text, read_events
 
 SYSTEM = "You are a helpful assistant. Answer concisely."
 
@@ -85,6 +86,8 @@ async def test_example_1_hello_world(crs: RunnerSuite) -> None:
         ],
         max_tokens: 1024,
         "temperature": 0.0,
+        "stream": True,  # `stream` defaults to true: the answer's deltas come as they are made
+        "stream_options": {"include_usage": True},
     }
     assert crs.bedrock.requests == []  # nothing went to Bedrock
 
@@ -158,6 +161,8 @@ async def test_example_3_pause_and_resume(crs: RunnerSuite) -> None:
             "tool_use_id": call_id,
             "name": "confirm_booking",
             "arguments": {"proposed_slot": "tomorrow afternoon"},
+            "kind": "caller",
+            "server_alias": None,
         }
     ]
     (first,) = crs.chat.requests_for(question)
@@ -223,3 +228,18 @@ async def test_models_lists_what_the_shared_cluster_runs(crs: RunnerSuite) -> No
     by_id: dict[str, Any] = {m["id"]: m for m in r.json()["models"]}
     assert "shared" in by_id["anthropic.claude-opus-4.6"]["execution_clusters"]
     assert "amazon.nova-pro" not in by_id  # Bedrock only: no cluster of this installation runs it
+
+
+async def test_a_chat_completions_answer_streams_as_deltas(crs: RunnerSuite) -> None:
+    """`stream` (on by default) is `stream: true` on chat completions: the answer's chunks reach
+    the run's event stream as message.delta events, which concatenate to its text."""
+    question = unique("Say a longer sentence.")
+    said = "Streaming works on chat completions too."
+    crs.chat.on(question, fc.text(said))
+    conversation = await crs.create_conversation()
+    done = await crs.wait_run((await crs.start_run(conversation["id"], question))["id"])
+    assert done["final_text"] == said, done
+    events = await read_events(crs, done["id"])
+    assert deltas_text(events) == said
+    (request,) = crs.chat.requests_for(question)
+    assert request.body["stream"] is True

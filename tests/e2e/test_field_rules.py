@@ -170,6 +170,10 @@ def _tools() -> list[dict[str, Any]]:
     return [{"name": "confirm_booking", "input_schema": {"type": "object"}}]
 
 
+def _off() -> dict[str, Any]:
+    return {"enabled": False, "budget_tokens": 2048}  # its range holds even while it is off
+
+
 def _servers() -> list[dict[str, Any]]:
     # A public host name: it does not resolve here, which synchronous validation lets pass.
     return [{"alias": "docs", "url": "https://docs.narrative.io/mcp", "tools": [{"name": "s"}]}]
@@ -185,7 +189,7 @@ async def _baselines(suite: Suite) -> dict[str, dict[str, Any]]:
     return {
         "CreateConversation": {
             "name": "rules",
-            "defaults": example_defaults(mcp_servers=_servers(), tools=_tools()),
+            "defaults": example_defaults(mcp_servers=_servers(), tools=_tools(), thinking=_off()),
         },
         "ListConversations": {"page": 1, "per_page": 5},
         "GetConversation": {"id": conversation["id"]},
@@ -205,6 +209,7 @@ async def _baselines(suite: Suite) -> dict[str, dict[str, Any]]:
                 "temperature": 0.5,
                 "mcp_servers": _servers(),
                 "tools": _tools(),
+                "thinking": _off(),
             },
         },
         "GetRun": {"id": run["id"]},

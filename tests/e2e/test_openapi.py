@@ -163,6 +163,11 @@ async def test_a_run_s_event_stream_matches_the_documented_events(rs: RunnerSuit
         "run.completed",
         "run.requires_action",
         "run.failed",
+        "message.delta",
+        "reasoning.delta",
+        "turn.restarted",
+        "tool.call",
+        "tool.result",
         "error",
     }
     question = unique("Book me a slot")
@@ -181,4 +186,4 @@ async def test_a_run_s_event_stream_matches_the_documented_events(rs: RunnerSuit
         _validator(spec, ref).validate(json.loads(frame["data"]))
         seen.append(frame["event"])
     assert seen[0] == "run.status" and seen[-1] == "run.requires_action", seen
-    assert {"turn", "usage"} <= set(seen), seen
+    assert {"turn", "usage", "message.delta", "tool.call"} <= set(seen), seen

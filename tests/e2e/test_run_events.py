@@ -38,6 +38,7 @@ async def read_events(
             if line == "":
                 if "data" in frame:
                     events.append(json.loads(frame["data"]))
+                    assert frame.get("event") == events[-1]["type"], frame  # `event:` its type
                     ids.append(frame.get("id", ""))
                     if stop_after is not None and len(events) >= stop_after:
                         break
@@ -68,18 +69,25 @@ async def test_sse_stream_reconnects_after_seq_without_loss_or_duplicates(
     rest, rest_ids = await asyncio.wait_for(
         read_events(rs, run["id"], headers={"Last-Event-ID": first_ids[-1]}), 10
     )
-    assert [e["type"] for e in rest] == ["usage", "turn", "run.requires_action"]
-    assert [e["seq"] for e in rest] == [3, 4, 5] and rest_ids == ["3", "4", "5"]
+    assert [e["type"] for e in rest] == ["usage", "turn", "tool.call", "run.requires_action"]
+    assert [e["seq"] for e in rest] == [3, 4, 5, 6] and rest_ids == ["3", "4", "5", "6"]
     assert rest[0]["usage"] == {"prompt_tokens": 150, "completion_tokens": 30, "total_tokens": 180}
     assert rest[1]["turn"]["role"] == "assistant"
     assert rest[1]["turn"]["content_blocks"][0]["tool_use_id"] == "tu_1"
-    assert rest[2]["run"]["status"] == "requires_action"
-    assert rest[2]["run"]["pending_tool_calls"][0]["tool_use_id"] == "tu_1"
+    assert {k: rest[2][k] for k in ("tool_use_id", "name", "kind", "arguments")} == {
+        "tool_use_id": "tu_1",
+        "name": "confirm_booking",
+        "kind": "caller",
+        "arguments": {"proposed_slot": "now"},
+    }
+    assert rest[3]["run"]["status"] == "requires_action"
+    assert rest[3]["run"]["pending_tool_calls"][0]["tool_use_id"] == "tu_1"
+    assert rest[3]["run"]["pending_tool_calls"][0]["kind"] == "caller"
     # after_seq in the query works the same, and a finished stream replays what is asked
     again, _ = await read_events(rs, run["id"], params={"after_seq": 3})
-    assert [e["seq"] for e in again] == [4, 5]
+    assert [e["seq"] for e in again] == [4, 5, 6]
     everything, _ = await read_events(rs, run["id"])
-    assert [e["seq"] for e in everything] == [1, 2, 3, 4, 5]
+    assert [e["seq"] for e in everything] == [1, 2, 3, 4, 5, 6]
 
 
 async def test_live_view_while_in_flight(rs: RunnerSuite) -> None:

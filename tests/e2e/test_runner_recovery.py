@@ -3,12 +3,16 @@ SIGKILL and started again releases, at its start, the leases its previous proces
 resume at once, well before those leases would expire; one that stops gracefully releases them as
 it goes. A runner that dies and is not restarted has its runs resumed by another runner once their
 leases expire (woken by that deadline, not a poll). Either way nothing is lost or doubled: each
-iteration's model call is made once, plus once more for the call the kill interrupted."""
+iteration's model call is made once, plus once more for the call the kill interrupted; a turn
+killed mid-stream is written again as a new attempt (its deltas supersede the lost attempt's), and
+an approved tool call in flight when its runner dies is never made twice."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -18,12 +22,14 @@ from prometheus_client import REGISTRY
 from services.common.config import Settings
 from services.common.internal_auth import Role
 from tests.fakes import bedrock as fb
+from tests.fakes import eventstream, mcp_servers
 from tests.internal import internal_channel
 from tests.spec_examples import DOCS_SEARCH, DOCS_SERVER, example_defaults
 
 from .conftest import GatewayClient
 from .processes import Process, base_env, free_port, parley_serve, parley_up
-from .runner_suite import running_runner_suite, start_runner, unique, wait_until
+from .runner_suite import RunnerSuite, running_runner_suite, start_runner, unique, wait_until
+from .sse import deltas_text, read_events
 
 # Longer than any wait below: a run resumed inside it had its lease released, not expired.
 LONG_LEASE_S = 120
@@ -309,3 +315,115 @@ async def test_a_runner_renews_all_its_leases_with_one_call_per_batch(
     assert singles - singles0 == rounds  # in a call of 3 and a call of 1
     assert [d["final_text"] for d in done] == [f"answer {i}" for i in range(4)]
     assert all(len(rs.bedrock.requests_for(q)) == 1 for q in questions)  # none ran twice
+
+
+async def _partial_text(rs: RunnerSuite, run_id: str) -> str | None:
+    live = (await rs.get_run(run_id))["live"]["messages"]
+    return live[-1]["content_blocks"][0]["text"] if live and live[-1]["partial"] else None
+
+
+async def test_a_runner_killed_mid_stream_loses_and_doubles_nothing(
+    make_database_url: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """SIGKILL while the model streams: the deltas written so far stay; the runner, started
+    again, releases its lease and writes the turn again at once as attempt 2 after a
+    turn.restarted event, and a client resuming with after_seq sees every event once and can
+    tell the superseded deltas apart."""
+    async with running_runner_suite(await make_database_url(), with_runner=False) as rs:
+        question = unique("Stream through a crash.")
+        lost = "This answer is lost with its runner mid-sentence."
+        held = fb.StreamGate(replace(fb.text(lost), pieces=6), after=2)
+        rs.bedrock.on(question, held, replace(fb.text("Written again, whole."), pieces=3))
+        conversation = await rs.create_conversation()
+        run = await rs.start_run(conversation["id"], question)
+        runner = runner_process(rs.settings, rs.bedrock.url, tmp_path, LONG_LEASE_S)
+        await runner.start()
+        try:
+            await asyncio.wait_for(held.arrived.wait(), 30)
+            shown = "".join(eventstream.pieces(lost, 6)[:2])
+            for _ in range(1000):  # the held deltas reach the store within the flush interval
+                if await _partial_text(rs, run["id"]) == shown:
+                    break
+                await asyncio.sleep(0.01)
+            assert await _partial_text(rs, run["id"]) == shown
+            before = await read_events(rs, run["id"], until=lambda e: e["type"] == "message.delta")
+            await runner.kill()
+            await asyncio.wait_for(held.disconnected.wait(), 10)
+            await runner.start()  # the same runner again: it releases its earlier lease
+            done = await rs.wait_run(run["id"], deadline_s=30)
+            after = await read_events(
+                rs, run["id"], headers={"Last-Event-ID": str(before[-1]["seq"])}
+            )
+        finally:
+            await runner.stop()
+        assert done["status"] == "completed" and done["final_text"] == "Written again, whole."
+        everything = await read_events(rs, run["id"])
+        assert [e["seq"] for e in before + after] == [e["seq"] for e in everything]
+        assert len({e["seq"] for e in everything}) == len(everything)
+        deltas = [e for e in everything if e["type"] == "message.delta"]
+        assert "".join(e["text"] for e in deltas if e["attempt"] == 1) == shown
+        restart = next(e for e in everything if e["type"] == "turn.restarted")
+        assert (restart["turn_index"], restart["attempt"]) == (0, 2)
+        assert all(e["attempt"] == 1 for e in deltas if e["seq"] < restart["seq"])
+        assert all(e["attempt"] == 2 for e in deltas if e["seq"] > restart["seq"])
+        assert deltas_text(everything) == "Written again, whole."  # the latest attempt's
+        stream = await rs.messages(conversation["id"])
+        assert [m["role"] for m in stream["messages"]] == ["user", "assistant"]
+        assert len(rs.bedrock.requests_for(question)) == 2
+
+
+async def test_an_approved_call_in_flight_when_its_runner_dies_is_not_made_again(
+    make_database_url: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """The runner dies (and never comes back) while an approved call is being made: the runner
+    that takes the run over after its lease answers the announced call, never making it again."""
+    records = mcp_servers.RecordsServer()
+    async with (
+        mcp_servers.serve(records.server()) as url,
+        running_runner_suite(
+            await make_database_url(), with_runner=False, mcp_allow_private_networks=True
+        ) as rs,
+    ):
+        key, question = uuid.uuid4().hex, unique("Delete under a crash.")
+        records.hold(key)
+        servers = [{"alias": "db", "url": url, "require_approval": "always"}]
+        rs.bedrock.on(
+            question,
+            fb.tool_uses(("d1", "db-delete_record", {"key": key})),
+            fb.text("Told you it may not have run."),
+        )
+        conversation = await rs.create_conversation(defaults=example_defaults(mcp_servers=servers))
+        runner = await start_runner(rs.settings)
+        try:
+            paused = await rs.wait_run((await rs.start_run(conversation["id"], question))["id"])
+        finally:
+            await runner.stop()
+        assert paused["status"] == "requires_action"
+        resumed = await rs.post_run(
+            conversation["id"],
+            expected_version=2,
+            payload={
+                "kind": "tool_outputs",
+                "outputs": [],
+                "approvals": [{"tool_use_id": "d1", "decision": "approve"}],
+            },
+        )
+        process = runner_process(rs.settings, rs.bedrock.url, tmp_path, lease_s=2)
+        await process.start()
+        try:
+            await asyncio.to_thread(records.arrived(key).wait, 30)  # the call is being made
+        finally:
+            await process.kill()  # and it never comes back
+        records.release(key)
+        runner = await start_runner(rs.settings)
+        try:
+            done = await rs.wait_run(resumed.json()["id"], deadline_s=30)
+        finally:
+            await runner.stop()
+        assert done["status"] == "completed", done
+        assert records.count("delete_record", key) == 1  # made once, never again
+        stream = await rs.messages(conversation["id"], since=2)
+        (block,) = stream["messages"][0]["content_blocks"]
+        assert block["tool_use_id"] == "d1" and block["is_error"] is True
+        assert "may or may not have run" in block["content"][0]["text"]
+        assert block["approval"]["decision"] == "approve"

@@ -1,5 +1,5 @@
-"""A scripted Bedrock Converse endpoint: an ASGI app served by uvicorn on a loopback port, that
-boto3 reaches through `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` (see `aws_environ`).
+"""A scripted Bedrock Converse and ConverseStream endpoint: an ASGI app served by uvicorn on a
+loopback port, that boto3 reaches through `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` (see `aws_environ`).
 
 Scripts are per conversation: `fake.on("What is 2 + 2?", text("4"))` queues replies for the
 Converse requests whose first user message is that text, answered in order. Replies:
@@ -7,6 +7,12 @@ Converse requests whose first user message is that text, answered in order. Repl
 `throttled()`, `raw(bytes)` (a broken answer), `slow(reply, seconds)` (a model that takes its
 time), or a `Gate` wrapping one of those, which holds the HTTP call until released (for
 cancelling and killing a runner while a model call is in flight).
+A ConverseStream request gets the same reply as an event stream (tests/fakes/eventstream.py):
+each text in `pieces` deltas, `pace_s` apart (a `slow` reply's seconds spread over its events);
+a `StreamGate` holds a stream after some deltas and sees the client close the connection;
+`stream_exception` ends a stream with an exception.
+Replies may carry signed reasoning (`reasoning=`); with thinking requested the fake refuses what
+Bedrock refuses (settings, and a tool loop whose assistant turn lost its reasoning).
 Every request is recorded.
 
 Title requests (the titling job's: system prompt `titling.TITLE_PROMPT`) are kept apart in
@@ -20,6 +26,8 @@ not take.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import re
 import socket
 import urllib.parse
@@ -33,6 +41,7 @@ import orjson
 import uvicorn
 
 from services.runner.titling import TITLE_PROMPT
+from tests.fakes import eventstream
 
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # tool names and toolUseIds, as Converse checks them
 _DOCUMENT_NAME = re.compile(r"^(?!.*\s\s)[A-Za-z0-9\-()\[\] ]{1,200}$")
@@ -45,7 +54,10 @@ class Reply:
     headers: tuple[tuple[bytes, bytes], ...] = ()
     raw: bytes | None = None  # sent as it is: a broken endpoint's answer
     content_type: bytes = b"application/json"
-    delay_s: float = 0.0  # how long the model takes to answer
+    delay_s: float = 0.0  # how long the model takes to answer (streamed: spread over the events)
+    pieces: int = 3  # streamed: each text and reasoning block in this many deltas
+    pace_s: float = 0.0  # streamed: the pause before each event
+    stream_exception: tuple[str, str] | None = None  # streamed: (member, message) after deltas
 
 
 @dataclass
@@ -58,6 +70,34 @@ class Gate:
 
     def release(self) -> None:
         self.released.set()
+
+
+@dataclass
+class StreamGate:
+    """A streamed reply that holds after `after` content deltas until `release()`; `arrived` is
+    set when it holds, `disconnected` when the client closed the connection."""
+
+    then: Reply
+    after: int = 1
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+def signature_of(text: str) -> str:
+    """The fake model's signature of its reasoning (checked when it comes back)."""
+    return "sig-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def reasoning_block(text: str) -> dict[str, Any]:
+    return {"reasoningContent": {"reasoningText": {"text": text, "signature": signature_of(text)}}}
+
+
+def redacted_block(data: bytes) -> dict[str, Any]:
+    return {"reasoningContent": {"redactedContent": base64.b64encode(data).decode()}}
 
 
 def _ok(
@@ -78,8 +118,15 @@ def _ok(
     )
 
 
-def text(value: str, *, stop_reason: str = "end_turn", tokens: tuple[int, int] = (169, 8)) -> Reply:
-    return _ok([{"text": value}], stop_reason, *tokens)
+def text(
+    value: str,
+    *,
+    stop_reason: str = "end_turn",
+    tokens: tuple[int, int] = (169, 8),
+    reasoning: str | None = None,
+) -> Reply:
+    content = [reasoning_block(reasoning)] if reasoning is not None else []
+    return _ok([*content, {"text": value}], stop_reason, *tokens)
 
 
 def json_text(value: Any, *, tokens: tuple[int, int] = (200, 20)) -> Reply:
@@ -87,9 +134,13 @@ def json_text(value: Any, *, tokens: tuple[int, int] = (200, 20)) -> Reply:
 
 
 def tool_uses(
-    *calls: tuple[str, str, dict[str, Any]], say: str = "", tokens: tuple[int, int] = (150, 30)
+    *calls: tuple[str, str, dict[str, Any]],
+    say: str = "",
+    tokens: tuple[int, int] = (150, 30),
+    reasoning: str | None = None,
 ) -> Reply:
-    content: list[dict[str, Any]] = [{"text": say}] if say else []
+    content: list[dict[str, Any]] = [reasoning_block(reasoning)] if reasoning is not None else []
+    content += [{"text": say}] if say else []
     content += [{"toolUse": {"toolUseId": i, "name": n, "input": a}} for i, n, a in calls]
     return _ok(content, "tool_use", *tokens)
 
@@ -113,7 +164,8 @@ def raw(body: bytes, *, status: int = 200, content_type: bytes = b"application/j
 
 
 def slow(reply: Reply, seconds: float) -> Reply:
-    """`reply`, sent after `seconds`."""
+    """`reply`, taking `seconds`: sent after them, or streamed over them (a model writing slowly:
+    kills and cancels land mid-stream)."""
     return replace(reply, delay_s=seconds)
 
 
@@ -130,6 +182,10 @@ class Captured:
     raw_body: bytes = b""
 
     @property
+    def streamed(self) -> bool:
+        return self.raw_path.endswith("/converse-stream")
+
+    @property
     def first_user_text(self) -> str:
         return first_user_text(self.body)
 
@@ -141,6 +197,42 @@ def first_user_text(body: Mapping[str, Any]) -> str:
                 if "text" in block:
                     return str(block["text"])
     return ""
+
+
+def refused_with_thinking(body: Mapping[str, Any]) -> str | None:
+    """What Bedrock (Anthropic models) refuses when the request asks for thinking, or None."""
+    thinking = (body.get("additionalModelRequestFields") or {}).get("thinking") or {}
+    if thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    inference = body.get("inferenceConfig") or {}
+    if not isinstance(budget, int) or budget < 1024:
+        return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+    if int(inference.get("maxTokens") or 0) <= budget:
+        return "`max_tokens` must be greater than `thinking.budget_tokens`"
+    if "temperature" in inference and inference["temperature"] != 1:
+        return "`temperature` may only be set to 1 when thinking is enabled"
+    choice = (body.get("toolConfig") or {}).get("toolChoice") or {}
+    if "any" in choice or "tool" in choice:
+        return "Thinking may not be enabled when tool_choice forces tool use."
+    messages = body.get("messages") or []
+    for message in messages:
+        for block in message.get("content") or []:
+            said = (block.get("reasoningContent") or {}).get("reasoningText")
+            if said is not None and said.get("signature") != signature_of(said.get("text", "")):
+                return "messages: Invalid `signature` in `thinking` block"
+    last_assistant = next((m for m in reversed(messages) if m.get("role") == "assistant"), None)
+    if last_assistant is not None:
+        content = last_assistant.get("content") or []
+        if any("toolUse" in b for b in content) and not (
+            content and "reasoningContent" in content[0]
+        ):
+            return (
+                "messages: Expected `thinking` or `redacted_thinking`, but found `tool_use`. "
+                "When `thinking` is enabled, a final `assistant` message must start with a "
+                "thinking block"
+            )
+    return None
 
 
 def refusal(body: Mapping[str, Any]) -> str | None:
@@ -173,16 +265,16 @@ def refusal(body: Mapping[str, Any]) -> str | None:
 
 class FakeBedrock:
     def __init__(self) -> None:
-        self.scripts: dict[str, deque[Reply | Gate]] = {}
+        self.scripts: dict[str, deque[Reply | Gate | StreamGate]] = {}
         self.titles: dict[str, deque[Reply | Gate]] = {}
         self.requests: list[Captured] = []
         self.title_requests: list[Captured] = []
-        self.gates: list[Gate] = []
+        self.gates: list[Gate | StreamGate] = []
         self.url = ""
 
-    def on(self, first_user_message: str, *replies: Reply | Gate) -> None:
+    def on(self, first_user_message: str, *replies: Reply | Gate | StreamGate) -> None:
         self.scripts.setdefault(first_user_message, deque()).extend(replies)
-        self.gates += [r for r in replies if isinstance(r, Gate)]
+        self.gates += [r for r in replies if isinstance(r, Gate | StreamGate)]
 
     def title(self, first_user_message: str, *replies: Reply | Gate) -> None:
         """Replies to the title requests for a conversation that starts with this message."""
@@ -210,9 +302,10 @@ class FakeBedrock:
         titling = body.get("system") == [{"text": TITLE_PROMPT}]
         (self.title_requests if titling else self.requests).append(captured)
         queue = (self.titles if titling else self.scripts).get(first_user_text(body))
-        refused = refusal(body)
+        refused = refusal(body) or refused_with_thinking(body)
+        reply: Reply | Gate | StreamGate
         if refused is not None:
-            reply: Reply | Gate = error(400, "ValidationException", refused)
+            reply = error(400, "ValidationException", refused)
         elif not queue:
             what = "title" if titling else "reply"
             reply = error(
@@ -224,6 +317,12 @@ class FakeBedrock:
             reply.arrived.set()
             await reply.released.wait()
             reply = reply.then
+        stream_gate = reply if isinstance(reply, StreamGate) else None
+        if isinstance(reply, StreamGate):
+            reply = reply.then
+        if captured.streamed and reply.status < 300 and reply.raw is None:
+            await _stream(reply, stream_gate, receive, send)
+            return
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)  # the model's latency
         payload = orjson.dumps(reply.body) if reply.raw is None else reply.raw
@@ -239,6 +338,63 @@ class FakeBedrock:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+async def _stream(reply: Reply, gate: StreamGate | None, receive: Any, send: Any) -> None:
+    """The reply as ConverseStream sends it, watching for the client closing the connection."""
+    closed = asyncio.Event()
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        closed.set()
+        if gate is not None:
+            gate.disconnected.set()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/vnd.amazon.eventstream"),
+                    (b"x-amzn-requestid", b"fake-request"),
+                ],
+            }
+        )
+        deltas = 0
+        events = eventstream.converse_events(reply.body, reply.pieces)
+        pause = reply.pace_s + reply.delay_s / len(events)  # the model writing at its pace
+        for member, payload in events:
+            if closed.is_set():
+                return
+            if pause:
+                await asyncio.sleep(pause)
+            if member == "messageStop" and reply.stream_exception is not None:
+                frame = eventstream.exception(*reply.stream_exception)
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+                break
+            frame = eventstream.event(member, payload)
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+            if member == "contentBlockDelta":
+                deltas += 1
+                if gate is not None and deltas == gate.after:
+                    gate.arrived.set()
+                    await _first(gate.released.wait(), closed.wait())
+        if not closed.is_set():
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        watcher.cancel()
+
+
+async def _first(*waits: Any) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def aws_environ(url: str) -> dict[str, str]:

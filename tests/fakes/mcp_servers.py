@@ -10,7 +10,8 @@ Servers: `schema_zoo_server` (oneOf, $ref recursive and not, format, pattern, ra
 runs), `slow_server` (answers tools/list and tools/call after a delay), `down_url` (nothing
 listens), `malformed_app` (garbage instead of JSON-RPC), `AuthRecorder` (records the
 Authorization header of every request), `content_server` (results with every content kind,
-isError, and a tool that never answers in time), `docs_search_server` (the spec's Example 2).
+isError, and a tool that never answers in time), `docs_search_server` (the spec's Example 2),
+`RecordsServer` (counts its calls; holds a call until released).
 """
 
 from __future__ import annotations
@@ -396,3 +397,54 @@ class ForgetfulSse:
             await inner(scope, receive, send)
 
         return app
+
+
+class RecordsServer:
+    """An MCPServer with `read_record` and `delete_record`, counting every call by (tool, key)
+    (for approvals: which calls ran, and how often). A delete of a key in `held` waits until
+    `release(key)`, with `arrived(key)` set when it came in."""
+
+    def __init__(self) -> None:
+        self.calls: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        self._held: dict[str, tuple[threading.Event, threading.Event]] = {}
+
+    def count(self, tool: str, key: str) -> int:
+        with self._lock:
+            return self.calls.get((tool, key), 0)
+
+    def hold(self, key: str) -> None:
+        self._held[key] = (threading.Event(), threading.Event())
+
+    def arrived(self, key: str) -> threading.Event:
+        return self._held[key][0]
+
+    def release(self, key: str) -> None:
+        self._held[key][1].set()
+
+    def release_all(self) -> None:
+        for _, released in self._held.values():
+            released.set()
+
+    def _record(self, tool: str, key: str) -> None:
+        with self._lock:
+            self.calls[(tool, key)] = self.calls.get((tool, key), 0) + 1
+
+    def server(self) -> MCPServer:
+        server = MCPServer("records")
+
+        @server.tool(description="Reads a record.")
+        def read_record(key: str) -> str:
+            self._record("read_record", key)
+            return f"record {key}"
+
+        @server.tool(description="Deletes a record for good.")
+        async def delete_record(key: str) -> str:
+            self._record("delete_record", key)
+            held = self._held.get(key)
+            if held is not None:
+                held[0].set()
+                await asyncio.to_thread(held[1].wait, 60)
+            return f"deleted {key}"
+
+        return server

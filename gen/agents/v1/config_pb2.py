@@ -26,7 +26,7 @@ from agents.v1 import http_options_pb2 as agents_dot_v1_dot_http__options__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61gents/v1/config.proto\x12\tagents.v1\x1a\x1c\x61gents/v1/http_options.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x87\x02\n\tMcpServer\x12\x39\n\x05\x61lias\x18\x01 \x01(\tB*\xaa\xb5\x18&\x08\x01*\x1a^[A-Za-z][A-Za-z0-9]{0,7}$:\x06\"docs\"\x12\x61\n\x03url\x18\x02 \x01(\tBT\xaa\xb5\x18P\x08\x01*+^[Hh][Tt][Tt][Pp][Ss]?://[^\\x00-\\x20\\x7f]+$:\x1f\"https://docs.narrative.io/mcp\"\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x32\n\x05tools\x18\x04 \x03(\x0b\x32\x0f.agents.v1.ToolB\x12\xaa\xb5\x18\x0eJ\x0c\n\x04name\x12\x04\x08\x01 \x01\x42\x0e\n\x0c_description\"\x8d\x01\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x0b\x64\x65scription\x18\x02 \x01(\tH\x00\x88\x01\x01\x12-\n\x0cinput_schema\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x06strict\x18\x04 \x01(\x08H\x01\x88\x01\x01\x42\x0e\n\x0c_descriptionB\t\n\x07_strict\";\n\rMcpServerList\x12$\n\x06values\x18\x01 \x03(\x0b\x32\x14.agents.v1.McpServer:\x04\xa0\xb5\x18\x01\"l\n\x08ToolList\x12Z\n\x06values\x18\x01 \x03(\x0b\x32\x0f.agents.v1.ToolB9\xaa\xb5\x18\x35J3\n\x04name\x12+\x08\x01*\x14^[A-Za-z0-9_]{1,64}$:\x11\"confirm_booking\":\x04\xa0\xb5\x18\x01\"\x80\x06\n\x0b\x41gentConfig\x12\x34\n\x05model\x18\x01 \x01(\tB%\xaa\xb5\x18!\x08\x01 \x01:\x1b\"anthropic.claude-opus-4.6\"\x12G\n\rdata_plane_id\x18\x02 \x01(\tB0\xaa\xb5\x18,\x08\x01 \x01:&\"f79cbdae-4848-47ca-95e8-69588364d185\"\x12\x30\n\x11\x65xecution_cluster\x18\x03 \x01(\tB\x10\xaa\xb5\x18\x0c \x01\x42\x08\"shared\"H\x00\x88\x01\x01\x12\x1c\n\x0f\x63ompute_pool_id\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x36\n\x0emax_iterations\x18\x05 \x01(\x05\x42\x19\xaa\xb5\x18\x15\x11\x00\x00\x00\x00\x00\x00\xf0?\x19\x00\x00\x00\x00\x00\x00Y@B\x01\x33H\x02\x88\x01\x01\x12\x35\n\nmax_tokens\x18\x06 \x01(\x05\x42\x1c\xaa\xb5\x18\x18\x11\x00\x00\x00\x00\x00\x00\xf0?\x19\x00\x00\x00\x00\x00\x00\xf0@B\x04\x32\x30\x34\x38H\x03\x88\x01\x01\x12\x35\n\x0btemperature\x18\x07 \x01(\x01\x42\x1b\xaa\xb5\x18\x17\x11\x00\x00\x00\x00\x00\x00\x00\x00\x19\x00\x00\x00\x00\x00\x00\xf0?B\x03\x30.0H\x04\x88\x01\x01\x12\x35\n\x14output_format_schema\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x0bmcp_servers\x18\t \x03(\x0b\x32\x14.agents.v1.McpServer\x12Y\n\x05tools\x18\n \x03(\x0b\x32\x0f.agents.v1.ToolB9\xaa\xb5\x18\x35J3\n\x04name\x12+\x08\x01*\x14^[A-Za-z0-9_]{1,64}$:\x11\"confirm_booking\":c\x9a\xb5\x18_\n\x0c\x63lient_tools\x12\x05tools\x1aHcaller-declared tools are declared in `tools` with bare, dash-free namesB\x14\n\x12_execution_clusterB\x12\n\x10_compute_pool_idB\x11\n\x0f_max_iterationsB\r\n\x0b_max_tokensB\x0e\n\x0c_temperature\"\x95\x05\n\x0e\x43onfigOverride\x12\x1a\n\x05model\x18\x01 \x01(\tB\x06\xaa\xb5\x18\x02 \x01H\x00\x88\x01\x01\x12\"\n\rdata_plane_id\x18\x02 \x01(\tB\x06\xaa\xb5\x18\x02 \x01H\x01\x88\x01\x01\x12&\n\x11\x65xecution_cluster\x18\x03 \x01(\tB\x06\xaa\xb5\x18\x02 \x01H\x02\x88\x01\x01\x12\x1c\n\x0f\x63ompute_pool_id\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x33\n\x0emax_iterations\x18\x05 \x01(\x05\x42\x16\xaa\xb5\x18\x12\x11\x00\x00\x00\x00\x00\x00\xf0?\x19\x00\x00\x00\x00\x00\x00Y@H\x04\x88\x01\x01\x12/\n\nmax_tokens\x18\x06 \x01(\x05\x42\x16\xaa\xb5\x18\x12\x11\x00\x00\x00\x00\x00\x00\xf0?\x19\x00\x00\x00\x00\x00\x00\xf0@H\x05\x88\x01\x01\x12\x30\n\x0btemperature\x18\x07 \x01(\x01\x42\x16\xaa\xb5\x18\x12\x11\x00\x00\x00\x00\x00\x00\x00\x00\x19\x00\x00\x00\x00\x00\x00\xf0?H\x06\x88\x01\x01\x12\x35\n\x14output_format_schema\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x0bmcp_servers\x18\t \x01(\x0b\x32\x18.agents.v1.McpServerList\x12\"\n\x05tools\x18\n \x01(\x0b\x32\x13.agents.v1.ToolList:c\x9a\xb5\x18_\n\x0c\x63lient_tools\x12\x05tools\x1aHcaller-declared tools are declared in `tools` with bare, dash-free namesB\x08\n\x06_modelB\x10\n\x0e_data_plane_idB\x14\n\x12_execution_clusterB\x12\n\x10_compute_pool_idB\x11\n\x0f_max_iterationsB\r\n\x0b_max_tokensB\x0e\n\x0c_temperature\"\x98\x02\n\nToolChoice\x12*\n\x04\x61uto\x18\x01 \x01(\x0b\x32\x1a.agents.v1.ToolChoice.AutoH\x00\x12,\n\x03\x61ny\x18\x02 \x01(\x0b\x32\x1d.agents.v1.ToolChoice.AnyToolH\x00\x12;\n\rspecific_tool\x18\x03 \x01(\x0b\x32\".agents.v1.ToolChoice.SpecificToolH\x00\x1a\x06\n\x04\x41uto\x1a\t\n\x07\x41nyTool\x1aL\n\x0cSpecificTool\x12\x16\n\x04name\x18\x01 \x01(\tB\x08\xaa\xb5\x18\x04\x08\x01 \x01\x12\x16\n\tmcp_alias\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_mcp_alias:\x08\x92\xb5\x18\x04kindB\x08\n\x06\x63hoiceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61gents/v1/config.proto\x12\tagents.v1\x1a\x1c\x61gents/v1/http_options.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xdb\x02\n\tMcpServer\x12\x39\n\x05\x61lias\x18\x01 \x01(\tB*\xaa\xb5\x18&\x08\x01*\x1a^[A-Za-z][A-Za-z0-9]{0,7}$:\x06\"docs\"\x12\x61\n\x03url\x18\x02 \x01(\tBT\xaa\xb5\x18P\x08\x01*+^[Hh][Tt][Tt][Pp][Ss]?://[^\\x00-\\x20\\x7f]+$:\x1f\"https://docs.narrative.io/mcp\"\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x32\n\x05tools\x18\x04 \x03(\x0b\x32\x0f.agents.v1.ToolB\x12\xaa\xb5\x18\x0eJ\x0c\n\x04name\x12\x04\x08\x01 \x01\x12R\n\x10require_approval\x18\x05 \x01(\x0b\x32\x16.google.protobuf.ValueB \xaa\xb5\x18\x1c:\x11[\"delete_record\"]B\x07\"never\"B\x0e\n\x0c_description\"m\n\x0eThinkingConfig\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x38\n\rbudget_tokens\x18\x02 \x01(\x05\x42\x1c\xaa\xb5\x18\x18\x11\x00\x00\x00\x00\x00\x00\x90@\x19\x00\x00\x00\x00\xe0\xff\xef@:\x04\x32\x30\x34\x38H\x00\x88\x01\x01\x42\x10\n\x0e_budget_tokens\"\x8d\x01\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x0b\x64\x65scription\x18\x02 \x01(\tH\x00\x88\x01\x01\x12-\n\x0cinput_schema\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x06strict\x18\x04 \x01(\x08H\x01\x88\x01\x01\x42\x0e\n\x0c_descriptionB\t\n\x07_strict\";\n\rMcpServerList\x12$\n\x06values\x18\x01 \x03(\x0b\x32\x14.agents.v1.McpServer:\x04\xa0\xb5\x18\x01\"l\n\x08ToolList\x12Z\n\x06values\x18\x01 \x03(\x0b\x32\x0f.agents.v1.ToolB9\xaa\xb5\x18\x35J3\n\x04name\x12+\x08\x01*\x14^[A-Za-z0-9_]{1,64}$:\x11\"confirm_booking\":\x04\xa0\xb5\x18\x01\"\xd9\x06\n\x0b\x41gentConfig\x12\x34\n\x05model\x18\x01 \x01(\tB%\xaa\xb5\x18!\x08\x01 \x01:\x1b\"anthropic.claude-opus-4.6\"\x12G\n\rdata_plane_id\x18\x02 \x01(\tB0\xaa\xb5\x18,\x08\x01 \x01:&\"f79cbdae-4848-47ca-95e8-69588364d185\"\x12\x30\n\x11\x65xecution_cluster\x18\x03 \x01(\tB\x10\xaa\xb5\x18\x0c \x01\x42\x08\"shared\"H\x00\x88\x01\x01\x12\x1c\n\x0f\x63ompute_pool_id\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x36\n\x0emax_iterations\x18\x05 \x01(\x05\x42\x19\xaa\xb5\x18\x15\x11\x00\x00\x00\x00\x00\x00\xf0?\x19\x00\x00\x00\x00\x00\x00Y@B\x01\x33H\x02\x88\x01\x01\x12\x35\n\nmax_tokens\x18\x06 \x01(\x05\x42\x1c\xaa\xb5\x18\x18\x11\x00\x00\x00\x00\x00\x00\xf0?\x19\x00\x00\x00\x00\x00\x00\xf0@B\x04\x32\x30\x34\x38H\x03\x88\x01\x01\x12\x35\n\x0btemperature\x18\x07 \x01(\x01\x42\x1b\xaa\xb5\x18\x17\x11\x00\x00\x00\x00\x00\x00\x00\x00\x19\x00\x00\x00\x00\x00\x00\xf0?B\x03\x30.0H\x04\x88\x01\x01\x12\x35\n\x14output_format_schema\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x0bmcp_servers\x18\t \x03(\x0b\x32\x14.agents.v1.McpServer\x12Y\n\x05tools\x18\n \x03(\x0b\x32\x0f.agents.v1.ToolB9\xaa\xb5\x18\x35J3\n\x04name\x12+\x08\x01*\x14^[A-Za-z0-9_]{1,64}$:\x11\"confirm_booking\"\x12\x1f\n\x06stream\x18\x0c \x01(\x08\x42\n\xaa\xb5\x18\x06\x42\x04trueH\x05\x88\x01\x01\x12+\n\x08thinking\x18\r \x01(\x0b\x32\x19.agents.v1.ThinkingConfig:c\x9a\xb5\x18_\n\x0c\x63lient_tools\x12\x05tools\x1aHcaller-declared tools are declared in `tools` with bare, dash-free namesB\x14\n\x12_execution_clusterB\x12\n\x10_compute_pool_idB\x11\n\x0f_max_iterationsB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\t\n\x07_stream\"\xe2\x05\n\x0e\x43onfigOverride\x12\x1a\n\x05model\x18\x01 \x01(\tB\x06\xaa\xb5\x18\x02 \x01H\x00\x88\x01\x01\x12\"\n\rdata_plane_id\x18\x02 \x01(\tB\x06\xaa\xb5\x18\x02 \x01H\x01\x88\x01\x01\x12&\n\x11\x65xecution_cluster\x18\x03 \x01(\tB\x06\xaa\xb5\x18\x02 \x01H\x02\x88\x01\x01\x12\x1c\n\x0f\x63ompute_pool_id\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x33\n\x0emax_iterations\x18\x05 \x01(\x05\x42\x16\xaa\xb5\x18\x12\x11\x00\x00\x00\x00\x00\x00\xf0?\x19\x00\x00\x00\x00\x00\x00Y@H\x04\x88\x01\x01\x12/\n\nmax_tokens\x18\x06 \x01(\x05\x42\x16\xaa\xb5\x18\x12\x11\x00\x00\x00\x00\x00\x00\xf0?\x19\x00\x00\x00\x00\x00\x00\xf0@H\x05\x88\x01\x01\x12\x30\n\x0btemperature\x18\x07 \x01(\x01\x42\x16\xaa\xb5\x18\x12\x11\x00\x00\x00\x00\x00\x00\x00\x00\x19\x00\x00\x00\x00\x00\x00\xf0?H\x06\x88\x01\x01\x12\x35\n\x14output_format_schema\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x0bmcp_servers\x18\t \x01(\x0b\x32\x18.agents.v1.McpServerList\x12\"\n\x05tools\x18\n \x01(\x0b\x32\x13.agents.v1.ToolList\x12\x13\n\x06stream\x18\x0c \x01(\x08H\x07\x88\x01\x01\x12+\n\x08thinking\x18\r \x01(\x0b\x32\x19.agents.v1.ThinkingConfig:c\x9a\xb5\x18_\n\x0c\x63lient_tools\x12\x05tools\x1aHcaller-declared tools are declared in `tools` with bare, dash-free namesB\x08\n\x06_modelB\x10\n\x0e_data_plane_idB\x14\n\x12_execution_clusterB\x12\n\x10_compute_pool_idB\x11\n\x0f_max_iterationsB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\t\n\x07_stream\"\x98\x02\n\nToolChoice\x12*\n\x04\x61uto\x18\x01 \x01(\x0b\x32\x1a.agents.v1.ToolChoice.AutoH\x00\x12,\n\x03\x61ny\x18\x02 \x01(\x0b\x32\x1d.agents.v1.ToolChoice.AnyToolH\x00\x12;\n\rspecific_tool\x18\x03 \x01(\x0b\x32\".agents.v1.ToolChoice.SpecificToolH\x00\x1a\x06\n\x04\x41uto\x1a\t\n\x07\x41nyTool\x1aL\n\x0cSpecificTool\x12\x16\n\x04name\x18\x01 \x01(\tB\x08\xaa\xb5\x18\x04\x08\x01 \x01\x12\x16\n\tmcp_alias\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_mcp_alias:\x08\x92\xb5\x18\x04kindB\x08\n\x06\x63hoiceb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MCPSERVER'].fields_by_name['url']._serialized_options = b'\252\265\030P\010\001*+^[Hh][Tt][Tt][Pp][Ss]?://[^\\x00-\\x20\\x7f]+$:\037\"https://docs.narrative.io/mcp\"'
   _globals['_MCPSERVER'].fields_by_name['tools']._loaded_options = None
   _globals['_MCPSERVER'].fields_by_name['tools']._serialized_options = b'\252\265\030\016J\014\n\004name\022\004\010\001 \001'
+  _globals['_MCPSERVER'].fields_by_name['require_approval']._loaded_options = None
+  _globals['_MCPSERVER'].fields_by_name['require_approval']._serialized_options = b'\252\265\030\034:\021[\"delete_record\"]B\007\"never\"'
+  _globals['_THINKINGCONFIG'].fields_by_name['budget_tokens']._loaded_options = None
+  _globals['_THINKINGCONFIG'].fields_by_name['budget_tokens']._serialized_options = b'\252\265\030\030\021\000\000\000\000\000\000\220@\031\000\000\000\000\340\377\357@:\0042048'
   _globals['_MCPSERVERLIST']._loaded_options = None
   _globals['_MCPSERVERLIST']._serialized_options = b'\240\265\030\001'
   _globals['_TOOLLIST'].fields_by_name['values']._loaded_options = None
@@ -59,6 +63,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENTCONFIG'].fields_by_name['temperature']._serialized_options = b'\252\265\030\027\021\000\000\000\000\000\000\000\000\031\000\000\000\000\000\000\360?B\0030.0'
   _globals['_AGENTCONFIG'].fields_by_name['tools']._loaded_options = None
   _globals['_AGENTCONFIG'].fields_by_name['tools']._serialized_options = b'\252\265\0305J3\n\004name\022+\010\001*\024^[A-Za-z0-9_]{1,64}$:\021\"confirm_booking\"'
+  _globals['_AGENTCONFIG'].fields_by_name['stream']._loaded_options = None
+  _globals['_AGENTCONFIG'].fields_by_name['stream']._serialized_options = b'\252\265\030\006B\004true'
   _globals['_AGENTCONFIG']._loaded_options = None
   _globals['_AGENTCONFIG']._serialized_options = b'\232\265\030_\n\014client_tools\022\005tools\032Hcaller-declared tools are declared in `tools` with bare, dash-free names'
   _globals['_CONFIGOVERRIDE'].fields_by_name['model']._loaded_options = None
@@ -80,23 +86,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOOLCHOICE']._loaded_options = None
   _globals['_TOOLCHOICE']._serialized_options = b'\222\265\030\004kind'
   _globals['_MCPSERVER']._serialized_start=98
-  _globals['_MCPSERVER']._serialized_end=361
-  _globals['_TOOL']._serialized_start=364
-  _globals['_TOOL']._serialized_end=505
-  _globals['_MCPSERVERLIST']._serialized_start=507
-  _globals['_MCPSERVERLIST']._serialized_end=566
-  _globals['_TOOLLIST']._serialized_start=568
-  _globals['_TOOLLIST']._serialized_end=676
-  _globals['_AGENTCONFIG']._serialized_start=679
-  _globals['_AGENTCONFIG']._serialized_end=1447
-  _globals['_CONFIGOVERRIDE']._serialized_start=1450
-  _globals['_CONFIGOVERRIDE']._serialized_end=2111
-  _globals['_TOOLCHOICE']._serialized_start=2114
-  _globals['_TOOLCHOICE']._serialized_end=2394
-  _globals['_TOOLCHOICE_AUTO']._serialized_start=2279
-  _globals['_TOOLCHOICE_AUTO']._serialized_end=2285
-  _globals['_TOOLCHOICE_ANYTOOL']._serialized_start=2287
-  _globals['_TOOLCHOICE_ANYTOOL']._serialized_end=2296
-  _globals['_TOOLCHOICE_SPECIFICTOOL']._serialized_start=2298
-  _globals['_TOOLCHOICE_SPECIFICTOOL']._serialized_end=2374
+  _globals['_MCPSERVER']._serialized_end=445
+  _globals['_THINKINGCONFIG']._serialized_start=447
+  _globals['_THINKINGCONFIG']._serialized_end=556
+  _globals['_TOOL']._serialized_start=559
+  _globals['_TOOL']._serialized_end=700
+  _globals['_MCPSERVERLIST']._serialized_start=702
+  _globals['_MCPSERVERLIST']._serialized_end=761
+  _globals['_TOOLLIST']._serialized_start=763
+  _globals['_TOOLLIST']._serialized_end=871
+  _globals['_AGENTCONFIG']._serialized_start=874
+  _globals['_AGENTCONFIG']._serialized_end=1731
+  _globals['_CONFIGOVERRIDE']._serialized_start=1734
+  _globals['_CONFIGOVERRIDE']._serialized_end=2472
+  _globals['_TOOLCHOICE']._serialized_start=2475
+  _globals['_TOOLCHOICE']._serialized_end=2755
+  _globals['_TOOLCHOICE_AUTO']._serialized_start=2640
+  _globals['_TOOLCHOICE_AUTO']._serialized_end=2646
+  _globals['_TOOLCHOICE_ANYTOOL']._serialized_start=2648
+  _globals['_TOOLCHOICE_ANYTOOL']._serialized_end=2657
+  _globals['_TOOLCHOICE_SPECIFICTOOL']._serialized_start=2659
+  _globals['_TOOLCHOICE_SPECIFICTOOL']._serialized_end=2735
 # @@protoc_insertion_point(module_scope)

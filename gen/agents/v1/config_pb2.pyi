@@ -9,16 +9,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class McpServer(_message.Message):
-    __slots__ = ("alias", "url", "description", "tools")
+    __slots__ = ("alias", "url", "description", "tools", "require_approval")
     ALIAS_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TOOLS_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_APPROVAL_FIELD_NUMBER: _ClassVar[int]
     alias: str
     url: str
     description: str
     tools: _containers.RepeatedCompositeFieldContainer[Tool]
-    def __init__(self, alias: _Optional[str] = ..., url: _Optional[str] = ..., description: _Optional[str] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ...) -> None: ...
+    require_approval: _struct_pb2.Value
+    def __init__(self, alias: _Optional[str] = ..., url: _Optional[str] = ..., description: _Optional[str] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., require_approval: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
+class ThinkingConfig(_message.Message):
+    __slots__ = ("enabled", "budget_tokens")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    budget_tokens: int
+    def __init__(self, enabled: _Optional[bool] = ..., budget_tokens: _Optional[int] = ...) -> None: ...
 
 class Tool(_message.Message):
     __slots__ = ("name", "description", "input_schema", "strict")
@@ -45,7 +55,7 @@ class ToolList(_message.Message):
     def __init__(self, values: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ...) -> None: ...
 
 class AgentConfig(_message.Message):
-    __slots__ = ("model", "data_plane_id", "execution_cluster", "compute_pool_id", "max_iterations", "max_tokens", "temperature", "output_format_schema", "mcp_servers", "tools")
+    __slots__ = ("model", "data_plane_id", "execution_cluster", "compute_pool_id", "max_iterations", "max_tokens", "temperature", "output_format_schema", "mcp_servers", "tools", "stream", "thinking")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DATA_PLANE_ID_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +66,8 @@ class AgentConfig(_message.Message):
     OUTPUT_FORMAT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     MCP_SERVERS_FIELD_NUMBER: _ClassVar[int]
     TOOLS_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    THINKING_FIELD_NUMBER: _ClassVar[int]
     model: str
     data_plane_id: str
     execution_cluster: str
@@ -66,10 +78,12 @@ class AgentConfig(_message.Message):
     output_format_schema: _struct_pb2.Struct
     mcp_servers: _containers.RepeatedCompositeFieldContainer[McpServer]
     tools: _containers.RepeatedCompositeFieldContainer[Tool]
-    def __init__(self, model: _Optional[str] = ..., data_plane_id: _Optional[str] = ..., execution_cluster: _Optional[str] = ..., compute_pool_id: _Optional[str] = ..., max_iterations: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., output_format_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., mcp_servers: _Optional[_Iterable[_Union[McpServer, _Mapping]]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ...) -> None: ...
+    stream: bool
+    thinking: ThinkingConfig
+    def __init__(self, model: _Optional[str] = ..., data_plane_id: _Optional[str] = ..., execution_cluster: _Optional[str] = ..., compute_pool_id: _Optional[str] = ..., max_iterations: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., output_format_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., mcp_servers: _Optional[_Iterable[_Union[McpServer, _Mapping]]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., stream: _Optional[bool] = ..., thinking: _Optional[_Union[ThinkingConfig, _Mapping]] = ...) -> None: ...
 
 class ConfigOverride(_message.Message):
-    __slots__ = ("model", "data_plane_id", "execution_cluster", "compute_pool_id", "max_iterations", "max_tokens", "temperature", "output_format_schema", "mcp_servers", "tools")
+    __slots__ = ("model", "data_plane_id", "execution_cluster", "compute_pool_id", "max_iterations", "max_tokens", "temperature", "output_format_schema", "mcp_servers", "tools", "stream", "thinking")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DATA_PLANE_ID_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +94,8 @@ class ConfigOverride(_message.Message):
     OUTPUT_FORMAT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     MCP_SERVERS_FIELD_NUMBER: _ClassVar[int]
     TOOLS_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    THINKING_FIELD_NUMBER: _ClassVar[int]
     model: str
     data_plane_id: str
     execution_cluster: str
@@ -90,7 +106,9 @@ class ConfigOverride(_message.Message):
     output_format_schema: _struct_pb2.Struct
     mcp_servers: McpServerList
     tools: ToolList
-    def __init__(self, model: _Optional[str] = ..., data_plane_id: _Optional[str] = ..., execution_cluster: _Optional[str] = ..., compute_pool_id: _Optional[str] = ..., max_iterations: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., output_format_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., mcp_servers: _Optional[_Union[McpServerList, _Mapping]] = ..., tools: _Optional[_Union[ToolList, _Mapping]] = ...) -> None: ...
+    stream: bool
+    thinking: ThinkingConfig
+    def __init__(self, model: _Optional[str] = ..., data_plane_id: _Optional[str] = ..., execution_cluster: _Optional[str] = ..., compute_pool_id: _Optional[str] = ..., max_iterations: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., output_format_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., mcp_servers: _Optional[_Union[McpServerList, _Mapping]] = ..., tools: _Optional[_Union[ToolList, _Mapping]] = ..., stream: _Optional[bool] = ..., thinking: _Optional[_Union[ThinkingConfig, _Mapping]] = ...) -> None: ...
 
 class ToolChoice(_message.Message):
     __slots__ = ("auto", "any", "specific_tool")

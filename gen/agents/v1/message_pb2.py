@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61gents/v1/message.proto\x12\tagents.v1\x1a\x1c\x61gents/v1/http_options.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x19\n\tTextBlock\x12\x0c\n\x04text\x18\x01 \x01(\t\"]\n\x0cToolUseBlock\x12\x13\n\x0btool_use_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"b\n\x0fToolResultBlock\x12\x13\n\x0btool_use_id\x18\x01 \x01(\t\x12(\n\x07\x63ontent\x18\x02 \x03(\x0b\x32\x17.agents.v1.ContentBlock\x12\x10\n\x08is_error\x18\x03 \x01(\x08\"M\n\nImageBlock\x12\x17\n\tmime_type\x18\x01 \x01(\tB\x04\xc0\xb5\x18\x01\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\t\x12\x18\n\nmedia_type\x18\x03 \x01(\tB\x04\xc0\xb5\x18\x01\"?\n\rDocumentBlock\x12\x12\n\nmedia_type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\t\"-\n\nAudioBlock\x12\x11\n\tmime_type\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\t\"z\n\rResourceBlock\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x16\n\tmime_type\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04text\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x11\n\x04\x62lob\x18\x04 \x01(\tH\x02\x88\x01\x01\x42\x0c\n\n_mime_typeB\x07\n\x05_textB\x07\n\x05_blob\"~\n\x11ResourceLinkBlock\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tmime_type\x18\x04 \x01(\tH\x01\x88\x01\x01\x42\x0e\n\x0c_descriptionB\x0c\n\n_mime_type\"2\n\tJsonBlock\x12%\n\x05value\x18\x01 \x01(\x0b\x32\x16.google.protobuf.Value\"\xb0\x03\n\x0c\x43ontentBlock\x12$\n\x04text\x18\x01 \x01(\x0b\x32\x14.agents.v1.TextBlockH\x00\x12+\n\x08tool_use\x18\x02 \x01(\x0b\x32\x17.agents.v1.ToolUseBlockH\x00\x12\x31\n\x0btool_result\x18\x03 \x01(\x0b\x32\x1a.agents.v1.ToolResultBlockH\x00\x12&\n\x05image\x18\x04 \x01(\x0b\x32\x15.agents.v1.ImageBlockH\x00\x12&\n\x05\x61udio\x18\x05 \x01(\x0b\x32\x15.agents.v1.AudioBlockH\x00\x12,\n\x08resource\x18\x06 \x01(\x0b\x32\x18.agents.v1.ResourceBlockH\x00\x12\x35\n\rresource_link\x18\x07 \x01(\x0b\x32\x1c.agents.v1.ResourceLinkBlockH\x00\x12$\n\x04json\x18\x08 \x01(\x0b\x32\x14.agents.v1.JsonBlockH\x00\x12,\n\x08\x64ocument\x18\t \x01(\x0b\x32\x18.agents.v1.DocumentBlockH\x00:\x08\x92\xb5\x18\x04typeB\x07\n\x05\x62lock\"\xba\x01\n\x07Message\x12\x13\n\x0bsequence_no\x18\x01 \x01(\x03\x12\x1d\n\x04role\x18\x02 \x01(\x0e\x32\x0f.agents.v1.Role\x12/\n\x0e\x63ontent_blocks\x18\x03 \x03(\x0b\x32\x17.agents.v1.ContentBlock\x12\x1a\n\x06run_id\x18\x04 \x01(\tB\n\xaa\xb5\x18\x06\x32\x04uuid\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*N\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x12\r\n\tROLE_TOOL\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61gents/v1/message.proto\x12\tagents.v1\x1a\x1c\x61gents/v1/http_options.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x19\n\tTextBlock\x12\x0c\n\x04text\x18\x01 \x01(\t\"]\n\x0cToolUseBlock\x12\x13\n\x0btool_use_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x8f\x01\n\x0fToolResultBlock\x12\x13\n\x0btool_use_id\x18\x01 \x01(\t\x12(\n\x07\x63ontent\x18\x02 \x03(\x0b\x32\x17.agents.v1.ContentBlock\x12\x10\n\x08is_error\x18\x03 \x01(\x08\x12+\n\x08\x61pproval\x18\x04 \x01(\x0b\x32\x19.agents.v1.ApprovalRecord\"\xb4\x01\n\x0e\x41pprovalRecord\x12-\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x1b.agents.v1.ApprovalDecision\x12\x13\n\x06reason\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x12\n\ncompany_id\x18\x03 \x01(\x03\x12\x0f\n\x07user_id\x18\x04 \x01(\x03\x12.\n\ndecided_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\t\n\x07_reason\"e\n\x0eReasoningBlock\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\t\x12\x1d\n\x10redacted_content\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x13\n\x11_redacted_content\"M\n\nImageBlock\x12\x17\n\tmime_type\x18\x01 \x01(\tB\x04\xc0\xb5\x18\x01\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\t\x12\x18\n\nmedia_type\x18\x03 \x01(\tB\x04\xc0\xb5\x18\x01\"?\n\rDocumentBlock\x12\x12\n\nmedia_type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\t\"-\n\nAudioBlock\x12\x11\n\tmime_type\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\t\"z\n\rResourceBlock\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x16\n\tmime_type\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04text\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x11\n\x04\x62lob\x18\x04 \x01(\tH\x02\x88\x01\x01\x42\x0c\n\n_mime_typeB\x07\n\x05_textB\x07\n\x05_blob\"~\n\x11ResourceLinkBlock\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tmime_type\x18\x04 \x01(\tH\x01\x88\x01\x01\x42\x0e\n\x0c_descriptionB\x0c\n\n_mime_type\"2\n\tJsonBlock\x12%\n\x05value\x18\x01 \x01(\x0b\x32\x16.google.protobuf.Value\"\xe0\x03\n\x0c\x43ontentBlock\x12$\n\x04text\x18\x01 \x01(\x0b\x32\x14.agents.v1.TextBlockH\x00\x12+\n\x08tool_use\x18\x02 \x01(\x0b\x32\x17.agents.v1.ToolUseBlockH\x00\x12\x31\n\x0btool_result\x18\x03 \x01(\x0b\x32\x1a.agents.v1.ToolResultBlockH\x00\x12&\n\x05image\x18\x04 \x01(\x0b\x32\x15.agents.v1.ImageBlockH\x00\x12&\n\x05\x61udio\x18\x05 \x01(\x0b\x32\x15.agents.v1.AudioBlockH\x00\x12,\n\x08resource\x18\x06 \x01(\x0b\x32\x18.agents.v1.ResourceBlockH\x00\x12\x35\n\rresource_link\x18\x07 \x01(\x0b\x32\x1c.agents.v1.ResourceLinkBlockH\x00\x12$\n\x04json\x18\x08 \x01(\x0b\x32\x14.agents.v1.JsonBlockH\x00\x12,\n\x08\x64ocument\x18\t \x01(\x0b\x32\x18.agents.v1.DocumentBlockH\x00\x12.\n\treasoning\x18\n \x01(\x0b\x32\x19.agents.v1.ReasoningBlockH\x00:\x08\x92\xb5\x18\x04typeB\x07\n\x05\x62lock\"\xba\x01\n\x07Message\x12\x13\n\x0bsequence_no\x18\x01 \x01(\x03\x12\x1d\n\x04role\x18\x02 \x01(\x0e\x32\x0f.agents.v1.Role\x12/\n\x0e\x63ontent_blocks\x18\x03 \x03(\x0b\x32\x17.agents.v1.ContentBlock\x12\x1a\n\x06run_id\x18\x04 \x01(\tB\n\xaa\xb5\x18\x06\x32\x04uuid\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*N\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x12\r\n\tROLE_TOOL\x10\x03*p\n\x10\x41pprovalDecision\x12!\n\x1d\x41PPROVAL_DECISION_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41PPROVAL_DECISION_APPROVE\x10\x01\x12\x1a\n\x16\x41PPROVAL_DECISION_DENY\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,28 +42,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONTENTBLOCK']._serialized_options = b'\222\265\030\004type'
   _globals['_MESSAGE'].fields_by_name['run_id']._loaded_options = None
   _globals['_MESSAGE'].fields_by_name['run_id']._serialized_options = b'\252\265\030\0062\004uuid'
-  _globals['_ROLE']._serialized_start=1472
-  _globals['_ROLE']._serialized_end=1550
+  _globals['_ROLE']._serialized_start=1852
+  _globals['_ROLE']._serialized_end=1930
+  _globals['_APPROVALDECISION']._serialized_start=1932
+  _globals['_APPROVALDECISION']._serialized_end=2044
   _globals['_TEXTBLOCK']._serialized_start=131
   _globals['_TEXTBLOCK']._serialized_end=156
   _globals['_TOOLUSEBLOCK']._serialized_start=158
   _globals['_TOOLUSEBLOCK']._serialized_end=251
-  _globals['_TOOLRESULTBLOCK']._serialized_start=253
-  _globals['_TOOLRESULTBLOCK']._serialized_end=351
-  _globals['_IMAGEBLOCK']._serialized_start=353
-  _globals['_IMAGEBLOCK']._serialized_end=430
-  _globals['_DOCUMENTBLOCK']._serialized_start=432
-  _globals['_DOCUMENTBLOCK']._serialized_end=495
-  _globals['_AUDIOBLOCK']._serialized_start=497
-  _globals['_AUDIOBLOCK']._serialized_end=542
-  _globals['_RESOURCEBLOCK']._serialized_start=544
-  _globals['_RESOURCEBLOCK']._serialized_end=666
-  _globals['_RESOURCELINKBLOCK']._serialized_start=668
-  _globals['_RESOURCELINKBLOCK']._serialized_end=794
-  _globals['_JSONBLOCK']._serialized_start=796
-  _globals['_JSONBLOCK']._serialized_end=846
-  _globals['_CONTENTBLOCK']._serialized_start=849
-  _globals['_CONTENTBLOCK']._serialized_end=1281
-  _globals['_MESSAGE']._serialized_start=1284
-  _globals['_MESSAGE']._serialized_end=1470
+  _globals['_TOOLRESULTBLOCK']._serialized_start=254
+  _globals['_TOOLRESULTBLOCK']._serialized_end=397
+  _globals['_APPROVALRECORD']._serialized_start=400
+  _globals['_APPROVALRECORD']._serialized_end=580
+  _globals['_REASONINGBLOCK']._serialized_start=582
+  _globals['_REASONINGBLOCK']._serialized_end=683
+  _globals['_IMAGEBLOCK']._serialized_start=685
+  _globals['_IMAGEBLOCK']._serialized_end=762
+  _globals['_DOCUMENTBLOCK']._serialized_start=764
+  _globals['_DOCUMENTBLOCK']._serialized_end=827
+  _globals['_AUDIOBLOCK']._serialized_start=829
+  _globals['_AUDIOBLOCK']._serialized_end=874
+  _globals['_RESOURCEBLOCK']._serialized_start=876
+  _globals['_RESOURCEBLOCK']._serialized_end=998
+  _globals['_RESOURCELINKBLOCK']._serialized_start=1000
+  _globals['_RESOURCELINKBLOCK']._serialized_end=1126
+  _globals['_JSONBLOCK']._serialized_start=1128
+  _globals['_JSONBLOCK']._serialized_end=1178
+  _globals['_CONTENTBLOCK']._serialized_start=1181
+  _globals['_CONTENTBLOCK']._serialized_end=1661
+  _globals['_MESSAGE']._serialized_start=1664
+  _globals['_MESSAGE']._serialized_end=1850
 # @@protoc_insertion_point(module_scope)

@@ -18,10 +18,19 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_USER: _ClassVar[Role]
     ROLE_ASSISTANT: _ClassVar[Role]
     ROLE_TOOL: _ClassVar[Role]
+
+class ApprovalDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    APPROVAL_DECISION_UNSPECIFIED: _ClassVar[ApprovalDecision]
+    APPROVAL_DECISION_APPROVE: _ClassVar[ApprovalDecision]
+    APPROVAL_DECISION_DENY: _ClassVar[ApprovalDecision]
 ROLE_UNSPECIFIED: Role
 ROLE_USER: Role
 ROLE_ASSISTANT: Role
 ROLE_TOOL: Role
+APPROVAL_DECISION_UNSPECIFIED: ApprovalDecision
+APPROVAL_DECISION_APPROVE: ApprovalDecision
+APPROVAL_DECISION_DENY: ApprovalDecision
 
 class TextBlock(_message.Message):
     __slots__ = ("text",)
@@ -40,14 +49,40 @@ class ToolUseBlock(_message.Message):
     def __init__(self, tool_use_id: _Optional[str] = ..., name: _Optional[str] = ..., arguments: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ToolResultBlock(_message.Message):
-    __slots__ = ("tool_use_id", "content", "is_error")
+    __slots__ = ("tool_use_id", "content", "is_error", "approval")
     TOOL_USE_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     IS_ERROR_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
     tool_use_id: str
     content: _containers.RepeatedCompositeFieldContainer[ContentBlock]
     is_error: bool
-    def __init__(self, tool_use_id: _Optional[str] = ..., content: _Optional[_Iterable[_Union[ContentBlock, _Mapping]]] = ..., is_error: _Optional[bool] = ...) -> None: ...
+    approval: ApprovalRecord
+    def __init__(self, tool_use_id: _Optional[str] = ..., content: _Optional[_Iterable[_Union[ContentBlock, _Mapping]]] = ..., is_error: _Optional[bool] = ..., approval: _Optional[_Union[ApprovalRecord, _Mapping]] = ...) -> None: ...
+
+class ApprovalRecord(_message.Message):
+    __slots__ = ("decision", "reason", "company_id", "user_id", "decided_at")
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    COMPANY_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    decision: ApprovalDecision
+    reason: str
+    company_id: int
+    user_id: int
+    decided_at: _timestamp_pb2.Timestamp
+    def __init__(self, decision: _Optional[_Union[ApprovalDecision, str]] = ..., reason: _Optional[str] = ..., company_id: _Optional[int] = ..., user_id: _Optional[int] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReasoningBlock(_message.Message):
+    __slots__ = ("text", "signature", "redacted_content")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    REDACTED_CONTENT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    signature: str
+    redacted_content: str
+    def __init__(self, text: _Optional[str] = ..., signature: _Optional[str] = ..., redacted_content: _Optional[str] = ...) -> None: ...
 
 class ImageBlock(_message.Message):
     __slots__ = ("mime_type", "data", "media_type")
@@ -108,7 +143,7 @@ class JsonBlock(_message.Message):
     def __init__(self, value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class ContentBlock(_message.Message):
-    __slots__ = ("text", "tool_use", "tool_result", "image", "audio", "resource", "resource_link", "json", "document")
+    __slots__ = ("text", "tool_use", "tool_result", "image", "audio", "resource", "resource_link", "json", "document", "reasoning")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOOL_USE_FIELD_NUMBER: _ClassVar[int]
     TOOL_RESULT_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +153,7 @@ class ContentBlock(_message.Message):
     RESOURCE_LINK_FIELD_NUMBER: _ClassVar[int]
     JSON_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    REASONING_FIELD_NUMBER: _ClassVar[int]
     text: TextBlock
     tool_use: ToolUseBlock
     tool_result: ToolResultBlock
@@ -127,7 +163,8 @@ class ContentBlock(_message.Message):
     resource_link: ResourceLinkBlock
     json: JsonBlock
     document: DocumentBlock
-    def __init__(self, text: _Optional[_Union[TextBlock, _Mapping]] = ..., tool_use: _Optional[_Union[ToolUseBlock, _Mapping]] = ..., tool_result: _Optional[_Union[ToolResultBlock, _Mapping]] = ..., image: _Optional[_Union[ImageBlock, _Mapping]] = ..., audio: _Optional[_Union[AudioBlock, _Mapping]] = ..., resource: _Optional[_Union[ResourceBlock, _Mapping]] = ..., resource_link: _Optional[_Union[ResourceLinkBlock, _Mapping]] = ..., json: _Optional[_Union[JsonBlock, _Mapping]] = ..., document: _Optional[_Union[DocumentBlock, _Mapping]] = ...) -> None: ...
+    reasoning: ReasoningBlock
+    def __init__(self, text: _Optional[_Union[TextBlock, _Mapping]] = ..., tool_use: _Optional[_Union[ToolUseBlock, _Mapping]] = ..., tool_result: _Optional[_Union[ToolResultBlock, _Mapping]] = ..., image: _Optional[_Union[ImageBlock, _Mapping]] = ..., audio: _Optional[_Union[AudioBlock, _Mapping]] = ..., resource: _Optional[_Union[ResourceBlock, _Mapping]] = ..., resource_link: _Optional[_Union[ResourceLinkBlock, _Mapping]] = ..., json: _Optional[_Union[JsonBlock, _Mapping]] = ..., document: _Optional[_Union[DocumentBlock, _Mapping]] = ..., reasoning: _Optional[_Union[ReasoningBlock, _Mapping]] = ...) -> None: ...
 
 class Message(_message.Message):
     __slots__ = ("sequence_no", "role", "content_blocks", "run_id", "created_at")

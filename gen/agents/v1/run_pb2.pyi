@@ -40,14 +40,26 @@ class Usage(_message.Message):
     def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ...) -> None: ...
 
 class PendingToolCall(_message.Message):
-    __slots__ = ("tool_use_id", "name", "arguments")
+    __slots__ = ("tool_use_id", "name", "arguments", "kind", "server_alias")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[PendingToolCall.Kind]
+        KIND_CALLER: _ClassVar[PendingToolCall.Kind]
+        KIND_APPROVAL: _ClassVar[PendingToolCall.Kind]
+    KIND_UNSPECIFIED: PendingToolCall.Kind
+    KIND_CALLER: PendingToolCall.Kind
+    KIND_APPROVAL: PendingToolCall.Kind
     TOOL_USE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SERVER_ALIAS_FIELD_NUMBER: _ClassVar[int]
     tool_use_id: str
     name: str
     arguments: _struct_pb2.Struct
-    def __init__(self, tool_use_id: _Optional[str] = ..., name: _Optional[str] = ..., arguments: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    kind: PendingToolCall.Kind
+    server_alias: str
+    def __init__(self, tool_use_id: _Optional[str] = ..., name: _Optional[str] = ..., arguments: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., kind: _Optional[_Union[PendingToolCall.Kind, str]] = ..., server_alias: _Optional[str] = ...) -> None: ...
 
 class RunError(_message.Message):
     __slots__ = ("type", "message", "title", "docs_url")
@@ -62,14 +74,16 @@ class RunError(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., title: _Optional[str] = ..., docs_url: _Optional[str] = ...) -> None: ...
 
 class LiveTurn(_message.Message):
-    __slots__ = ("turn_index", "role", "content_blocks")
+    __slots__ = ("turn_index", "role", "content_blocks", "partial")
     TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
     turn_index: int
     role: _message_pb2.Role
     content_blocks: _containers.RepeatedCompositeFieldContainer[_message_pb2.ContentBlock]
-    def __init__(self, turn_index: _Optional[int] = ..., role: _Optional[_Union[_message_pb2.Role, str]] = ..., content_blocks: _Optional[_Iterable[_Union[_message_pb2.ContentBlock, _Mapping]]] = ...) -> None: ...
+    partial: bool
+    def __init__(self, turn_index: _Optional[int] = ..., role: _Optional[_Union[_message_pb2.Role, str]] = ..., content_blocks: _Optional[_Iterable[_Union[_message_pb2.ContentBlock, _Mapping]]] = ..., partial: _Optional[bool] = ...) -> None: ...
 
 class Live(_message.Message):
     __slots__ = ("current_name", "messages")
@@ -129,6 +143,22 @@ class ToolOutput(_message.Message):
     is_error: bool
     def __init__(self, tool_use_id: _Optional[str] = ..., content: _Optional[str] = ..., is_error: _Optional[bool] = ...) -> None: ...
 
+class ToolApproval(_message.Message):
+    __slots__ = ("tool_use_id", "decision", "reason")
+    TOOL_USE_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    tool_use_id: str
+    decision: _message_pb2.ApprovalDecision
+    reason: str
+    def __init__(self, tool_use_id: _Optional[str] = ..., decision: _Optional[_Union[_message_pb2.ApprovalDecision, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ContentBlockList(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedCompositeFieldContainer[_message_pb2.ContentBlock]
+    def __init__(self, values: _Optional[_Iterable[_Union[_message_pb2.ContentBlock, _Mapping]]] = ...) -> None: ...
+
 class RunPayload(_message.Message):
     __slots__ = ("user_message", "tool_outputs")
     class UserMessage(_message.Message):
@@ -139,10 +169,12 @@ class RunPayload(_message.Message):
         content: _containers.RepeatedCompositeFieldContainer[_message_pb2.ContentBlock]
         def __init__(self, text: _Optional[str] = ..., content: _Optional[_Iterable[_Union[_message_pb2.ContentBlock, _Mapping]]] = ...) -> None: ...
     class ToolOutputs(_message.Message):
-        __slots__ = ("outputs",)
+        __slots__ = ("outputs", "approvals")
         OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+        APPROVALS_FIELD_NUMBER: _ClassVar[int]
         outputs: _containers.RepeatedCompositeFieldContainer[ToolOutput]
-        def __init__(self, outputs: _Optional[_Iterable[_Union[ToolOutput, _Mapping]]] = ...) -> None: ...
+        approvals: _containers.RepeatedCompositeFieldContainer[ToolApproval]
+        def __init__(self, outputs: _Optional[_Iterable[_Union[ToolOutput, _Mapping]]] = ..., approvals: _Optional[_Iterable[_Union[ToolApproval, _Mapping]]] = ...) -> None: ...
     USER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TOOL_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     user_message: RunPayload.UserMessage
@@ -150,7 +182,15 @@ class RunPayload(_message.Message):
     def __init__(self, user_message: _Optional[_Union[RunPayload.UserMessage, _Mapping]] = ..., tool_outputs: _Optional[_Union[RunPayload.ToolOutputs, _Mapping]] = ...) -> None: ...
 
 class RunEvent(_message.Message):
-    __slots__ = ("seq", "type", "created_at", "status", "turn", "usage", "run")
+    __slots__ = ("seq", "type", "created_at", "status", "turn", "usage", "run", "turn_index", "block_index", "text", "attempt", "tool_use_id", "name", "kind", "arguments", "is_error", "content")
+    class ToolKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        TOOL_KIND_UNSPECIFIED: _ClassVar[RunEvent.ToolKind]
+        TOOL_KIND_MCP: _ClassVar[RunEvent.ToolKind]
+        TOOL_KIND_CALLER: _ClassVar[RunEvent.ToolKind]
+    TOOL_KIND_UNSPECIFIED: RunEvent.ToolKind
+    TOOL_KIND_MCP: RunEvent.ToolKind
+    TOOL_KIND_CALLER: RunEvent.ToolKind
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +198,16 @@ class RunEvent(_message.Message):
     TURN_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
+    TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    TOOL_USE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    IS_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
     seq: int
     type: str
     created_at: _timestamp_pb2.Timestamp
@@ -165,4 +215,14 @@ class RunEvent(_message.Message):
     turn: LiveTurn
     usage: Usage
     run: Run
-    def __init__(self, seq: _Optional[int] = ..., type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., turn: _Optional[_Union[LiveTurn, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
+    turn_index: int
+    block_index: int
+    text: str
+    attempt: int
+    tool_use_id: str
+    name: str
+    kind: RunEvent.ToolKind
+    arguments: _struct_pb2.Struct
+    is_error: bool
+    content: ContentBlockList
+    def __init__(self, seq: _Optional[int] = ..., type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., turn: _Optional[_Union[LiveTurn, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., run: _Optional[_Union[Run, _Mapping]] = ..., turn_index: _Optional[int] = ..., block_index: _Optional[int] = ..., text: _Optional[str] = ..., attempt: _Optional[int] = ..., tool_use_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[RunEvent.ToolKind, str]] = ..., arguments: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., is_error: _Optional[bool] = ..., content: _Optional[_Union[ContentBlockList, _Mapping]] = ...) -> None: ...

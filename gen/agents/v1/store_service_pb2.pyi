@@ -25,7 +25,7 @@ class ClaimRunRequest(_message.Message):
     def __init__(self, runner_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., wait_ms: _Optional[int] = ..., clusters: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ClaimRunResponse(_message.Message):
-    __slots__ = ("run", "system_prompt", "history", "input", "resumed_turns", "resumed_usage", "attempt", "cancel_requested", "retry_after_ms")
+    __slots__ = ("run", "system_prompt", "history", "input", "resumed_turns", "resumed_usage", "attempt", "cancel_requested", "retry_after_ms", "approved_calls", "started_tool_use_ids", "partial_turn_lost")
     RUN_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,9 @@ class ClaimRunResponse(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_CALLS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_TOOL_USE_IDS_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_TURN_LOST_FIELD_NUMBER: _ClassVar[int]
     run: _run_pb2.Run
     system_prompt: str
     history: _containers.RepeatedCompositeFieldContainer[_message_pb2.Message]
@@ -44,7 +47,18 @@ class ClaimRunResponse(_message.Message):
     attempt: int
     cancel_requested: bool
     retry_after_ms: int
-    def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., system_prompt: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ..., input: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., resumed_turns: _Optional[_Iterable[_Union[_run_pb2.LiveTurn, _Mapping]]] = ..., resumed_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ..., attempt: _Optional[int] = ..., cancel_requested: _Optional[bool] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
+    approved_calls: _containers.RepeatedCompositeFieldContainer[ApprovedCall]
+    started_tool_use_ids: _containers.RepeatedScalarFieldContainer[str]
+    partial_turn_lost: bool
+    def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., system_prompt: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ..., input: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., resumed_turns: _Optional[_Iterable[_Union[_run_pb2.LiveTurn, _Mapping]]] = ..., resumed_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ..., attempt: _Optional[int] = ..., cancel_requested: _Optional[bool] = ..., retry_after_ms: _Optional[int] = ..., approved_calls: _Optional[_Iterable[_Union[ApprovedCall, _Mapping]]] = ..., started_tool_use_ids: _Optional[_Iterable[str]] = ..., partial_turn_lost: _Optional[bool] = ...) -> None: ...
+
+class ApprovedCall(_message.Message):
+    __slots__ = ("use", "approval")
+    USE_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    use: _message_pb2.ToolUseBlock
+    approval: _message_pb2.ApprovalRecord
+    def __init__(self, use: _Optional[_Union[_message_pb2.ToolUseBlock, _Mapping]] = ..., approval: _Optional[_Union[_message_pb2.ApprovalRecord, _Mapping]] = ...) -> None: ...
 
 class RenewLeasesRequest(_message.Message):
     __slots__ = ("runner_id", "run_ids", "lease_seconds")
@@ -79,20 +93,22 @@ class ReleaseLeasesResponse(_message.Message):
     def __init__(self, run_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CommitRunRequest(_message.Message):
-    __slots__ = ("run_id", "runner_id", "run", "turns", "iteration", "publish")
+    __slots__ = ("run_id", "runner_id", "run", "turns", "iteration", "publish", "events")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
     TURNS_FIELD_NUMBER: _ClassVar[int]
     ITERATION_FIELD_NUMBER: _ClassVar[int]
     PUBLISH_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     runner_id: str
     run: _run_pb2.Run
     turns: _containers.RepeatedCompositeFieldContainer[_message_pb2.Message]
     iteration: Iteration
     publish: _containers.RepeatedCompositeFieldContainer[_run_pb2.LiveTurn]
-    def __init__(self, run_id: _Optional[str] = ..., runner_id: _Optional[str] = ..., run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., turns: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ..., iteration: _Optional[_Union[Iteration, _Mapping]] = ..., publish: _Optional[_Iterable[_Union[_run_pb2.LiveTurn, _Mapping]]] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[_run_pb2.RunEvent]
+    def __init__(self, run_id: _Optional[str] = ..., runner_id: _Optional[str] = ..., run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., turns: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ..., iteration: _Optional[_Union[Iteration, _Mapping]] = ..., publish: _Optional[_Iterable[_Union[_run_pb2.LiveTurn, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[_run_pb2.RunEvent, _Mapping]]] = ...) -> None: ...
 
 class CommitRunResponse(_message.Message):
     __slots__ = ("version",)
@@ -137,6 +153,24 @@ class AppendLiveTurnResponse(_message.Message):
     SEQ_FIELD_NUMBER: _ClassVar[int]
     seq: int
     def __init__(self, seq: _Optional[int] = ...) -> None: ...
+
+class AppendRunEventsRequest(_message.Message):
+    __slots__ = ("run_id", "runner_id", "events", "iteration")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    runner_id: str
+    events: _containers.RepeatedCompositeFieldContainer[_run_pb2.RunEvent]
+    iteration: Iteration
+    def __init__(self, run_id: _Optional[str] = ..., runner_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[_run_pb2.RunEvent, _Mapping]]] = ..., iteration: _Optional[_Union[Iteration, _Mapping]] = ...) -> None: ...
+
+class AppendRunEventsResponse(_message.Message):
+    __slots__ = ("last_seq",)
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    last_seq: int
+    def __init__(self, last_seq: _Optional[int] = ...) -> None: ...
 
 class InferenceJob(_message.Message):
     __slots__ = ("id", "run_id", "iteration", "provider", "provider_model_id", "request_json", "response_json", "error_type", "error_message", "usage", "started_at", "completed_at")

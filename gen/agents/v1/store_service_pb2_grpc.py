@@ -66,6 +66,11 @@ class StoreServiceStub:
                 request_serializer=agents_dot_v1_dot_store__service__pb2.AppendLiveTurnRequest.SerializeToString,
                 response_deserializer=agents_dot_v1_dot_store__service__pb2.AppendLiveTurnResponse.FromString,
                 _registered_method=True)
+        self.AppendRunEvents = channel.unary_unary(
+                '/agents.v1.StoreService/AppendRunEvents',
+                request_serializer=agents_dot_v1_dot_store__service__pb2.AppendRunEventsRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_store__service__pb2.AppendRunEventsResponse.FromString,
+                _registered_method=True)
         self.GetInferenceJob = channel.unary_unary(
                 '/agents.v1.StoreService/GetInferenceJob',
                 request_serializer=agents_dot_v1_dot_store__service__pb2.GetInferenceJobRequest.SerializeToString,
@@ -134,6 +139,15 @@ class StoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AppendRunEvents(self, request, context):
+        """Append a batch of a running run's events in one transaction: coalesced text and reasoning
+        deltas, live turns, tool calls and results, turn restarts, with the inference job whose
+        reply a turn is (a runner makes one call per batch, not one per event).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetInferenceJob(self, request, context):
         """Read a recorded inference job (operators: `parley job <id>`).
         """
@@ -180,6 +194,11 @@ def add_StoreServiceServicer_to_server(servicer, server):
                     servicer.AppendLiveTurn,
                     request_deserializer=agents_dot_v1_dot_store__service__pb2.AppendLiveTurnRequest.FromString,
                     response_serializer=agents_dot_v1_dot_store__service__pb2.AppendLiveTurnResponse.SerializeToString,
+            ),
+            'AppendRunEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppendRunEvents,
+                    request_deserializer=agents_dot_v1_dot_store__service__pb2.AppendRunEventsRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_store__service__pb2.AppendRunEventsResponse.SerializeToString,
             ),
             'GetInferenceJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInferenceJob,
@@ -356,6 +375,33 @@ class StoreService:
             '/agents.v1.StoreService/AppendLiveTurn',
             agents_dot_v1_dot_store__service__pb2.AppendLiveTurnRequest.SerializeToString,
             agents_dot_v1_dot_store__service__pb2.AppendLiveTurnResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendRunEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agents.v1.StoreService/AppendRunEvents',
+            agents_dot_v1_dot_store__service__pb2.AppendRunEventsRequest.SerializeToString,
+            agents_dot_v1_dot_store__service__pb2.AppendRunEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,12 +1,22 @@
 """The provider protocol and provider-neutral types. Turns are the contract's own protos
 (`agents.v1.Message` / `ContentBlock`), so a transcript one provider started continues on
-another; each provider converts them to its wire format and its answers back."""
+another; each provider converts them to its wire format and its answers back.
+
+Streaming: `converse(call, deltas)` with `call.stream` set (from `ModelRequest.stream`) calls the
+provider's streaming API (Bedrock ConverseStream, `stream: true` on chat completions) and hands
+each piece of text or reasoning to `deltas` as it arrives; it returns the same `ModelReply` the
+unstreamed call would have, assembled from the stream (tool inputs from their fragments, usage
+and stop reason from the stream's end). Each delta names the index of the content block it
+extends in that reply, so a block's deltas concatenate to its text exactly. The sink is
+synchronous and must not block (the runner only buffers); cancelling the awaiting task closes
+the stream at once. A provider without a streaming API ignores `deltas`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from agents.v1 import message_pb2
 
@@ -64,6 +74,7 @@ class ModelRequest:
     temperature: float
     output_schema: dict[str, Any] | None
     stream: bool = False  # the provider's streaming API, where it has one: deltas as they come
+    thinking_budget: int | None = None  # extended reasoning with this many tokens; None: off
 
 
 @dataclass(frozen=True)
@@ -80,7 +91,7 @@ class ReplyDelta:
 
     block_index: int
     text: str
-    kind: str = "text"  # text | reasoning
+    kind: Literal["text", "reasoning"] = "text"
 
 
 DeltaSink = Callable[[ReplyDelta], None]

@@ -1,4 +1,5 @@
-"""Bedrock Converse: botocore builds, signs and parses each call; aiohttp sends it.
+"""Bedrock Converse and ConverseStream: botocore builds, signs and parses each call; aiohttp sends
+it, and a streamed answer is read as it arrives (botocore's event-stream framing and parser).
 
 - botocore keeps what it owns: credentials, endpoint resolution (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME`
   included), the `bedrock-runtime` service model (request and response shapes, error codes),
@@ -9,7 +10,9 @@
 - One endpoint per data plane, resolved once off the event loop (loading the service model reads
   files); all data planes share one AWS account today, the key lets one get its own endpoint.
 - Exactly one retry layer: botocore's standard rules (`max_attempts` in all), waited out with
-  `asyncio.sleep`, nothing else in our code. A cancelled run stops its call at once.
+  `asyncio.sleep`, nothing else in our code; a stream is not retried once it has started (as
+  botocore: an exception inside the stream ends the call). A cancelled run stops its call at
+  once, closing a stream's connection.
 - The region is `AWS_REGION`, then `AWS_DEFAULT_REGION`, then us-east-1 (botocore ignores
   AWS_REGION).
 """
@@ -34,6 +37,7 @@ import orjson
 import yarl
 from agents.v1 import message_pb2
 from botocore import parsers, serialize
+from botocore.eventstream import EventStreamBuffer, ParserError
 from botocore.auth import BearerAuth, SigV4Auth
 from botocore.awsrequest import (
     AWSRequest,
@@ -59,6 +63,7 @@ from services.runner.providers.base import (
     ModelRequest,
     PreparedCall,
     ProviderError,
+    ReplyDelta,
     TokenUsage,
 )
 
@@ -68,6 +73,7 @@ _THROTTLED = frozenset(
 _TIMEOUT = frozenset({"ModelTimeoutException", "RequestTimeout", "RequestTimeoutException"})
 _SERIALIZER = serialize.create_serializer("rest-json", include_validation=False)
 _PARSER = parsers.create_parser("rest-json")
+_EVENT_PARSER = parsers.EventStreamJSONParser()
 MESSAGE_CHARS = 500  # of an error answer's message kept on the run (a proxy's page can be big)
 USER_AGENT = f"parley Botocore/{botocore.__version__}"  # not signed, as botocore does
 
@@ -92,6 +98,7 @@ class Endpoint:
     region: str
     signing_name: str
     converse: OperationModel
+    converse_stream: OperationModel
     credentials: Credentials | None
     bearer_token: str | None
 
@@ -119,6 +126,7 @@ class BedrockProvider:
             client.meta.region_name,
             service.signing_name,
             service.operation_model("Converse"),
+            service.operation_model("ConverseStream"),
             session.get_credentials(),
             get_token_from_environment(service.signing_name),
         )
@@ -152,37 +160,51 @@ class BedrockProvider:
             orjson.dumps(
                 {"modelId": request.provider_model_id, **body}, default=_wire_json
             ).decode(),
+            stream=request.stream,
         )
 
     async def converse(self, call: PreparedCall, deltas: DeltaSink | None = None) -> ModelReply:
-        """Converse (ConverseStream is not called yet: a streamed call answers whole)."""
+        """Converse, or ConverseStream when `call.stream` (each text and reasoning piece to
+        `deltas` as it arrives); botocore's rules retry what fails before an answer starts."""
         endpoint = await self.endpoint(call.data_plane_id)
+        operation = endpoint.converse_stream if call.stream else endpoint.converse
         params = {"modelId": call.provider_model_id, **call.body}
         for attempt in itertools.count(1):
             parsed: dict[str, Any] | None = None
             response: AWSResponse | None = None
             failure: bce.BotoCoreError | None = None
             try:
-                request = await signed_request(endpoint, params)
-                response, parsed = await self._send(endpoint, request)
+                request = await signed_request(endpoint, params, operation)
+                answer = await self._send(endpoint, operation, request, deltas)
+                if isinstance(answer, ModelReply):
+                    return answer
+                response, parsed = answer
                 if response.status_code < 300:
                     return parse_reply(parsed)
             except bce.BotoCoreError as exc:
                 failure = exc
-            context = standard.RetryContext(attempt, endpoint.converse, parsed, response, failure)
+            context = standard.RetryContext(attempt, operation, parsed, response, failure)
             if not self._retry.should_retry(context):
                 raise _classify(parsed, failure)
             await asyncio.sleep(self._retry.compute_retry_delay(context))
         raise AssertionError("unreachable")
 
     async def _send(
-        self, endpoint: Endpoint, request: AWSRequest
-    ) -> tuple[AWSResponse, dict[str, Any]]:
+        self,
+        endpoint: Endpoint,
+        operation: OperationModel,
+        request: AWSRequest,
+        deltas: DeltaSink | None,
+    ) -> tuple[AWSResponse, dict[str, Any]] | ModelReply:
+        """One HTTP exchange: the parsed answer (or error) for the retry rules to judge, or a
+        streamed reply read to its end (which is never retried)."""
         url = yarl.URL(request.url, encoded=True)  # the path exactly as signed (%3A stays)
         try:
             async with self._session().post(
                 url, data=request.body, headers=dict(request.headers.items())
             ) as http_response:
+                if operation.has_event_stream_output and http_response.status < 300:
+                    return await read_stream(http_response, endpoint, deltas)
                 body = await http_response.read()
         except aiohttp.ConnectionTimeoutError as exc:
             raise bce.ConnectTimeoutError(endpoint_url=endpoint.url, error=exc) from exc
@@ -194,15 +216,17 @@ class BedrockProvider:
             raise bce.ConnectionClosedError(endpoint_url=endpoint.url) from exc
         headers = HeadersDict(http_response.headers.items())
         response = AWSResponse(request.url, http_response.status, headers, None)
-        return response, _parse(endpoint.converse, http_response.status, headers, body)
+        return response, _parse(operation, http_response.status, headers, body)
 
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
 
 
-async def signed_request(endpoint: Endpoint, params: dict[str, Any]) -> AWSRequest:
-    request_dict = _SERIALIZER.serialize_to_request(params, endpoint.converse)
+async def signed_request(
+    endpoint: Endpoint, params: dict[str, Any], operation: OperationModel | None = None
+) -> AWSRequest:
+    request_dict = _SERIALIZER.serialize_to_request(params, operation or endpoint.converse)
     prepare_request_dict(request_dict, endpoint_url=endpoint.url, user_agent=USER_AGENT)
     request = create_request_object(request_dict)
     if endpoint.bearer_token is not None:
@@ -217,6 +241,166 @@ async def signed_request(endpoint: Endpoint, params: dict[str, Any]) -> AWSReque
         frozen = credentials.get_frozen_credentials()
     SigV4Auth(frozen, endpoint.signing_name, endpoint.region).add_auth(request)
     return request
+
+
+# --- ConverseStream ------------------------------------------------------------------------------
+
+
+async def read_stream(
+    http_response: aiohttp.ClientResponse, endpoint: Endpoint, deltas: DeltaSink | None
+) -> ModelReply:
+    """A ConverseStream answer read as it arrives: every event framed and parsed by botocore,
+    handed to a StreamAssembler; its deltas go to `deltas`. Any way out but the stream's end
+    (a cancelled run, a failure) closes the connection at once."""
+    buffer = EventStreamBuffer()
+    assembler = StreamAssembler()
+    shape = endpoint.converse_stream.output_shape.members["stream"]
+    try:
+        async for chunk in http_response.content.iter_any():
+            buffer.add_data(chunk)
+            for message in buffer:
+                parsed = _EVENT_PARSER.parse(message.to_response_dict(), shape)
+                if "Error" in parsed:
+                    raise _classify_stream_error(parsed["Error"])
+                delta = assembler.feed(parsed)
+                if delta is not None and deltas is not None:
+                    deltas(delta)
+    except ParserError as exc:
+        http_response.close()
+        raise ProviderError(
+            MODEL_INVOCATION_FAILED, f"unreadable Bedrock stream: {type(exc).__name__}: {exc}"
+        ) from None
+    except aiohttp.ServerTimeoutError:
+        http_response.close()
+        raise ProviderError(
+            MODEL_TIMEOUT, f"Bedrock's stream went quiet ({endpoint.url}): read timeout"
+        ) from None
+    except aiohttp.ClientError as exc:
+        http_response.close()
+        raise ProviderError(
+            MODEL_INVOCATION_FAILED, f"Bedrock's stream broke off: {type(exc).__name__}: {exc}"
+        ) from None
+    except BaseException:
+        http_response.close()
+        raise
+    return parse_reply(assembler.response())
+
+
+def _classify_stream_error(error: dict[str, Any]) -> ProviderError:
+    """An exception event inside the stream (botocore names it by member: throttlingException)."""
+    member = str(error.get("Code", ""))
+    code = member[:1].upper() + member[1:]
+    return _classify({"Error": {"Code": code, "Message": error.get("Message", "")}}, None)
+
+
+@dataclass
+class _StreamedBlock:
+    kind: str  # text | reasoning | toolUse
+    parts: list[str]
+    signature: str = ""
+    redacted: bytes | None = None
+    tool_use_id: str = ""
+    name: str = ""
+
+
+class StreamAssembler:
+    """A ConverseStream's events gathered into the Converse answer they stand for, so that a
+    streamed reply is exactly the unstreamed one: text and reasoning from their deltas, a tool
+    call's input from its JSON fragments, the stop reason and usage from the stream's end.
+    Blocks the reply does not keep (citations, images, unknown members) are skipped; a delta's
+    block_index is its block's place among the kept ones."""
+
+    def __init__(self) -> None:
+        self._blocks: dict[int, _StreamedBlock] = {}
+        self._order: list[int] = []  # Bedrock content block indexes, in order of appearance
+        self._stop: dict[str, Any] | None = None
+        self._metadata: dict[str, Any] = {}
+
+    def _block(self, index: int, kind: str) -> tuple[int, _StreamedBlock]:
+        block = self._blocks.get(index)
+        if block is None:
+            block = self._blocks[index] = _StreamedBlock(kind, [])
+            self._order.append(index)
+        return self._order.index(index), block
+
+    def feed(self, event: dict[str, Any]) -> ReplyDelta | None:
+        """One parsed event ({member: payload}); the text or reasoning delta it carries."""
+        if "contentBlockStart" in event:
+            start = event["contentBlockStart"]
+            use = (start.get("start") or {}).get("toolUse")
+            if use is not None:
+                _, block = self._block(int(start.get("contentBlockIndex", 0)), "toolUse")
+                block.tool_use_id, block.name = use.get("toolUseId", ""), use.get("name", "")
+            return None
+        if "contentBlockDelta" in event:
+            payload = event["contentBlockDelta"]
+            index, delta = int(payload.get("contentBlockIndex", 0)), payload.get("delta") or {}
+            if "text" in delta:
+                position, block = self._block(index, "text")
+                block.parts.append(delta["text"])
+                return ReplyDelta(position, delta["text"]) if delta["text"] else None
+            if "reasoningContent" in delta:
+                reasoning = delta["reasoningContent"]
+                position, block = self._block(index, "reasoning")
+                if "text" in reasoning:
+                    block.parts.append(reasoning["text"])
+                    if reasoning["text"]:
+                        return ReplyDelta(position, reasoning["text"], "reasoning")
+                if "signature" in reasoning:
+                    block.signature += reasoning["signature"]
+                if "redactedContent" in reasoning:
+                    block.redacted = (block.redacted or b"") + reasoning["redactedContent"]
+                return None
+            if "toolUse" in delta:
+                _, block = self._block(index, "toolUse")
+                block.parts.append((delta["toolUse"] or {}).get("input", ""))
+            return None
+        if "messageStop" in event:
+            self._stop = event["messageStop"]
+        elif "metadata" in event:
+            self._metadata = event["metadata"]
+        return None
+
+    def response(self) -> dict[str, Any]:
+        """The Converse answer, once the stream has ended; ModelInvocationFailed when it ended
+        before `messageStop` or a tool call's input is not JSON."""
+        if self._stop is None:
+            raise ProviderError(
+                MODEL_INVOCATION_FAILED,
+                "unreadable Bedrock stream: it ended before its messageStop event",
+            )
+        content = [self._converse_block(self._blocks[i]) for i in self._order]
+        response: dict[str, Any] = {
+            "output": {"message": {"role": "assistant", "content": content}},
+            "stopReason": self._stop.get("stopReason", ""),
+            "usage": self._metadata.get("usage") or {},
+            "metrics": self._metadata.get("metrics") or {},
+        }
+        if "additionalModelResponseFields" in self._stop:
+            response["additionalModelResponseFields"] = self._stop["additionalModelResponseFields"]
+        return response
+
+    @staticmethod
+    def _converse_block(block: _StreamedBlock) -> dict[str, Any]:
+        if block.kind == "text":
+            return {"text": "".join(block.parts)}
+        if block.kind == "reasoning":
+            if block.redacted is not None:
+                return {"reasoningContent": {"redactedContent": block.redacted}}
+            text = "".join(block.parts)
+            return {
+                "reasoningContent": {"reasoningText": {"text": text, "signature": block.signature}}
+            }
+        raw = "".join(block.parts)
+        try:
+            arguments = orjson.loads(raw) if raw.strip() else {}
+        except orjson.JSONDecodeError:
+            raise ProviderError(
+                MODEL_INVOCATION_FAILED,
+                f"unreadable Bedrock stream: the input of tool call {block.tool_use_id} is not "
+                f"JSON ({len(raw)} characters)",
+            ) from None
+        return {"toolUse": {"toolUseId": block.tool_use_id, "name": block.name, "input": arguments}}
 
 
 def _wire_json(value: Any) -> Any:
@@ -306,9 +490,12 @@ def document_name(name: str) -> str:
     return cleaned[:200] or "document"
 
 
-def _block(block: message_pb2.ContentBlock) -> dict[str, Any] | None:
-    """A Converse content block; kinds Converse cannot carry become a short text note."""
+def _block(block: message_pb2.ContentBlock, reasoning: bool) -> dict[str, Any] | None:
+    """A Converse content block; kinds Converse cannot carry become a short text note. Reasoning
+    goes back as it came (signature and all) when `reasoning` (thinking is on), else not at all."""
     kind = block.WhichOneof("block")
+    if kind == "reasoning":
+        return _reasoning_block(block.reasoning) if reasoning else None
     if kind == "text":
         return {"text": block.text.text} if block.text.text else None
     if kind == "tool_use":
@@ -331,6 +518,14 @@ def _block(block: message_pb2.ContentBlock) -> dict[str, Any] | None:
             }
         }
     return _result_part(block)
+
+
+def _reasoning_block(block: message_pb2.ReasoningBlock) -> dict[str, Any]:
+    if block.HasField("redacted_content"):
+        return {"reasoningContent": {"redactedContent": base64.b64decode(block.redacted_content)}}
+    return {
+        "reasoningContent": {"reasoningText": {"text": block.text, "signature": block.signature}}
+    }
 
 
 def _result_part(block: message_pb2.ContentBlock) -> dict[str, Any] | None:
@@ -373,15 +568,19 @@ def _result_part(block: message_pb2.ContentBlock) -> dict[str, Any] | None:
     return None
 
 
-def converse_messages(turns: tuple[message_pb2.Message, ...]) -> list[dict[str, Any]]:
+def converse_messages(
+    turns: tuple[message_pb2.Message, ...], reasoning: bool = False
+) -> list[dict[str, Any]]:
     """Converse wants alternating user/assistant messages with all tool results for an assistant
     turn in the one user message after it. The committed stream may hold several user-side
     messages in a row (the MCP results a pausing run committed, then the caller's tool outputs
-    that resumed it; or a cancelled run's user message before the next one): they are merged."""
+    that resumed it; or a cancelled run's user message before the next one): they are merged.
+    With `reasoning` (thinking on), assistant turns keep their reasoning blocks, in place: a
+    tool loop with thinking on fails on Bedrock without them."""
     out: list[dict[str, Any]] = []
     for turn in turns:
         role = "assistant" if turn.role == message_pb2.ROLE_ASSISTANT else "user"
-        content = [b for b in (_block(x) for x in turn.content_blocks) if b is not None]
+        content = [b for b in (_block(x, reasoning) for x in turn.content_blocks) if b is not None]
         if not content:
             continue
         if out and out[-1]["role"] == role:
@@ -395,10 +594,15 @@ def converse_messages(turns: tuple[message_pb2.Message, ...]) -> list[dict[str, 
 
 
 def converse_body(request: ModelRequest) -> dict[str, Any]:
+    thinking = request.thinking_budget is not None
     body: dict[str, Any] = {
-        "messages": converse_messages(request.messages),
+        "messages": converse_messages(request.messages, reasoning=thinking),
         "inferenceConfig": {"maxTokens": request.max_tokens, "temperature": request.temperature},
     }
+    if thinking:
+        body["additionalModelRequestFields"] = {
+            "thinking": {"type": "enabled", "budget_tokens": request.thinking_budget}
+        }
     if request.system_prompt:
         body["system"] = [{"text": request.system_prompt}]
     if request.tools:
@@ -459,7 +663,9 @@ def parse_reply(response: dict[str, Any]) -> ModelReply:
                     )
                 )
             )
-        # reasoning, citations and unknown members (SDK_UNKNOWN_MEMBER) are not kept
+        elif "reasoningContent" in block:
+            content.append(message_pb2.ContentBlock(reasoning=_reasoning(block)))
+        # citations and unknown members (SDK_UNKNOWN_MEMBER) are not kept
     usage = response.get("usage") or {}
     raw = {k: v for k, v in response.items() if k != "ResponseMetadata"}
     return ModelReply(
@@ -471,5 +677,18 @@ def parse_reply(response: dict[str, Any]) -> ModelReply:
             int(usage.get("cacheReadInputTokens", 0)),
             int(usage.get("cacheWriteInputTokens", 0)),
         ),
-        orjson.dumps(raw, default=str).decode(),
+        orjson.dumps(raw, default=_wire_json).decode(),
+    )
+
+
+def _reasoning(block: dict[str, Any]) -> message_pb2.ReasoningBlock:
+    reasoning = block["reasoningContent"] or {}
+    if "redactedContent" in reasoning:
+        redacted = reasoning["redactedContent"]
+        if isinstance(redacted, str):  # a body not parsed by botocore keeps it base64
+            redacted = base64.b64decode(redacted)
+        return message_pb2.ReasoningBlock(redacted_content=base64.b64encode(redacted).decode())
+    text = reasoning.get("reasoningText") or {}
+    return message_pb2.ReasoningBlock(
+        text=text.get("text", ""), signature=text.get("signature", "")
     )

@@ -5,6 +5,8 @@ Converse-shaped answer. The answer is a pure function of the request: the tool t
 iteration forces (arguments built from its input schema), else a summary of the tool results just
 returned, else "You said: <the last user message>"; in structured mode, the smallest object the
 output schema accepts; a title request (titling.TITLE_PROMPT) gets the message's first words.
+With thinking on, a short reasoning block (signed) comes first. A streamed call hands the reply's
+text and reasoning over in a few pieces, as a model would.
 Usage is counted from text length (about four characters a token).
 """
 
@@ -17,11 +19,18 @@ from typing import Any
 
 import orjson
 
-from services.runner.providers.base import DeltaSink, ModelReply, ModelRequest, PreparedCall
+from services.runner.providers.base import (
+    DeltaSink,
+    ModelReply,
+    ModelRequest,
+    PreparedCall,
+    ReplyDelta,
+)
 from services.runner.providers.bedrock import converse_body, parse_reply
 from services.runner.titling import TITLE_PROMPT, title_from
 
 CHARS_PER_TOKEN = 4
+STREAM_PIECES = 4  # a streamed block comes in up to this many pieces
 
 
 class EchoProvider:
@@ -30,13 +39,44 @@ class EchoProvider:
     def prepare(self, data_plane_id: str, request: ModelRequest) -> PreparedCall:
         body = converse_body(request)
         request_json = orjson.dumps({"modelId": request.provider_model_id, **body}, default=_wire)
-        return PreparedCall(data_plane_id, request.provider_model_id, body, request_json.decode())
+        return PreparedCall(
+            data_plane_id,
+            request.provider_model_id,
+            body,
+            request_json.decode(),
+            stream=request.stream,
+        )
 
     async def converse(self, call: PreparedCall, deltas: DeltaSink | None = None) -> ModelReply:
-        return parse_reply(answer(call.body))
+        reply = parse_reply(answer(call.body))
+        if call.stream and deltas is not None:
+            for delta in stream_of(reply):
+                deltas(delta)
+        return reply
 
     async def close(self) -> None:
         return None
+
+
+def stream_of(reply: ModelReply) -> list[ReplyDelta]:
+    """The deltas a streaming model would send for `reply`: each text and reasoning block in up
+    to STREAM_PIECES pieces cut at spaces, concatenating to the block's text."""
+    deltas: list[ReplyDelta] = []
+    for index, block in enumerate(reply.content):
+        kind = block.WhichOneof("block")
+        if kind == "text":
+            deltas += [ReplyDelta(index, piece) for piece in _pieces(block.text.text)]
+        elif kind == "reasoning":
+            deltas += [ReplyDelta(index, p, "reasoning") for p in _pieces(block.reasoning.text)]
+    return deltas
+
+
+def _pieces(text: str) -> list[str]:
+    words = text.split(" ")
+    size = max(1, math.ceil(len(words) / STREAM_PIECES))
+    groups = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
+    pieces = [g + " " for g in groups[:-1]] + groups[-1:]
+    return [p for p in pieces if p]
 
 
 def _wire(value: Any) -> Any:
@@ -77,6 +117,9 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
         if limit and _tokens(text) > limit:  # as a real model would: cut off at max_tokens
             text, stop = text[: limit * CHARS_PER_TOKEN], "max_tokens"
         content = [{"text": text}]
+    thinking = ((body.get("additionalModelRequestFields") or {}).get("thinking") or {}).get("type")
+    if thinking == "enabled":
+        content.insert(0, _reasoning(said or reply))
     prompt = _tokens(
         orjson.dumps([body.get("system"), messages, body.get("toolConfig")], default=_wire)
     )
@@ -91,6 +134,13 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
         },
         "metrics": {"latencyMs": 0},
     }
+
+
+def _reasoning(about: str) -> dict[str, Any]:
+    """A reasoning block as Converse returns one, signed (the signature is its text's digest)."""
+    text = f"The message is {about!r}; an echo answers it."
+    signature = hashlib.sha256(text.encode()).hexdigest()
+    return {"reasoningContent": {"reasoningText": {"text": text, "signature": signature}}}
 
 
 def summary(results: list[dict[str, Any]], messages: list[dict[str, Any]]) -> str:

@@ -102,7 +102,10 @@ async def test_pause_and_resume(api: Api) -> None:
     assert polled.status == run_pb2.RUN_STATUS_REQUIRES_ACTION
     assert (polled.iterations_used, polled.usage.total_tokens) == (2, 15)
     assert list(polled.submitted_inference_job_ids) == ["j1", "j2"]
-    assert list(polled.pending_tool_calls) == list(paused.pending_tool_calls)
+    # A call committed without a kind (as runners did before approvals) reads as a caller call.
+    assert [(c.tool_use_id, c.kind) for c in polled.pending_tool_calls] == [
+        (c.tool_use_id, run_pb2.PendingToolCall.KIND_CALLER) for c in paused.pending_tool_calls
+    ]
     assert polled.HasField("completed_at")
     for field in ("final_text", "final_structured_output", "error"):
         assert not polled.HasField(field), field

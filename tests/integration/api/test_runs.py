@@ -57,6 +57,7 @@ async def test_new_run_is_pending_with_effective_config(api: Api) -> None:
         "max_tokens": 1024,
         "temperature": 0.0,
         "output_format_schema": TEXT_SCHEMA,
+        "stream": True,
     }
     for field in (
         "tool_choice",

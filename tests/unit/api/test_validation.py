@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
-from agents.v1 import config_pb2, conversation_service_pb2, run_pb2
+from agents.v1 import config_pb2, conversation_service_pb2, message_pb2, run_pb2
 from google.protobuf import json_format
 
 from services.api import effective_config, validation
@@ -445,7 +445,30 @@ def outputs(*ids: str) -> list[run_pb2.ToolOutput]:
     return [run_pb2.ToolOutput(tool_use_id=i, content="ok") for i in ids]
 
 
-PRODUCED = {"c1": "ask_user", "c2": "confirm", "m2": "docs-search"}
+def answers(
+    out: tuple[str, ...] = (), approve: tuple[str, ...] = (), deny: tuple[str, ...] = ()
+) -> run_pb2.RunPayload.ToolOutputs:
+    decided = [
+        run_pb2.ToolApproval(tool_use_id=i, decision=message_pb2.APPROVAL_DECISION_APPROVE)
+        for i in approve
+    ]
+    decided += [
+        run_pb2.ToolApproval(
+            tool_use_id=i, decision=message_pb2.APPROVAL_DECISION_DENY, reason="no"
+        )
+        for i in deny
+    ]
+    return run_pb2.RunPayload.ToolOutputs(outputs=outputs(*out), approvals=decided)
+
+
+def pending(*calls: tuple[str, str]) -> list[run_pb2.PendingToolCall]:
+    kinds = {"caller": run_pb2.PendingToolCall.KIND_CALLER}
+    kinds["approval"] = run_pb2.PendingToolCall.KIND_APPROVAL
+    return [run_pb2.PendingToolCall(tool_use_id=i, kind=kinds[k]) for i, k in calls]
+
+
+PRODUCED = {"c1": "ask_user", "c2": "confirm", "m2": "docs-search", "a1": "docs-delete"}
+CALLERS = pending(("c1", "caller"), ("c2", "caller"))
 
 
 @pytest.mark.parametrize(
@@ -459,12 +482,162 @@ PRODUCED = {"c1": "ask_user", "c2": "confirm", "m2": "docs-search"}
     ],
 )
 def test_tool_outputs_refused(ids: tuple, code: str, detail: str) -> None:
-    error = raises(code, validation.check_tool_outputs, outputs(*ids), ["c1", "c2"], PRODUCED)
+    error = raises(code, validation.check_tool_outputs, answers(ids), CALLERS, PRODUCED)
     assert detail in error.detail
 
 
 def test_tool_outputs_in_any_order() -> None:
-    validation.check_tool_outputs(outputs("c2", "c1"), ["c1", "c2"], PRODUCED)
+    validation.check_tool_outputs(answers(("c2", "c1")), CALLERS, PRODUCED)
+
+
+def test_a_call_stored_without_a_kind_is_a_caller_call() -> None:
+    old = [run_pb2.PendingToolCall(tool_use_id="c1"), run_pb2.PendingToolCall(tool_use_id="c2")]
+    validation.check_tool_outputs(answers(("c1", "c2")), old, PRODUCED)
+
+
+MIXED = pending(("c1", "caller"), ("a1", "approval"))
+
+
+@pytest.mark.parametrize(
+    ("sent", "code", "detail"),
+    [
+        (answers(("c1", "a1")), "ToolCallAwaitsApproval", "`a1`"),
+        (answers(("c1",), approve=("c1", "a1")), "NotAnApprovalRequest", "answer it in `outputs`"),
+        (answers(("c1",), approve=("a1", "m2")), "NotAnApprovalRequest", "`m2`"),
+        (answers(("c1",), approve=("a1", "zz")), "UnknownToolUseId", "zz"),
+        (answers(("c1",)), "IncompleteToolOutputs", "approvals: missing a1"),
+        (answers(approve=("a1",)), "IncompleteToolOutputs", "missing c1"),
+        (
+            answers(("c1",), approve=("a1",), deny=("a1",)),
+            "IncompleteToolOutputs",
+            "approvals: answered more than once a1",
+        ),
+    ],
+)
+def test_approvals_refused(sent: Any, code: str, detail: str) -> None:
+    error = raises(code, validation.check_tool_outputs, sent, MIXED, PRODUCED)
+    assert detail in error.detail
+
+
+def test_an_approval_needs_a_decision() -> None:
+    sent = answers(("c1",))
+    sent.approvals.add(tool_use_id="a1")
+    error = raises("InvalidRequest", validation.check_tool_outputs, sent, MIXED, PRODUCED)
+    assert "approvals[0].decision is required" in error.detail
+
+
+@pytest.mark.parametrize("decide", [{"approve": ("a1",)}, {"deny": ("a1",)}])
+def test_approvals_accepted(decide: dict) -> None:
+    validation.check_tool_outputs(answers(("c1",), **decide), MIXED, PRODUCED)
+    validation.check_tool_outputs(answers(**decide), pending(("a1", "approval")), PRODUCED)
+
+
+# --- approval policies and thinking -------------------------------------------------------------
+
+
+def server(**fields: Any) -> dict[str, Any]:
+    return {"alias": "db", "url": "https://db.test/mcp", **fields}
+
+
+@pytest.mark.parametrize("policy", ["never", "always", [], ["delete_record"], ["a", "b"], None])
+def test_approval_policies_accepted(policy: Any) -> None:
+    fields = {} if policy is None else {"require_approval": policy}
+    validation.validate_config(config(mcp_servers=[server(**fields)]), RULES, "defaults", COMPANY)
+
+
+@pytest.mark.parametrize(
+    ("policy", "detail"),
+    [
+        ("sometimes", 'must be "never", "always" or a list'),
+        (3, 'must be "never", "always" or a list'),
+        ({"tools": ["a"]}, 'must be "never", "always" or a list'),
+        (["a", ""], "[1] must be a tool name"),
+        (["a", 2], "[1] must be a tool name"),
+        (["a", "a"], "names `a` twice"),
+    ],
+)
+def test_approval_policies_refused(policy: Any, detail: str) -> None:
+    cfg = config(mcp_servers=[server(require_approval=policy)])
+    error = raises("InvalidRequest", validation.validate_config, cfg, RULES, "defaults", COMPANY)
+    assert "defaults.mcp_servers[0].require_approval" in error.detail and detail in error.detail
+
+
+def test_an_approval_list_stays_inside_the_allow_list() -> None:
+    inside = server(tools=[{"name": "read"}, {"name": "delete"}], require_approval=["delete"])
+    validation.validate_config(config(mcp_servers=[inside]), RULES, "defaults", COMPANY)
+    outside = server(tools=[{"name": "read"}], require_approval=["delete"])
+    error = raises(
+        "InvalidRequest",
+        validation.validate_config,
+        config(mcp_servers=[outside]),
+        RULES,
+        "d",
+        COMPANY,
+    )
+    assert "names delete, which the server's `tools` allow-list does not offer" in error.detail
+
+
+THINKING = {"enabled": True, "budget_tokens": 2048}
+
+
+def test_thinking_on_takes_temperature_1_by_default() -> None:
+    cfg = config(thinking=THINKING, max_tokens=4096)
+    assert cfg.temperature == 1.0 and cfg.stream
+    validation.validate_config(cfg, RULES, "defaults", COMPANY)
+    assert config().temperature == 0.0  # off: the usual default
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "detail"),
+    [
+        ({"thinking": {"enabled": True}}, "InvalidThinkingConfig", "budget_tokens is required"),
+        (
+            {"thinking": THINKING, "max_tokens": 2048},
+            "InvalidThinkingConfig",
+            "(2048) must be below max_tokens (2048)",
+        ),
+        (
+            {"thinking": THINKING, "max_tokens": 4096, "temperature": 0.0},
+            "InvalidThinkingConfig",
+            "temperature must be 1",
+        ),
+        ({"thinking": {"enabled": True, "budget_tokens": 1023}}, "InvalidRequest", "1024"),
+        ({"thinking": {"enabled": False, "budget_tokens": 100}}, "InvalidRequest", "1024"),
+    ],
+)
+def test_thinking_refused(fields: dict, code: str, detail: str) -> None:
+    error = raises(code, validation.validate_config, config(**fields), RULES, "defaults", COMPANY)
+    assert detail in error.detail
+
+
+def test_thinking_runs_on_bedrock_clusters_only() -> None:
+    cfg = config(thinking=THINKING, max_tokens=4096, execution_cluster="snowflake")
+    error = raises("InvalidThinkingConfig", validation.validate_config, cfg, RULES, "defaults", 7)
+    assert "`snowflake` (provider cortex) does not take thinking" in error.detail
+    off = config(thinking={"enabled": False}, execution_cluster="snowflake")
+    validation.validate_config(off, RULES, "defaults", 7)
+
+
+def test_thinking_off_keeps_any_temperature() -> None:
+    cfg = config(thinking={"enabled": False, "budget_tokens": 2048}, temperature=0.3)
+    validation.validate_config(cfg, RULES, "defaults", COMPANY)
+
+
+@pytest.mark.parametrize("body", [{"any": {}}, {"specific_tool": {"name": "confirm_booking"}}])
+def test_thinking_refuses_a_forced_tool(body: dict) -> None:
+    cfg = config(tools=[{"name": "confirm_booking"}], thinking=THINKING, max_tokens=4096)
+    raises("InvalidThinkingConfig", validation.validate_tool_choice, choice(**body), cfg)
+    validation.validate_tool_choice(choice(auto={}), cfg)
+
+
+def test_an_override_replaces_thinking_whole() -> None:
+    defaults = config(thinking=THINKING, max_tokens=4096)
+    override = json_format.ParseDict(
+        {"thinking": {"enabled": False}, "stream": False}, config_pb2.ConfigOverride()
+    )
+    merged = effective_config.merge(defaults, override)
+    assert not merged.thinking.enabled and not merged.thinking.HasField("budget_tokens")
+    assert merged.stream is False and merged.temperature == 1.0
 
 
 def test_page_size() -> None:

@@ -93,6 +93,7 @@ def test_content_block_unions_are_flat() -> None:
             "tool_use_id": "tu1",
             "content": [{"type": "text", "text": "..."}],
             "is_error": False,
+            "approval": None,
         },
     ]
 
@@ -104,6 +105,7 @@ def test_tool_choice_and_payload_round_trip() -> None:
         "payload": {
             "kind": "tool_outputs",
             "outputs": [{"tool_use_id": "t", "content": "yes", "is_error": True}],
+            "approvals": [{"tool_use_id": "a", "decision": "deny", "reason": "not now"}],
         },
         "tool_choice": {"kind": "specific_tool", "name": "confirm", "mcp_alias": None},
     }
@@ -130,7 +132,13 @@ def test_json_array_presence_absent_vs_empty() -> None:
         cs.StartRunRequest(),
     )
     assert _out(one)["config_override"]["mcp_servers"] == [
-        {"alias": "docs", "url": "https://x/mcp", "description": None, "tools": []}
+        {
+            "alias": "docs",
+            "url": "https://x/mcp",
+            "description": None,
+            "tools": [],
+            "require_approval": None,
+        }
     ]
     nulled = codec.from_json(b'{"config_override": {"tools": null}}', cs.StartRunRequest())
     assert not nulled.config_override.HasField("tools")
@@ -371,9 +379,12 @@ def test_decoded_config_round_trips() -> None:
                 "tools": [
                     {"name": "search", "description": None, "input_schema": None, "strict": None}
                 ],
+                "require_approval": ["search"],
             }
         ],
         "tools": [],
+        "stream": False,
+        "thinking": {"enabled": True, "budget_tokens": 1024},
     }
     cfg = codec.from_value(body, config_pb2.AgentConfig())
     assert _out(cfg) == body

@@ -3,6 +3,7 @@ arguments, the smallest value an output schema accepts, and its usage counts."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -11,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from services.runner.providers.base import ForcedTool, ModelRequest, ToolSpec
+from services.runner.providers.base import ForcedTool, ModelRequest, ReplyDelta, ToolSpec
 from services.runner.providers.bedrock import parse_reply
-from services.runner.providers.echo import EchoProvider, answer, example
+from services.runner.providers.echo import STREAM_PIECES, EchoProvider, answer, example
 from tests.spec_examples import BOOKING_TOOL, EXAMPLE_4_SCHEMA
 
 U, A, T = message_pb2.ROLE_USER, message_pb2.ROLE_ASSISTANT, message_pb2.ROLE_TOOL
@@ -228,6 +229,38 @@ def test_example_is_valid_for_any_schema_of_the_output_subset(
     schema: dict[str, Any], said: str
 ) -> None:
     assert Draft202012Validator(schema).is_valid(example(schema, said))
+
+
+async def test_a_streamed_call_hands_over_a_few_pieces_of_the_same_reply() -> None:
+    echo = EchoProvider()
+    base = ModelRequest(
+        provider_model_id="m",
+        system_prompt="",
+        messages=(msg(U, text("What is the capital of France?")),),
+        tools=(),
+        tool_choice=None,
+        max_tokens=4096,
+        temperature=1.0,
+        output_schema=None,
+        stream=True,
+        thinking_budget=2048,
+    )
+    call = echo.prepare("dp", base)
+    assert call.stream
+    deltas: list[ReplyDelta] = []
+    reply = await echo.converse(call, deltas.append)
+    assert reply == await echo.converse(call)  # the same reply, streamed or not
+    reasoning, answer_block = reply.content
+    assert reasoning.reasoning.signature and "capital of France" in reasoning.reasoning.text
+    assert answer_block.text.text == "You said: What is the capital of France?"
+    assert 1 < len([d for d in deltas if d.kind == "text"]) <= STREAM_PIECES
+    assert "".join(d.text for d in deltas if d.kind == "text") == answer_block.text.text
+    assert "".join(d.text for d in deltas if d.kind == "reasoning") == reasoning.reasoning.text
+    assert {d.block_index for d in deltas if d.kind == "reasoning"} == {0}
+    assert {d.block_index for d in deltas if d.kind == "text"} == {1}
+    unstreamed: list[ReplyDelta] = []
+    off = echo.prepare("dp", replace(base, stream=False, thinking_budget=None))
+    assert len((await echo.converse(off, unstreamed.append)).content) == 1 and unstreamed == []
 
 
 def test_a_title_request_gets_the_messages_first_words() -> None:

@@ -16,8 +16,13 @@ MCP = frozenset({"docs-search", "docs-read"})
 CALLER = frozenset({"confirm_booking"})
 
 
+MCP_HELD = frozenset({"docs-delete"})  # needs approval
+
+
 def config(max_iterations: int = 3, schema: dict[str, Any] | None = None) -> loop.LoopConfig:
-    return loop.LoopConfig(max_iterations, MCP, CALLER, OutputDecoder(schema).decode)
+    return loop.LoopConfig(
+        max_iterations, MCP | MCP_HELD, CALLER, OutputDecoder(schema).decode, MCP_HELD
+    )
 
 
 def use(tool_use_id: str, name: str) -> message_pb2.ContentBlock:
@@ -110,7 +115,8 @@ def test_caller_calls_pause_with_every_pending_call() -> None:
         state, reply(text("asking"), use("c1", "confirm_booking"), use("c2", "confirm_booking"))
     )
     assert kinds(actions) == ["Publish", "Pause"]
-    assert [u.tool_use_id for u in actions[1].pending] == ["c1", "c2"] and state.done
+    assert [p.use.tool_use_id for p in actions[1].pending] == ["c1", "c2"] and state.done
+    assert {p.kind for p in actions[1].pending} == {"caller"}
 
 
 def test_mixed_turn_runs_mcp_calls_then_pauses_for_caller_calls() -> None:
@@ -120,7 +126,7 @@ def test_mixed_turn_runs_mcp_calls_then_pauses_for_caller_calls() -> None:
     state, actions = loop.step(state, loop.ToolsReturned((result("m1"),)))
     assert kinds(actions) == ["Publish", "Pause"]
     assert results_of(actions[0].turn) == [("m1", False)]
-    assert [u.tool_use_id for u in actions[1].pending] == ["c1"]
+    assert [p.use.tool_use_id for p in actions[1].pending] == ["c1"]
 
 
 def test_unknown_tool_fails_and_answers_every_call_of_the_turn() -> None:
@@ -208,7 +214,7 @@ def test_resume_with_open_caller_calls_pauses() -> None:
         iterations=1,
     )
     _, actions = loop.step(resumed, loop.Start())
-    assert kinds(actions) == ["Pause"] and actions[0].pending[0].tool_use_id == "c1"
+    assert kinds(actions) == ["Pause"] and actions[0].pending[0].use.tool_use_id == "c1"
 
 
 def test_resume_after_an_uncommitted_final_answer_finishes() -> None:
@@ -233,3 +239,93 @@ def test_runner_lost_closes_open_calls() -> None:
     resumed = loop.LoopState(config(), turns=(assistant(use("m1", "docs-search")),), iterations=1)
     state, actions = loop.step(resumed, loop.Stopped("AgentLoopRunnerLost", "gave up"))
     assert kinds(actions) == ["Publish", "Fail"] and results_of(actions[0].turn) == [("m1", True)]
+
+
+# --- approval -----------------------------------------------------------------------------------
+
+RECORD = message_pb2.ApprovalRecord(
+    decision=message_pb2.APPROVAL_DECISION_APPROVE, company_id=1, user_id=7
+)
+
+
+def approved(*ids: str) -> tuple[loop.Approved, ...]:
+    return tuple(loop.Approved(use(i, "docs-delete").tool_use, RECORD) for i in ids)
+
+
+def test_a_call_that_needs_approval_pauses_the_run_without_being_made() -> None:
+    state, _ = loop.step(loop.LoopState(config()), loop.Start())
+    state, actions = loop.step(state, reply(use("a1", "docs-delete")))
+    assert kinds(actions) == ["Publish", "Pause"]
+    assert [(p.use.tool_use_id, p.kind) for p in actions[1].pending] == [("a1", "approval")]
+
+
+def test_calls_without_approval_run_first_then_the_run_pauses_for_the_others() -> None:
+    state, _ = loop.step(loop.LoopState(config()), loop.Start())
+    state, actions = loop.step(
+        state,
+        reply(use("a1", "docs-delete"), use("m1", "docs-search"), use("c1", "confirm_booking")),
+    )
+    assert kinds(actions) == ["Publish", "CallTools"]
+    assert [u.tool_use_id for u in actions[1].calls] == ["m1"]
+    state, actions = loop.step(state, loop.ToolsReturned((result("m1"),)))
+    assert kinds(actions) == ["Publish", "Pause"]
+    assert [(p.use.tool_use_id, p.kind) for p in actions[1].pending] == [
+        ("a1", "approval"),
+        ("c1", "caller"),
+    ]
+
+
+def test_approved_calls_run_before_the_first_model_call_with_their_record() -> None:
+    state, actions = loop.step(
+        loop.LoopState(config(), approved=approved("a1", "a2")), loop.Start()
+    )
+    assert kinds(actions) == ["CallTools"]
+    assert [u.tool_use_id for u in actions[0].calls] == ["a1", "a2"]
+    state, actions = loop.step(state, loop.ToolsReturned((result("a2"), result("a1"))))
+    assert kinds(actions) == ["Publish", "CallModel"] and actions[1] == loop.CallModel(1, True)
+    results = [b.tool_result for b in actions[0].turn.content_blocks]
+    assert [r.tool_use_id for r in results] == ["a1", "a2"]
+    assert all(r.approval == RECORD and not r.is_error for r in results)
+
+
+def test_approved_calls_an_earlier_holder_announced_are_not_made_again() -> None:
+    resumed = loop.LoopState(config(), approved=approved("a1", "a2"), started=frozenset({"a1"}))
+    state, actions = loop.step(resumed, loop.Start())
+    assert kinds(actions) == ["Publish", "CallTools"]
+    assert results_of(actions[0].turn) == [("a1", True)]
+    assert actions[0].turn.content_blocks[0].tool_result.approval == RECORD
+    assert (
+        "may or may not have run"
+        in actions[0].turn.content_blocks[0].tool_result.content[0].text.text
+    )
+    assert [u.tool_use_id for u in actions[1].calls] == ["a2"]
+    _, actions = loop.step(state, loop.ToolsReturned((result("a2"),)))
+    assert kinds(actions) == ["Publish", "CallModel"]
+
+
+def test_answered_approved_calls_are_not_looked_at_again() -> None:
+    resumed = loop.LoopState(
+        config(), turns=(tool_turn("a1"),), approved=approved("a1"), started=frozenset({"a1"})
+    )
+    _, actions = loop.step(resumed, loop.Start())
+    assert actions == [loop.CallModel(1, first=True)]
+
+
+def test_a_run_that_fails_before_its_approved_calls_answers_them() -> None:
+    state = loop.LoopState(config(), approved=approved("a1"))
+    _, actions = loop.step(state, loop.Stopped("AgentLoopCancelled", "cancelled"))
+    assert kinds(actions) == ["Publish", "Fail"]
+    (block,) = actions[0].turn.content_blocks
+    assert block.tool_result.is_error and block.tool_result.approval == RECORD
+
+
+def test_resume_asks_again_for_approval_of_calls_never_made() -> None:
+    resumed = loop.LoopState(
+        config(),
+        turns=(assistant(use("a1", "docs-delete"), use("m1", "docs-search")),),
+        iterations=1,
+    )
+    _, actions = loop.step(resumed, loop.Start())
+    assert kinds(actions) == ["Publish", "Pause"]
+    assert results_of(actions[0].turn) == [("m1", True)]  # it may have run: reported
+    assert [(p.use.tool_use_id, p.kind) for p in actions[1].pending] == [("a1", "approval")]

@@ -30,12 +30,14 @@ from parley_client.events import (
     ToolCallEvent,
     ToolResultEvent,
     TurnEvent,
+    TurnRestartedEvent,
     UsageEvent,
     parse_event,
 )
 from parley_client.models import (
     AgentConfig,
     Approval,
+    ApprovalRecord,
     AudioBlock,
     ContentBlock,
     Conversation,
@@ -68,6 +70,7 @@ from parley_client.models import (
 __all__ = [
     "AgentConfig",
     "Approval",
+    "ApprovalRecord",
     "AsyncEventStream",
     "AsyncParley",
     "AudioBlock",
@@ -119,6 +122,7 @@ __all__ = [
     "ToolResultEvent",
     "ToolUseBlock",
     "TurnEvent",
+    "TurnRestartedEvent",
     "UnknownBlock",
     "Usage",
     "UsageEvent",

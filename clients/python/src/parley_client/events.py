@@ -75,15 +75,25 @@ class RunFailedEvent(RunTerminalEvent):
 
 
 class MessageDeltaEvent(RunEvent):
-    """`message.delta`: text as the model produces it; a turn's deltas concatenate to its text."""
+    """`message.delta`: text as the model produces it; the deltas of a turn's latest `attempt`
+    concatenate to its text."""
 
     turn_index: int
     block_index: int = 0
     text: str = ""
+    attempt: int = 1
 
 
 class ReasoningDeltaEvent(MessageDeltaEvent):
     """`reasoning.delta`: the model's reasoning text as it is produced."""
+
+
+class TurnRestartedEvent(RunEvent):
+    """`turn.restarted`: the runner writing turn `turn_index` was lost; the turn is written
+    again: drop that turn's deltas from attempts before `attempt`."""
+
+    turn_index: int
+    attempt: int
 
 
 class ToolCallEvent(RunEvent):
@@ -112,6 +122,7 @@ EVENT_TYPES: dict[str, type[RunEvent]] = {
     "run.failed": RunFailedEvent,
     "message.delta": MessageDeltaEvent,
     "reasoning.delta": ReasoningDeltaEvent,
+    "turn.restarted": TurnRestartedEvent,
     "tool.call": ToolCallEvent,
     "tool.result": ToolResultEvent,
 }

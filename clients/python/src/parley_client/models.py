@@ -45,11 +45,22 @@ class ToolUseBlock(ParleyModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
 
 
+class ApprovalRecord(ParleyModel):
+    """How a call that waited for approval was decided: kept with its result."""
+
+    decision: str  # approve | deny
+    reason: str | None = None
+    company_id: int | None = None
+    user_id: int | None = None
+    decided_at: datetime | None = None
+
+
 class ToolResultBlock(ParleyModel):
     type: Literal["tool_result"] = "tool_result"
     tool_use_id: str
     content: list[ContentBlock] = Field(default_factory=list)
     is_error: bool = False
+    approval: ApprovalRecord | None = None  # calls that waited for approval
 
 
 class ImageBlock(ParleyModel):
@@ -97,6 +108,7 @@ class ReasoningBlock(ParleyModel):
     type: Literal["reasoning"] = "reasoning"
     text: str = ""
     signature: str | None = None
+    redacted_content: str | None = None  # base64, when the provider redacted the reasoning
 
 
 class UnknownBlock(ParleyModel):
@@ -281,6 +293,7 @@ class LiveTurn(ParleyModel):
     turn_index: int
     role: str
     content_blocks: list[ContentBlock] = Field(default_factory=list)
+    partial: bool = False  # the turn the model is still writing (live.messages)
 
     @property
     def text(self) -> str:
