@@ -17,7 +17,7 @@ from agents.v1 import run_pb2, store_service_pb2
 from prometheus_client import REGISTRY
 from sqlalchemy.engine import make_url
 
-from services.api.notifications import APPLICATION_NAME
+from services.api.notifications import APPLICATION_NAME, EVENTS, MAX_PAYLOAD_BYTES
 from services.common.contract import CANCELLED_MESSAGE
 from tests.blocks import assistant, text
 from tests.conftest import PG_ADMIN_DSN
@@ -64,6 +64,61 @@ async def _stream(
         svc.StreamRunEventsRequest(id=run_id), metadata=api.auth(who)
     ):
         seen.append(event)
+
+
+async def test_a_runners_event_batches_reach_the_other_process_one_notification_each(
+    make_postgres_url: Callable[..., Awaitable[str]],
+) -> None:
+    """A runner's AppendRunEvents of 1,000 deltas (far more text than a notification may carry)
+    and its CommitRun with the turn's event, both through A: B's stream gets every event, in
+    order, and each transaction sent one notification for the run (its id and last seq), not one
+    per event nor the events themselves."""
+    async with two_api_processes(make_postgres_url) as (a, b, url):
+        who = a.user()
+        run = await a.start(who, (await a.create(who)).id)
+        await a.claim(run.id)
+        seen: list[run_pb2.RunEvent] = []
+        stream = asyncio.create_task(_stream(b, who, run.id, seen))
+        await _until(lambda: len(seen) == 2, "the events so far")
+        heard: list[str] = []
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        listener = await asyncpg.connect(dsn)
+        try:
+            await listener.add_listener(EVENTS, lambda *args: heard.append(args[3]))
+            deltas = [
+                run_pb2.RunEvent(
+                    type="message.delta", block_index=0, text=f"{i:04d}{'x' * 96}", attempt=1
+                )
+                for i in range(1000)
+            ]
+            assert sum(len(d.text) for d in deltas) > 10 * MAX_PAYLOAD_BYTES
+            await a.store.AppendRunEvents(
+                store_service_pb2.AppendRunEventsRequest(
+                    run_id=run.id, runner_id="runner-1", events=deltas
+                )
+            )
+            answer = assistant(text("".join(d.text for d in deltas)))
+            live = run_pb2.LiveTurn(role=answer.role, content_blocks=answer.content_blocks)
+            await a.store.CommitRun(
+                store_service_pb2.CommitRunRequest(
+                    run_id=run.id,
+                    runner_id="runner-1",
+                    run=_done(),
+                    turns=[answer],
+                    events=[run_pb2.RunEvent(type="turn", turn=live)],
+                )
+            )
+            await asyncio.wait_for(stream, 15)
+            # Delivered after everything committed before it: all of the run's are in by then.
+            await listener.execute(f"NOTIFY {EVENTS}, 'sentinel'")
+            await _until(lambda: "sentinel" in heard, "the sentinel notification")
+        finally:
+            await listener.close()
+    assert [e.seq for e in seen] == list(range(1, 1005))
+    assert [e.type for e in seen[2:]] == ["message.delta"] * 1000 + ["turn", "run.completed"]
+    assert [e.text for e in seen[2:1002]] == [d.text for d in deltas]
+    mine = [payload.split(" ")[1:] for payload in heard if run.id in payload]
+    assert mine == [[run.id, "1002"], [run.id, "1004"]]  # the batch's, then the commit's
 
 
 async def test_events_committed_through_one_process_reach_streams_on_the_other(
