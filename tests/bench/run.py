@@ -563,6 +563,8 @@ class Bench:
                 "runs": got.runs,
                 "resumed_runs": got.resumed,
                 "stream_resumptions": got.stream_resumptions,
+                "deltas": got.deltas,
+                "restarted_turns": got.restarted_turns,
                 "lost": len(got.lost),
                 "duplicated": len(got.duplicated),
                 "errors": len(got.lost) + len(got.duplicated),

@@ -2,7 +2,8 @@
 processes on one PostgreSQL (processes.Deployment), the scripted fake Bedrock, requests retried
 through whichever gateway answers (a StartRun with the same client_op_id), event streams resumed
 with Last-Event-ID. `chaos` kills api, gateway and runner processes with SIGKILL under that load
-and starts them again, then checks that nothing was lost or doubled. Used by
+(the model streaming its answers) and starts them again, then checks that nothing was lost or
+doubled, in the database and in what each stream showed. Used by
 tests/e2e/test_many_processes.py (bounded) and the bench's chaos cell (longer)."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from .processes import Deployment, Process, deployment
 from .runner_suite import unique
 
 TERMINAL_EVENTS = {"run.completed", "run.failed", "run.requires_action"}
+DELTA, RESTARTED, TURN = "message.delta", "turn.restarted", "turn"
 
 
 @asynccontextmanager
@@ -54,29 +56,73 @@ async def running(
 
 @dataclass
 class Followed:
-    events: list[tuple[int, str]] = field(default_factory=list)  # (seq, type) as received
+    events: list[dict[str, Any]] = field(default_factory=list)  # as received, in order
     connections: int = 0
+
+    @property
+    def types(self) -> list[str]:
+        return [e["type"] for e in self.events]
 
     @property
     def gap_free(self) -> bool:
         """Every seq from 1, once, in order, to a terminal event."""
-        seqs = [seq for seq, _ in self.events]
-        ended = bool(self.events) and self.events[-1][1] in TERMINAL_EVENTS
+        seqs = [e["seq"] for e in self.events]
+        ended = bool(self.events) and self.events[-1]["type"] in TERMINAL_EVENTS
         return ended and seqs == list(range(1, len(seqs) + 1))
+
+    def faults(self, claims: int) -> tuple[list[str], list[str]]:
+        """What a client reading these events would get wrong, for a run claimed `claims`
+        times, as (lost, doubled): a turn whose latest attempt's deltas spell less than its
+        text, or more; a turn published twice; a delta of another attempt with no turn.restarted
+        between (the superseded deltas could not be told apart); an attempt or a restart the
+        run's claims cannot explain. A turn.restarted itself is no gap: the turn is written
+        again."""
+        lost: list[str] = []
+        doubled: list[str] = []
+        shown: dict[int, tuple[int, str]] = {}  # turn_index: (attempt, text) a client keeps
+        published: Counter[int] = Counter()
+        for e in self.events:
+            kind, index = e["type"], e.get("turn_index", 0)
+            if kind in (DELTA, RESTARTED) and not 1 <= e["attempt"] <= claims:
+                doubled.append(f"seq {e['seq']}: attempt {e['attempt']} of {claims} claims")
+            if kind == RESTARTED:
+                if claims == 1:
+                    doubled.append(f"seq {e['seq']}: a turn restarted in a run claimed once")
+                shown[index] = (e["attempt"], "")
+            elif kind == DELTA:
+                attempt, text = shown.get(index, (e["attempt"], ""))
+                if e["attempt"] != attempt:
+                    doubled.append(f"seq {e['seq']}: attempt {e['attempt']} among {attempt}'s")
+                shown[index] = (attempt, text + e["text"])
+            elif kind == TURN:
+                turn = e["turn"]
+                index = turn.get("turn_index", 0)
+                published[index] += 1
+                text = "".join(b["text"] for b in turn["content_blocks"] if b["type"] == "text")
+                _, streamed = shown.pop(index, (0, ""))
+                if streamed != text and published[index] == 1:
+                    where = lost if len(streamed) < len(text) else doubled
+                    where.append(f"turn {index}: deltas show {streamed!r}, the turn {text!r}")
+        doubled += [f"turn {i} published {n} times" for i, n in published.items() if n > 1]
+        return lost, doubled
 
 
 async def follow(
-    pick: Callable[[], GatewayClient], run_id: str, deadline_s: float = 60.0
+    pick: Callable[[], GatewayClient],
+    run_id: str,
+    deadline_s: float = 60.0,
+    into: Followed | None = None,
 ) -> Followed:
     """The run's SSE stream to its terminal event, through the gateway `pick()` names, resumed
-    with Last-Event-ID after anything that cuts it (a gateway or api process killed)."""
-    followed = Followed()
+    with Last-Event-ID after anything that cuts it (a gateway or api process killed); its events
+    land in `into` as they come, when given."""
+    followed = into if into is not None else Followed()
     until = time.monotonic() + deadline_s
     while time.monotonic() < until:
         client = pick()
         headers = client.headers()
         if followed.events:
-            headers["Last-Event-ID"] = str(followed.events[-1][0])
+            headers["Last-Event-ID"] = str(followed.events[-1]["seq"])
         followed.connections += 1
         try:
             async with client.http.stream(
@@ -93,7 +139,8 @@ async def follow(
                         continue
                     if "id" in frame and "data" in frame:
                         event = json.loads(frame["data"])
-                        followed.events.append((int(frame["id"]), event["type"]))
+                        assert event["seq"] == int(frame["id"]), frame
+                        followed.events.append(event)
                         if event["type"] in TERMINAL_EVENTS:
                             return followed
                     frame = {}
@@ -125,6 +172,9 @@ async def request(
 
 MODEL_S = 0.2  # each model call's latency: kills land while runs wait on their model
 TURNS = 2  # runs per conversation, one after the other
+# Streamed over MODEL_S in 8 deltas: some are written before the answer ends (the outbox flushes
+# after 100 ms), so a kill mid-stream leaves a partial turn that the next claim writes again.
+ANSWER = replace(fb.slow(fb.text("All good: nothing lost, nothing doubled."), MODEL_S), pieces=8)
 
 
 @dataclass
@@ -142,6 +192,8 @@ class ChaosReport:
     runs: int
     resumed: int  # runs claimed more than once (their runner died, or its store)
     stream_resumptions: int  # reconnections with Last-Event-ID
+    deltas: int  # message.delta events the streams showed
+    restarted_turns: int  # turn.restarted events they showed (a turn lost mid-stream, redone)
     seconds: float
     lost: list[str] = field(default_factory=list)  # what is missing, one line each
     duplicated: list[str] = field(default_factory=list)  # what is there twice (or more)
@@ -150,14 +202,15 @@ class ChaosReport:
         return (
             f"chaos: {len(self.kills)} kills ({', '.join(self.kills)}) in {self.seconds:.0f} s; "
             f"{self.runs} runs in {self.conversations} conversations, {self.resumed} resumed "
-            f"after a kill, {self.stream_resumptions} streams resumed with Last-Event-ID; "
+            f"after a kill, {self.stream_resumptions} streams resumed with Last-Event-ID, "
+            f"{self.deltas} deltas and {self.restarted_turns} restarted turns streamed; "
             f"{len(self.lost)} lost, {len(self.duplicated)} duplicated"
         )
 
 
 async def _conversation(gw: list[GatewayClient], bedrock: fb.FakeBedrock, w: int) -> Conversation:
     question = unique(f"Chaos worker {w} asks.")
-    bedrock.on(question, *[fb.slow(fb.text("ok"), MODEL_S)] * 6 * TURNS)  # redone calls take more
+    bedrock.on(question, *[ANSWER] * 6 * TURNS)  # redone calls take more
     r = await request(gw, "POST", "/agents/conversations", json={"defaults": example_defaults()})
     assert r.status_code == 200, r.text
     conversation = Conversation(r.json()["id"], question)
@@ -234,6 +287,8 @@ async def chaos(
         runs=len(runs),
         resumed=sum(1 for run_id in runs if rows[run_id]["attempts"] > 1),
         stream_resumptions=sum(f.connections - 1 for c in done for f in c.streams),
+        deltas=sum(f.types.count(DELTA) for c in done for f in c.streams),
+        restarted_turns=sum(f.types.count(RESTARTED) for c in done for f in c.streams),
         seconds=time.monotonic() - started,
     )
     _check(report, done, runs, pages, rows, bedrock)
@@ -250,7 +305,8 @@ def _check(
 ) -> None:
     """Fills the report's `lost` and `duplicated`: every run completed, once (its conversation's
     runs and messages), each iteration recorded once and executed once, plus once per claim
-    whose runner died with it (the fake's received calls), every stream gap-free."""
+    whose runner died with it (the fake's received calls), every stream gap-free and showing
+    each turn once, its deltas (of its latest attempt) spelling it."""
     expected_messages = [(i + 1, ("user", "assistant")[i % 2]) for i in range(2 * TURNS)]
     per_conversation = Counter(str(row["conversation_id"]) for row in rows.values())
     for conversation, page in zip(done, pages, strict=True):
@@ -274,7 +330,11 @@ def _check(
                 )
         for run_id, followed in zip(conversation.runs, conversation.streams, strict=True):
             if not followed.gap_free:
-                report.lost.append(f"run {run_id}: stream {followed.events}")
+                seqs = [(e["seq"], e["type"]) for e in followed.events]
+                report.lost.append(f"run {run_id}: stream {seqs}")
+            lost, doubled = followed.faults(rows[run_id]["attempts"])
+            report.lost += [f"run {run_id}: stream: {fault}" for fault in lost]
+            report.duplicated += [f"run {run_id}: stream: {fault}" for fault in doubled]
 
 
 async def _runs_in_database(url: str) -> dict[str, asyncpg.Record]:

@@ -64,7 +64,7 @@ class Reply:
 class Gate:
     """Holds the call until `release()`; `arrived` is set when the request came in."""
 
-    then: Reply
+    then: Reply | StreamGate  # a StreamGate: the stream starts when released, then holds again
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
