@@ -74,6 +74,11 @@ _REQUEST_ID_HEADER = {
         "schema": {"type": "string"},
     }
 }
+# What each header an RPC declares in `response_headers` means.
+_RESPONSE_HEADERS = {
+    "Parley-Start-Outcome": "`accepted` when this request started the run, `duplicate` when it "
+    "replayed an earlier one (its client_op_id or run_id): the answer is that run.",
+}
 _DESCRIPTION = (
     "Parley's Agent Conversations API: create a conversation, start runs on it, and read its "
     "messages and runs.\n\n"
@@ -476,9 +481,15 @@ def _responses(schemas: _Schemas, info: MethodInfo) -> Schema:
             reply = schemas.field(field, False)
         else:
             reply = schemas.ref(method.output_type, inbound=False)
+        headers = dict(_REQUEST_ID_HEADER)
+        for name in descriptors.response_headers(method):
+            headers[name] = {
+                "description": _RESPONSE_HEADERS.get(name, "Set by the server."),
+                "schema": {"type": "string"},
+            }
         ok = {
             "description": "Success.",
-            "headers": _REQUEST_ID_HEADER,
+            "headers": headers,
             "content": {"application/json": {"schema": reply}},
         }
     responses: Schema = {str(info.success_status): ok}
