@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import uuid
 from collections import OrderedDict
@@ -415,6 +416,7 @@ def _start(
     )
     conn.execute(_INSERT_RUN, values(run))
     event_log.append(conn, run_id, event_log.status_event(run_pb2.RUN_STATUS_PENDING))
+    run = dataclasses.replace(run, event_seq=1)  # that event's seq (numbered at commit)
     offer.place(conn, run, conversation)
     return StartedRun(run, conversation.name, False)
 

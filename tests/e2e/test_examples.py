@@ -63,6 +63,7 @@ async def test_example_1_hello_world(rs: RunnerSuite) -> None:
         "mcp_servers": [],
         "tools": [],
         "stream": True,
+        "prompt_caching": True,
         "thinking": None,
     }
     assert TIMESTAMP.match(conversation["created_at"])
@@ -88,6 +89,7 @@ async def test_example_1_hello_world(rs: RunnerSuite) -> None:
         "mcp_servers": [],
         "tools": [],
         "stream": True,
+        "prompt_caching": True,
         "thinking": None,
     }
     assert run["live"] == {"current_name": "hello world", "messages": []}

@@ -87,6 +87,7 @@ async def test_example_1_hello_world(crs: RunnerSuite) -> None:
         max_tokens: 1024,
         "temperature": 0.0,
         "stream": True,  # `stream` defaults to true: the answer's deltas come as they are made
+        "prompt_caching": True,
         "stream_options": {"include_usage": True},
     }
     assert crs.bedrock.requests == []  # nothing went to Bedrock

@@ -87,9 +87,9 @@ class Run(Base):
     cache_read_tokens: Mapped[int | None] = mapped_column(BigInteger)
     cache_write_tokens: Mapped[int | None] = mapped_column(BigInteger)
     cost_nano_usd: Mapped[int | None] = mapped_column(BigInteger)  # fixed at the terminal commit
-    trace_id: Mapped[str] = mapped_column(String(32), default="")
-    run_metadata: Mapped[str] = mapped_column(Text, default="{}")  # StartRun's metadata, JSON
-    request_hash: Mapped[str] = mapped_column(String(64), default="")  # tells run_id replays
+    trace_id: Mapped[str] = mapped_column(String(32))
+    run_metadata: Mapped[str] = mapped_column(Text)  # StartRun's metadata, JSON
+    request_hash: Mapped[str] = mapped_column(String(64))  # tells run_id replays
 
     __table_args__ = (
         UniqueConstraint("conversation_id", "client_op_id", name="uq_runs_conversation_op"),
@@ -151,8 +151,8 @@ class InferenceJob(Base):
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (Index("ix_inference_jobs_run", "run_id"),)
 
