@@ -102,13 +102,16 @@ class Price:
         )
         # USD per million tokens is nano-USD per thousandth of a token: rate x 1000 per token.
         total = sum(
-            Decimal(str(rate)) * 1000 * tokens
-            for rate, tokens in (
-                (self.input_per_mtok, prompt),
-                (self.output_per_mtok, completion),
-                (read, cache_read),
-                (write, cache_write),
-            )
+            (
+                Decimal(str(rate)) * 1000 * tokens
+                for rate, tokens in (
+                    (self.input_per_mtok, prompt),
+                    (self.output_per_mtok, completion),
+                    (read, cache_read),
+                    (write, cache_write),
+                )
+            ),
+            Decimal(0),
         )
         return int(total.to_integral_value(ROUND_HALF_UP))
 
