@@ -123,13 +123,10 @@ class Runs:
     ) -> StartedRun:
         """`trace_id`: the caller's W3C trace id, if it sent one (else the run gets a new one)."""
         client_op_id = await validation.check_start_run(request, self._rules)
-        start = _Start(
-            request,
-            client_op_id,
-            validation.check_run_extras(request),
-            _request_hash(request),
-            trace_id or uuid.uuid4().hex,
-        )
+        run_id = validation.check_run_extras(request)
+        # Only a client-chosen run_id is checked against the body that created it.
+        digest = _request_hash(request) if run_id is not None else ""
+        start = _Start(request, client_op_id, run_id, digest, trace_id or uuid.uuid4().hex)
         cluster = await self._cluster_hint(principal, request)
         try:
             async with self._queue.offer(cluster) as offer:
