@@ -55,6 +55,12 @@ def success_status(method: descriptor.MethodDescriptor) -> int:
     return method_options(method).Extensions[http_options_pb2.success_status] or 200
 
 
+def response_headers(method: descriptor.MethodDescriptor) -> tuple[str, ...]:
+    """The headers the method may answer with, each from the initial metadata of its lower-cased
+    name (the `response_headers` option)."""
+    return tuple(method_options(method).Extensions[http_options_pb2.response_headers])
+
+
 def max_body_bytes(method: descriptor.MethodDescriptor) -> int:
     """The method's own request body limit, or 0 when it keeps the gateway's."""
     return int(method_options(method).Extensions[http_options_pb2.max_body_bytes])
