@@ -92,8 +92,10 @@ def test_listed_runs_carry_timing_cost_and_trace(client: Parley) -> None:
         assert run.cache_hit_rate == 0  # input tokens, none of them from the cache
         assert run.total_cost_usd is not None and run.total_cost_usd > 0  # the model is priced
     assert listed.model_dump(exclude={"live"}) == done.model_dump(exclude={"live"})
-    # the stream resumes after latest_event_seq: nothing after the terminal event
-    assert list(client.runs.stream(done.id, after_seq=done.latest_event_seq or 0)) == []
+    # the terminal event is the run's latest: nothing after it
+    (terminal,) = client.runs.stream(done.id, after_seq=(done.latest_event_seq or 0) - 1)
+    assert terminal.is_terminal and terminal.seq == done.latest_event_seq
+    assert terminal.run.latest_event_seq == terminal.seq  # type: ignore[attr-defined]
 
 
 def test_status_and_time_filters(client: Parley, holding: Holding) -> None:
@@ -214,3 +216,23 @@ def test_a_lost_answer_to_a_start_with_a_run_id_starts_it_once(
     assert run.id == run_id and run.start_outcome is StartOutcome.DUPLICATE
     assert [r.id for r in proxied.runs.iter_all()] == [run_id]
     assert proxied.runs.wait(run_id).metadata == {"k": "v"}
+
+
+def test_a_resuming_run_takes_a_chosen_run_id_and_metadata(client: Parley) -> None:
+    conversation = client.conversations.create(defaults=example_config(tools=[BOOKING_TOOL]))
+    paused = client.runs.wait(
+        client.runs.start(
+            conversation.id, "book it", tool_choice=ToolChoice.tool(BOOKING_TOOL.name)
+        ).id
+    )
+    (call,) = paused.caller_tool_calls
+    run_id = str(uuid.uuid4())
+    resumed = client.runs.submit_tool_outputs(
+        paused, {call.tool_use_id: "yes"}, run_id=run_id, metadata={"step": "confirm"}
+    )
+    assert resumed.id == run_id and resumed.start_outcome is StartOutcome.ACCEPTED
+    done = client.runs.wait(run_id)
+    assert done.final_text == "confirm_booking returned: yes"
+    assert done.metadata == {"step": "confirm"}
+    listed = [(r.id, r.metadata) for r in client.conversations.iter_runs(conversation.id)]
+    assert listed == [(run_id, {"step": "confirm"}), (paused.id, {})]

@@ -361,7 +361,7 @@ class AsyncRuns:
     ) -> Run:
         """Answer a requires_action run: a new run whose payload carries `outputs`
         ({tool_use_id: answer}; a ToolOutput with is_error=True tells the model the tool
-        failed). Every pending call must be answered."""
+        failed). Every pending call must be answered. `run_id` and `metadata` as for `start`."""
         return await self._client._run(
             ops.start_run(
                 run.conversation_id,
@@ -385,6 +385,8 @@ class AsyncRuns:
         outputs: Mapping[str, str | ToolOutput] | Iterable[ToolOutput] | None = None,
         expected_version: int | None = None,
         client_op_id: str | None = None,
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> Run:
         """Decide on a run's approval requests (`run.approval_requests`): approve some tool_use
         ids, deny others ({tool_use_id: reason}); caller tools pending beside them are answered
@@ -396,6 +398,8 @@ class AsyncRuns:
             approvals=ops.approvals_of(approve, deny),
             expected_version=expected_version,
             client_op_id=client_op_id,
+            run_id=run_id,
+            metadata=metadata,
         )
 
     def stream(self, run_id: str, *, after_seq: int = 0) -> AsyncEventStream:
