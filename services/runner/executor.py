@@ -389,7 +389,7 @@ class Executor:
             thinking_budget=thinking,
         )
         prepared = ctx.provider.prepare(cfg.data_plane_id, request)
-        job = store_service_pb2.InferenceJob(
+        job = run_pb2.InferenceJob(
             id=str(uuid.uuid4()),
             run_id=run.id,
             iteration=action.iteration,

@@ -118,3 +118,15 @@ class ListModelsResponse(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[_model_pb2.Model]
     def __init__(self, models: _Optional[_Iterable[_Union[_model_pb2.Model, _Mapping]]] = ...) -> None: ...
+
+class ListRunInferenceJobsRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ListRunInferenceJobsResponse(_message.Message):
+    __slots__ = ("inference_jobs",)
+    INFERENCE_JOBS_FIELD_NUMBER: _ClassVar[int]
+    inference_jobs: _containers.RepeatedCompositeFieldContainer[_run_pb2.InferenceJob]
+    def __init__(self, inference_jobs: _Optional[_Iterable[_Union[_run_pb2.InferenceJob, _Mapping]]] = ...) -> None: ...
