@@ -8,9 +8,11 @@ const main = document.getElementById("main");
 const DEFAULT_DATA_PLANE = "f79cbdae-4848-47ca-95e8-69588364d185"; // the packaged catalogue's
 let leaving = new AbortController(); // aborts the open view's streams when the route changes
 
-function show(title, ...children) {
+// A view renders only while its route is current: a slow view never overwrites a newer one.
+function show(signal, title, ...children) {
+  if (signal.aborted) return;
   document.title = `${title} · Parley console`;
-  main.replaceChildren(...children.flat());
+  main.replaceChildren(...children.flat(Infinity).filter((c) => c !== "" && c != null));
 }
 
 async function route() {
@@ -27,17 +29,18 @@ async function route() {
     else link.removeAttribute("aria-current");
   }
   try {
-    if (section === "conversations" && id) await conversationView(id, leaving.signal);
-    else if (section === "runs" && id) await runView(id);
-    else if (section === "runs") await runsView();
-    else await conversationsView();
+    const { signal } = leaving;
+    if (section === "conversations" && id) await conversationView(id, signal);
+    else if (section === "runs" && id) await runView(id, signal);
+    else if (section === "runs") await runsView(signal);
+    else await conversationsView(signal);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       session.signOut();
       return route();
     }
     if (error.name === "AbortError") return;
-    show("Error", h("h1", {}, "Error"), errorBox(error));
+    show(leaving.signal, "Error", h("h1", {}, "Error"), errorBox(error));
   }
 }
 
@@ -69,7 +72,7 @@ function signInView() {
     if (!location.hash || location.hash === "#/") location.hash = "#/conversations";
     else route();
   });
-  show("Sign in", form);
+  show(leaving.signal, "Sign in", form);
   token.focus();
 }
 
@@ -81,7 +84,7 @@ document.getElementById("sign-out").addEventListener("click", () => {
 
 // --- conversations ---------------------------------------------------------------------------
 
-async function conversationsView() {
+async function conversationsView(signal) {
   const [page, models] = await Promise.all([
     get("/agents/conversations", { per_page: 50 }),
     get("/agents/models"),
@@ -109,6 +112,7 @@ async function conversationsView() {
     if (!expanded) formSlot.querySelector("input, textarea, select")?.focus();
   });
   show(
+    signal,
     "Conversations",
     h("div", { class: "heading" }, h("h1", {}, "Conversations"), open),
     formSlot,
@@ -250,12 +254,18 @@ function messageView(message) {
     (message.content_blocks || []).map(blockView));
 }
 
+// Run listings (GET /agents/runs, .../conversations/{id}/runs) are newer than some servers: the
+// console asks the server's own OpenAPI document which it has instead of provoking 404s.
+let paths;
+async function hasGet(path) {
+  paths ??= fetch("/openapi.json").then((r) => r.json()).then((spec) => spec.paths || {});
+  return Boolean((await paths)[path]?.get);
+}
+
 async function latestRunOf(conversationId) {
-  try {
+  if (await hasGet("/agents/conversations/{id}/runs")) {
     const page = await get(`/agents/conversations/${conversationId}/runs`, { limit: 1 });
     return page.runs[0] || null;
-  } catch (error) {
-    if (!(error instanceof ApiError) || error.status !== 404 || error.problem.code === "ConversationNotFound") throw error;
   }
   const known = session.knownRuns().find((r) => r.conversation_id === conversationId);
   return known ? get(`/agents/runs/${known.id}`) : null;
@@ -326,6 +336,7 @@ async function conversationView(id, signal) {
   const config = h("details", { class: "config" }, h("summary", {}, "Configuration"),
     h("pre", {}, json({ system_prompt: conversation.system_prompt, defaults })));
   show(
+    signal,
     conversation.name || "Conversation",
     h("div", { class: "heading" },
       h("h1", {}, conversation.name || `Conversation ${shortId(id)}`),
@@ -336,6 +347,7 @@ async function conversationView(id, signal) {
     answers,
     composer,
   );
+  if (signal.aborted) return;
   if (latest && !TERMINAL.has(latest.status)) follow(latest);
   else if (latest?.status === "requires_action") answers.replaceChildren(answerForm(latest, { start, follow, answers }));
 }
@@ -510,10 +522,8 @@ function cost(run) {
 }
 
 async function listRuns() {
-  try {
+  if (await hasGet("/agents/runs")) {
     return { runs: (await get("/agents/runs", { limit: 50 })).runs, all: true };
-  } catch (error) {
-    if (!(error instanceof ApiError) || error.status !== 404) throw error;
   }
   // No run listing on this server: the runs this tab started.
   const known = session.knownRuns().slice(0, 50);
@@ -528,7 +538,7 @@ function table(caption, columns, rows) {
     h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((cell, i) => h("td", { "data-label": columns[i] }, cell)))))));
 }
 
-async function runsView() {
+async function runsView(signal) {
   const { runs, all } = await listRuns();
   const body = runs.length
     ? table("Runs, newest first", ["Run", "Status", "Conversation", "Started", "Duration", "Tokens", "Cost"],
@@ -539,12 +549,12 @@ async function runsView() {
           when(r.started_at), duration(r), tokens(r), cost(r),
         ]))
     : h("p", { class: "empty" }, "No runs yet.");
-  show("Runs", h("h1", {}, "Runs"),
+  show(signal, "Runs", h("h1", {}, "Runs"),
     all ? "" : h("p", { class: "meta" }, "This server does not list runs: these are the runs started in this tab."),
     body);
 }
 
-async function runView(id) {
+async function runView(id, signal) {
   const [run, jobs] = await Promise.all([get(`/agents/runs/${id}`), get(`/agents/runs/${id}/inference_jobs`)]);
   const facts = [
     ["Status", statusBadge(run.status)],
@@ -559,7 +569,7 @@ async function runView(id) {
   if (run.error) facts.push(["Error", `${run.error.type}: ${run.error.message}`]);
   if (run.trace_id) facts.push(["Trace", run.trace_id]);
   const list = jobs.inference_jobs;
-  show(`Run ${shortId(id)}`,
+  show(signal, `Run ${shortId(id)}`,
     h("h1", {}, `Run ${shortId(id)}`),
     h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
     run.final_text ? [h("h2", {}, "Answer"), h("p", { class: "text answer" }, run.final_text)] : "",
