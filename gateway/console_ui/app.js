@@ -258,7 +258,10 @@ function messageView(message) {
 // console asks the server's own OpenAPI document which it has instead of provoking 404s.
 let paths;
 async function hasGet(path) {
-  paths ??= fetch("/openapi.json").then((r) => r.json()).then((spec) => spec.paths || {});
+  paths ??= fetch("/openapi.json")
+    .then((r) => r.json())
+    .then((spec) => spec.paths || {})
+    .catch(() => { paths = undefined; return {}; }); // asked again next time
   return Boolean((await paths)[path]?.get);
 }
 
