@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.installed
 DEV     := $(VENV)/.installed-dev
 
 .PHONY: up test bench gen gen-check docs-assets docs-assets-check lint typecheck lock lock-check \
-	protos-vendor clean
+	protos-vendor console-screenshots clean
 
 # The runtime dependencies are held to constraints.txt, the pins the Docker image installs.
 $(RUNTIME): pyproject.toml constraints.txt
@@ -53,6 +53,10 @@ docs-assets: $(DEV)
 
 docs-assets-check: $(DEV)
 	$(PY) -m gateway.docs_vendor check
+
+# The README's console screenshots: the console's browser tests, keeping what they see.
+console-screenshots: $(DEV)
+	PARLEY_CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/console
 
 lint: $(DEV)
 	$(VENV)/bin/buf lint

@@ -429,7 +429,7 @@ def terminal_values(run: run_pb2.Run, now: datetime) -> dict[str, Any]:
 # --- inference jobs -----------------------------------------------------------------------------
 
 
-def job_values(job: store_service_pb2.InferenceJob) -> dict[str, Any]:
+def job_values(job: run_pb2.InferenceJob) -> dict[str, Any]:
     return {
         "id": job.id,
         "run_id": job.run_id,
@@ -449,9 +449,9 @@ def job_values(job: store_service_pb2.InferenceJob) -> dict[str, Any]:
     }
 
 
-def job_to_proto(row: InferenceJobRow) -> store_service_pb2.InferenceJob:
+def job_to_proto(row: InferenceJobRow) -> run_pb2.InferenceJob:
     prompt, completion = row.prompt_tokens, row.completion_tokens
-    return store_service_pb2.InferenceJob(
+    return run_pb2.InferenceJob(
         id=row.id,
         run_id=row.run_id,
         iteration=row.iteration,

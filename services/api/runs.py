@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 
 from services.api import effective_config, event_log, mapping, run_queue, validation
 from services.api.conversations import owned_conversation
-from services.api.db.models import conversations, messages, runs
-from services.api.db.rows import ConversationRow, RunRow, values
+from services.api.db.models import conversations, inference_jobs, messages, runs
+from services.api.db.rows import ConversationRow, InferenceJobRow, RunRow, values
 from services.api.run_reports import finalize
 from services.common.auth import Principal
 from services.common.contract import CANCELLED_MESSAGE
@@ -169,6 +169,15 @@ class Runs:
     async def get(self, principal: Principal, run_id: str) -> ReadRun:
         """The caller's run and its live turns, or RunNotFound."""
         return await self._db.read(lambda conn: _read(conn, principal, run_id))
+
+    async def inference_jobs(self, principal: Principal, run_id: str) -> list[InferenceJobRow]:
+        """The caller's run's model calls by iteration, or RunNotFound as GET run answers."""
+
+        def read(conn: Connection) -> list[InferenceJobRow]:
+            run, _ = _owned_run(conn, principal, run_id)
+            return [InferenceJobRow(*row) for row in conn.execute(_RUN_JOBS, {"run_id": run.id})]
+
+        return await self._db.read(read)
 
     async def cancel(self, principal: Principal, run_id: str) -> ReadRun:
         """A pending run fails at once (its input turn is committed, so the conversation stays
@@ -514,6 +523,13 @@ def _run_by_id(conn: Connection, run_id: str) -> RunRow | None:
 def _status(conn: Connection, run_id: str) -> str:
     status: str = conn.execute(_STATUS, {"id": run_id}).scalar_one()
     return status
+
+
+_RUN_JOBS = (
+    select(inference_jobs)
+    .where(inference_jobs.c.run_id == bindparam("run_id"))
+    .order_by(inference_jobs.c.iteration, inference_jobs.c.started_at)
+)
 
 
 def _read(conn: Connection, principal: Principal, run_id: str) -> ReadRun:

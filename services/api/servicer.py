@@ -135,6 +135,15 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         principal = self._principal(context, READ_SCOPE)
         return mapping.models_to_proto(self._rules.catalogue.usable_models(principal.company_id))
 
+    async def ListRunInferenceJobs(
+        self, request: conversation_service_pb2.ListRunInferenceJobsRequest, context: Context
+    ) -> conversation_service_pb2.ListRunInferenceJobsResponse:
+        principal = self._principal(context, READ_SCOPE)
+        jobs = await self._runs.inference_jobs(principal, request.id)
+        return conversation_service_pb2.ListRunInferenceJobsResponse(
+            inference_jobs=[mapping.job_to_proto(job) for job in jobs]
+        )
+
     async def StreamRunEvents(
         self, request: conversation_service_pb2.StreamRunEventsRequest, context: Context
     ) -> AsyncIterator[run_pb2.RunEvent]:

@@ -397,7 +397,7 @@ class Executor:
             prompt_caching=cfg.prompt_caching if cfg.HasField("prompt_caching") else True,
         )
         prepared = ctx.provider.prepare(cfg.data_plane_id, request)
-        job = store_service_pb2.InferenceJob(
+        job = run_pb2.InferenceJob(
             id=str(uuid.uuid4()),
             run_id=run.id,
             iteration=action.iteration,
