@@ -15,7 +15,7 @@ from typing import Any
 from gateway.routes import Receive, Scope, Send
 
 ALLOWED_HEADERS = ("authorization", "content-type", "last-event-id", "x-request-id")
-EXPOSED_HEADERS = ("x-request-id",)
+EXPOSED_HEADERS = ("x-request-id", "parley-start-outcome")
 MAX_AGE_S = 600
 ANY = "*"
 

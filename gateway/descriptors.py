@@ -17,7 +17,10 @@ import grpc
 from agents.v1 import http_options_pb2
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message, message_factory
-from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+from google.protobuf.internal.containers import (
+    RepeatedCompositeFieldContainer,
+    RepeatedScalarFieldContainer,
+)
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 if TYPE_CHECKING:
@@ -33,6 +36,9 @@ _Method = descriptor_pb2.MethodOptions
 _Message = descriptor_pb2.MessageOptions
 _Field = descriptor_pb2.FieldOptions
 _SUCCESS_STATUS = cast("_Extension[_Method, int]", http_options_pb2.success_status)
+_RESPONSE_HEADERS = cast(
+    "_Extension[_Method, RepeatedScalarFieldContainer[str]]", http_options_pb2.response_headers
+)
 _MAX_BODY_BYTES = cast("_Extension[_Method, int]", http_options_pb2.max_body_bytes)
 _OMIT_EMPTY = cast("_Extension[_Field, bool]", http_options_pb2.omit_empty)
 _UNION_DISCRIMINATOR = cast("_Extension[_Message, str]", http_options_pb2.union_discriminator)
@@ -95,6 +101,12 @@ def http_rule(method: descriptor.MethodDescriptor) -> http_pb2.HttpRule | None:
 
 def success_status(method: descriptor.MethodDescriptor) -> int:
     return method_options(method).Extensions[_SUCCESS_STATUS] or 200
+
+
+def response_headers(method: descriptor.MethodDescriptor) -> tuple[str, ...]:
+    """The headers the method may answer with, each from the initial metadata of its lower-cased
+    name (the `response_headers` option)."""
+    return tuple(method_options(method).Extensions[_RESPONSE_HEADERS])
 
 
 def max_body_bytes(method: descriptor.MethodDescriptor) -> int:

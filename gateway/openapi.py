@@ -74,6 +74,14 @@ _REQUEST_ID_HEADER = {
         "schema": {"type": "string"},
     }
 }
+# What each header an RPC declares in `response_headers` means, and the values it takes.
+_RESPONSE_HEADERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "Parley-Start-Outcome": (
+        "`accepted` when this request started the run, `duplicate` when it replayed an earlier "
+        "one (its client_op_id or run_id): the answer is that run.",
+        ("accepted", "duplicate"),
+    ),
+}
 _DESCRIPTION = (
     "Parley's Agent Conversations API: create a conversation, start runs on it, and read its "
     "messages and runs.\n\n"
@@ -478,9 +486,16 @@ def _responses(schemas: _Schemas, info: MethodInfo) -> Schema:
             reply = schemas.field(field, False)
         else:
             reply = schemas.ref(method.output_type, inbound=False)
+        headers = dict(_REQUEST_ID_HEADER)
+        for name in descriptors.response_headers(method):
+            description, values = _RESPONSE_HEADERS.get(name, ("Set by the server.", ()))
+            schema: Schema = {"type": "string"}
+            if values:
+                schema["enum"] = list(values)
+            headers[name] = {"description": description, "schema": schema}
         ok = {
             "description": "Success.",
-            "headers": _REQUEST_ID_HEADER,
+            "headers": headers,
             "content": {"application/json": {"schema": reply}},
         }
     responses: Schema = {str(info.success_status): ok}

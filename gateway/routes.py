@@ -259,10 +259,15 @@ class MethodInfo:
     binding: Binding
     success_status: int
     full_name: str = field(init=False)
+    # Initial metadata key -> the response header it becomes (the RPC's response_headers).
+    headers: dict[str, bytes] = field(init=False)
 
     def __post_init__(self) -> None:
         svc = self.method.containing_service.full_name
         self.full_name = f"/{svc}/{self.method.name}"
+        self.headers = {
+            name.lower(): name.encode() for name in descriptors.response_headers(self.method)
+        }
 
 
 def methods_of(service: descriptor.ServiceDescriptor) -> list[MethodInfo]:
@@ -332,10 +337,13 @@ class Transcoder:
         except grpc.aio.AioRpcError as exc:
             raise ProblemError(problems.from_rpc_error(exc, request.request_id)) from None
         status = self.info.success_status
+        headers: list[tuple[bytes, bytes]] = []
         for key, value in initial or ():
             if key == HTTP_STATUS_KEY and str(value).isdigit():
                 status = int(value)
-        await send_bytes(request.send, status, self.encode(reply), JSON)
+            elif key in self.info.headers:
+                headers.append((self.info.headers[key], str(value).encode("latin-1")))
+        await send_bytes(request.send, status, self.encode(reply), JSON, headers)
 
     async def decode(self, request: Request) -> Any:
         message = self.request_cls()

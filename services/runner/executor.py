@@ -135,7 +135,11 @@ def _now_ts() -> timestamp_pb2.Timestamp:
 
 def _usage(usage: TokenUsage) -> run_pb2.Usage:
     return run_pb2.Usage(
-        prompt_tokens=usage.prompt, completion_tokens=usage.completion, total_tokens=usage.total
+        prompt_tokens=usage.prompt,
+        completion_tokens=usage.completion,
+        total_tokens=usage.total,
+        cache_read_input_tokens=usage.cache_read,
+        cache_write_input_tokens=usage.cache_write,
     )
 
 
@@ -182,7 +186,10 @@ class Executor:
             ),
             iterations=len(run.submitted_inference_job_ids),
             usage=TokenUsage(
-                claim.resumed_usage.prompt_tokens, claim.resumed_usage.completion_tokens
+                claim.resumed_usage.prompt_tokens,
+                claim.resumed_usage.completion_tokens,
+                claim.resumed_usage.cache_read_input_tokens,
+                claim.resumed_usage.cache_write_input_tokens,
             ),
             approved=tuple(loop.Approved(a.use, a.approval) for a in claim.approved_calls),
             started=frozenset(claim.started_tool_use_ids),
@@ -387,6 +394,7 @@ class Executor:
             output_schema=ctx.output_schema,
             stream=cfg.stream if cfg.HasField("stream") else True,
             thinking_budget=thinking,
+            prompt_caching=cfg.prompt_caching if cfg.HasField("prompt_caching") else True,
         )
         prepared = ctx.provider.prepare(cfg.data_plane_id, request)
         job = store_service_pb2.InferenceJob(

@@ -27,7 +27,7 @@ import os
 import random
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import boto3
@@ -630,6 +630,8 @@ def converse_body(request: ModelRequest) -> dict[str, Any]:
             else:
                 config["toolChoice"] = {choice.kind: {}}
         body["toolConfig"] = config
+    if request.prompt_caching:
+        _add_cache_points(body)
     if request.output_schema is not None:
         body["outputConfig"] = {
             "textFormat": {
@@ -643,6 +645,30 @@ def converse_body(request: ModelRequest) -> dict[str, Any]:
             }
         }
     return body
+
+
+# Bedrock caches a prompt prefix only from about 1,024 tokens (Claude; more for some models): a
+# cachePoint after a shorter prefix is ignored. Estimated at ~4 characters a token, as JSON.
+CACHE_MIN_TOKENS: Final = 1024
+_CHARS_PER_TOKEN: Final = 4
+
+
+def _add_cache_points(body: dict[str, Any]) -> None:
+    """A cachePoint after the tool list and after the system prompt, where the prefix up to it
+    (tools first, then system: the order the model reads them) is long enough to be cached.
+    Every call of a run's tool loop repeats that prefix, so each call after the first reads it
+    from the cache at the cache-read price."""
+    prefix_chars = 0
+    tools = (body.get("toolConfig") or {}).get("tools")
+    if tools:
+        prefix_chars += len(orjson.dumps(tools))
+        if prefix_chars >= CACHE_MIN_TOKENS * _CHARS_PER_TOKEN:
+            tools.append({"cachePoint": {"type": "default"}})
+    system = body.get("system")
+    if system:
+        prefix_chars += len(orjson.dumps(system))
+        if prefix_chars >= CACHE_MIN_TOKENS * _CHARS_PER_TOKEN:
+            system.append({"cachePoint": {"type": "default"}})
 
 
 def _struct(value: Any) -> struct_pb2.Struct:
