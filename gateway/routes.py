@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
@@ -62,7 +62,8 @@ class Request:
         return problem.body(self.docs_url, self.scope.get("path", ""), self.request_id)
 
     def header(self, name: bytes) -> str | None:
-        for key, value in self.scope.get("headers", ()):
+        headers: Iterable[tuple[bytes, bytes]] = self.scope.get("headers", ())
+        for key, value in headers:
             if key == name:
                 return value.decode("latin-1")
         return None
@@ -214,7 +215,8 @@ class Router:
 
 
 def _request_id(scope: Scope) -> str:
-    for key, value in scope.get("headers", ()):
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
+    for key, value in headers:
         if key == b"x-request-id":
             text = value.decode("latin-1")
             if _REQUEST_ID.match(text):

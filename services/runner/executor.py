@@ -185,7 +185,7 @@ class Executor:
                 for t in claim.resumed_turns
             ),
             iterations=len(run.submitted_inference_job_ids),
-            usage=loop.TokenUsage(
+            usage=TokenUsage(
                 claim.resumed_usage.prompt_tokens,
                 claim.resumed_usage.completion_tokens,
                 claim.resumed_usage.cache_read_input_tokens,
@@ -489,7 +489,8 @@ class Executor:
             if action.text is not None:
                 outcome.final_text = action.text
             else:
-                json_format.ParseDict(action.structured, outcome.final_structured_output)
+                # Into a google.protobuf.Value ParseDict takes any JSON; the stub says dict only.
+                json_format.ParseDict(action.structured, outcome.final_structured_output)  # type: ignore[arg-type]
         elif isinstance(action, loop.Pause):
             outcome.status = run_pb2.RUN_STATUS_REQUIRES_ACTION
             outcome.pending_tool_calls.extend(_pending_call(p) for p in action.pending)

@@ -417,6 +417,7 @@ def _parse(
     as an empty answer or fails on it; either is the provider's failure here. A success without
     `output.message` raises ModelInvocationFailed (botocore's rules retry no 2xx); an unreadable
     error answer becomes an error without a code, which the rules judge by its HTTP status."""
+    parsed: dict[str, Any] | None
     try:
         parsed = _PARSER.parse(
             {"status_code": status, "headers": headers, "body": body}, operation.output_shape
@@ -434,10 +435,14 @@ def _parse(
             "ResponseMetadata": {"HTTPStatusCode": status},
         }
     output = (parsed or {}).get("output")
-    if not isinstance(output, dict) or not isinstance(output.get("message"), dict):
+    if (
+        parsed is None
+        or not isinstance(output, dict)
+        or not isinstance(output.get("message"), dict)
+    ):
         detail = f"unreadable Bedrock answer (HTTP {status}): {_unread(body)}"
         raise ProviderError(MODEL_INVOCATION_FAILED, detail)
-    return parsed  # type: ignore[return-value]
+    return parsed
 
 
 def _unread(body: bytes) -> str:
