@@ -26,7 +26,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from agents.v1 import run_pb2, store_service_pb2
-from sqlalchemy import ColumnElement, FromClause, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import ReturningUpdate
 
@@ -282,6 +292,7 @@ def _runnable(table: FromClause) -> ColumnElement[bool]:
 
 def _leasing(run_id: Any) -> ReturningUpdate[Any]:
     """UPDATE … RETURNING that leases the run `run_id` (a value or a subquery) to :runner."""
+    claimed_at = bindparam("claimed_at", type_=runs.c.started_at.type)
     return (
         update(runs)
         .where(runs.c.id == run_id)
@@ -290,8 +301,11 @@ def _leasing(run_id: Any) -> ReturningUpdate[Any]:
             lease_owner=bindparam("runner"),
             lease_expires_at=bindparam("expires"),
             attempts=runs.c.attempts + 1,
+            # A claim's clock is read before its statement, which may find a run started after
+            # that instant (PostgreSQL's statement snapshot): execution never precedes the start.
             execution_started_at=func.coalesce(
-                runs.c.execution_started_at, bindparam("claimed_at")
+                runs.c.execution_started_at,
+                case((runs.c.started_at > claimed_at, runs.c.started_at), else_=claimed_at),
             ),
         )
         .returning(*runs.c)
