@@ -85,8 +85,11 @@ def stub(port: int, in_process: bool) -> tuple[Any, Any]:
     return channel, store_service_pb2_grpc.StoreServiceStub(channel)
 
 
+RUNNER = InternalCredential(SECRET, Role.RUNNER)  # one token for every call, as a runner's
+
+
 def runner() -> tuple[tuple[str, str], ...]:
-    return InternalCredential(SECRET, Role.RUNNER).metadata()
+    return RUNNER.metadata()
 
 
 def outcome(exc: grpc.aio.AioRpcError) -> dict[str, Any]:
