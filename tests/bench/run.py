@@ -408,7 +408,8 @@ class Bench:
         )
         parley = stack.parley_up(
             f"http://127.0.0.1:{stack.listening_port(slow)}", self.logs,
-            extra_env={**self.parley_env, **env}, name=f"parley-up-inflight-{label.split('=')[0].replace(' ', '-')}",
+            extra_env={**self.parley_env, **env},
+            name=f"parley-up-inflight-{label.split('=')[0].replace(' ', '-')}",
         )  # fmt: skip
         try:
             count = plan.inflight_runs
