@@ -53,16 +53,18 @@ class Listener:
     handlers: dict[str, Handler]
     interceptors: Sequence[grpc.aio.ServerInterceptor]
 
-    async def handler(self, details: _CallDetails) -> Handler | None:
-        """The method's handler as the server would run it: through every interceptor."""
-
+    def __post_init__(self) -> None:
         async def lookup(d: Any) -> Handler | None:
             return self.handlers.get(d.method)
 
         continuation: Callable[[Any], Any] = lookup
         for interceptor in reversed(self.interceptors):
             continuation = _chain(interceptor, continuation)
-        result: Handler | None = await continuation(details)
+        self._first = continuation
+
+    async def handler(self, details: _CallDetails) -> Handler | None:
+        """The method's handler as the server would run it: through every interceptor."""
+        result: Handler | None = await self._first(details)
         return result
 
 
@@ -269,8 +271,9 @@ class _UnaryCall:
         return self._task.done()
 
     async def initial_metadata(self) -> grpc.aio.Metadata:
-        with contextlib.suppress(Exception):
-            await asyncio.shield(self._task)
+        if not self._task.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._task)
         return grpc.aio.Metadata(*self._context.initial)
 
     async def code(self) -> grpc.StatusCode:
