@@ -1,6 +1,6 @@
 """The gateway: transcoded routes from reflection, plus /openapi.json, /docs (the API reference),
-/docs/errors, /healthz and /metrics, as one pure-ASGI app served by uvicorn (no access log;
-Prometheus counts requests)."""
+/console (the web console), /docs/errors, /healthz and /metrics, as one pure-ASGI app served by
+uvicorn (no access log; Prometheus counts requests)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import uvicorn
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from gateway import docs, openapi, problems, sse
+from gateway import console, docs, openapi, problems, sse
 from gateway.cors import Cors
 from gateway.descriptors import LoadedService, load_service
 from gateway.http_rule import parse
@@ -128,18 +128,21 @@ def build_app(
         await send_bytes(request.send, 200, docs.PAGE, HTML, headers)
 
     async def serve_asset(request: Request) -> None:
-        asset = assets.get(request.bindings["name"])
-        if asset is None:
-            raise ProblemError(
-                problems.catalogued(
-                    "RouteNotFound", f"/docs has no asset called {request.bindings['name']!r}"
-                )
-            )
+        await _send_asset(request, assets, "/docs")
+
+    console_page = console.page()
+    console_assets = console.load_assets()
+
+    async def serve_console(request: Request) -> None:
         headers = [
-            (b"cache-control", b"public, max-age=3600"),
+            (b"content-security-policy", console.CSP.encode()),
             (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
         ]
-        await send_bytes(request.send, 200, asset.body, asset.content_type, headers)
+        await send_bytes(request.send, 200, console_page, HTML, headers)
+
+    async def serve_console_asset(request: Request) -> None:
+        await _send_asset(request, console_assets, "/console")
 
     index_page = error_index_page(settings.docs_url).encode()
     pages = {e.slug: error_page(e, settings.docs_url).encode() for e in CATALOGUE.values()}
@@ -163,6 +166,8 @@ def build_app(
         ("/metrics", serve_metrics),
         ("/docs", serve_docs),
         ("/docs/assets/{name}", serve_asset),
+        ("/console", serve_console),
+        ("/console/assets/{name}", serve_console_asset),
         ("/docs/errors", serve_error_index),
         ("/docs/errors/{slug}", serve_error_page),
     ]
@@ -171,6 +176,22 @@ def build_app(
     if settings.cors_origins:
         app = Cors(app, settings.cors_origins, {e.http_method for e in endpoints})
     return Metrics(app)
+
+
+async def _send_asset(request: Request, assets: dict[str, docs.Asset], page: str) -> None:
+    asset = assets.get(request.bindings["name"])
+    if asset is None:
+        raise ProblemError(
+            problems.catalogued(
+                "RouteNotFound", f"{page} has no asset called {request.bindings['name']!r}"
+            )
+        )
+    headers = [
+        # The console's modules change with Parley: a browser revalidates, never runs stale code.
+        (b"cache-control", b"no-cache" if page == "/console" else b"public, max-age=3600"),
+        (b"x-content-type-options", b"nosniff"),
+    ]
+    await send_bytes(request.send, 200, asset.body, asset.content_type, headers)
 
 
 # --- error pages ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 from gateway.routes import Receive, Scope, Send
 
 ALLOWED_HEADERS = ("authorization", "content-type", "last-event-id", "x-request-id")
-EXPOSED_HEADERS = ("x-request-id",)
+EXPOSED_HEADERS = ("x-request-id", "parley-start-outcome")
 MAX_AGE_S = 600
 ANY = "*"
 
@@ -83,7 +83,8 @@ class Cors:
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
+    for key, value in headers:
         if key == name:
             return value.decode("latin-1")
     return None

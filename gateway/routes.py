@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
@@ -62,7 +62,8 @@ class Request:
         return problem.body(self.docs_url, self.scope.get("path", ""), self.request_id)
 
     def header(self, name: bytes) -> str | None:
-        for key, value in self.scope.get("headers", ()):
+        headers: Iterable[tuple[bytes, bytes]] = self.scope.get("headers", ())
+        for key, value in headers:
             if key == name:
                 return value.decode("latin-1")
         return None
@@ -214,7 +215,8 @@ class Router:
 
 
 def _request_id(scope: Scope) -> str:
-    for key, value in scope.get("headers", ()):
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
+    for key, value in headers:
         if key == b"x-request-id":
             text = value.decode("latin-1")
             if _REQUEST_ID.match(text):
@@ -257,10 +259,15 @@ class MethodInfo:
     binding: Binding
     success_status: int
     full_name: str = field(init=False)
+    # Initial metadata key -> the response header it becomes (the RPC's response_headers).
+    headers: dict[str, bytes] = field(init=False)
 
     def __post_init__(self) -> None:
         svc = self.method.containing_service.full_name
         self.full_name = f"/{svc}/{self.method.name}"
+        self.headers = {
+            name.lower(): name.encode() for name in descriptors.response_headers(self.method)
+        }
 
 
 def methods_of(service: descriptor.ServiceDescriptor) -> list[MethodInfo]:
@@ -330,10 +337,13 @@ class Transcoder:
         except grpc.aio.AioRpcError as exc:
             raise ProblemError(problems.from_rpc_error(exc, request.request_id)) from None
         status = self.info.success_status
+        headers: list[tuple[bytes, bytes]] = []
         for key, value in initial or ():
             if key == HTTP_STATUS_KEY and str(value).isdigit():
                 status = int(value)
-        await send_bytes(request.send, status, self.encode(reply), JSON)
+            elif key in self.info.headers:
+                headers.append((self.info.headers[key], str(value).encode("latin-1")))
+        await send_bytes(request.send, status, self.encode(reply), JSON, headers)
 
     async def decode(self, request: Request) -> Any:
         message = self.request_cls()

@@ -16,6 +16,7 @@ DEFAULT_MAX_TOKENS: Final = 2048
 DEFAULT_TEMPERATURE: Final = 0.0
 THINKING_TEMPERATURE: Final = 1.0  # the only one the models take with thinking on
 DEFAULT_STREAM: Final = True
+DEFAULT_PROMPT_CACHING: Final = True
 
 _SCALARS = (
     "model",
@@ -26,6 +27,7 @@ _SCALARS = (
     "max_tokens",
     "temperature",
     "stream",
+    "prompt_caching",
 )
 
 
@@ -49,6 +51,8 @@ def with_defaults(cfg: config_pb2.AgentConfig) -> config_pb2.AgentConfig:
         filled.temperature = THINKING_TEMPERATURE if thinking else DEFAULT_TEMPERATURE
     if not filled.HasField("stream"):
         filled.stream = DEFAULT_STREAM
+    if not filled.HasField("prompt_caching"):
+        filled.prompt_caching = DEFAULT_PROMPT_CACHING
     if filled.HasField("output_format_schema") and not filled.output_format_schema.fields:
         filled.ClearField("output_format_schema")
     return filled

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import orjson
@@ -336,13 +336,10 @@ def run_to_proto(
     if row.iterations_used is not None:
         run.iterations_used = row.iterations_used
     if row.total_tokens is not None:
-        run.usage.CopyFrom(
-            run_pb2.Usage(
-                prompt_tokens=row.prompt_tokens,
-                completion_tokens=row.completion_tokens,
-                total_tokens=row.total_tokens,
-            )
-        )
+        run.usage.CopyFrom(run_usage(row))
+        rate = cache_hit_rate(run.usage)
+        if rate is not None:
+            run.cache_hit_rate = rate
     if row.final_text is not None:
         run.final_text = row.final_text
     if row.final_structured_output is not None:
@@ -354,7 +351,53 @@ def run_to_proto(
         run.error.message = row.error_message or ""
     if row.completed_at is not None:
         run.completed_at.CopyFrom(timestamp(row.completed_at))
+        run.duration_ms = duration_ms(row.started_at, row.completed_at)
+    if row.execution_started_at is not None:
+        run.execution_started_at.CopyFrom(timestamp(row.execution_started_at))
+    if row.cost_nano_usd is not None:
+        run.total_cost_usd = usd(row.cost_nano_usd)
+    run.latest_event_seq = row.event_seq
+    run.trace_id = row.trace_id
+    run.metadata.SetInParent()  # {} by default, never null
+    run.metadata.update(orjson.loads(row.run_metadata))
     return run
+
+
+def listed_run_to_proto(row: RunRow) -> run_pb2.Run:
+    """A run as a list shows it: without `live` (read the run for that)."""
+    run = run_to_proto(row, None)
+    run.ClearField("live")
+    return run
+
+
+def run_usage(row: RunRow) -> run_pb2.Usage:
+    return run_pb2.Usage(
+        prompt_tokens=row.prompt_tokens or 0,
+        completion_tokens=row.completion_tokens or 0,
+        total_tokens=row.total_tokens or 0,
+        cache_read_input_tokens=row.cache_read_tokens or 0,
+        cache_write_input_tokens=row.cache_write_tokens or 0,
+    )
+
+
+def cache_hit_rate(usage: run_pb2.Usage) -> float | None:
+    """Cache reads / all input tokens (prompt, cache reads and writes); None with no input."""
+    reads = usage.cache_read_input_tokens
+    every = usage.prompt_tokens + reads + usage.cache_write_input_tokens
+    return reads / every if every else None
+
+
+def duration_ms(started: datetime, completed: datetime) -> int:
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    if completed.tzinfo is None:
+        completed = completed.replace(tzinfo=UTC)
+    return (completed - started) // timedelta(milliseconds=1)
+
+
+def usd(nano_usd: int) -> float:
+    """Stored nano-USD as USD (a JSON number; sums are taken in nano-USD)."""
+    return nano_usd / 1e9
 
 
 def terminal_values(run: run_pb2.Run, now: datetime) -> dict[str, Any]:
@@ -369,6 +412,8 @@ def terminal_values(run: run_pb2.Run, now: datetime) -> dict[str, Any]:
         "prompt_tokens": usage.prompt_tokens if usage else None,
         "completion_tokens": usage.completion_tokens if usage else None,
         "total_tokens": usage.total_tokens if usage else None,
+        "cache_read_tokens": usage.cache_read_input_tokens if usage else None,
+        "cache_write_tokens": usage.cache_write_input_tokens if usage else None,
         "submitted_inference_job_ids": orjson.dumps(list(run.submitted_inference_job_ids)).decode(),
         "pending_tool_calls": list_to_json(run.pending_tool_calls),
         "final_text": field_or(run, "final_text"),
@@ -384,7 +429,7 @@ def terminal_values(run: run_pb2.Run, now: datetime) -> dict[str, Any]:
 # --- inference jobs -----------------------------------------------------------------------------
 
 
-def job_values(job: store_service_pb2.InferenceJob) -> dict[str, Any]:
+def job_values(job: run_pb2.InferenceJob) -> dict[str, Any]:
     return {
         "id": job.id,
         "run_id": job.run_id,
@@ -399,12 +444,14 @@ def job_values(job: store_service_pb2.InferenceJob) -> dict[str, Any]:
         "completion_tokens": job.usage.completion_tokens,
         "started_at": job.started_at.ToDatetime(tzinfo=UTC),
         "completed_at": job.completed_at.ToDatetime(tzinfo=UTC),
+        "cache_read_tokens": job.usage.cache_read_input_tokens,
+        "cache_write_tokens": job.usage.cache_write_input_tokens,
     }
 
 
-def job_to_proto(row: InferenceJobRow) -> store_service_pb2.InferenceJob:
+def job_to_proto(row: InferenceJobRow) -> run_pb2.InferenceJob:
     prompt, completion = row.prompt_tokens, row.completion_tokens
-    return store_service_pb2.InferenceJob(
+    return run_pb2.InferenceJob(
         id=row.id,
         run_id=row.run_id,
         iteration=row.iteration,
@@ -415,7 +462,11 @@ def job_to_proto(row: InferenceJobRow) -> store_service_pb2.InferenceJob:
         error_type=row.error_type or "",
         error_message=row.error_message or "",
         usage=run_pb2.Usage(
-            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion + row.cache_read_tokens + row.cache_write_tokens,
+            cache_read_input_tokens=row.cache_read_tokens,
+            cache_write_input_tokens=row.cache_write_tokens,
         ),
         started_at=timestamp(row.started_at),
         completed_at=timestamp(row.completed_at),

@@ -5,7 +5,7 @@ run and event already written."""
 
 from __future__ import annotations
 
-from agents.v1 import run_pb2
+from agents.v1 import conversation_service_pb2, run_pb2
 
 from services.common.errors import CATALOGUE
 
@@ -22,6 +22,14 @@ class Presenter:
                 run.error.title = entry.title
                 run.error.docs_url = f"{self._docs_url}/errors/{entry.slug}"
         return run
+
+    def runs(
+        self, page: conversation_service_pb2.ListRunsResponse
+    ) -> conversation_service_pb2.ListRunsResponse:
+        """A page of runs, each presented (in place)."""
+        for run in page.runs:
+            self.run(run)
+        return page
 
     def event(self, event: run_pb2.RunEvent) -> run_pb2.RunEvent:
         """`event` as sent: a terminal event's failed run presented, in a copy (the same event

@@ -290,6 +290,9 @@ def _leasing(run_id: Any) -> ReturningUpdate[Any]:
             lease_owner=bindparam("runner"),
             lease_expires_at=bindparam("expires"),
             attempts=runs.c.attempts + 1,
+            execution_started_at=func.coalesce(
+                runs.c.execution_started_at, bindparam("claimed_at")
+            ),
         )
         .returning(*runs.c)
     )
@@ -340,6 +343,8 @@ _HISTORY = (
 _USAGE = select(
     func.coalesce(func.sum(inference_jobs.c.prompt_tokens), 0),
     func.coalesce(func.sum(inference_jobs.c.completion_tokens), 0),
+    func.coalesce(func.sum(inference_jobs.c.cache_read_tokens), 0),
+    func.coalesce(func.sum(inference_jobs.c.cache_write_tokens), 0),
 ).where(inference_jobs.c.run_id == bindparam("run_id"))
 _RUN_BY_ID = select(runs).where(runs.c.id == bindparam("id"))
 _HELD_FOR_UPDATE = _RUN_BY_ID.with_for_update()
@@ -398,7 +403,12 @@ def _lease_new_run(
     conn: Connection, run: RunRow, runner_id: str, lease_seconds: int, conversation: ConversationRow
 ) -> Claim:
     now = datetime.now(UTC)
-    params = {"run_id": run.id, "runner": runner_id, "expires": now + _lease(lease_seconds)}
+    params = {
+        "run_id": run.id,
+        "runner": runner_id,
+        "expires": now + _lease(lease_seconds),
+        "claimed_at": now,
+    }
     leased = RunRow(*conn.execute(_CLAIM_NEW, params).one())
     return _claimed(conn, leased, now, conversation)
 
@@ -422,11 +432,15 @@ def _claimed(
     partial = False
     if resumed:
         live = event_log.live_turns(conn, run.id)
-        prompt, completion = conn.execute(_USAGE, {"run_id": run.id}).one()
+        prompt, completion, read, write = (
+            int(n) for n in conn.execute(_USAGE, {"run_id": run.id}).one()
+        )
         usage = run_pb2.Usage(
-            prompt_tokens=int(prompt),
-            completion_tokens=int(completion),
-            total_tokens=int(prompt) + int(completion),
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion + read + write,
+            cache_read_input_tokens=read,
+            cache_write_input_tokens=write,
         )
         announced = event_log.announced_tool_calls(conn, run.id)
         partial = event_log.partial_turn_lost(conn, run.id)
@@ -514,7 +528,7 @@ class RunQueue:
 
         def oldest(conn: Connection) -> Claim:
             now = datetime.now(UTC)
-            params = {"now": now, "runner": runner_id, "expires": now + lease}
+            params = {"now": now, "runner": runner_id, "expires": now + lease, "claimed_at": now}
             if named is not None:
                 params["clusters"] = named
             row = conn.execute(statement, params).first()

@@ -19,6 +19,7 @@ from services.api import event_log, mapping, run_queue
 from services.api.db.engine import Database
 from services.api.db.models import conversations, inference_jobs, messages, runs
 from services.api.db.rows import InferenceJobRow, RunRow
+from services.common.catalogue import Catalogue
 from services.common.errors import ParleyError
 
 TERMINAL: Final = frozenset(
@@ -82,7 +83,9 @@ def _check_events(events: Iterable[run_pb2.RunEvent]) -> None:
             )
 
 
-async def commit_run(log: event_log.EventLog, request: store_service_pb2.CommitRunRequest) -> int:
+async def commit_run(
+    log: event_log.EventLog, catalogue: Catalogue, request: store_service_pb2.CommitRunRequest
+) -> int:
     """In one transaction: the last inference job and unpublished turns, then `finalize`.
     Returns the conversation's new version."""
     _check_outcome(request)
@@ -96,7 +99,7 @@ async def commit_run(log: event_log.EventLog, request: store_service_pb2.CommitR
         for turn in request.publish:
             event_log.append(conn, run.id, run_pb2.RunEvent(type=event_log.TURN, turn=turn), now)
         _append_all(conn, run.id, request.events, now)
-        return finalize(conn, lock, run, request.run, list(request.turns), now)
+        return finalize(conn, lock, run, request.run, list(request.turns), now, catalogue)
 
     return await log.write(work)
 
@@ -108,10 +111,12 @@ def finalize(
     outcome: run_pb2.Run,
     new_turns: list[message_pb2.Message],
     now: datetime,
+    catalogue: Catalogue,
 ) -> int:
     """Inside the caller's transaction: the input turn (unless it is empty) and `new_turns`
     become messages after the conversation's version, the version moves to the last one, the run
-    gets its terminal state and its terminal event. Returns the new version."""
+    gets its terminal state, its cost (at the catalogue's price in force when it started: a later
+    price never rewrites it) and its terminal event. Returns the new version."""
     conversation_id = run.conversation_id
     version_query = _VERSION_FOR_UPDATE if lock else _VERSION
     version: int = conn.execute(version_query, {"id": conversation_id}).scalar_one()
@@ -133,9 +138,24 @@ def finalize(
         {"conversation_id": conversation_id, "new_version": new_version, "now": now},
     ).scalar_one()
     params = {"run_id": run.id, **mapping.terminal_values(outcome, now)}
+    params["cost_nano_usd"] = run_cost(catalogue, run, outcome.usage)
     ended = RunRow(*conn.execute(_END_RUN, params).one())
     event_log.append(conn, run.id, event_log.terminal_event(mapping.run_to_proto(ended, name)), now)
     return new_version
+
+
+def run_cost(catalogue: Catalogue, run: RunRow, usage: run_pb2.Usage) -> int | None:
+    """The run's cost in nano-USD at the price in force at its start; None without a price."""
+    model = catalogue.models.get(run.model)
+    price = model.price_in_force(run.started_at) if model is not None else None
+    if price is None:
+        return None
+    return price.cost_nano_usd(
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_write_input_tokens,
+    )
 
 
 async def append_live_turn(
@@ -207,7 +227,7 @@ def _record_iteration(
     return event_log.append(conn, job.run_id, usage, now)
 
 
-async def get_inference_job(db: Database, job_id: str) -> store_service_pb2.InferenceJob:
+async def get_inference_job(db: Database, job_id: str) -> run_pb2.InferenceJob:
     row = await db.read(lambda conn: conn.execute(_JOB, {"id": job_id}).first())
     if row is None:
         raise ParleyError(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -25,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 
 from services.api import effective_config, event_log, mapping, run_queue, validation
 from services.api.conversations import owned_conversation
-from services.api.db.models import conversations, messages, runs
-from services.api.db.rows import ConversationRow, RunRow, values
+from services.api.db.models import conversations, inference_jobs, messages, runs
+from services.api.db.rows import ConversationRow, InferenceJobRow, RunRow, values
 from services.api.run_reports import finalize
 from services.common.auth import Principal
 from services.common.contract import CANCELLED_MESSAGE
@@ -114,20 +116,27 @@ class Runs:
         self._default_clusters: OrderedDict[str, str] = OrderedDict()  # conversation -> cluster
 
     async def start(
-        self, principal: Principal, request: conversation_service_pb2.StartRunRequest
+        self,
+        principal: Principal,
+        request: conversation_service_pb2.StartRunRequest,
+        trace_id: str = "",
     ) -> StartedRun:
+        """`trace_id`: the caller's W3C trace id, if it sent one (else the run gets a new one)."""
         client_op_id = await validation.check_start_run(request, self._rules)
+        run_id = validation.check_run_extras(request)
+        # Only a client-chosen run_id is checked against the body that created it.
+        digest = _request_hash(request) if run_id is not None else ""
+        start = _Start(request, client_op_id, run_id, digest, trace_id or uuid.uuid4().hex)
         cluster = await self._cluster_hint(principal, request)
         try:
             async with self._queue.offer(cluster) as offer:
                 started = await self._log.write(
-                    lambda conn: _start(conn, self._rules, principal, request, client_op_id, offer)
+                    lambda conn: _start(conn, self._rules, principal, start, offer)
                 )
         except IntegrityError:
-            # Another request with this client_op_id inserted first: answer with its run.
-            replayed = await self._db.read(
-                lambda conn: _replay(conn, principal, request.id, client_op_id)
-            )
+            # Another request with this client_op_id (or run_id) inserted first: answer with its
+            # run, or run-id-conflict when that run is not this request's.
+            replayed = await self._db.read(lambda conn: _replay(conn, principal, start))
             if replayed is None:
                 raise
             return replayed
@@ -161,6 +170,15 @@ class Runs:
         """The caller's run and its live turns, or RunNotFound."""
         return await self._db.read(lambda conn: _read(conn, principal, run_id))
 
+    async def inference_jobs(self, principal: Principal, run_id: str) -> list[InferenceJobRow]:
+        """The caller's run's model calls by iteration, or RunNotFound as GET run answers."""
+
+        def read(conn: Connection) -> list[InferenceJobRow]:
+            run, _ = _owned_run(conn, principal, run_id)
+            return [InferenceJobRow(*row) for row in conn.execute(_RUN_JOBS, {"run_id": run.id})]
+
+        return await self._db.read(read)
+
     async def cancel(self, principal: Principal, run_id: str) -> ReadRun:
         """A pending run fails at once (its input turn is committed, so the conversation stays
         consistent); a running run is flagged and its runner told, then we wait (bounded) for
@@ -180,7 +198,7 @@ class Runs:
                     payload, run, f"not executed: {CANCELLED_MESSAGE} before it ran"
                 )
                 turns = [unexecuted] if unexecuted is not None else []
-                finalize(conn, lock, run, outcome, turns, datetime.now(UTC))
+                finalize(conn, lock, run, outcome, turns, datetime.now(UTC), self._rules.catalogue)
             elif run.status == "running":
                 conn.execute(_FLAG_CANCEL, {"run_id": run.id})
                 self._queue.announce_cancel(conn, run.id)
@@ -261,14 +279,64 @@ class Runs:
                     status, batch = await self._db.read(catch_up)
 
 
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """A StartRun request with what was derived from it before its transaction."""
+
+    request: conversation_service_pb2.StartRunRequest
+    client_op_id: str  # canonical
+    run_id: str | None  # the client's, canonical; None: Parley chooses
+    request_hash: str
+    trace_id: str
+
+
+def _request_hash(request: conversation_service_pb2.StartRunRequest) -> str:
+    """The body's fingerprint: a replayed run_id must carry the same one. (Deterministic
+    serialisation: the same body always hashes the same; path id included.)"""
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _same_start(conn: Connection, principal: Principal, start: _Start) -> RunRow | None:
+    """The run the client-chosen run_id names, when it is this request's (a replay); None when
+    no run has the id; run-id-conflict when another conversation or body has it."""
+    if start.run_id is None:
+        return None
+    existing = _run_by_id(conn, start.run_id)
+    if existing is None:
+        return None
+    if (
+        existing.company_id == principal.company_id
+        and existing.user_id == principal.user_id
+        and existing.request_hash == start.request_hash
+    ):
+        return existing
+    raise _run_id_conflict(start.run_id)
+
+
+def _run_id_conflict(run_id: str) -> ParleyError:
+    return ParleyError(
+        "RunIdConflict",
+        f"run_id {run_id} names a run started by another request (another conversation or "
+        "body); resend the original request unchanged, or choose a new run_id",
+        run_id=run_id,
+    )
+
+
+def _op_replay(start: _Start, existing: RunRow) -> RunRow:
+    """A client_op_id replay is one only when it does not name another run_id."""
+    if start.run_id is not None and existing.id != start.run_id:
+        raise _run_id_conflict(start.run_id)
+    return existing
+
+
 def _start(
     conn: Connection,
     rules: validation.ConfigRules,
     principal: Principal,
-    request: conversation_service_pb2.StartRunRequest,
-    client_op_id: str,
+    start: _Start,
     offer: run_queue.Offer,
 ) -> StartedRun:
+    request, client_op_id = start.request, start.client_op_id
     conversation = owned_conversation(conn, principal, request.id)
     # The body is validated before the replay check: a replay with a bad body is a 400 too.
     has_override = request.HasField("config_override")
@@ -281,12 +349,15 @@ def _start(
     validation.check_content_on_cluster(request.payload.user_message.content, cluster)
     if request.HasField("tool_choice"):
         validation.validate_tool_choice(request.tool_choice, merged)
+    replayed = _same_start(conn, principal, start)
+    if replayed is not None:
+        return StartedRun(replayed, conversation.name, True)
     existing = _run_by_op(conn, conversation.id, client_op_id)
     if existing is not None:
-        return StartedRun(existing, conversation.name, True)
+        return StartedRun(_op_replay(start, existing), conversation.name, True)
     _check_can_start(conn, conversation, request)
 
-    run_id = str(uuid.uuid4())
+    run_id = start.run_id or str(uuid.uuid4())
     taken = conn.execute(
         _TAKE_CONVERSATION,
         {
@@ -297,9 +368,12 @@ def _start(
     )
     if taken.rowcount != 1:
         # Someone else started a run in between: the same request, or a different one.
+        replayed = _same_start(conn, principal, start)
+        if replayed is not None:
+            return StartedRun(replayed, conversation.name, True)
         existing = _run_by_op(conn, conversation.id, client_op_id)
         if existing is not None:
-            return StartedRun(existing, conversation.name, True)
+            return StartedRun(_op_replay(start, existing), conversation.name, True)
         _check_can_start(conn, owned_conversation(conn, principal, request.id), request)
         raise ParleyError(
             "VersionConflict",
@@ -337,9 +411,18 @@ def _start(
         attempts=0,
         cancel_requested=False,
         execution_cluster=cluster.name,
+        model=merged.model,
+        execution_started_at=None,
+        cache_read_tokens=None,
+        cache_write_tokens=None,
+        cost_nano_usd=None,
+        trace_id=start.trace_id,
+        run_metadata=mapping.to_json(request.metadata),
+        request_hash=start.request_hash,
     )
     conn.execute(_INSERT_RUN, values(run))
     event_log.append(conn, run_id, event_log.status_event(run_pb2.RUN_STATUS_PENDING))
+    run = dataclasses.replace(run, event_seq=1)  # that event's seq (numbered at commit)
     offer.place(conn, run, conversation)
     return StartedRun(run, conversation.name, False)
 
@@ -352,12 +435,15 @@ def _default_cluster(conn: Connection, principal: Principal, conversation_id: st
     return mapping.config_from_json(conversation.defaults).execution_cluster
 
 
-def _replay(
-    conn: Connection, principal: Principal, conversation_id: str, client_op_id: str
-) -> StartedRun | None:
-    conversation = owned_conversation(conn, principal, conversation_id)
-    existing = _run_by_op(conn, conversation.id, client_op_id)
-    return None if existing is None else StartedRun(existing, conversation.name, True)
+def _replay(conn: Connection, principal: Principal, start: _Start) -> StartedRun | None:
+    conversation = owned_conversation(conn, principal, start.request.id)
+    replayed = _same_start(conn, principal, start)
+    if replayed is not None:
+        return StartedRun(replayed, conversation.name, True)
+    existing = _run_by_op(conn, conversation.id, start.client_op_id)
+    if existing is None:
+        return None
+    return StartedRun(_op_replay(start, existing), conversation.name, True)
 
 
 def _check_can_start(
@@ -437,6 +523,13 @@ def _run_by_id(conn: Connection, run_id: str) -> RunRow | None:
 def _status(conn: Connection, run_id: str) -> str:
     status: str = conn.execute(_STATUS, {"id": run_id}).scalar_one()
     return status
+
+
+_RUN_JOBS = (
+    select(inference_jobs)
+    .where(inference_jobs.c.run_id == bindparam("run_id"))
+    .order_by(inference_jobs.c.iteration, inference_jobs.c.started_at)
+)
 
 
 def _read(conn: Connection, principal: Principal, run_id: str) -> ReadRun:

@@ -61,7 +61,7 @@ async def start(settings: Settings, bind: str, store_bind: str) -> Running:
             [
                 (
                     store_service_pb2_grpc.add_StoreServiceServicer_to_server,
-                    StoreServicer(log, queue, present),
+                    StoreServicer(log, queue, present, rules.catalogue),
                 )
             ],
             [STORE_SERVICE],

@@ -3,6 +3,7 @@ decisions here."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import grpc
@@ -13,7 +14,7 @@ from agents.v1 import (
     run_pb2,
 )
 
-from services.api import conversations, mapping
+from services.api import conversations, mapping, run_listing
 from services.api.db.engine import Database
 from services.api.presentation import Presenter
 from services.api.runs import ReadRun, Runs
@@ -22,6 +23,19 @@ from services.common.auth import READ_SCOPE, WRITE_SCOPE, Principal, verify_auth
 from services.common.grpc_server import HTTP_STATUS_KEY, metadata_value
 
 Context = grpc.aio.ServicerContext[object, object]
+
+# StartRun's answer says whether it started the run or found it (a replay): initial metadata,
+# which the gateway sends as the Parley-Start-Outcome header (the RPC's response_headers).
+START_OUTCOME_KEY = "parley-start-outcome"
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def _trace_id(traceparent: str | None) -> str:
+    """The trace id of a W3C traceparent, or "" when there is none (or it is invalid)."""
+    found = _TRACEPARENT.match((traceparent or "").strip())
+    if found is None or found.group(1) == "0" * 32:
+        return ""
+    return found.group(1)
 
 
 class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServicer):
@@ -33,6 +47,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         self._rules = rules
         self._secret = secret
         self._present = present
+        self._cursors = run_listing.Cursors(secret)
 
     def _principal(self, context: Context, scope: str) -> Principal:
         return verify_authorization(self._secret, metadata_value(context, "authorization"), scope)
@@ -72,10 +87,35 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         self, request: conversation_service_pb2.StartRunRequest, context: Context
     ) -> run_pb2.Run:
         principal = self._principal(context, WRITE_SCOPE)
-        started = await self._runs.start(principal, request)
+        trace_id = _trace_id(metadata_value(context, "traceparent"))
+        started = await self._runs.start(principal, request, trace_id)
         if started.replayed:  # the original row, answered 200 instead of the method's 202
-            await context.send_initial_metadata(((HTTP_STATUS_KEY, "200"),))
+            await context.send_initial_metadata(
+                ((HTTP_STATUS_KEY, "200"), (START_OUTCOME_KEY, "duplicate"))
+            )
+        else:
+            await context.send_initial_metadata(((START_OUTCOME_KEY, "accepted"),))
         return self._present.run(mapping.run_to_proto(started.row, started.current_name))
+
+    async def ListRuns(
+        self, request: conversation_service_pb2.ListRunsRequest, context: Context
+    ) -> conversation_service_pb2.ListRunsResponse:
+        principal = self._principal(context, READ_SCOPE)
+        page = await run_listing.list_runs(self._db, self._cursors, principal, request)
+        return self._present.runs(run_listing.page_to_proto(page))
+
+    async def ListConversationRuns(
+        self, request: conversation_service_pb2.ListConversationRunsRequest, context: Context
+    ) -> conversation_service_pb2.ListRunsResponse:
+        principal = self._principal(context, READ_SCOPE)
+        page = await run_listing.list_runs(self._db, self._cursors, principal, request, request.id)
+        return self._present.runs(run_listing.page_to_proto(page))
+
+    async def GetUsage(
+        self, request: conversation_service_pb2.GetUsageRequest, context: Context
+    ) -> conversation_service_pb2.GetUsageResponse:
+        principal = self._principal(context, READ_SCOPE)
+        return await run_listing.usage(self._db, principal, request)
 
     async def GetRun(
         self, request: conversation_service_pb2.GetRunRequest, context: Context
@@ -94,6 +134,15 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
     ) -> conversation_service_pb2.ListModelsResponse:
         principal = self._principal(context, READ_SCOPE)
         return mapping.models_to_proto(self._rules.catalogue.usable_models(principal.company_id))
+
+    async def ListRunInferenceJobs(
+        self, request: conversation_service_pb2.ListRunInferenceJobsRequest, context: Context
+    ) -> conversation_service_pb2.ListRunInferenceJobsResponse:
+        principal = self._principal(context, READ_SCOPE)
+        jobs = await self._runs.inference_jobs(principal, request.id)
+        return conversation_service_pb2.ListRunInferenceJobsResponse(
+            inference_jobs=[mapping.job_to_proto(job) for job in jobs]
+        )
 
     async def StreamRunEvents(
         self, request: conversation_service_pb2.StreamRunEventsRequest, context: Context

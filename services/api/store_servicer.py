@@ -6,19 +6,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
-from agents.v1 import store_service_pb2, store_service_pb2_grpc
+from agents.v1 import run_pb2, store_service_pb2, store_service_pb2_grpc
 
 from services.api import conversations, run_reports
 from services.api.event_log import EventLog
 from services.api.presentation import Presenter
 from services.api.run_queue import RunQueue
+from services.common.catalogue import Catalogue
 
 Context = grpc.aio.ServicerContext[object, object]
 
 
 class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
-    def __init__(self, log: EventLog, queue: RunQueue, present: Presenter) -> None:
+    def __init__(
+        self, log: EventLog, queue: RunQueue, present: Presenter, catalogue: Catalogue
+    ) -> None:
         self._log = log
+        self._catalogue = catalogue
         self._db = log.db
         self._queue = queue
         self._present = present
@@ -52,7 +56,7 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
     async def CommitRun(
         self, request: store_service_pb2.CommitRunRequest, context: Context
     ) -> store_service_pb2.CommitRunResponse:
-        version = await run_reports.commit_run(self._log, request)
+        version = await run_reports.commit_run(self._log, self._catalogue, request)
         return store_service_pb2.CommitRunResponse(version=version)
 
     async def AppendLiveTurn(
@@ -69,7 +73,7 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
 
     async def GetInferenceJob(
         self, request: store_service_pb2.GetInferenceJobRequest, context: Context
-    ) -> store_service_pb2.InferenceJob:
+    ) -> run_pb2.InferenceJob:
         return await run_reports.get_inference_job(self._db, request.id)
 
     async def SetGeneratedName(

@@ -13,7 +13,9 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 from agents.v1 import config_pb2, conversation_service_pb2, message_pb2, run_pb2
 from google.protobuf import json_format
@@ -429,6 +431,26 @@ def validate_tool_choice(choice: config_pb2.ToolChoice, cfg: config_pb2.AgentCon
 
 
 # --- run requests -------------------------------------------------------------------------------
+
+
+MAX_RUN_METADATA_BYTES: Final = 16 * 1024  # a run's metadata, as JSON
+
+
+def check_run_extras(request: conversation_service_pb2.StartRunRequest) -> str | None:
+    """The client-chosen run_id (canonical, or None when not given) and the metadata's size."""
+    run_id = None
+    if request.HasField("run_id"):
+        run_id = check_uuid(request.run_id)
+        if run_id is None:
+            raise _invalid(f"run_id `{request.run_id}` must be a UUID", field="run_id")
+    if request.HasField("metadata"):
+        size = len(orjson.dumps(json_format.MessageToDict(request.metadata)))
+        if size > MAX_RUN_METADATA_BYTES:
+            raise _invalid(
+                f"metadata is {size} bytes as JSON; at most {MAX_RUN_METADATA_BYTES} are allowed",
+                field="metadata",
+            )
+    return run_id
 
 
 def validate_start_run(request: conversation_service_pb2.StartRunRequest) -> str:

@@ -11,7 +11,8 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
@@ -92,16 +93,49 @@ class Price:
     cache_write_per_mtok: float | None
     as_of: date
 
+    def cost_nano_usd(self, prompt: int, completion: int, cache_read: int, cache_write: int) -> int:
+        """What these tokens cost, in nano-USD (an integer: sums of stored costs stay exact).
+        Cache tokens without a cache rate of their own are charged as input."""
+        read = self.input_per_mtok if self.cache_read_per_mtok is None else self.cache_read_per_mtok
+        write = (
+            self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+        )
+        # USD per million tokens is nano-USD per thousandth of a token: rate x 1000 per token.
+        total = sum(
+            (
+                Decimal(str(rate)) * 1000 * tokens
+                for rate, tokens in (
+                    (self.input_per_mtok, prompt),
+                    (self.output_per_mtok, completion),
+                    (read, cache_read),
+                    (write, cache_write),
+                )
+            ),
+            Decimal(0),
+        )
+        return int(total.to_integral_value(ROUND_HALF_UP))
+
 
 @dataclass(frozen=True)
 class Model:
     id: str
     provider_ids: Mapping[str, str]  # provider -> the provider's own model id
-    price: Price | None = None
+    price: Price | None = None  # the newest of `prices`
+    prices: tuple[Price, ...] = ()  # every dated price, oldest first
 
     @property
     def providers(self) -> tuple[str, ...]:
         return tuple(p for p in PROVIDERS if p in self.provider_ids)
+
+    def price_in_force(self, at: datetime) -> Price | None:
+        """The price whose `as_of` is the latest on or before `at`'s UTC day; None before the
+        first one (or with none)."""
+        day = (at if at.tzinfo is None else at.astimezone(UTC)).date()
+        found = None
+        for price in self.prices or ((self.price,) if self.price else ()):
+            if price.as_of <= day:
+                found = price
+        return found
 
 
 @dataclass(frozen=True)
@@ -482,8 +516,14 @@ class _Reader:
                     "models",
                     i,
                 )
-            price = self._price(table["price"], model_id, i) if "price" in table else None
-            models[model_id] = Model(model_id, ids, price)
+            # One dated price, or a list of them: a run is charged the one in force when it
+            # started, so a new price does not rewrite history.
+            given = table.get("price")
+            listed = given if isinstance(given, list) else [] if given is None else [given]
+            prices = sorted((self._price(p, model_id, i) for p in listed), key=lambda p: p.as_of)
+            if len({p.as_of for p in prices}) != len(prices):
+                self.fail(f"model `{model_id}`: two prices as of the same day", "models", i)
+            models[model_id] = Model(model_id, ids, prices[-1] if prices else None, tuple(prices))
         return models
 
     def _price(self, value: Any, model_id: str, i: int) -> Price:

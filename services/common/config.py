@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from services.common import addresses
 from services.common import catalogue as catalogue_file
@@ -67,7 +68,7 @@ class Settings:
     def docs_url(self) -> str:
         return self.docs_base_url or f"http://{self.host}:{self.http_port}/docs"
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
 

@@ -29,7 +29,7 @@ REQUEST_ID_KEY = "x-request-id"
 HTTP_STATUS_KEY = "x-parley-http-status"
 
 
-def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
+def metadata_value(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str | None:
     """One invocation-metadata value (keys are lower-case on the wire)."""
     for name, value in context.invocation_metadata() or ():
         if name == key:
@@ -37,7 +37,7 @@ def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
     return None
 
 
-def request_id(context: grpc.aio.ServicerContext) -> str:
+def request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     return metadata_value(context, REQUEST_ID_KEY) or uuid.uuid4().hex
 
 
@@ -45,12 +45,16 @@ class _Interceptor(grpc.aio.ServerInterceptor):
     """Wraps each of our methods' handlers once, on its first call; later calls reuse it."""
 
     def __init__(self, internal_secret: str) -> None:
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
         self._internal_secret = internal_secret
 
     async def intercept_service(
-        self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler:
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         wrapped = self._wrapped.get(details.method)
         if wrapped is not None:
             return wrapped
@@ -78,6 +82,7 @@ class _Interceptor(grpc.aio.ServerInterceptor):
                 handler.response_serializer,
             )
         else:
+            assert handler.stream_stream is not None  # a handler has one of the four behaviours
             wrapped = grpc.stream_stream_rpc_method_handler(
                 _wrap_stream(handler.stream_stream, service, method, guard),
                 handler.request_deserializer,
@@ -96,7 +101,7 @@ class _Outcome:
         self.handled: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
-    async def __call__(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    async def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
         started, code = time.perf_counter(), "OK"
         try:
             yield
@@ -107,8 +112,8 @@ class _Outcome:
         except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into INTERNAL
             error = exc if isinstance(exc, ParleyError) else self._internal(exc, context)
             code = error.entry.grpc_code.name
-            status = error.to_grpc_status()
-            await context.abort(status.code, status.details, status.trailing_metadata)
+            answer = error.to_grpc_status()
+            await context.abort(answer.code, answer.details, answer.trailing_metadata)
         finally:
             counter = self.handled.get(code)
             if counter is None:
@@ -116,7 +121,7 @@ class _Outcome:
             counter.inc()
             self.seconds.observe(time.perf_counter() - started)
 
-    def _internal(self, exc: Exception, context: grpc.aio.ServicerContext) -> ParleyError:
+    def _internal(self, exc: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> ParleyError:
         log_id = request_id(context)
         log.exception(
             "unhandled error in %s/%s (log_id %s)", self.service, self.method, log_id, exc_info=exc
@@ -131,7 +136,7 @@ class _Guard:
         self.secret, self.method = secret, method
         self.internal = internal_auth.is_internal(method)
 
-    def check(self, context: grpc.aio.ServicerContext) -> None:
+    def check(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if self.internal:
             authorization = metadata_value(context, internal_auth.AUTHORIZATION_KEY)
             internal_auth.authorize(self.secret, self.method, authorization)
@@ -142,7 +147,7 @@ def _wrap_unary(
 ) -> Callable[..., Any]:
     outcome = _Outcome(service, method)
 
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         async with outcome(context):
             guard.check(context)
             return await behaviour(request, context)
@@ -155,7 +160,7 @@ def _wrap_stream(
 ) -> Callable[..., Any]:
     outcome = _Outcome(service, method)
 
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         async with outcome(context):
             guard.check(context)
             async for item in behaviour(request, context):

@@ -135,7 +135,11 @@ def _now_ts() -> timestamp_pb2.Timestamp:
 
 def _usage(usage: TokenUsage) -> run_pb2.Usage:
     return run_pb2.Usage(
-        prompt_tokens=usage.prompt, completion_tokens=usage.completion, total_tokens=usage.total
+        prompt_tokens=usage.prompt,
+        completion_tokens=usage.completion,
+        total_tokens=usage.total,
+        cache_read_input_tokens=usage.cache_read,
+        cache_write_input_tokens=usage.cache_write,
     )
 
 
@@ -181,8 +185,11 @@ class Executor:
                 for t in claim.resumed_turns
             ),
             iterations=len(run.submitted_inference_job_ids),
-            usage=loop.TokenUsage(
-                claim.resumed_usage.prompt_tokens, claim.resumed_usage.completion_tokens
+            usage=TokenUsage(
+                claim.resumed_usage.prompt_tokens,
+                claim.resumed_usage.completion_tokens,
+                claim.resumed_usage.cache_read_input_tokens,
+                claim.resumed_usage.cache_write_input_tokens,
             ),
             approved=tuple(loop.Approved(a.use, a.approval) for a in claim.approved_calls),
             started=frozenset(claim.started_tool_use_ids),
@@ -387,9 +394,10 @@ class Executor:
             output_schema=ctx.output_schema,
             stream=cfg.stream if cfg.HasField("stream") else True,
             thinking_budget=thinking,
+            prompt_caching=cfg.prompt_caching if cfg.HasField("prompt_caching") else True,
         )
         prepared = ctx.provider.prepare(cfg.data_plane_id, request)
-        job = store_service_pb2.InferenceJob(
+        job = run_pb2.InferenceJob(
             id=str(uuid.uuid4()),
             run_id=run.id,
             iteration=action.iteration,
@@ -481,7 +489,8 @@ class Executor:
             if action.text is not None:
                 outcome.final_text = action.text
             else:
-                json_format.ParseDict(action.structured, outcome.final_structured_output)
+                # Into a google.protobuf.Value ParseDict takes any JSON; the stub says dict only.
+                json_format.ParseDict(action.structured, outcome.final_structured_output)  # type: ignore[arg-type]
         elif isinstance(action, loop.Pause):
             outcome.status = run_pb2.RUN_STATUS_REQUIRES_ACTION
             outcome.pending_tool_calls.extend(_pending_call(p) for p in action.pending)

@@ -70,7 +70,13 @@ class Worker:
         self._running: dict[str, RunHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
-        self._poll: grpc.aio.UnaryUnaryCall | None = None  # the ClaimRun waiting at the store
+        # the ClaimRun waiting at the store
+        self._poll: (
+            grpc.aio.UnaryUnaryCall[
+                store_service_pb2.ClaimRunRequest, store_service_pb2.ClaimRunResponse
+            ]
+            | None
+        ) = None
         self._nudged = False
 
     def start(self) -> None:

@@ -65,7 +65,8 @@ _SSE_FALLBACK_STATUSES = {400, 404, 405}
 KEEP_SECONDS = 60.0  # how long a connected client may be reused
 KEEP_PER_SERVER = 16  # idle clients kept per (URL, token owner)
 # The HTTP client's own limits; the work's budget is the caller's asyncio timeout.
-HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+CONNECT_TIMEOUT_S = 30.0
+HTTP_TIMEOUT = httpx2.Timeout(CONNECT_TIMEOUT_S, read=300.0)
 
 
 @dataclass(frozen=True)
@@ -312,7 +313,7 @@ class McpConnector:
             return self._client(transport)
 
         client = Client(
-            sse_client(url, timeout=HTTP_TIMEOUT.connect, httpx_client_factory=factory),
+            sse_client(url, timeout=CONNECT_TIMEOUT_S, httpx_client_factory=factory),
             cache=None,
             mode="legacy",
         )

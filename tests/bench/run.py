@@ -37,7 +37,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.bench import calibrate, providers, report, stack, streaming  # noqa: E402
+from tests.bench import calibrate, providers, report, run_listing, stack, streaming  # noqa: E402
 from tests.bench.client import (  # noqa: E402
     SCENARIOS,
     WAITS,
@@ -78,6 +78,9 @@ class Plan:
         ("steady", 20.0, (1, 8, 32, 128)),
     )
     peer_shipped_turns: int = 10  # sequential one_tool turns on LangGraph as shipped (unpatched)
+    # The listing cell (run_listing.py): a page of GET /agents/runs at 10 runs and at this many.
+    listing_runs: int = 1_000_000
+    listing_pages: int = 300
 
 
 GROUPS = (
@@ -93,6 +96,7 @@ GROUPS = (
     "profile",
     "providers",
     "streaming",
+    "listing",
 )
 AS_SHIPPED: tuple[str, dict[str, str]] = ("as shipped", {})
 PLANS = {
@@ -112,7 +116,7 @@ PLANS = {
     "smoke": Plan(
         "smoke", 0, 2, (4,), 0.5, 30, 10, 0.1, 20.0, (AS_SHIPPED,), 0, 4, 0.5, 0.0, 2, 20, (2,),
         peer_seq_turns=2, peer_get_burst=16, peer_lengths=(("short", 0.5, (4,)),),
-        peer_shipped_turns=0,
+        peer_shipped_turns=0, listing_runs=1000, listing_pages=5,
     ),
 }  # fmt: skip
 
@@ -838,6 +842,11 @@ class Bench:
                         await self.scaleout(each)
                 if plan.chaos_s and wanted("chaos"):
                     await self.chaos()
+                if wanted("listing"):
+                    self.cell(
+                        "listing/postgres",
+                        await run_listing.measure(self.logs, plan.listing_runs, plan.listing_pages),
+                    )
             else:
                 self.result["postgres"] = "PostgreSQL not available: postgres cells NOT run"
                 print(f"[bench] {self.result['postgres']}", flush=True)

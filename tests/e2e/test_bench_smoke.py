@@ -83,6 +83,9 @@ def test_bench_smoke_runs_and_every_turn_is_right(smoke: tuple[Path, dict]) -> N
         cell = cells["scaleout/postgres/each=2"]
         assert cell["turns"] > 0 and cell["exactly_once_violations"] == 0
         assert cell["inference_jobs"] == cell["iterations"]
+        listing = cells["listing/postgres"]["at_1000"]  # pages of GET /agents/runs, explained
+        assert listing["all_api_cpu_ms_per_page"] >= 0
+        assert listing["explain"]["deep_page"]["plan"].startswith("Limit")
     assert cells["streaming/cpu"]["turns_each"] > 0 and cells["streaming/cpu"]["errors"] == 0
     long = cells["streaming/long/unpaced"]  # its 1,000 tokens arrived whole, in order
     assert long["errors"] == 0 and long["delta_events"] >= 1

@@ -54,7 +54,7 @@ async def test_an_allowed_origin_reads_answers_and_the_request_id(cors_suite: Su
     )
     assert created.status_code == 400  # problems are readable cross-origin too
     assert created.headers["access-control-allow-origin"] == ALLOWED
-    assert created.headers["access-control-expose-headers"] == "x-request-id"
+    assert created.headers["access-control-expose-headers"] == "x-request-id, parley-start-outcome"
     assert created.headers["vary"] == "Origin"
     listed = await cors_suite.http.get(
         "/agents/conversations", headers={**cors_suite.headers(), "Origin": "http://127.0.0.1:3000"}

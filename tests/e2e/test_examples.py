@@ -44,7 +44,16 @@ RUN_FIELDS = {
     "started_at",
     "completed_at",
     "live",
+    "execution_started_at",
+    "duration_ms",
+    "latest_event_seq",
+    "cache_hit_rate",
+    "total_cost_usd",
+    "trace_id",
+    "metadata",
 }
+# Fields a runner's pick-up changes (besides status).
+PICKED_UP = {"status", "execution_started_at", "latest_event_seq"}
 
 
 async def test_example_1_hello_world(rs: RunnerSuite) -> None:
@@ -63,6 +72,7 @@ async def test_example_1_hello_world(rs: RunnerSuite) -> None:
         "mcp_servers": [],
         "tools": [],
         "stream": True,
+        "prompt_caching": True,
         "thinking": None,
     }
     assert TIMESTAMP.match(conversation["created_at"])
@@ -88,6 +98,7 @@ async def test_example_1_hello_world(rs: RunnerSuite) -> None:
         "mcp_servers": [],
         "tools": [],
         "stream": True,
+        "prompt_caching": True,
         "thinking": None,
     }
     assert run["live"] == {"current_name": "hello world", "messages": []}
@@ -95,16 +106,25 @@ async def test_example_1_hello_world(rs: RunnerSuite) -> None:
     await asyncio.wait_for(answer.arrived.wait(), 10)
     running = await rs.get_run(run["id"])
     assert running["status"] == "running" and running["completed_at"] is None
-    assert {k: v for k, v in running.items() if k != "status"} == {
-        k: v for k, v in run.items() if k != "status"
+    assert {k: v for k, v in running.items() if k not in PICKED_UP} == {
+        k: v for k, v in run.items() if k not in PICKED_UP
     }
+    assert run["execution_started_at"] is None and TIMESTAMP.match(running["execution_started_at"])
+    assert running["latest_event_seq"] > run["latest_event_seq"] == 1
     answer.release()
 
     done = await rs.wait_run(run["id"])
     assert done["status"] == "completed", done
     assert done["final_text"] == "4" and done["final_structured_output"] is None
     assert done["iterations_used"] == 1 and len(done["submitted_inference_job_ids"]) == 1
-    assert done["usage"] == {"prompt_tokens": 169, "completion_tokens": 8, "total_tokens": 177}
+    assert done["usage"] == {
+        "prompt_tokens": 169,
+        "completion_tokens": 8,
+        "total_tokens": 177,
+        "cache_read_input_tokens": 0,
+        "cache_write_input_tokens": 0,
+    }
+    assert done["cache_hit_rate"] == 0 and done["total_cost_usd"] == (169 * 5 + 8 * 25) / 1e6
     assert done["error"] is None and done["pending_tool_calls"] == []
     assert TIMESTAMP.match(done["completed_at"])
     assert done["live"] == {"current_name": "hello world", "messages": []}

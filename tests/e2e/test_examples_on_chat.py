@@ -69,7 +69,13 @@ async def test_example_1_hello_world(crs: RunnerSuite) -> None:
     done = await crs.wait_run(run["id"])
     assert done["status"] == "completed", done
     assert done["final_text"] == "4" and done["iterations_used"] == 1
-    assert done["usage"] == {"prompt_tokens": 169, "completion_tokens": 8, "total_tokens": 177}
+    assert done["usage"] == {
+        "prompt_tokens": 169,
+        "completion_tokens": 8,
+        "total_tokens": 177,
+        "cache_read_input_tokens": 0,
+        "cache_write_input_tokens": 0,
+    }
     stream = await crs.messages(conversation["id"])
     assert [(m["role"], m["content_blocks"]) for m in stream["messages"]] == [
         ("user", [{"type": "text", "text": question}]),

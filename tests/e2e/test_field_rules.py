@@ -197,6 +197,7 @@ async def _baselines(suite: Suite) -> dict[str, dict[str, Any]]:
         "StartRun": {
             "id": conversation["id"],
             "client_op_id": str(uuid.uuid4()),
+            "run_id": str(uuid.uuid4()),
             "expected_version": 0,
             "payload": {"kind": "user_message", "text": "What is 2 + 2?"},
             "tool_choice": {"kind": "specific_tool", "name": "confirm_booking"},
@@ -213,9 +214,13 @@ async def _baselines(suite: Suite) -> dict[str, dict[str, Any]]:
             },
         },
         "GetRun": {"id": run["id"]},
+        "ListRunInferenceJobs": {"id": run["id"]},
         "CancelRun": {"id": run["id"]},
         "StreamRunEvents": {"id": run["id"], "after_seq": 0},
         "ListModels": {},
+        "ListRuns": {"limit": 5, "status": "completed,failed"},
+        "ListConversationRuns": {"id": runs_on["id"], "limit": 5},
+        "GetUsage": {},
     }
 
 

@@ -71,7 +71,13 @@ async def test_sse_stream_reconnects_after_seq_without_loss_or_duplicates(
     )
     assert [e["type"] for e in rest] == ["usage", "turn", "tool.call", "run.requires_action"]
     assert [e["seq"] for e in rest] == [3, 4, 5, 6] and rest_ids == ["3", "4", "5", "6"]
-    assert rest[0]["usage"] == {"prompt_tokens": 150, "completion_tokens": 30, "total_tokens": 180}
+    assert rest[0]["usage"] == {
+        "prompt_tokens": 150,
+        "completion_tokens": 30,
+        "total_tokens": 180,
+        "cache_read_input_tokens": 0,
+        "cache_write_input_tokens": 0,
+    }
     assert rest[1]["turn"]["role"] == "assistant"
     assert rest[1]["turn"]["content_blocks"][0]["tool_use_id"] == "tu_1"
     assert {k: rest[2][k] for k in ("tool_use_id", "name", "kind", "arguments")} == {

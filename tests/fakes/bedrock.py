@@ -15,6 +15,14 @@ Replies may carry signed reasoning (`reasoning=`); with thinking requested the f
 Bedrock refuses (settings, and a tool loop whose assistant turn lost its reasoning).
 Every request is recorded.
 
+Prompt caching is modelled: each `cachePoint` (in toolConfig.tools, system or a message's
+content) ends a prefix (tools, then system, then messages, as the model reads them). A prefix of
+at least `CACHE_MIN_TOKENS` (the fake counts a token per 4 characters of its JSON) is written to
+the fake's cache on first sight (usage.cacheWriteInputTokens) and read from it after
+(cacheReadInputTokens); shorter ones are ignored, as Bedrock ignores them. `inputTokens` stays the
+scripted figure: the tokens after the cached prefix. A malformed cachePoint (a type other than
+"default", an unknown ttl or member) or more than 4 of them is refused with ValidationException.
+
 Title requests (the titling job's: system prompt `titling.TITLE_PROMPT`) are kept apart in
 `title_requests` and answered from `fake.title(first_user_message, reply)`, else refused (the job
 then falls back to the message's first words). Like Converse, the fake answers 400
@@ -44,6 +52,9 @@ from services.runner.titling import TITLE_PROMPT
 from tests.fakes import eventstream
 
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # tool names and toolUseIds, as Converse checks them
+CACHE_MIN_TOKENS = 1024  # the shortest prefix Bedrock caches (Claude)
+MAX_CACHE_POINTS = 4
+_CACHE_TTLS = ("5m", "1h")
 _DOCUMENT_NAME = re.compile(r"^(?!.*\s\s)[A-Za-z0-9\-()\[\] ]{1,200}$")
 
 
@@ -180,6 +191,8 @@ class Captured:
     headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
     raw_path: str = ""  # as sent (percent-encoded)
     raw_body: bytes = b""
+    cache_read: int = 0  # what the fake's prompt cache answered (cacheReadInputTokens)
+    cache_write: int = 0  # cacheWriteInputTokens
 
     @property
     def streamed(self) -> bool:
@@ -235,8 +248,51 @@ def refused_with_thinking(body: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _prompt_blocks(body: Mapping[str, Any]) -> list[Any]:
+    """The request's blocks in the order the model reads them: tools, system, messages."""
+    return [
+        *((body.get("toolConfig") or {}).get("tools") or []),
+        *(body.get("system") or []),
+        *(b for m in body.get("messages") or [] for b in m.get("content") or []),
+    ]
+
+
+def cache_prefixes(body: Mapping[str, Any]) -> list[tuple[int, str]]:
+    """(tokens, digest) of the prefix each cachePoint ends, in order."""
+    seen: list[Any] = []
+    ends = []
+    for block in _prompt_blocks(body):
+        if "cachePoint" in block:
+            text = orjson.dumps(seen)
+            ends.append((len(text) // 4, hashlib.sha256(text).hexdigest()))
+        else:
+            seen.append(block)
+    return ends
+
+
+def cache_point_refusal(body: Mapping[str, Any]) -> str | None:
+    """What Bedrock refuses in the body's cachePoints, or None."""
+    points = [block["cachePoint"] for block in _prompt_blocks(body) if "cachePoint" in block]
+    for point in points:
+        if not isinstance(point, dict) or point.get("type") != "default":
+            return f"cachePoint type must be 'default', got {point!r}"
+        if set(point) - {"type", "ttl"}:
+            return f"cachePoint has unknown members {sorted(set(point) - {'type', 'ttl'})}"
+        if "ttl" in point and point["ttl"] not in _CACHE_TTLS:
+            return f"cachePoint ttl must be one of {', '.join(_CACHE_TTLS)}, got {point['ttl']!r}"
+    if len(points) > MAX_CACHE_POINTS:
+        return (
+            f"A maximum of {MAX_CACHE_POINTS} blocks with cache_control may be provided. "
+            f"Found {len(points)}."
+        )
+    return None
+
+
 def refusal(body: Mapping[str, Any]) -> str | None:
     """What Converse answers ValidationException to in this body, or None."""
+    refused = cache_point_refusal(body)
+    if refused is not None:
+        return refused
     tools = (body.get("toolConfig") or {}).get("tools") or []
     for tool in tools:
         name = (tool.get("toolSpec") or {}).get("name", "")
@@ -271,6 +327,18 @@ class FakeBedrock:
         self.title_requests: list[Captured] = []
         self.gates: list[Gate | StreamGate] = []
         self.url = ""
+        self.cache: set[tuple[str, str]] = set()  # (model id, prefix digest) written so far
+
+    def _cache(self, model_id: str, body: Mapping[str, Any]) -> tuple[int, int]:
+        """(read, write) tokens for this request's cache points, caching its prefixes: the
+        longest prefix found is read, the rest up to the last cacheable point written."""
+        digests = [(n, d) for n, d in cache_prefixes(body) if n >= CACHE_MIN_TOKENS]
+        if not digests:
+            return 0, 0
+        read = max((n for n, d in digests if (model_id, d) in self.cache), default=0)
+        for _, digest in digests:
+            self.cache.add((model_id, digest))
+        return read, max(n for n, _ in digests) - read
 
     def on(self, first_user_message: str, *replies: Reply | Gate | StreamGate) -> None:
         self.scripts.setdefault(first_user_message, deque()).extend(replies)
@@ -298,11 +366,14 @@ class FakeBedrock:
         model_id = urllib.parse.unquote(parts[2]) if len(parts) > 3 else ""
         body = orjson.loads(b"".join(chunks) or b"{}")
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        captured = Captured(model_id, body, headers, raw_path.decode(), b"".join(chunks))
         titling = body.get("system") == [{"text": TITLE_PROMPT}]
+        refused = refusal(body) or refused_with_thinking(body)
+        read, write = (0, 0) if refused else self._cache(model_id, body)
+        captured = Captured(
+            model_id, body, headers, raw_path.decode(), b"".join(chunks), read, write
+        )
         (self.title_requests if titling else self.requests).append(captured)
         queue = (self.titles if titling else self.scripts).get(first_user_text(body))
-        refused = refusal(body) or refused_with_thinking(body)
         reply: Reply | Gate | StreamGate
         if refused is not None:
             reply = error(400, "ValidationException", refused)
@@ -320,6 +391,8 @@ class FakeBedrock:
         stream_gate = reply if isinstance(reply, StreamGate) else None
         if isinstance(reply, StreamGate):
             reply = reply.then
+        if read or write:
+            reply = _with_cache_usage(reply, read, write)
         if captured.streamed and reply.status < 300 and reply.raw is None:
             await _stream(reply, stream_gate, receive, send)
             return
@@ -338,6 +411,17 @@ class FakeBedrock:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+def _with_cache_usage(reply: Reply, read: int, write: int) -> Reply:
+    """A scripted success with the prompt cache's figures in its usage."""
+    if reply.status >= 300 or reply.raw is not None or "usage" not in reply.body:
+        return reply
+    usage = dict(reply.body["usage"])
+    usage["cacheReadInputTokens"] = read
+    usage["cacheWriteInputTokens"] = write
+    usage["totalTokens"] = usage["inputTokens"] + usage["outputTokens"] + read + write
+    return replace(reply, body={**reply.body, "usage": usage})
 
 
 async def _stream(reply: Reply, gate: StreamGate | None, receive: Any, send: Any) -> None:

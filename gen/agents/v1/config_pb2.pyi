@@ -55,7 +55,7 @@ class ToolList(_message.Message):
     def __init__(self, values: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ...) -> None: ...
 
 class AgentConfig(_message.Message):
-    __slots__ = ("model", "data_plane_id", "execution_cluster", "compute_pool_id", "max_iterations", "max_tokens", "temperature", "output_format_schema", "mcp_servers", "tools", "stream", "thinking")
+    __slots__ = ("model", "data_plane_id", "execution_cluster", "compute_pool_id", "max_iterations", "max_tokens", "temperature", "output_format_schema", "mcp_servers", "tools", "stream", "thinking", "prompt_caching")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DATA_PLANE_ID_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,7 @@ class AgentConfig(_message.Message):
     TOOLS_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     THINKING_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_CACHING_FIELD_NUMBER: _ClassVar[int]
     model: str
     data_plane_id: str
     execution_cluster: str
@@ -80,10 +81,11 @@ class AgentConfig(_message.Message):
     tools: _containers.RepeatedCompositeFieldContainer[Tool]
     stream: bool
     thinking: ThinkingConfig
-    def __init__(self, model: _Optional[str] = ..., data_plane_id: _Optional[str] = ..., execution_cluster: _Optional[str] = ..., compute_pool_id: _Optional[str] = ..., max_iterations: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., output_format_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., mcp_servers: _Optional[_Iterable[_Union[McpServer, _Mapping]]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., stream: _Optional[bool] = ..., thinking: _Optional[_Union[ThinkingConfig, _Mapping]] = ...) -> None: ...
+    prompt_caching: bool
+    def __init__(self, model: _Optional[str] = ..., data_plane_id: _Optional[str] = ..., execution_cluster: _Optional[str] = ..., compute_pool_id: _Optional[str] = ..., max_iterations: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., output_format_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., mcp_servers: _Optional[_Iterable[_Union[McpServer, _Mapping]]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., stream: _Optional[bool] = ..., thinking: _Optional[_Union[ThinkingConfig, _Mapping]] = ..., prompt_caching: _Optional[bool] = ...) -> None: ...
 
 class ConfigOverride(_message.Message):
-    __slots__ = ("model", "data_plane_id", "execution_cluster", "compute_pool_id", "max_iterations", "max_tokens", "temperature", "output_format_schema", "mcp_servers", "tools", "stream", "thinking")
+    __slots__ = ("model", "data_plane_id", "execution_cluster", "compute_pool_id", "max_iterations", "max_tokens", "temperature", "output_format_schema", "mcp_servers", "tools", "stream", "thinking", "prompt_caching")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DATA_PLANE_ID_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +98,7 @@ class ConfigOverride(_message.Message):
     TOOLS_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     THINKING_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_CACHING_FIELD_NUMBER: _ClassVar[int]
     model: str
     data_plane_id: str
     execution_cluster: str
@@ -108,7 +111,8 @@ class ConfigOverride(_message.Message):
     tools: ToolList
     stream: bool
     thinking: ThinkingConfig
-    def __init__(self, model: _Optional[str] = ..., data_plane_id: _Optional[str] = ..., execution_cluster: _Optional[str] = ..., compute_pool_id: _Optional[str] = ..., max_iterations: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., output_format_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., mcp_servers: _Optional[_Union[McpServerList, _Mapping]] = ..., tools: _Optional[_Union[ToolList, _Mapping]] = ..., stream: _Optional[bool] = ..., thinking: _Optional[_Union[ThinkingConfig, _Mapping]] = ...) -> None: ...
+    prompt_caching: bool
+    def __init__(self, model: _Optional[str] = ..., data_plane_id: _Optional[str] = ..., execution_cluster: _Optional[str] = ..., compute_pool_id: _Optional[str] = ..., max_iterations: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., output_format_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., mcp_servers: _Optional[_Union[McpServerList, _Mapping]] = ..., tools: _Optional[_Union[ToolList, _Mapping]] = ..., stream: _Optional[bool] = ..., thinking: _Optional[_Union[ThinkingConfig, _Mapping]] = ..., prompt_caching: _Optional[bool] = ...) -> None: ...
 
 class ToolChoice(_message.Message):
     __slots__ = ("auto", "any", "specific_tool")

@@ -78,10 +78,30 @@ class ConversationServiceStub:
                 request_serializer=agents_dot_v1_dot_conversation__service__pb2.StreamRunEventsRequest.SerializeToString,
                 response_deserializer=agents_dot_v1_dot_run__pb2.RunEvent.FromString,
                 _registered_method=True)
+        self.ListRuns = channel.unary_unary(
+                '/agents.v1.ConversationService/ListRuns',
+                request_serializer=agents_dot_v1_dot_conversation__service__pb2.ListRunsRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_conversation__service__pb2.ListRunsResponse.FromString,
+                _registered_method=True)
+        self.ListConversationRuns = channel.unary_unary(
+                '/agents.v1.ConversationService/ListConversationRuns',
+                request_serializer=agents_dot_v1_dot_conversation__service__pb2.ListConversationRunsRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_conversation__service__pb2.ListRunsResponse.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/agents.v1.ConversationService/GetUsage',
+                request_serializer=agents_dot_v1_dot_conversation__service__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_conversation__service__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/agents.v1.ConversationService/ListModels',
                 request_serializer=agents_dot_v1_dot_conversation__service__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=agents_dot_v1_dot_conversation__service__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.ListRunInferenceJobs = channel.unary_unary(
+                '/agents.v1.ConversationService/ListRunInferenceJobs',
+                request_serializer=agents_dot_v1_dot_conversation__service__pb2.ListRunInferenceJobsRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_conversation__service__pb2.ListRunInferenceJobsResponse.FromString,
                 _registered_method=True)
 
 
@@ -120,7 +140,9 @@ class ConversationServiceServicer:
 
     def StartRun(self, request, context):
         """Start a run: a fresh user message, or tool outputs resuming a paused run.
-        202 for a new run; 200 with the original run for a replayed client_op_id.
+        202 for a new run; 200 with the original run for a replayed client_op_id or run_id. The
+        Parley-Start-Outcome header (gRPC: initial metadata parley-start-outcome) says which:
+        accepted or duplicate.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -149,9 +171,38 @@ class ConversationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRuns(self, request, context):
+        """The caller's runs on every conversation, newest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConversationRuns(self, request, context):
+        """The caller's runs on one conversation, newest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """The caller's token and cost totals per model, over the runs started in a time range.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListModels(self, request, context):
         """The catalogued models the caller's company can run: each with the execution clusters it may
         run it on (a config's `execution_cluster`), their providers, and its price.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRunInferenceJobs(self, request, context):
+        """A run's inference jobs, in iteration order: each model call's request as sent and response
+        as received, its provider, tokens and timing. Same isolation as GetRun.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -200,10 +251,30 @@ def add_ConversationServiceServicer_to_server(servicer, server):
                     request_deserializer=agents_dot_v1_dot_conversation__service__pb2.StreamRunEventsRequest.FromString,
                     response_serializer=agents_dot_v1_dot_run__pb2.RunEvent.SerializeToString,
             ),
+            'ListRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRuns,
+                    request_deserializer=agents_dot_v1_dot_conversation__service__pb2.ListRunsRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_conversation__service__pb2.ListRunsResponse.SerializeToString,
+            ),
+            'ListConversationRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConversationRuns,
+                    request_deserializer=agents_dot_v1_dot_conversation__service__pb2.ListConversationRunsRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_conversation__service__pb2.ListRunsResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=agents_dot_v1_dot_conversation__service__pb2.GetUsageRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_conversation__service__pb2.GetUsageResponse.SerializeToString,
+            ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
                     request_deserializer=agents_dot_v1_dot_conversation__service__pb2.ListModelsRequest.FromString,
                     response_serializer=agents_dot_v1_dot_conversation__service__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'ListRunInferenceJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRunInferenceJobs,
+                    request_deserializer=agents_dot_v1_dot_conversation__service__pb2.ListRunInferenceJobsRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_conversation__service__pb2.ListRunInferenceJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -435,6 +506,87 @@ class ConversationService:
             _registered_method=True)
 
     @staticmethod
+    def ListRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agents.v1.ConversationService/ListRuns',
+            agents_dot_v1_dot_conversation__service__pb2.ListRunsRequest.SerializeToString,
+            agents_dot_v1_dot_conversation__service__pb2.ListRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConversationRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agents.v1.ConversationService/ListConversationRuns',
+            agents_dot_v1_dot_conversation__service__pb2.ListConversationRunsRequest.SerializeToString,
+            agents_dot_v1_dot_conversation__service__pb2.ListRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agents.v1.ConversationService/GetUsage',
+            agents_dot_v1_dot_conversation__service__pb2.GetUsageRequest.SerializeToString,
+            agents_dot_v1_dot_conversation__service__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListModels(request,
             target,
             options=(),
@@ -451,6 +603,33 @@ class ConversationService:
             '/agents.v1.ConversationService/ListModels',
             agents_dot_v1_dot_conversation__service__pb2.ListModelsRequest.SerializeToString,
             agents_dot_v1_dot_conversation__service__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRunInferenceJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agents.v1.ConversationService/ListRunInferenceJobs',
+            agents_dot_v1_dot_conversation__service__pb2.ListRunInferenceJobsRequest.SerializeToString,
+            agents_dot_v1_dot_conversation__service__pb2.ListRunInferenceJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,6 +24,8 @@ EXAMPLES_FIELD_NUMBER: _ClassVar[int]
 examples: _descriptor.FieldDescriptor
 MAX_BODY_BYTES_FIELD_NUMBER: _ClassVar[int]
 max_body_bytes: _descriptor.FieldDescriptor
+RESPONSE_HEADERS_FIELD_NUMBER: _ClassVar[int]
+response_headers: _descriptor.FieldDescriptor
 
 class RetiredField(_message.Message):
     __slots__ = ("name", "replacement", "reason")

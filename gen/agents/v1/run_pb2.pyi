@@ -30,14 +30,18 @@ RUN_STATUS_REQUIRES_ACTION: RunStatus
 RUN_STATUS_FAILED: RunStatus
 
 class Usage(_message.Message):
-    __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens")
+    __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens", "cache_read_input_tokens", "cache_write_input_tokens")
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ...) -> None: ...
+    cache_read_input_tokens: int
+    cache_write_input_tokens: int
+    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cache_read_input_tokens: _Optional[int] = ..., cache_write_input_tokens: _Optional[int] = ...) -> None: ...
 
 class PendingToolCall(_message.Message):
     __slots__ = ("tool_use_id", "name", "arguments", "kind", "server_alias")
@@ -94,7 +98,7 @@ class Live(_message.Message):
     def __init__(self, current_name: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[LiveTurn, _Mapping]]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "conversation_id", "company_id", "user_id", "client_op_id", "status", "tool_choice", "effective_config", "iterations_used", "usage", "submitted_inference_job_ids", "pending_tool_calls", "final_text", "final_structured_output", "error", "started_at", "completed_at", "live")
+    __slots__ = ("id", "conversation_id", "company_id", "user_id", "client_op_id", "status", "tool_choice", "effective_config", "iterations_used", "usage", "submitted_inference_job_ids", "pending_tool_calls", "final_text", "final_structured_output", "error", "started_at", "completed_at", "live", "execution_started_at", "duration_ms", "latest_event_seq", "cache_hit_rate", "total_cost_usd", "trace_id", "metadata")
     ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     COMPANY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +117,13 @@ class Run(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     LIVE_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    LATEST_EVENT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_RATE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     id: str
     conversation_id: str
     company_id: int
@@ -131,7 +142,14 @@ class Run(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     completed_at: _timestamp_pb2.Timestamp
     live: Live
-    def __init__(self, id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., company_id: _Optional[int] = ..., user_id: _Optional[int] = ..., client_op_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., tool_choice: _Optional[_Union[_config_pb2.ToolChoice, _Mapping]] = ..., effective_config: _Optional[_Union[_config_pb2.AgentConfig, _Mapping]] = ..., iterations_used: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., submitted_inference_job_ids: _Optional[_Iterable[str]] = ..., pending_tool_calls: _Optional[_Iterable[_Union[PendingToolCall, _Mapping]]] = ..., final_text: _Optional[str] = ..., final_structured_output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., live: _Optional[_Union[Live, _Mapping]] = ...) -> None: ...
+    execution_started_at: _timestamp_pb2.Timestamp
+    duration_ms: int
+    latest_event_seq: int
+    cache_hit_rate: float
+    total_cost_usd: float
+    trace_id: str
+    metadata: _struct_pb2.Struct
+    def __init__(self, id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., company_id: _Optional[int] = ..., user_id: _Optional[int] = ..., client_op_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., tool_choice: _Optional[_Union[_config_pb2.ToolChoice, _Mapping]] = ..., effective_config: _Optional[_Union[_config_pb2.AgentConfig, _Mapping]] = ..., iterations_used: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., submitted_inference_job_ids: _Optional[_Iterable[str]] = ..., pending_tool_calls: _Optional[_Iterable[_Union[PendingToolCall, _Mapping]]] = ..., final_text: _Optional[str] = ..., final_structured_output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., live: _Optional[_Union[Live, _Mapping]] = ..., execution_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., latest_event_seq: _Optional[int] = ..., cache_hit_rate: _Optional[float] = ..., total_cost_usd: _Optional[float] = ..., trace_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ToolOutput(_message.Message):
     __slots__ = ("tool_use_id", "content", "is_error")
@@ -226,3 +244,31 @@ class RunEvent(_message.Message):
     is_error: bool
     content: ContentBlockList
     def __init__(self, seq: _Optional[int] = ..., type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., turn: _Optional[_Union[LiveTurn, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., run: _Optional[_Union[Run, _Mapping]] = ..., turn_index: _Optional[int] = ..., block_index: _Optional[int] = ..., text: _Optional[str] = ..., attempt: _Optional[int] = ..., tool_use_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[RunEvent.ToolKind, str]] = ..., arguments: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., is_error: _Optional[bool] = ..., content: _Optional[_Union[ContentBlockList, _Mapping]] = ...) -> None: ...
+
+class InferenceJob(_message.Message):
+    __slots__ = ("id", "run_id", "iteration", "provider", "provider_model_id", "request_json", "response_json", "error_type", "error_message", "usage", "started_at", "completed_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    run_id: str
+    iteration: int
+    provider: str
+    provider_model_id: str
+    request_json: str
+    response_json: str
+    error_type: str
+    error_message: str
+    usage: Usage
+    started_at: _timestamp_pb2.Timestamp
+    completed_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., iteration: _Optional[int] = ..., provider: _Optional[str] = ..., provider_model_id: _Optional[str] = ..., request_json: _Optional[str] = ..., response_json: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -1,8 +1,5 @@
-import datetime
-
 from agents.v1 import message_pb2 as _message_pb2
 from agents.v1 import run_pb2 as _run_pb2
-from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -172,41 +169,13 @@ class AppendRunEventsResponse(_message.Message):
     last_seq: int
     def __init__(self, last_seq: _Optional[int] = ...) -> None: ...
 
-class InferenceJob(_message.Message):
-    __slots__ = ("id", "run_id", "iteration", "provider", "provider_model_id", "request_json", "response_json", "error_type", "error_message", "usage", "started_at", "completed_at")
-    ID_FIELD_NUMBER: _ClassVar[int]
-    RUN_ID_FIELD_NUMBER: _ClassVar[int]
-    ITERATION_FIELD_NUMBER: _ClassVar[int]
-    PROVIDER_FIELD_NUMBER: _ClassVar[int]
-    PROVIDER_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_JSON_FIELD_NUMBER: _ClassVar[int]
-    RESPONSE_JSON_FIELD_NUMBER: _ClassVar[int]
-    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
-    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    USAGE_FIELD_NUMBER: _ClassVar[int]
-    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
-    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    run_id: str
-    iteration: int
-    provider: str
-    provider_model_id: str
-    request_json: str
-    response_json: str
-    error_type: str
-    error_message: str
-    usage: _run_pb2.Usage
-    started_at: _timestamp_pb2.Timestamp
-    completed_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., iteration: _Optional[int] = ..., provider: _Optional[str] = ..., provider_model_id: _Optional[str] = ..., request_json: _Optional[str] = ..., response_json: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
-
 class Iteration(_message.Message):
     __slots__ = ("job", "run_usage")
     JOB_FIELD_NUMBER: _ClassVar[int]
     RUN_USAGE_FIELD_NUMBER: _ClassVar[int]
-    job: InferenceJob
+    job: _run_pb2.InferenceJob
     run_usage: _run_pb2.Usage
-    def __init__(self, job: _Optional[_Union[InferenceJob, _Mapping]] = ..., run_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ...) -> None: ...
+    def __init__(self, job: _Optional[_Union[_run_pb2.InferenceJob, _Mapping]] = ..., run_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ...) -> None: ...
 
 class GetInferenceJobRequest(_message.Message):
     __slots__ = ("id",)

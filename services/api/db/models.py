@@ -82,11 +82,29 @@ class Run(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims so far
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     execution_cluster: Mapped[str] = mapped_column(String(64))  # effective_config's, for claims
+    model: Mapped[str] = mapped_column(String(128))  # effective_config's, for usage per model
+    execution_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cache_read_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    cache_write_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    cost_nano_usd: Mapped[int | None] = mapped_column(BigInteger)  # fixed at the terminal commit
+    trace_id: Mapped[str] = mapped_column(String(32))
+    run_metadata: Mapped[str] = mapped_column(Text)  # StartRun's metadata, JSON
+    request_hash: Mapped[str] = mapped_column(String(64))  # tells run_id replays
 
     __table_args__ = (
         UniqueConstraint("conversation_id", "client_op_id", name="uq_runs_conversation_op"),
         Index("ix_runs_status_started", "status", "started_at"),
         Index("ix_runs_status_cluster_started", "status", "execution_cluster", "started_at"),
+        # Listing pages (run_listing.py): newest first by (started_at, id), per owner or
+        # conversation, with and without a status filter; each page is one index range.
+        Index("ix_runs_owner_started", "company_id", "user_id", "started_at", "id"),
+        Index(
+            "ix_runs_owner_status_started", "company_id", "user_id", "status", "started_at", "id"
+        ),
+        Index("ix_runs_conversation_started", "conversation_id", "started_at", "id"),
+        Index(
+            "ix_runs_conversation_status_started", "conversation_id", "status", "started_at", "id"
+        ),
     )
 
 
@@ -133,6 +151,8 @@ class InferenceJob(Base):
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (Index("ix_inference_jobs_run", "run_id"),)
 

@@ -60,6 +60,14 @@ class RunRow:
     attempts: int  # claims so far
     cancel_requested: bool
     execution_cluster: str  # effective_config's: which runner pool claims the run
+    model: str  # effective_config's
+    execution_started_at: datetime | None  # the first claim
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    cost_nano_usd: int | None  # USD x 1e9, at the price in force at started_at
+    trace_id: str
+    run_metadata: str  # Struct JSON
+    request_hash: str  # StartRun's body, hashed: a run_id replay must match it
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +95,8 @@ class InferenceJobRow:
     completion_tokens: int
     started_at: datetime
     completed_at: datetime
+    cache_read_tokens: int
+    cache_write_tokens: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,8 @@ class TokenUsage:
 
     @property
     def total(self) -> int:
-        return self.prompt + self.completion
+        """Every token, cache reads and writes included (Bedrock's totalTokens)."""
+        return self.prompt + self.completion + self.cache_read + self.cache_write
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class ModelRequest:
     output_schema: dict[str, Any] | None
     stream: bool = False  # the provider's streaming API, where it has one: deltas as they come
     thinking_budget: int | None = None  # extended reasoning with this many tokens; None: off
+    prompt_caching: bool = True  # cache points where the provider takes them (Bedrock)
 
 
 @dataclass(frozen=True)

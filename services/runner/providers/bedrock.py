@@ -27,7 +27,7 @@ import os
 import random
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import boto3
@@ -417,6 +417,7 @@ def _parse(
     as an empty answer or fails on it; either is the provider's failure here. A success without
     `output.message` raises ModelInvocationFailed (botocore's rules retry no 2xx); an unreadable
     error answer becomes an error without a code, which the rules judge by its HTTP status."""
+    parsed: dict[str, Any] | None
     try:
         parsed = _PARSER.parse(
             {"status_code": status, "headers": headers, "body": body}, operation.output_shape
@@ -434,10 +435,14 @@ def _parse(
             "ResponseMetadata": {"HTTPStatusCode": status},
         }
     output = (parsed or {}).get("output")
-    if not isinstance(output, dict) or not isinstance(output.get("message"), dict):
+    if (
+        parsed is None
+        or not isinstance(output, dict)
+        or not isinstance(output.get("message"), dict)
+    ):
         detail = f"unreadable Bedrock answer (HTTP {status}): {_unread(body)}"
         raise ProviderError(MODEL_INVOCATION_FAILED, detail)
-    return parsed  # type: ignore[return-value]
+    return parsed
 
 
 def _unread(body: bytes) -> str:
@@ -625,6 +630,8 @@ def converse_body(request: ModelRequest) -> dict[str, Any]:
             else:
                 config["toolChoice"] = {choice.kind: {}}
         body["toolConfig"] = config
+    if request.prompt_caching:
+        _add_cache_points(body)
     if request.output_schema is not None:
         body["outputConfig"] = {
             "textFormat": {
@@ -638,6 +645,30 @@ def converse_body(request: ModelRequest) -> dict[str, Any]:
             }
         }
     return body
+
+
+# Bedrock caches a prompt prefix only from about 1,024 tokens (Claude; more for some models): a
+# cachePoint after a shorter prefix is ignored. Estimated at ~4 characters a token, as JSON.
+CACHE_MIN_TOKENS: Final = 1024
+_CHARS_PER_TOKEN: Final = 4
+
+
+def _add_cache_points(body: dict[str, Any]) -> None:
+    """A cachePoint after the tool list and after the system prompt, where the prefix up to it
+    (tools first, then system: the order the model reads them) is long enough to be cached.
+    Every call of a run's tool loop repeats that prefix, so each call after the first reads it
+    from the cache at the cache-read price."""
+    prefix_chars = 0
+    tools = (body.get("toolConfig") or {}).get("tools")
+    if tools:
+        prefix_chars += len(orjson.dumps(tools))
+        if prefix_chars >= CACHE_MIN_TOKENS * _CHARS_PER_TOKEN:
+            tools.append({"cachePoint": {"type": "default"}})
+    system = body.get("system")
+    if system:
+        prefix_chars += len(orjson.dumps(system))
+        if prefix_chars >= CACHE_MIN_TOKENS * _CHARS_PER_TOKEN:
+            system.append({"cachePoint": {"type": "default"}})
 
 
 def _struct(value: Any) -> struct_pb2.Struct:

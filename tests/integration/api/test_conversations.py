@@ -31,6 +31,7 @@ async def test_create_fills_documented_defaults(api: Api) -> None:
         "max_tokens": 2048,
         "temperature": 0.0,
         "stream": True,
+        "prompt_caching": True,
     }
     got = await api.public.GetConversation(
         svc.GetConversationRequest(id=created.id), metadata=api.auth(who)

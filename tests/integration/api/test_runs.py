@@ -58,6 +58,7 @@ async def test_new_run_is_pending_with_effective_config(api: Api) -> None:
         "temperature": 0.0,
         "output_format_schema": TEXT_SCHEMA,
         "stream": True,
+        "prompt_caching": True,
     }
     for field in (
         "tool_choice",

@@ -38,7 +38,8 @@ def test_run_with_unset_fields_renders_explicit_nulls() -> None:
         status=run_pb2.RUN_STATUS_PENDING,
     )
     out = _out(run)
-    assert list(out) == [f.name for f in run_pb2.Run.DESCRIPTOR.fields]  # every field, in order
+    # every field, in order; but `live` (omit_empty) while unset: a listed run has none
+    assert list(out) == [f.name for f in run_pb2.Run.DESCRIPTOR.fields if f.name != "live"]
     for name in (
         "tool_choice",
         "effective_config",
@@ -49,7 +50,11 @@ def test_run_with_unset_fields_renders_explicit_nulls() -> None:
         "error",
         "started_at",
         "completed_at",
-        "live",
+        "execution_started_at",
+        "duration_ms",
+        "cache_hit_rate",
+        "total_cost_usd",
+        "metadata",
     ):
         assert out[name] is None, name
     assert out["submitted_inference_job_ids"] == [] and out["pending_tool_calls"] == []
@@ -385,6 +390,7 @@ def test_decoded_config_round_trips() -> None:
         "tools": [],
         "stream": False,
         "thinking": {"enabled": True, "budget_tokens": 1024},
+        "prompt_caching": False,
     }
     cfg = codec.from_value(body, config_pb2.AgentConfig())
     assert _out(cfg) == body

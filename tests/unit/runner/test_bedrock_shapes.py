@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from agents.v1 import message_pb2
 
 from services.runner.providers.base import ForcedTool, ModelRequest, ToolSpec
@@ -87,3 +89,51 @@ def test_titles_are_the_first_words_of_the_first_line() -> None:
     long = title_from("word " * 40)
     assert len(long) <= 61 and long.endswith("…")
     assert title_from("   ") == ""
+
+
+def _cached_body(system: str, tool_description: str, caching: bool = True) -> dict[str, Any]:
+    return converse_body(
+        ModelRequest(
+            provider_model_id="m",
+            system_prompt=system,
+            messages=(msg(U, text("hi")),),
+            tools=(ToolSpec("lookup", tool_description, {"type": "object"}),),
+            tool_choice=None,
+            max_tokens=100,
+            temperature=0.0,
+            output_schema=None,
+            prompt_caching=caching,
+        )
+    )
+
+
+def test_cache_points_follow_the_tools_and_the_system_prompt_once_the_prefix_is_long() -> None:
+    point = {"cachePoint": {"type": "default"}}
+    short = _cached_body("be brief", "looks up")
+    assert point not in short["system"] and point not in short["toolConfig"]["tools"]
+    long_tools = _cached_body("be brief", "x" * 5000)
+    # The prefix is the tools, then the system prompt: both points are past the threshold.
+    assert long_tools["toolConfig"]["tools"][-1] == point and long_tools["system"][-1] == point
+    long_system = _cached_body("y" * 5000, "looks up")
+    assert long_system["system"] == [{"text": "y" * 5000}, point]
+    assert point not in long_system["toolConfig"]["tools"]
+    off = _cached_body("y" * 5000, "x" * 5000, caching=False)
+    assert off["system"] == [{"text": "y" * 5000}] and len(off["toolConfig"]["tools"]) == 1
+
+
+def test_parse_reply_reads_the_cache_figures() -> None:
+    reply = parse_reply(
+        {
+            "output": {"message": {"role": "assistant", "content": [{"text": "ok"}]}},
+            "stopReason": "end_turn",
+            "usage": {
+                "inputTokens": 10,
+                "outputTokens": 2,
+                "totalTokens": 1512,
+                "cacheReadInputTokens": 1200,
+                "cacheWriteInputTokens": 300,
+            },
+        }
+    )
+    assert (reply.usage.prompt, reply.usage.cache_read, reply.usage.cache_write) == (10, 1200, 300)
+    assert reply.usage.total == 1512  # Bedrock's totalTokens: cache reads and writes included
