@@ -248,7 +248,9 @@ async def start(
 ) -> Running:
     """Connect to the API (every address `api_target` names: PARLEY_API_ADDR), reflect its public
     service, and serve HTTP on (host, port)."""
-    channel = channels.open_channel(api_target, channels.service_name("api"))
+    channel = channels.open_channel(
+        api_target, channels.service_name("api"), in_process=settings.in_process
+    )
     try:
         loaded = await load_service(channel, deadline_s=reflection_deadline_s)
         app = build_app(settings, channel, loaded, stream_handler=stream_handler)

@@ -1,9 +1,10 @@
 """`parley up | serve <service> | migrate | health [service…] | token | job <id>`.
 
 `up` migrates the database and runs all four services in one process (the embedded default);
-they still talk real gRPC on loopback. `serve` runs one service, for one-container-per-service
-deployments, on a database `migrate` has brought to head. `health` probes services for
-healthchecks. `job` prints an inference job's record, for operators tracing a run's iterations.
+they call each other in process (services/common/inprocess.py) and still serve gRPC. `serve`
+runs one service, for one-container-per-service deployments, on a database `migrate` has brought
+to head. `health` probes services for healthchecks. `job` prints an inference job's record, for
+operators tracing a run's iterations.
 """
 
 from __future__ import annotations

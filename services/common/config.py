@@ -54,6 +54,7 @@ class Settings:
     chat_read_timeout_s: float = 300.0  # between two reads of an answer
     fake_model: bool = False  # every run answered by the built-in echo model, never Bedrock
     cors_origins: tuple[str, ...] = ()  # browser origins the gateway answers cross-origin
+    in_process: bool = True  # calls between services sharing a process skip gRPC's wire
 
     @property
     def internal_tls(self) -> bool:
@@ -165,6 +166,7 @@ def load_settings(
         ),
         fake_model=_bool(env.get("PARLEY_FAKE_MODEL", "false")),
         cors_origins=_list(env.get("PARLEY_CORS_ORIGINS", "")),
+        in_process=_bool(env.get("PARLEY_IN_PROCESS", "true")),
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from services.common import internal_auth, reflection
+from services.common import inprocess, internal_auth, reflection
 from services.common.errors import ParleyError
 from services.common.metrics import GRPC_HANDLED, GRPC_SECONDS
 
@@ -215,7 +215,8 @@ async def start_server(
 ) -> tuple[grpc.aio.Server, int]:
     """Start a server on `bind` (port 0 picks one); returns it and the bound port. Internal
     methods it serves need a credential signed with `internal_secret` (none: all refused)."""
-    server = grpc.aio.server(interceptors=[_Interceptor(internal_secret)], options=SERVER_OPTIONS)
+    interceptors = [_Interceptor(internal_secret)]
+    server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     for add, servicer in registrations:
         add(servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -234,4 +235,14 @@ async def start_server(
     await server.start()
     for name in ("", *service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    # Callers in this process reach these servicers in process (inprocess.py), through the same
+    # interceptors, until the server stops: from then on they go over gRPC like everyone else.
+    listener = inprocess.register(bind, port, registrations, interceptors)
+    stop = server.stop
+
+    async def stop_serving(grace: float | None) -> None:
+        inprocess.unregister(listener)
+        await stop(grace)
+
+    server.stop = stop_serving  # type: ignore[method-assign]
     return server, port
