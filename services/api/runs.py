@@ -114,14 +114,20 @@ class Runs:
         self._default_clusters: OrderedDict[str, str] = OrderedDict()  # conversation -> cluster
 
     async def start(
-        self, principal: Principal, request: conversation_service_pb2.StartRunRequest
+        self,
+        principal: Principal,
+        request: conversation_service_pb2.StartRunRequest,
+        traceparent: str | None = None,
     ) -> StartedRun:
+        """`traceparent`: the trace the new run joins (tracing.run_traceparent)."""
         client_op_id = await validation.check_start_run(request, self._rules)
         cluster = await self._cluster_hint(principal, request)
         try:
             async with self._queue.offer(cluster) as offer:
                 started = await self._log.write(
-                    lambda conn: _start(conn, self._rules, principal, request, client_op_id, offer)
+                    lambda conn: _start(
+                        conn, self._rules, principal, request, client_op_id, offer, traceparent
+                    )
                 )
         except IntegrityError:
             # Another request with this client_op_id inserted first: answer with its run.
@@ -268,6 +274,7 @@ def _start(
     request: conversation_service_pb2.StartRunRequest,
     client_op_id: str,
     offer: run_queue.Offer,
+    traceparent: str | None = None,
 ) -> StartedRun:
     conversation = owned_conversation(conn, principal, request.id)
     # The body is validated before the replay check: a replay with a bad body is a 400 too.
@@ -337,6 +344,7 @@ def _start(
         attempts=0,
         cancel_requested=False,
         execution_cluster=cluster.name,
+        traceparent=traceparent,
     )
     conn.execute(_INSERT_RUN, values(run))
     event_log.append(conn, run_id, event_log.status_event(run_pb2.RUN_STATUS_PENDING))

@@ -19,6 +19,7 @@ from services.api.presentation import Presenter
 from services.api.runs import ReadRun, Runs
 from services.api.validation import ConfigRules
 from services.common.auth import READ_SCOPE, WRITE_SCOPE, Principal, verify_authorization
+from services.common import tracing
 from services.common.grpc_server import HTTP_STATUS_KEY, metadata_value
 
 Context = grpc.aio.ServicerContext[object, object]
@@ -72,7 +73,8 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         self, request: conversation_service_pb2.StartRunRequest, context: Context
     ) -> run_pb2.Run:
         principal = self._principal(context, WRITE_SCOPE)
-        started = await self._runs.start(principal, request)
+        incoming = metadata_value(context, tracing.TRACEPARENT)
+        started = await self._runs.start(principal, request, tracing.run_traceparent(incoming))
         if started.replayed:  # the original row, answered 200 instead of the method's 202
             await context.send_initial_metadata(((HTTP_STATUS_KEY, "200"),))
         return self._present.run(mapping.run_to_proto(started.row, started.current_name))

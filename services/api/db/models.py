@@ -82,6 +82,8 @@ class Run(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims so far
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     execution_cluster: Mapped[str] = mapped_column(String(64))  # effective_config's, for claims
+    # W3C traceparent of the StartRun that created it (tracing.py): every claim's spans join it
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
     __table_args__ = (
         UniqueConstraint("conversation_id", "client_op_id", name="uq_runs_conversation_op"),

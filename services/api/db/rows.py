@@ -60,6 +60,7 @@ class RunRow:
     attempts: int  # claims so far
     cancel_requested: bool
     execution_cluster: str  # effective_config's: which runner pool claims the run
+    traceparent: str | None = None  # the StartRun's: the run's trace (tracing.trace_id_of)
 
 
 @dataclass(frozen=True, slots=True)
