@@ -3,10 +3,11 @@ OTEL_EXPORTER_OTLP_ENDPOINT pointed at a fake Collector on loopback (the OTLP/HT
 receiver, refusing what a Collector refuses). The client's `traceparent` is the trace: the HTTP
 span, every gRPC hop's server span, the run, its iterations, each model call (with the GenAI
 attributes, and its traceparent sent to Bedrock) and each MCP call (its traceparent sent to the
-MCP server)."""
+MCP server). A run resumed after its runner was killed continues the same trace."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from pathlib import Path
@@ -167,3 +168,71 @@ def chat_iteration(chat: Span, by_id: dict[str, Span]) -> str:
 
 def chats_in_order(chats: list[Span], by_id: dict[str, Span]) -> list[Span]:
     return sorted(chats, key=lambda c: by_id[c.parent_span_id].name)
+
+
+async def test_a_run_resumed_after_a_kill_continues_its_trace(tmp_path: Path) -> None:
+    """`parley up` killed with SIGKILL while the model answers, then started again: the run
+    resumes at once, and its new claim's `invoke_agent` span (attempt 2) joins the trace its
+    StartRun began, under that StartRun's span."""
+    trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
+    async with serve_collector() as collector, fb.serve_fake_bedrock() as bedrock:
+        question = f"Survive me {uuid.uuid4().hex[:8]}"
+        gate = fb.Gate(fb.text("lost with the process"))
+        bedrock.on(question, gate, fb.text("survived"))
+        http = free_port()
+        env = base_env(
+            bedrock.url,
+            PARLEY_HTTP_PORT=str(http),
+            PARLEY_API_ADDR=f"127.0.0.1:{free_port()}",
+            PARLEY_STORE_ADDR=f"127.0.0.1:{free_port()}",
+            PARLEY_RUNNER_ADDR=f"127.0.0.1:{free_port()}",
+            PARLEY_TOOLING_ADDR=f"127.0.0.1:{free_port()}",
+            PARLEY_RUNNER_LEASE_SECONDS="120",  # resumed at once, not after the lease
+            OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
+            OTEL_BSP_SCHEDULE_DELAY="50",
+        )
+        up = parley_up(tmp_path, env)
+        await up.start()
+        try:
+            base = f"http://127.0.0.1:{http}"
+            auth = {"Authorization": f"Bearer {_token()}"}
+            async with httpx.AsyncClient(base_url=base, headers=auth, timeout=30) as client:
+                created = await client.post(
+                    "/agents/conversations", json={"defaults": example_defaults()}
+                )
+                started = await client.post(
+                    f"/agents/conversations/{created.json()['id']}/runs",
+                    json={
+                        "client_op_id": str(uuid.uuid4()),
+                        "expected_version": 0,
+                        "payload": {"kind": "user_message", "text": question},
+                    },
+                    headers={"traceparent": f"00-{trace_id}-{client_span}-01"},
+                )
+                assert started.status_code == 202, started.text
+                await asyncio.wait_for(gate.arrived.wait(), 30)
+                await collector.wait_for(
+                    lambda c: any(
+                        s.name == "agents.v1.ConversationService/StartRun"
+                        for s in c.of_trace(trace_id)
+                    )
+                )
+                await up.kill()
+                gate.release()  # its answer goes nowhere: the call died with the process
+                await up.start()
+
+                def resumed(c: Collector) -> bool:
+                    return any(s.name == "invoke_agent parley" for s in c.of_trace(trace_id))
+
+                await collector.wait_for(resumed)
+                run = (await client.get(f"/agents/runs/{started.json()['id']}")).json()
+        finally:
+            await up.stop()
+    assert run["status"] == "completed" and run["final_text"] == "survived", run
+    spans = collector.of_trace(trace_id)
+    start = _one(spans, "agents.v1.ConversationService/StartRun")
+    agent = _one(spans, "invoke_agent parley")  # the killed claim's span never ended
+    assert agent.attributes["parley.run.attempt"] == 2
+    assert agent.parent_span_id == start.span_id
+    assert any(s.name.startswith("chat ") and s.attributes.get("gen_ai.usage.output_tokens")
+               for s in spans)  # fmt: skip
