@@ -3,7 +3,9 @@ decisions here."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from agents.v1 import (
@@ -15,12 +17,15 @@ from agents.v1 import (
 
 from services.api import conversations, mapping
 from services.api.db.engine import Database
+from services.api.db.rows import RunRow
 from services.api.presentation import Presenter
 from services.api.runs import ReadRun, Runs
 from services.api.validation import ConfigRules
-from services.common.auth import READ_SCOPE, WRITE_SCOPE, Principal, verify_authorization
 from services.common import tracing
+from services.common.auth import READ_SCOPE, WRITE_SCOPE, Principal, verify_authorization
 from services.common.grpc_server import HTTP_STATUS_KEY, metadata_value
+
+log = logging.getLogger("parley.api.runs")
 
 Context = grpc.aio.ServicerContext[object, object]
 
@@ -77,6 +82,8 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         started = await self._runs.start(principal, request, tracing.run_traceparent(incoming))
         if started.replayed:  # the original row, answered 200 instead of the method's 202
             await context.send_initial_metadata(((HTTP_STATUS_KEY, "200"),))
+        else:
+            _log_transition("run accepted", started.row)
         return self._present.run(mapping.run_to_proto(started.row, started.current_name))
 
     async def GetRun(
@@ -89,7 +96,9 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         self, request: conversation_service_pb2.CancelRunRequest, context: Context
     ) -> run_pb2.Run:
         principal = self._principal(context, WRITE_SCOPE)
-        return self._run(await self._runs.cancel(principal, request.id))
+        read = await self._runs.cancel(principal, request.id)
+        _log_transition("run cancel requested", read.row)
+        return self._run(read)
 
     async def ListModels(
         self, request: conversation_service_pb2.ListModelsRequest, context: Context
@@ -103,3 +112,18 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         principal = self._principal(context, READ_SCOPE)
         async for event in self._runs.events(principal, request.id, request.after_seq):
             yield self._present.event(event)
+
+
+def _log_transition(what: str, row: RunRow) -> None:
+    """One line per run transition the API makes (the runner logs the others), with its ids."""
+    fields: dict[str, Any] = {
+        "run_id": row.id,
+        "conversation_id": row.conversation_id,
+        "company_id": row.company_id,
+        "user_id": row.user_id,
+        "status": row.status,
+    }
+    trace_id = tracing.trace_id_of(row.traceparent)
+    if trace_id is not None:
+        fields["trace_id"] = trace_id
+    log.info(what, extra=fields)

@@ -181,12 +181,12 @@ def test_json_logs_carry_the_run_ids_and_the_access_log(tmp_path: Path) -> None:
     trace_id = traceparent.split("-")[1]
     ok_run, ok_conversation = ids["ok"]
     ok = about(ok_run)
-    assert [line["message"] for line in ok] == ["run started", "run completed"], ok
+    assert [line["message"] for line in ok] == ["run accepted", "run started", "run completed"]
     for line in ok:
         assert line["conversation_id"] == ok_conversation
         assert (line["company_id"], line["user_id"], line["trace_id"]) == (1, 1, trace_id)
     down = about(ids["down"][0])
-    assert [line["status"] for line in down] == ["running", "failed"], down
+    assert [line["status"] for line in down] == ["pending", "running", "failed"], down
     assert down[-1]["error_type"] == "McpDiscoveryFailed" and down[-1]["level"] == "warning"
     mcp = [line for line in lines if line["logger"] == "parley.tooling"]
     assert mcp and mcp[0]["cause"] and "`gone`" in mcp[0]["message"], mcp
