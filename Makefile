@@ -58,7 +58,14 @@ docs-assets-check: $(DEV)
 console-screenshots: $(DEV)
 	PARLEY_CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/console
 
-lint: $(DEV)
+# promtool checks the alert rules and the Prometheus config (deploy/); from Debian's package.
+PROMTOOL := $(VENV)/bin/promtool
+$(PROMTOOL): tools/promtool.sh
+	tools/promtool.sh $(VENV)/bin
+
+lint: $(DEV) $(PROMTOOL)
+	$(PROMTOOL) check rules deploy/alerts.yml
+	$(PROMTOOL) check config deploy/prometheus.yml
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf build -o /dev/null
 	tools/buf_breaking.sh

@@ -22,6 +22,7 @@ from google.protobuf import descriptor
 
 from gateway import codec, descriptors, problems
 from gateway.http_rule import PathTemplate, parse, split_path
+from services.common import tracing
 from services.common.grpc_server import HTTP_STATUS_KEY, REQUEST_ID_KEY
 
 log = logging.getLogger("parley.gateway")
@@ -71,6 +72,10 @@ class Request:
     def call_metadata(self) -> list[tuple[str, str]]:
         """What an RPC on the caller's behalf carries: the request id and the caller's token."""
         metadata = [(REQUEST_ID_KEY, self.request_id)]
+        if not tracing.ENABLED:  # on, the channel sends the HTTP span's own
+            incoming = self.header(b"traceparent")
+            if tracing.parse(incoming) is not None:
+                metadata.append((tracing.TRACEPARENT, str(incoming).strip().lower()))
         auth = self.header(b"authorization")
         if auth is not None:
             if not _METADATA_VALUE.match(auth):  # gRPC would refuse to send it at all

@@ -19,7 +19,7 @@ from agents.v1 import (
     tool_router_service_pb2,
 )
 
-from services.common import addresses, inprocess, internal_tls
+from services.common import addresses, inprocess, internal_tls, tracing
 from services.common.config import Settings
 from services.common.grpc_server import CHANNEL_OPTIONS
 from services.common.internal_auth import PUBLIC_SERVICES
@@ -71,6 +71,8 @@ def open_channel(
     options = [*CHANNEL_OPTIONS, ("grpc.service_config", service_config(service))]
     if parsed.listed:
         options.append(("grpc.default_authority", parsed.first))
+    if tracing.ENABLED:  # every hop carries the caller's traceparent
+        interceptors = [*(interceptors or ()), *tracing.client_interceptors()]
     if credentials is None:
         channel = grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
     else:

@@ -17,9 +17,15 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from services.common import inprocess, internal_auth, reflection
+from services.common import inprocess, internal_auth, reflection, tracing
 from services.common.errors import ParleyError
-from services.common.metrics import GRPC_HANDLED, GRPC_SECONDS
+from services.common.metrics import (
+    GRPC_HANDLED,
+    GRPC_MSG_RECEIVED,
+    GRPC_MSG_SENT,
+    GRPC_SECONDS,
+    GRPC_STARTED,
+)
 
 log = logging.getLogger("parley.grpc")
 
@@ -95,14 +101,19 @@ class _Interceptor(grpc.aio.ServerInterceptor):
 class _Outcome:
     """Times one call, turns its failure into a status, and records both once it ends."""
 
-    def __init__(self, service: str, method: str) -> None:
-        self.service, self.method = service, method
-        self.seconds = GRPC_SECONDS.labels(service, method)
+    def __init__(self, service: str, method: str, grpc_type: str) -> None:
+        self.service, self.method, self.type = service, method, grpc_type
+        self.seconds = GRPC_SECONDS.labels(grpc_type, service, method)
+        self.started = GRPC_STARTED.labels(grpc_type, service, method)
+        self.received = GRPC_MSG_RECEIVED.labels(grpc_type, service, method)
+        self.sent = GRPC_MSG_SENT.labels(grpc_type, service, method)
         self.handled: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
     async def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
         started, code = time.perf_counter(), "OK"
+        self.started.inc()
+        self.received.inc()  # every method here takes one request message
         try:
             yield
         except grpc.aio.AbortError:
@@ -117,7 +128,9 @@ class _Outcome:
         finally:
             counter = self.handled.get(code)
             if counter is None:
-                counter = self.handled[code] = GRPC_HANDLED.labels(self.service, self.method, code)
+                counter = self.handled[code] = GRPC_HANDLED.labels(
+                    self.type, self.service, self.method, code
+                )
             counter.inc()
             self.seconds.observe(time.perf_counter() - started)
 
@@ -145,28 +158,104 @@ class _Guard:
 def _wrap_unary(
     behaviour: Callable[..., Any], service: str, method: str, guard: _Guard
 ) -> Callable[..., Any]:
-    outcome = _Outcome(service, method)
+    outcome = _Outcome(service, method, "unary")
 
     async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         async with outcome(context):
             guard.check(context)
-            return await behaviour(request, context)
+            reply = await behaviour(request, context)
+            outcome.sent.inc()
+            return reply
 
+    if tracing.ENABLED:
+        return _traced_unary(wrapper, service, method, guard.internal)
     return wrapper
 
 
 def _wrap_stream(
     behaviour: Callable[..., Any], service: str, method: str, guard: _Guard
 ) -> Callable[..., Any]:
-    outcome = _Outcome(service, method)
+    outcome = _Outcome(service, method, "server_stream")
 
     async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         async with outcome(context):
             guard.check(context)
+            sent = outcome.sent
             async for item in behaviour(request, context):
+                sent.inc()
                 yield item
 
+    if tracing.ENABLED:
+        return _traced_stream(wrapper, service, method, guard.internal)
     return wrapper
+
+
+# --- tracing (only when on: tracing.ENABLED at start) ------------------------------------------
+# A server span per call, child of the caller's `traceparent` metadata. Internal calls without
+# one (claims, lease renewals, work watches: a runner's housekeeping) open none, or every long
+# poll would be a trace of its own.
+
+
+def _server_span(
+    context: grpc.aio.ServicerContext[Any, Any], service: str, method: str, internal: bool
+) -> contextlib.AbstractContextManager[Any]:
+    incoming = metadata_value(context, tracing.TRACEPARENT)
+    if internal and tracing.parse(incoming) is None:
+        return contextlib.nullcontext()
+    attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+    return tracing.span(
+        f"{service}/{method}", attributes, parent=tracing.extract(incoming), kind="server"
+    )
+
+
+def _record_code(current: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    code = context.code()
+    if current is None or not isinstance(code, grpc.StatusCode):
+        return
+    current.set_attribute("rpc.grpc.status_code", code.value[0])
+    if code not in (grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.CANCELLED):
+        tracing.fail(current, code.name, str(context.details() or ""))
+
+
+def _traced_unary(
+    wrapper: Callable[..., Any], service: str, method: str, internal: bool
+) -> Callable[..., Any]:
+    async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        with _server_span(context, service, method, internal) as current:
+            try:
+                return await wrapper(request, context)
+            finally:
+                _record_code(current, context)
+
+    return traced
+
+
+def _traced_stream(
+    wrapper: Callable[..., Any], service: str, method: str, internal: bool
+) -> Callable[..., Any]:
+    async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        with _server_span(context, service, method, internal) as current:
+            try:
+                async for item in wrapper(request, context):
+                    yield item
+            finally:
+                _record_code(current, context)
+
+    return traced
+
+
+class _Health(health.aio.HealthServicer):  # type: ignore[misc]
+    """grpcio-health-checking's servicer, with the List method its aio version lacks (there,
+    a List answered UNIMPLEMENTED and logged a NotImplementedError traceback)."""
+
+    async def List(
+        self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> health_pb2.HealthListResponse:
+        statuses = {
+            name: health_pb2.HealthCheckResponse(status=status)
+            for name, status in self._server_status.items()
+        }
+        return health_pb2.HealthListResponse(statuses=statuses)
 
 
 @dataclass
@@ -219,7 +308,7 @@ async def start_server(
     server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     for add, servicer in registrations:
         add(servicer, server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = _Health()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable([*service_names, health.SERVICE_NAME], server)
     try:

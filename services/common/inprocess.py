@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 import grpc
 
-from services.common import addresses
+from services.common import addresses, tracing
 
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]  # generic only to the type checker
@@ -234,7 +234,11 @@ def _unimplemented() -> grpc.aio.AioRpcError:
 
 
 def _metadata(metadata: Any) -> tuple[tuple[str, str | bytes], ...]:
-    return tuple((str(k), v) for k, v in metadata) if metadata else ()
+    """The call's metadata as the servicer reads it, with the current traceparent added as the
+    channel's tracing interceptor would (client interceptors do not run in process)."""
+    items = tuple((str(k), v) for k, v in metadata) if metadata else ()
+    traceparent = tracing.current_traceparent()
+    return items if traceparent is None else (*items, (tracing.TRACEPARENT, traceparent))
 
 
 class _Codec:

@@ -42,7 +42,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
-from services.common import url_policy
+from services.common import tracing, url_policy
 from services.common.auth import mint_mcp_token
 from services.common.config import Settings
 from services.tooling.http_pool import AddressRefused, AiohttpPool
@@ -75,6 +75,19 @@ class Caller:
     user_id: int
 
 
+def log_failure(operation: str, alias: str, caller: Caller, failure: McpFailure) -> None:
+    """One line per failed discovery or call, with its cause (the message names no token)."""
+    fields: dict[str, Any] = {
+        "cause": failure.cause,
+        "company_id": caller.company_id,
+        "user_id": caller.user_id,
+    }
+    trace_id = tracing.trace_id_of(tracing.current_traceparent())
+    if trace_id is not None:
+        fields["trace_id"] = trace_id
+    log.warning("MCP %s failed on `%s`: %s", operation, alias, failure.message, extra=fields)
+
+
 class McpFailure(Exception):
     """A session or request that failed; `message` is safe to show (no tokens). `on_kept` says
     the session was a reused client (the server may have dropped it: worth one retry);
@@ -104,6 +117,7 @@ class _ServerTransport(httpx2.AsyncBaseTransport):
     origin: tuple[str, str, int | None]
     allow_private_networks: bool
     authorization: str | None = field(default=None, repr=False)
+    traceparent: str | None = None  # the current work's span (a kept session's change)
     checked_hosts: set[tuple[str, int | None]] = field(default_factory=set)
     refused: str | None = None
     first_status: int | None = None
@@ -124,6 +138,8 @@ class _ServerTransport(httpx2.AsyncBaseTransport):
             self.checked_hosts.add((url.host, url.port))
         if self.authorization is not None and (url.scheme, url.host, url.port) == self.origin:
             request.headers["Authorization"] = self.authorization
+        if self.traceparent is not None:
+            request.headers[tracing.TRACEPARENT] = self.traceparent
         self.sent += 1
         try:
             response = await self.pool.handle_async_request(request)
@@ -237,10 +253,12 @@ class McpConnector:
         key = (url, (caller.company_id, caller.user_id) if audience is not None else None)
         kept = None if fresh else self._take(key)
         on_kept = kept is not None
+        traceparent = tracing.current_traceparent()  # this work's span
         if kept is None:
-            kept = await self._open(url, authorization)
+            kept = await self._open(url, authorization, traceparent)
         else:
             kept.transport.authorization = authorization  # this work's own token
+            kept.transport.traceparent = traceparent
         try:
             try:
                 async with asyncio.timeout(None) as kept.transport.abort:
@@ -279,7 +297,9 @@ class McpConnector:
         async with self._session(url, caller, fresh=True) as session:
             return await work(session)
 
-    async def _open(self, url: str, authorization: str | None) -> Session:
+    async def _open(
+        self, url: str, authorization: str | None, traceparent: str | None = None
+    ) -> Session:
         await self._check(url)
         parsed = httpx2.URL(url)
         transport = _ServerTransport(
@@ -287,6 +307,7 @@ class McpConnector:
             (parsed.scheme, parsed.host, parsed.port),
             self._allow_private,
             authorization,
+            traceparent=traceparent,
         )
         until = asyncio.get_running_loop().time() + KEEP_SECONDS
         client = Client(

@@ -108,8 +108,8 @@ async def failure(call: Any) -> dict[str, Any]:
     return outcome(caught.value)
 
 
-def handled(method: str, code: str) -> float:
-    return GRPC_HANDLED.labels(STORE, method, code)._value.get()
+def handled(method: str, code: str) -> float:  # unary methods of StoreService
+    return GRPC_HANDLED.labels("unary", STORE, method, code)._value.get()
 
 
 async def observe(stub_: Any) -> dict[str, Any]:
