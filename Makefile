@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.installed
 DEV     := $(VENV)/.installed-dev
 
 .PHONY: up test bench gen gen-check docs-assets docs-assets-check lint typecheck lock lock-check \
-	protos-vendor clean
+	protos-vendor console-screenshots clean
 
 # The runtime dependencies are held to constraints.txt, the pins the Docker image installs.
 $(RUNTIME): pyproject.toml constraints.txt
@@ -54,7 +54,18 @@ docs-assets: $(DEV)
 docs-assets-check: $(DEV)
 	$(PY) -m gateway.docs_vendor check
 
-lint: $(DEV)
+# The README's console screenshots: the console's browser tests, keeping what they see.
+console-screenshots: $(DEV)
+	PARLEY_CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/console
+
+# promtool checks the alert rules and the Prometheus config (deploy/); from Debian's package.
+PROMTOOL := $(VENV)/bin/promtool
+$(PROMTOOL): tools/promtool.sh
+	tools/promtool.sh $(VENV)/bin
+
+lint: $(DEV) $(PROMTOOL)
+	$(PROMTOOL) check rules deploy/alerts.yml
+	$(PROMTOOL) check config deploy/prometheus.yml
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf build -o /dev/null
 	tools/buf_breaking.sh
@@ -69,8 +80,12 @@ typecheck: $(DEV)
 up: $(RUNTIME)
 	$(VENV)/bin/parley up
 
+# The suite mostly waits (processes starting, leases, streams): two workers halve it on 2 cores.
+# A file stays on one worker (its module fixtures start one stack); tests pick free ports and
+# name their own databases, so workers never share either. PYTEST_WORKERS=0: in one process.
+PYTEST_WORKERS ?= 2
 test: $(DEV) lint gen-check lock-check docs-assets-check
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 # LangGraph Agent Server, the benchmark's peer (issue 19), in a virtualenv of its own: pyproject's
 # `peer` extra, installed alone (langgraph-api pins protobuf < 7; Parley's generated code needs 7).

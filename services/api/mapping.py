@@ -30,6 +30,7 @@ from services.api.db.rows import (
     MessageRow,
     RunRow,
 )
+from services.common import tracing
 from services.common.catalogue import UsableModel
 
 M = TypeVar("M", bound=ProtoMessage)
@@ -357,7 +358,7 @@ def run_to_proto(
     if row.cost_nano_usd is not None:
         run.total_cost_usd = usd(row.cost_nano_usd)
     run.latest_event_seq = row.event_seq
-    run.trace_id = row.trace_id
+    run.trace_id = tracing.trace_id_of(row.traceparent) or ""  # "": a run from before traces
     run.metadata.SetInParent()  # {} by default, never null
     run.metadata.update(orjson.loads(row.run_metadata))
     return run
@@ -429,7 +430,7 @@ def terminal_values(run: run_pb2.Run, now: datetime) -> dict[str, Any]:
 # --- inference jobs -----------------------------------------------------------------------------
 
 
-def job_values(job: store_service_pb2.InferenceJob) -> dict[str, Any]:
+def job_values(job: run_pb2.InferenceJob) -> dict[str, Any]:
     return {
         "id": job.id,
         "run_id": job.run_id,
@@ -449,9 +450,9 @@ def job_values(job: store_service_pb2.InferenceJob) -> dict[str, Any]:
     }
 
 
-def job_to_proto(row: InferenceJobRow) -> store_service_pb2.InferenceJob:
+def job_to_proto(row: InferenceJobRow) -> run_pb2.InferenceJob:
     prompt, completion = row.prompt_tokens, row.completion_tokens
-    return store_service_pb2.InferenceJob(
+    return run_pb2.InferenceJob(
         id=row.id,
         run_id=row.run_id,
         iteration=row.iteration,

@@ -227,7 +227,7 @@ def _record_iteration(
     return event_log.append(conn, job.run_id, usage, now)
 
 
-async def get_inference_job(db: Database, job_id: str) -> store_service_pb2.InferenceJob:
+async def get_inference_job(db: Database, job_id: str) -> run_pb2.InferenceJob:
     row = await db.read(lambda conn: conn.execute(_JOB, {"id": job_id}).first())
     if row is None:
         raise ParleyError(

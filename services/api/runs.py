@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 
 from services.api import effective_config, event_log, mapping, run_queue, validation
 from services.api.conversations import owned_conversation
-from services.api.db.models import conversations, messages, runs
-from services.api.db.rows import ConversationRow, RunRow, values
+from services.api.db.models import conversations, inference_jobs, messages, runs
+from services.api.db.rows import ConversationRow, InferenceJobRow, RunRow, values
 from services.api.run_reports import finalize
 from services.common.auth import Principal
 from services.common.contract import CANCELLED_MESSAGE
@@ -119,14 +119,15 @@ class Runs:
         self,
         principal: Principal,
         request: conversation_service_pb2.StartRunRequest,
-        trace_id: str = "",
+        traceparent: str,
     ) -> StartedRun:
-        """`trace_id`: the caller's W3C trace id, if it sent one (else the run gets a new one)."""
+        """`traceparent`: the trace the new run joins (tracing.run_traceparent: the caller's,
+        else a new one), kept with it; Run.trace_id is its trace id."""
         client_op_id = await validation.check_start_run(request, self._rules)
         run_id = validation.check_run_extras(request)
         # Only a client-chosen run_id is checked against the body that created it.
         digest = _request_hash(request) if run_id is not None else ""
-        start = _Start(request, client_op_id, run_id, digest, trace_id or uuid.uuid4().hex)
+        start = _Start(request, client_op_id, run_id, digest, traceparent)
         cluster = await self._cluster_hint(principal, request)
         try:
             async with self._queue.offer(cluster) as offer:
@@ -169,6 +170,15 @@ class Runs:
     async def get(self, principal: Principal, run_id: str) -> ReadRun:
         """The caller's run and its live turns, or RunNotFound."""
         return await self._db.read(lambda conn: _read(conn, principal, run_id))
+
+    async def inference_jobs(self, principal: Principal, run_id: str) -> list[InferenceJobRow]:
+        """The caller's run's model calls by iteration, or RunNotFound as GET run answers."""
+
+        def read(conn: Connection) -> list[InferenceJobRow]:
+            run, _ = _owned_run(conn, principal, run_id)
+            return [InferenceJobRow(*row) for row in conn.execute(_RUN_JOBS, {"run_id": run.id})]
+
+        return await self._db.read(read)
 
     async def cancel(self, principal: Principal, run_id: str) -> ReadRun:
         """A pending run fails at once (its input turn is committed, so the conversation stays
@@ -278,7 +288,7 @@ class _Start:
     client_op_id: str  # canonical
     run_id: str | None  # the client's, canonical; None: Parley chooses
     request_hash: str
-    trace_id: str
+    traceparent: str  # W3C, the run's trace
 
 
 def _request_hash(request: conversation_service_pb2.StartRunRequest) -> str:
@@ -407,9 +417,9 @@ def _start(
         cache_read_tokens=None,
         cache_write_tokens=None,
         cost_nano_usd=None,
-        trace_id=start.trace_id,
         run_metadata=mapping.to_json(request.metadata),
         request_hash=start.request_hash,
+        traceparent=start.traceparent,
     )
     conn.execute(_INSERT_RUN, values(run))
     event_log.append(conn, run_id, event_log.status_event(run_pb2.RUN_STATUS_PENDING))
@@ -514,6 +524,13 @@ def _run_by_id(conn: Connection, run_id: str) -> RunRow | None:
 def _status(conn: Connection, run_id: str) -> str:
     status: str = conn.execute(_STATUS, {"id": run_id}).scalar_one()
     return status
+
+
+_RUN_JOBS = (
+    select(inference_jobs)
+    .where(inference_jobs.c.run_id == bindparam("run_id"))
+    .order_by(inference_jobs.c.iteration, inference_jobs.c.started_at)
+)
 
 
 def _read(conn: Connection, principal: Principal, run_id: str) -> ReadRun:

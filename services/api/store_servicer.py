@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
-from agents.v1 import store_service_pb2, store_service_pb2_grpc
+from agents.v1 import run_pb2, store_service_pb2, store_service_pb2_grpc
 
 from services.api import conversations, run_reports
 from services.api.event_log import EventLog
@@ -73,7 +73,7 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
 
     async def GetInferenceJob(
         self, request: store_service_pb2.GetInferenceJobRequest, context: Context
-    ) -> store_service_pb2.InferenceJob:
+    ) -> run_pb2.InferenceJob:
         return await run_reports.get_inference_job(self._db, request.id)
 
     async def SetGeneratedName(

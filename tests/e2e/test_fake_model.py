@@ -6,8 +6,16 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import grpc
+import pytest
 import pytest_asyncio
-from agents.v1 import store_service_pb2, store_service_pb2_grpc
+from agents.v1 import (
+    conversation_service_pb2,
+    conversation_service_pb2_grpc,
+    run_pb2,
+    store_service_pb2,
+    store_service_pb2_grpc,
+)
 from jsonschema import Draft202012Validator
 
 from services.common.internal_auth import Role
@@ -20,6 +28,7 @@ from tests.spec_examples import (
     example_defaults,
 )
 
+from .problems import assert_problem
 from .runner_suite import RunnerSuite, running_runner_suite
 
 
@@ -31,7 +40,7 @@ async def rs(make_database_url: Callable[[], Awaitable[str]]) -> AsyncIterator[R
         yield suite
 
 
-async def _job(rs: RunnerSuite, job_id: str) -> store_service_pb2.InferenceJob:
+async def _job(rs: RunnerSuite, job_id: str) -> run_pb2.InferenceJob:
     async with internal_channel(f"127.0.0.1:{rs.store_port}", Role.OPERATOR) as channel:
         return await store_service_pb2_grpc.StoreServiceStub(channel).GetInferenceJob(
             store_service_pb2.GetInferenceJobRequest(id=job_id)
@@ -137,3 +146,54 @@ async def test_a_reply_longer_than_max_tokens_is_cut_off_as_a_real_models_would_
     assert done["status"] == "failed"
     assert done["error"]["type"] == "AgentLoopSchemaDecodeFailed"
     assert "max_tokens" in done["error"]["message"]
+
+
+async def test_a_runs_inference_jobs_over_rest_and_grpc_for_its_owner_only(
+    rs: RunnerSuite,
+) -> None:
+    conversation = await rs.create_conversation(defaults=example_defaults(tools=[BOOKING_TOOL]))
+    run = await rs.start_run(
+        conversation["id"],
+        "Book it.",
+        tool_choice={"kind": "specific_tool", "name": "confirm_booking"},
+    )
+    paused = await rs.wait_run(run["id"])
+    (call,) = paused["pending_tool_calls"]
+    r = await rs.post_run(
+        conversation["id"],
+        expected_version=2,
+        payload={
+            "kind": "tool_outputs",
+            "outputs": [{"tool_use_id": call["tool_use_id"], "content": "done"}],
+        },
+    )
+    assert r.status_code == 202, r.text
+    done = await rs.wait_run(r.json()["id"])
+    path = f"/agents/runs/{paused['id']}/inference_jobs"
+    listed = await rs.http.get(path, headers=rs.headers())
+    assert listed.status_code == 200, listed.text
+    (job,) = listed.json()["inference_jobs"]
+    assert job["id"] == paused["submitted_inference_job_ids"][0] and job["iteration"] == 1
+    assert job["run_id"] == paused["id"] and job["provider"] == "echo"
+    assert json.loads(job["response_json"])["stopReason"] == "tool_use"
+    assert job["usage"]["prompt_tokens"] == paused["usage"]["prompt_tokens"]
+    assert job["started_at"] <= job["completed_at"]
+    # over gRPC, the same jobs
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{rs.api_port}") as channel:
+        stub = conversation_service_pb2_grpc.ConversationServiceStub(channel)
+        metadata = [("authorization", rs.headers()["Authorization"])]
+        reply = await stub.ListRunInferenceJobs(
+            conversation_service_pb2.ListRunInferenceJobsRequest(id=done["id"]),
+            metadata=metadata,
+        )
+        assert [j.id for j in reply.inference_jobs] == done["submitted_inference_job_ids"]
+        with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+            await stub.ListRunInferenceJobs(
+                conversation_service_pb2.ListRunInferenceJobsRequest(id=done["id"])
+            )
+        assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # another user of the company or another company: not found, as GET run answers
+    for user in ((1, 2), (2, 1)):
+        assert_problem(await rs.http.get(path, headers=rs.headers(*user)), 404, "run-not-found")
+    spec = (await rs.http.get("/openapi.json")).json()
+    assert "/agents/runs/{id}/inference_jobs" in spec["paths"]

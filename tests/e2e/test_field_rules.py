@@ -214,6 +214,7 @@ async def _baselines(suite: Suite) -> dict[str, dict[str, Any]]:
             },
         },
         "GetRun": {"id": run["id"]},
+        "ListRunInferenceJobs": {"id": run["id"]},
         "CancelRun": {"id": run["id"]},
         "StreamRunEvents": {"id": run["id"], "after_seq": 0},
         "ListModels": {},

@@ -59,6 +59,7 @@ async def test_other_users_objects_are_404_like_missing_ones(
         (f"/agents/conversations/{cid}", "conversation-not-found"),
         (f"/agents/conversations/{cid}/messages", "conversation-not-found"),
         (f"/agents/runs/{rid}", "run-not-found"),
+        (f"/agents/runs/{rid}/inference_jobs", "run-not-found"),
     ):
         theirs = assert_problem(await suite.http.get(path, headers=them), 404, slug)
         missing_path = path.replace(cid, missing_c).replace(rid, missing_r)
@@ -85,6 +86,11 @@ async def test_malformed_ids_are_404(suite: Suite, bad_id: str) -> None:
     )
     assert_problem(
         await suite.http.get(f"/agents/runs/{bad_id}", headers=suite.headers()),
+        404,
+        "run-not-found",
+    )
+    assert_problem(
+        await suite.http.get(f"/agents/runs/{bad_id}/inference_jobs", headers=suite.headers()),
         404,
         "run-not-found",
     )

@@ -198,3 +198,15 @@ class GetUsageResponse(_message.Message):
     models: _containers.RepeatedCompositeFieldContainer[ModelUsage]
     total_cost_usd: float
     def __init__(self, models: _Optional[_Iterable[_Union[ModelUsage, _Mapping]]] = ..., total_cost_usd: _Optional[float] = ...) -> None: ...
+
+class ListRunInferenceJobsRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ListRunInferenceJobsResponse(_message.Message):
+    __slots__ = ("inference_jobs",)
+    INFERENCE_JOBS_FIELD_NUMBER: _ClassVar[int]
+    inference_jobs: _containers.RepeatedCompositeFieldContainer[_run_pb2.InferenceJob]
+    def __init__(self, inference_jobs: _Optional[_Iterable[_Union[_run_pb2.InferenceJob, _Mapping]]] = ...) -> None: ...

@@ -98,6 +98,11 @@ class ConversationServiceStub:
                 request_serializer=agents_dot_v1_dot_conversation__service__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=agents_dot_v1_dot_conversation__service__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.ListRunInferenceJobs = channel.unary_unary(
+                '/agents.v1.ConversationService/ListRunInferenceJobs',
+                request_serializer=agents_dot_v1_dot_conversation__service__pb2.ListRunInferenceJobsRequest.SerializeToString,
+                response_deserializer=agents_dot_v1_dot_conversation__service__pb2.ListRunInferenceJobsResponse.FromString,
+                _registered_method=True)
 
 
 class ConversationServiceServicer:
@@ -195,6 +200,14 @@ class ConversationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRunInferenceJobs(self, request, context):
+        """A run's inference jobs, in iteration order: each model call's request as sent and response
+        as received, its provider, tokens and timing. Same isolation as GetRun.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -257,6 +270,11 @@ def add_ConversationServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=agents_dot_v1_dot_conversation__service__pb2.ListModelsRequest.FromString,
                     response_serializer=agents_dot_v1_dot_conversation__service__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'ListRunInferenceJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRunInferenceJobs,
+                    request_deserializer=agents_dot_v1_dot_conversation__service__pb2.ListRunInferenceJobsRequest.FromString,
+                    response_serializer=agents_dot_v1_dot_conversation__service__pb2.ListRunInferenceJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -585,6 +603,33 @@ class ConversationService:
             '/agents.v1.ConversationService/ListModels',
             agents_dot_v1_dot_conversation__service__pb2.ListModelsRequest.SerializeToString,
             agents_dot_v1_dot_conversation__service__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRunInferenceJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agents.v1.ConversationService/ListRunInferenceJobs',
+            agents_dot_v1_dot_conversation__service__pb2.ListRunInferenceJobsRequest.SerializeToString,
+            agents_dot_v1_dot_conversation__service__pb2.ListRunInferenceJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -244,3 +244,31 @@ class RunEvent(_message.Message):
     is_error: bool
     content: ContentBlockList
     def __init__(self, seq: _Optional[int] = ..., type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., turn: _Optional[_Union[LiveTurn, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., run: _Optional[_Union[Run, _Mapping]] = ..., turn_index: _Optional[int] = ..., block_index: _Optional[int] = ..., text: _Optional[str] = ..., attempt: _Optional[int] = ..., tool_use_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[RunEvent.ToolKind, str]] = ..., arguments: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., is_error: _Optional[bool] = ..., content: _Optional[_Union[ContentBlockList, _Mapping]] = ...) -> None: ...
+
+class InferenceJob(_message.Message):
+    __slots__ = ("id", "run_id", "iteration", "provider", "provider_model_id", "request_json", "response_json", "error_type", "error_message", "usage", "started_at", "completed_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    run_id: str
+    iteration: int
+    provider: str
+    provider_model_id: str
+    request_json: str
+    response_json: str
+    error_type: str
+    error_message: str
+    usage: Usage
+    started_at: _timestamp_pb2.Timestamp
+    completed_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., iteration: _Optional[int] = ..., provider: _Optional[str] = ..., provider_model_id: _Optional[str] = ..., request_json: _Optional[str] = ..., response_json: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -1,8 +1,5 @@
-import datetime
-
 from agents.v1 import message_pb2 as _message_pb2
 from agents.v1 import run_pb2 as _run_pb2
-from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -25,7 +22,7 @@ class ClaimRunRequest(_message.Message):
     def __init__(self, runner_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., wait_ms: _Optional[int] = ..., clusters: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ClaimRunResponse(_message.Message):
-    __slots__ = ("run", "system_prompt", "history", "input", "resumed_turns", "resumed_usage", "attempt", "cancel_requested", "retry_after_ms", "approved_calls", "started_tool_use_ids", "partial_turn_lost")
+    __slots__ = ("run", "system_prompt", "history", "input", "resumed_turns", "resumed_usage", "attempt", "cancel_requested", "retry_after_ms", "approved_calls", "started_tool_use_ids", "partial_turn_lost", "traceparent")
     RUN_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +35,7 @@ class ClaimRunResponse(_message.Message):
     APPROVED_CALLS_FIELD_NUMBER: _ClassVar[int]
     STARTED_TOOL_USE_IDS_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_TURN_LOST_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     run: _run_pb2.Run
     system_prompt: str
     history: _containers.RepeatedCompositeFieldContainer[_message_pb2.Message]
@@ -50,7 +48,8 @@ class ClaimRunResponse(_message.Message):
     approved_calls: _containers.RepeatedCompositeFieldContainer[ApprovedCall]
     started_tool_use_ids: _containers.RepeatedScalarFieldContainer[str]
     partial_turn_lost: bool
-    def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., system_prompt: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ..., input: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., resumed_turns: _Optional[_Iterable[_Union[_run_pb2.LiveTurn, _Mapping]]] = ..., resumed_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ..., attempt: _Optional[int] = ..., cancel_requested: _Optional[bool] = ..., retry_after_ms: _Optional[int] = ..., approved_calls: _Optional[_Iterable[_Union[ApprovedCall, _Mapping]]] = ..., started_tool_use_ids: _Optional[_Iterable[str]] = ..., partial_turn_lost: _Optional[bool] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., system_prompt: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ..., input: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., resumed_turns: _Optional[_Iterable[_Union[_run_pb2.LiveTurn, _Mapping]]] = ..., resumed_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ..., attempt: _Optional[int] = ..., cancel_requested: _Optional[bool] = ..., retry_after_ms: _Optional[int] = ..., approved_calls: _Optional[_Iterable[_Union[ApprovedCall, _Mapping]]] = ..., started_tool_use_ids: _Optional[_Iterable[str]] = ..., partial_turn_lost: _Optional[bool] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class ApprovedCall(_message.Message):
     __slots__ = ("use", "approval")
@@ -172,41 +171,13 @@ class AppendRunEventsResponse(_message.Message):
     last_seq: int
     def __init__(self, last_seq: _Optional[int] = ...) -> None: ...
 
-class InferenceJob(_message.Message):
-    __slots__ = ("id", "run_id", "iteration", "provider", "provider_model_id", "request_json", "response_json", "error_type", "error_message", "usage", "started_at", "completed_at")
-    ID_FIELD_NUMBER: _ClassVar[int]
-    RUN_ID_FIELD_NUMBER: _ClassVar[int]
-    ITERATION_FIELD_NUMBER: _ClassVar[int]
-    PROVIDER_FIELD_NUMBER: _ClassVar[int]
-    PROVIDER_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_JSON_FIELD_NUMBER: _ClassVar[int]
-    RESPONSE_JSON_FIELD_NUMBER: _ClassVar[int]
-    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
-    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    USAGE_FIELD_NUMBER: _ClassVar[int]
-    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
-    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    run_id: str
-    iteration: int
-    provider: str
-    provider_model_id: str
-    request_json: str
-    response_json: str
-    error_type: str
-    error_message: str
-    usage: _run_pb2.Usage
-    started_at: _timestamp_pb2.Timestamp
-    completed_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., iteration: _Optional[int] = ..., provider: _Optional[str] = ..., provider_model_id: _Optional[str] = ..., request_json: _Optional[str] = ..., response_json: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
-
 class Iteration(_message.Message):
     __slots__ = ("job", "run_usage")
     JOB_FIELD_NUMBER: _ClassVar[int]
     RUN_USAGE_FIELD_NUMBER: _ClassVar[int]
-    job: InferenceJob
+    job: _run_pb2.InferenceJob
     run_usage: _run_pb2.Usage
-    def __init__(self, job: _Optional[_Union[InferenceJob, _Mapping]] = ..., run_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ...) -> None: ...
+    def __init__(self, job: _Optional[_Union[_run_pb2.InferenceJob, _Mapping]] = ..., run_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ...) -> None: ...
 
 class GetInferenceJobRequest(_message.Message):
     __slots__ = ("id",)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from agents.v1 import run_pb2 as agents_dot_v1_dot_run__pb2
 from agents.v1 import store_service_pb2 as agents_dot_v1_dot_store__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -74,7 +75,7 @@ class StoreServiceStub:
         self.GetInferenceJob = channel.unary_unary(
                 '/agents.v1.StoreService/GetInferenceJob',
                 request_serializer=agents_dot_v1_dot_store__service__pb2.GetInferenceJobRequest.SerializeToString,
-                response_deserializer=agents_dot_v1_dot_store__service__pb2.InferenceJob.FromString,
+                response_deserializer=agents_dot_v1_dot_run__pb2.InferenceJob.FromString,
                 _registered_method=True)
         self.SetGeneratedName = channel.unary_unary(
                 '/agents.v1.StoreService/SetGeneratedName',
@@ -203,7 +204,7 @@ def add_StoreServiceServicer_to_server(servicer, server):
             'GetInferenceJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInferenceJob,
                     request_deserializer=agents_dot_v1_dot_store__service__pb2.GetInferenceJobRequest.FromString,
-                    response_serializer=agents_dot_v1_dot_store__service__pb2.InferenceJob.SerializeToString,
+                    response_serializer=agents_dot_v1_dot_run__pb2.InferenceJob.SerializeToString,
             ),
             'SetGeneratedName': grpc.unary_unary_rpc_method_handler(
                     servicer.SetGeneratedName,
@@ -428,7 +429,7 @@ class StoreService:
             target,
             '/agents.v1.StoreService/GetInferenceJob',
             agents_dot_v1_dot_store__service__pb2.GetInferenceJobRequest.SerializeToString,
-            agents_dot_v1_dot_store__service__pb2.InferenceJob.FromString,
+            agents_dot_v1_dot_run__pb2.InferenceJob.FromString,
             options,
             channel_credentials,
             insecure,

@@ -414,7 +414,7 @@ async def test_health_is_served(api: Api) -> None:
 
 def _iteration(run_id: str, job_id: str, prompt: int) -> store_service_pb2.Iteration:
     return store_service_pb2.Iteration(
-        job=store_service_pb2.InferenceJob(
+        job=run_pb2.InferenceJob(
             id=job_id, run_id=run_id, iteration=1, provider="bedrock", request_json="{}"
         ),
         run_usage=run_pb2.Usage(prompt_tokens=prompt, total_tokens=prompt),

@@ -3,6 +3,7 @@ served by services.common.grpc_server (with reflection), reached only over gRPC.
 
 from __future__ import annotations
 
+import re
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
@@ -239,6 +240,28 @@ async def test_docs_openapi_metrics_health(client: httpx.AsyncClient) -> None:
     assert metrics.headers["content-type"].startswith("text/plain")
     assert 'route="/agents/conversations/{id}"' in metrics.text
     assert "c404" not in metrics.text
+
+
+async def test_console_page_and_its_assets_come_from_the_gateway(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/console")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "connect-src 'self'" in csp
+    assert "unsafe-inline" not in csp and "http" not in csp
+    for src in re.findall(r'(?:src|href)="([^"]+)"', page.text):
+        assert src.startswith(("/", "#")) and not src.startswith("//"), src  # same origin
+        if src.startswith("/console/assets/"):
+            asset = await client.get(src)
+            assert asset.status_code == 200, src
+    module = await client.get("/console/assets/app.js")
+    assert module.headers["content-type"].startswith("text/javascript")
+    assert module.headers["x-content-type-options"] == "nosniff"
+    # every module the console imports is served
+    for name in re.findall(r'from "\./([a-z]+\.js)"', module.text):
+        assert (await client.get(f"/console/assets/{name}")).status_code == 200, name
+    _problem(await client.get("/console/assets/nope.js"), 404, "not-found")
 
 
 async def test_start_serves_real_http_on_an_ephemeral_port(peer: str) -> None:
