@@ -13,8 +13,13 @@ from parley_client import (
     AsyncParley,
     ConflictError,
     NotFoundError,
+    BadRequestError,
     RunCompletedEvent,
     RunEvent,
+    Run,
+    RunIdConflict,
+    RunStatus,
+    StartOutcome,
     ToolChoice,
     TurnEvent,
     VersionConflict,
@@ -122,3 +127,55 @@ async def test_wait_timeout_cancel_and_caller_tools(aclient: AsyncParley, holdin
     (call,) = paused.caller_tool_calls
     resumed = await aclient.runs.submit_tool_outputs(paused, {call.tool_use_id: "yes"})
     assert (await aclient.runs.wait(resumed.id)).final_text == "confirm_booking returned: yes"
+
+
+async def test_run_listings_usage_and_a_chosen_run_id(aclient: AsyncParley) -> None:
+    conversations = [await aclient.conversations.create(defaults=example_config()) for _ in "ab"]
+    made = []
+    for i, conversation in enumerate(conversations * 2):
+        run = await aclient.runs.start(conversation.id, f"async {i}")
+        made.append(await aclient.runs.wait(run.id, timeout=30))
+    newest_first = [r.id for r in reversed(made)]
+    page = await aclient.runs.list(limit=3)
+    assert [r.id for r in page.runs] == newest_first[:3] and page.next_before is not None
+    rest = await aclient.runs.list(limit=3, before=page.next_before)
+    assert [r.id for r in rest.runs] == newest_first[3:] and rest.next_before is None
+    assert [r.id async for r in aclient.runs.iter_all(page_size=1)] == newest_first
+    assert [r.id async for r in aclient.runs.iter_all(status=[RunStatus.FAILED])] == []
+    first = conversations[0].id
+    by_conversation = [r.id async for r in aclient.conversations.iter_runs(first, page_size=1)]
+    assert by_conversation == [made[2].id, made[0].id]
+    assert made[0].started_at is not None
+    later = await aclient.conversations.list_runs(
+        first, status="completed", created_after=made[0].started_at
+    )
+    assert [r.id for r in later.runs] == [made[2].id]
+    with pytest.raises(BadRequestError):
+        await aclient.conversations.list_runs(first, before=page.next_before)
+
+    report = await aclient.usage.get()
+    (entry,) = report.models
+    assert entry.runs == 4 and entry.output_tokens == sum(
+        r.usage.completion_tokens for r in made if r.usage is not None
+    )
+    assert report.total_cost_usd == pytest.approx(sum(r.total_cost_usd or 0 for r in made))
+    assert (await aclient.usage.get(created_after=made[-1].started_at)).models == []
+
+    run_id = str(uuid.uuid4())
+    version = (await aclient.conversations.get(first)).version
+
+    async def start(conversation_id: str) -> Run:
+        return await aclient.runs.start(
+            conversation_id,
+            "chosen",
+            run_id=run_id,
+            metadata={"via": "async"},
+            expected_version=version,
+        )
+
+    accepted, duplicate = await start(first), await start(first)
+    assert accepted.start_outcome is StartOutcome.ACCEPTED and accepted.id == run_id
+    assert duplicate.start_outcome is StartOutcome.DUPLICATE and duplicate.id == run_id
+    with pytest.raises(RunIdConflict):
+        await start(conversations[1].id)
+    assert (await aclient.runs.wait(run_id)).metadata == {"via": "async"}

@@ -8,18 +8,24 @@ import httpx
 import pytest
 
 from parley_client import (
+    ConflictError,
     MessageDeltaEvent,
     ParleyConnectionError,
     Run,
     RunEvent,
+    RunIdConflict,
+    RunPage,
     RunStatusEvent,
+    StartOutcome,
     TextBlock,
     ToolCallEvent,
     ToolResultBlock,
     UnknownBlock,
+    UsageReport,
     VersionConflict,
     parse_event,
 )
+from parley_client._operations import start_outcome
 from parley_client._retries import Replay, RetryPolicy
 from parley_client._stream import EventCursor, SSEDecoder
 from parley_client.errors import BadRequestError, problem_error
@@ -34,6 +40,41 @@ def test_unknown_run_fields_are_kept_and_contract_fields_are_typed() -> None:
     assert run.total_cost_usd == 0.0125 and run.duration_ms == 1200
     assert run.model_extra == {"shiny_new": {"a": 1}}
     assert Run.model_validate({**RUN, "status": "paused_for_lunch"}).is_terminal is False
+
+
+def test_listing_and_usage_models_keep_unknown_fields_and_default_what_is_absent() -> None:
+    page = RunPage.model_validate({"runs": [{**RUN, "usage": {"prompt_tokens": 3}}], "more": 1})
+    assert page.next_before is None and page.model_extra == {"more": 1}
+    usage = page.runs[0].usage
+    assert usage is not None and (usage.cache_read_input_tokens, usage.total_tokens) == (0, 0)
+    report = UsageReport.model_validate(
+        {"models": [{"model": "m", "runs": 2, "by_region": {}}], "total_cost_usd": 0.5}
+    )
+    (entry,) = report.models
+    assert entry.total_cost_usd is None and entry.model_extra == {"by_region": {}}
+
+
+@pytest.mark.parametrize(
+    ("status", "header", "outcome"),
+    [
+        (202, "accepted", StartOutcome.ACCEPTED),
+        (200, "duplicate", StartOutcome.DUPLICATE),
+        (200, None, StartOutcome.DUPLICATE),  # an older server: the status says it
+        (202, None, StartOutcome.ACCEPTED),
+        (200, "replayed-somehow", StartOutcome.DUPLICATE),
+    ],
+)
+def test_the_start_outcome_comes_from_the_header_else_the_status(
+    status: int, header: str | None, outcome: StartOutcome
+) -> None:
+    headers = {} if header is None else {"Parley-Start-Outcome": header}
+    assert start_outcome(httpx.Response(status, headers=headers)) is outcome
+
+
+def test_run_id_conflict_is_a_conflict_by_its_type() -> None:
+    error = problem_error(409, {"type": "https://x/docs/errors/run-id-conflict", "status": 409})
+    assert isinstance(error, RunIdConflict) and isinstance(error, ConflictError)
+    assert not isinstance(error, VersionConflict)
 
 
 def test_unknown_content_blocks_parse_as_unknown_block_inside_known_ones() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -22,7 +23,10 @@ from parley_client.models import (
     Message,
     MessagePage,
     Run,
+    RunPage,
+    StartOutcome,
     ToolOutput,
+    UsageReport,
 )
 
 T = TypeVar("T")
@@ -146,6 +150,8 @@ def start_run(
     tool_choice: Any,
     config_override: Any,
     client_op_id: str | None,
+    run_id: str | None,
+    metadata: Mapping[str, Any] | None,
     extra_body: Mapping[str, Any] | None,
 ) -> Op[Run]:
     if expected_version is None:
@@ -154,10 +160,16 @@ def start_run(
         expected_version = conversation.version
     body: dict[str, Any] = {
         # One key for every attempt: a retry of a start that did land answers the same run.
-        "client_op_id": client_op_id or str(uuid.uuid4()),
+        # With a run_id it is the run_id: the server compares a replayed run_id's whole body,
+        # so the same call made again (another process, a restart) must send the same key.
+        "client_op_id": client_op_id or run_id or str(uuid.uuid4()),
         "expected_version": expected_version,
         "payload": _dump(payload),
     }
+    if run_id is not None:
+        body["run_id"] = run_id
+    if metadata is not None:
+        body["metadata"] = _dump(metadata)
     if tool_choice is not None:
         body["tool_choice"] = _dump(tool_choice)
     if config_override is not None:
@@ -167,9 +179,16 @@ def start_run(
         "POST", _path("/agents/conversations/{}/runs", conversation_id), json=body
     )
     run = Run.model_validate(response.json())
-    outcome = response.headers.get(START_OUTCOME_HEADER)
-    run._start_outcome = outcome or ("duplicate" if response.status_code == 200 else "accepted")
+    run._start_outcome = start_outcome(response)
     return run
+
+
+def start_outcome(response: httpx.Response) -> StartOutcome:
+    """The header's word; without one (an older server), the status says it: 200 replayed."""
+    try:
+        return StartOutcome(response.headers.get(START_OUTCOME_HEADER, ""))
+    except ValueError:
+        return StartOutcome.DUPLICATE if response.status_code == 200 else StartOutcome.ACCEPTED
 
 
 def user_message(text: str) -> dict[str, Any]:
@@ -216,6 +235,100 @@ def approvals_of(
     )
     decisions += [Approval(tool_use_id=i, decision="deny", reason=why) for i, why in denied]
     return decisions
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """The query of a run listing: which runs (statuses, a time range on started_at, both
+    bounds exclusive) and the page size; the cursor comes apart."""
+
+    status: str | None = None
+    created_after: str | None = None
+    created_before: str | None = None
+    limit: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        status: str | Iterable[str] | None,
+        created_after: datetime | str | None,
+        created_before: datetime | str | None,
+        limit: int | None,
+    ) -> RunFilter:
+        if isinstance(status, str) or status is None:
+            statuses = status
+        else:
+            statuses = ",".join(status)  # RunStatus members are strs
+        return cls(statuses, _instant(created_after), _instant(created_before), limit)
+
+    def params(self, before: str | None) -> dict[str, Any]:
+        fields = (
+            ("status", self.status),
+            ("created_after", self.created_after),
+            ("created_before", self.created_before),
+            ("limit", self.limit),
+            ("before", before),
+        )
+        return {k: v for k, v in fields if v is not None}
+
+
+def _instant(value: datetime | str | None) -> str | None:
+    """RFC 3339 in UTC. A naive datetime is refused: local time or UTC, it cannot say."""
+    if value is None or isinstance(value, str):
+        return value
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{value!r} has no time zone: give an aware datetime, e.g. datetime.now(UTC)"
+        )
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def list_runs(conversation_id: str | None, query: RunFilter, before: str | None) -> Op[RunPage]:
+    """The caller's runs (one conversation's when `conversation_id` is given), newest first."""
+    path = (
+        "/agents/runs"
+        if conversation_id is None
+        else _path("/agents/conversations/{}/runs", conversation_id)
+    )
+    response = yield Call("GET", path, params=query.params(before))
+    return RunPage.model_validate(response.json())
+
+
+class RunPager:
+    """Walks a run listing from `before` (the newest run when None) page by page, with the same
+    filters on every page. Pages are keyset ranges behind the cursor: runs started meanwhile
+    sort before it, so each run comes once and none is skipped."""
+
+    def __init__(self, conversation_id: str | None, query: RunFilter, before: str | None) -> None:
+        self._conversation_id = conversation_id
+        self._query = query
+        self._before = before
+        self._done = False
+
+    def next_op(self) -> Op[RunPage] | None:
+        if self._done:
+            return None
+        return list_runs(self._conversation_id, self._query, self._before)
+
+    def take(self, page: RunPage) -> list[Run]:
+        self._before = page.next_before
+        self._done = page.next_before is None
+        return page.runs
+
+
+def get_usage(
+    created_after: datetime | str | None, created_before: datetime | str | None
+) -> Op[UsageReport]:
+    params = {
+        k: v
+        for k, v in (
+            ("created_after", _instant(created_after)),
+            ("created_before", _instant(created_before)),
+        )
+        if v is not None
+    }
+    response = yield Call("GET", "/agents/usage", params=params)
+    return UsageReport.model_validate(response.json())
 
 
 def get_run(run_id: str) -> Op[Run]:

@@ -104,6 +104,10 @@ class EventCursor:
             self.done = True
             run = getattr(event, "run", None)
             self.final_run = run if isinstance(run, Run) else None
+            if self.final_run is not None and (self.final_run.latest_event_seq or 0) < event.seq:
+                # The run inside its terminal event is read before that commit's events are
+                # numbered (its latest_event_seq lags); the terminal event is its last one.
+                self.final_run.latest_event_seq = event.seq
         return event
 
     def ended(self) -> bool:

@@ -8,6 +8,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
+from datetime import datetime
+
 import httpx
 
 from parley_client import _operations as ops
@@ -30,8 +32,10 @@ from parley_client.models import (
     Message,
     MessagePage,
     Run,
+    RunPage,
     ToolChoice,
     ToolOutput,
+    UsageReport,
 )
 
 T = TypeVar("T")
@@ -62,6 +66,7 @@ class AsyncParley:
         self.conversations = AsyncConversations(self)
         self.messages = AsyncMessages(self)
         self.runs = AsyncRuns(self)
+        self.usage = AsyncUsageReports(self)
 
     async def close(self) -> None:
         if self._owns_http:
@@ -192,6 +197,38 @@ class AsyncConversations:
             for conversation in pager.take(await self._client._run(op)):
                 yield conversation
 
+    async def list_runs(
+        self,
+        conversation_id: str,
+        *,
+        status: str | Iterable[str] | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        limit: int | None = None,
+        before: str | None = None,
+    ) -> RunPage:
+        """One page of the conversation's runs, newest first; see `runs.list`."""
+        query = ops.RunFilter.of(status, created_after, created_before, limit)
+        return await self._client._run(ops.list_runs(conversation_id, query, before))
+
+    async def iter_runs(
+        self,
+        conversation_id: str,
+        *,
+        status: str | Iterable[str] | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        page_size: int | None = None,
+        before: str | None = None,
+    ) -> AsyncIterator[Run]:
+        """Every run of the conversation that matches, newest first, following the cursors;
+        each once (see `runs.iter_all`)."""
+        query = ops.RunFilter.of(status, created_after, created_before, page_size)
+        pager = ops.RunPager(conversation_id, query, before)
+        while (op := pager.next_op()) is not None:
+            for run in pager.take(await self._client._run(op)):
+                yield run
+
 
 class AsyncMessages:
     def __init__(self, client: AsyncParley) -> None:
@@ -227,6 +264,8 @@ class AsyncRuns:
         tool_choice: ToolChoice | Mapping[str, Any] | None = None,
         config_override: Mapping[str, Any] | None = None,
         client_op_id: str | None = None,
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> Run:
         """Start a run with a user message (`text`) or any `payload`.
@@ -236,6 +275,12 @@ class AsyncRuns:
         "duplicate"), never started twice. Without `expected_version` the conversation's
         current version is read first; a run committed between that read and the start makes
         it a `VersionConflict`, which is not retried: look at what changed, then decide.
+
+        `run_id` (a UUID you choose) becomes the new run's id, and `client_op_id` when you give
+        none: the same start sent again, from anywhere, answers the original run
+        (`run.duplicate`); the same run_id with another conversation or other arguments
+        (`expected_version` included: pass it when you replay) raises `RunIdConflict`.
+        `metadata` (an object, at most 16 KB as JSON) is kept with the run and returned on it.
         """
         if payload is None:
             if text is None:
@@ -251,12 +296,50 @@ class AsyncRuns:
                 tool_choice=tool_choice,
                 config_override=config_override,
                 client_op_id=client_op_id,
+                run_id=run_id,
+                metadata=metadata,
                 extra_body=extra_body,
             )
         )
 
     async def get(self, run_id: str) -> Run:
         return await self._client._run(ops.get_run(run_id))
+
+    async def list(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        limit: int | None = None,
+        before: str | None = None,
+    ) -> RunPage:
+        """One page of your runs on every conversation, newest first (listed runs have no
+        `live`). `status`: one or several statuses ("completed", or
+        [RunStatus.COMPLETED, RunStatus.FAILED]); `created_after` / `created_before`: bounds on
+        `started_at`, both exclusive (aware datetimes, or RFC 3339 strings); `limit`: the page
+        size (1-100, default 20). `before` is the previous page's `next_before`, with the same
+        filters (a cursor belongs to its listing)."""
+        query = ops.RunFilter.of(status, created_after, created_before, limit)
+        return await self._client._run(ops.list_runs(None, query, before))
+
+    async def iter_all(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        page_size: int | None = None,
+        before: str | None = None,
+    ) -> AsyncIterator[Run]:
+        """Every run that matches, newest first, page after page (`page_size` a page). Each
+        comes once and none is skipped: runs started while it walks sort before its cursor
+        (they are not yielded; list again for them)."""
+        query = ops.RunFilter.of(status, created_after, created_before, page_size)
+        pager = ops.RunPager(None, query, before)
+        while (op := pager.next_op()) is not None:
+            for run in pager.take(await self._client._run(op)):
+                yield run
 
     async def cancel(self, run_id: str) -> Run:
         """Cancel a pending or running run: it ends failed with AgentLoopCancelled. Cancelling a
@@ -273,10 +356,12 @@ class AsyncRuns:
         client_op_id: str | None = None,
         tool_choice: ToolChoice | Mapping[str, Any] | None = None,
         config_override: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> Run:
         """Answer a requires_action run: a new run whose payload carries `outputs`
         ({tool_use_id: answer}; a ToolOutput with is_error=True tells the model the tool
-        failed). Every pending call must be answered."""
+        failed). Every pending call must be answered. `run_id` and `metadata` as for `start`."""
         return await self._client._run(
             ops.start_run(
                 run.conversation_id,
@@ -285,6 +370,8 @@ class AsyncRuns:
                 tool_choice=tool_choice,
                 config_override=config_override,
                 client_op_id=client_op_id,
+                run_id=run_id,
+                metadata=metadata,
                 extra_body=None,
             )
         )
@@ -298,6 +385,8 @@ class AsyncRuns:
         outputs: Mapping[str, str | ToolOutput] | Iterable[ToolOutput] | None = None,
         expected_version: int | None = None,
         client_op_id: str | None = None,
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> Run:
         """Decide on a run's approval requests (`run.approval_requests`): approve some tool_use
         ids, deny others ({tool_use_id: reason}); caller tools pending beside them are answered
@@ -309,6 +398,8 @@ class AsyncRuns:
             approvals=ops.approvals_of(approve, deny),
             expected_version=expected_version,
             client_op_id=client_op_id,
+            run_id=run_id,
+            metadata=metadata,
         )
 
     def stream(self, run_id: str, *, after_seq: int = 0) -> AsyncEventStream:
@@ -333,6 +424,21 @@ class AsyncRuns:
         finally:
             await events.aclose()
         return cursor.final_run if cursor.final_run is not None else await self.get(run_id)
+
+
+class AsyncUsageReports:
+    def __init__(self, client: AsyncParley) -> None:
+        self._client = client
+
+    async def get(
+        self,
+        *,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+    ) -> UsageReport:
+        """Your token and cost totals per model over the runs started in the range (both
+        bounds exclusive; aware datetimes or RFC 3339 strings); all your runs without one."""
+        return await self._client._run(ops.get_usage(created_after, created_before))
 
 
 class AsyncEventStream(AsyncIterator[RunEvent]):

@@ -1,6 +1,6 @@
 """What the client raises. RFC 7807 problems become `ParleyAPIError` subclasses by HTTP status
-(`VersionConflict` by its `type` too); network failures that outlast the retries become
-`ParleyConnectionError`."""
+(`VersionConflict` and `RunIdConflict` by their `type` too); network failures that outlast the
+retries become `ParleyConnectionError`."""
 
 from __future__ import annotations
 
@@ -86,6 +86,12 @@ class VersionConflict(ConflictError):
     waits for tool outputs. Refetch the conversation (and its messages), then decide."""
 
 
+class RunIdConflict(ConflictError):
+    """409 run-id-conflict: the `run_id` given to `runs.start` names a run another request
+    started (on another conversation, or with another body). Resend that request unchanged, or
+    choose a new run_id."""
+
+
 class RateLimitError(ParleyAPIError):
     """429: slow down (retried automatically, honouring Retry-After)."""
 
@@ -102,7 +108,10 @@ _BY_STATUS: dict[int, type[ParleyAPIError]] = {
     409: ConflictError,
     429: RateLimitError,
 }
-_BY_SLUG: dict[str, type[ParleyAPIError]] = {"version-conflict": VersionConflict}
+_BY_SLUG: dict[str, type[ParleyAPIError]] = {
+    "version-conflict": VersionConflict,
+    "run-id-conflict": RunIdConflict,
+}
 
 
 def problem_error(status: int, problem: Any) -> ParleyAPIError:

@@ -262,12 +262,22 @@ class MessagePage(ParleyModel):
 # --- runs ---------------------------------------------------------------------------------------
 
 
+class StartOutcome(StrEnum):
+    """What a StartRun did (its `Parley-Start-Outcome` header)."""
+
+    ACCEPTED = "accepted"  # a new run (202)
+    DUPLICATE = "duplicate"  # a replayed client_op_id or run_id: the original run (200)
+
+
 class Usage(ParleyModel):
+    """A run's token totals. As on Bedrock, `prompt_tokens` leaves out the prompt-cache reads
+    and writes; `total_tokens` counts all four."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    cache_read_input_tokens: int | None = None
-    cache_write_input_tokens: int | None = None
+    cache_read_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
 
 
 class PendingToolCall(ParleyModel):
@@ -324,16 +334,15 @@ class Run(ParleyModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     live: Live | None = None
-    # Runs as resources (CONTRACT, second wave): None until the server sends them.
-    execution_started_at: datetime | None = None
-    duration_ms: int | None = None
-    latest_event_seq: int | None = None
-    cache_hit_rate: float | None = None
-    total_cost_usd: float | None = None
-    trace_id: str | None = None
-    metadata: dict[str, Any] | None = None
+    execution_started_at: datetime | None = None  # a runner's first pick-up; None before
+    duration_ms: int | None = None  # completed_at - started_at; None until terminal
+    latest_event_seq: int | None = None  # resume its events with after_seq
+    cache_hit_rate: float | None = None  # cache reads / all input tokens; None with no input
+    total_cost_usd: float | None = None  # None until terminal, or when the model has no price
+    trace_id: str | None = None  # W3C trace id (32 hex characters)
+    metadata: dict[str, Any] | None = None  # StartRun's `metadata` ({} by default)
 
-    _start_outcome: str | None = PrivateAttr(default=None)
+    _start_outcome: StartOutcome | None = PrivateAttr(default=None)
 
     @property
     def is_terminal(self) -> bool:
@@ -348,10 +357,16 @@ class Run(ParleyModel):
         )
 
     @property
-    def start_outcome(self) -> str | None:
-        """From `runs.start`: "accepted" (a new run) or "duplicate" (an idempotent replay of the
-        same client_op_id answered with the original run); None on runs read otherwise."""
+    def start_outcome(self) -> StartOutcome | None:
+        """From `runs.start`: ACCEPTED (a new run) or DUPLICATE (an idempotent replay of the
+        same client_op_id or run_id, answered with the original run); None on runs read
+        otherwise."""
         return self._start_outcome
+
+    @property
+    def duplicate(self) -> bool:
+        """`runs.start` answered an existing run rather than starting one."""
+        return self._start_outcome == StartOutcome.DUPLICATE
 
     @property
     def caller_tool_calls(self) -> list[PendingToolCall]:
@@ -362,6 +377,35 @@ class Run(ParleyModel):
     def approval_requests(self) -> list[PendingToolCall]:
         """Pending server-side calls waiting for an approve/deny decision."""
         return [c for c in self.pending_tool_calls if c.needs_approval]
+
+
+class RunPage(ParleyModel):
+    """A page of runs, newest first (listed runs have no `live`)."""
+
+    runs: list[Run]
+    next_before: str | None = None  # the `before` that reads the next page; None on the last
+
+
+class ModelUsage(ParleyModel):
+    """One model's totals over the caller's runs (`usage.get`)."""
+
+    model: str
+    runs: int = 0
+    input_tokens: int = 0  # prompt tokens, cache reads and writes excluded
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
+    total_cost_usd: float | None = None  # None when none of its runs had a price
+
+
+class UsageReport(ParleyModel):
+    """The caller's usage per model, in model order, over the runs started in a time range."""
+
+    models: list[ModelUsage] = Field(default_factory=list)
+    total_cost_usd: float = 0.0  # the models' costs summed (0 when none had a price)
+
+    def for_model(self, model: str) -> ModelUsage | None:
+        return next((m for m in self.models if m.model == model), None)
 
 
 class ToolOutput(ParleyModel):
