@@ -224,6 +224,8 @@ def _store(conn: Connection, outbox: list[_Appended], notifications: Notificatio
         last: int = conn.execute(statement, params).scalar_one()
         for seq, appended in enumerate(appended_to_run, start=last - count + 1):
             appended.event.seq = seq
+            if appended.event.HasField("run"):  # the run as it ends: its log ends here too
+                appended.event.run.latest_event_seq = last
             rows.append(
                 {
                     "run_id": run_id,

@@ -110,6 +110,8 @@ async def test_tool_calls_and_results_are_events(rs: RunnerSuite, docs_url: str)
         "turn",
         "run.completed",
     ]
+    # The run a terminal event carries ends where its log does: at that event.
+    assert events[-1]["run"]["latest_event_seq"] == events[-1]["seq"] == done["latest_event_seq"]
     call = next(e for e in events if e["type"] == "tool.call")
     assert (call["tool_use_id"], call["name"], call["kind"]) == ("m1", DOCS_SEARCH, "mcp")
     assert call["arguments"] == {"query": "rate limits"}

@@ -105,8 +105,8 @@ class EventCursor:
             run = getattr(event, "run", None)
             self.final_run = run if isinstance(run, Run) else None
             if self.final_run is not None and (self.final_run.latest_event_seq or 0) < event.seq:
-                # The run inside its terminal event is read before that commit's events are
-                # numbered (its latest_event_seq lags); the terminal event is its last one.
+                # Older servers numbered the terminal event after copying the run into it
+                # (its latest_event_seq lagged); the terminal event is the run's last one.
                 self.final_run.latest_event_seq = event.seq
         return event
 
