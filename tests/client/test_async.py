@@ -55,6 +55,8 @@ async def test_conversations_and_messages(aclient: AsyncParley) -> None:
     run = await aclient.runs.start(made[0].id, "hello async")
     done = await aclient.runs.wait(run.id, timeout=30)
     assert done.final_text == "You said: hello async"
+    (job,) = await aclient.runs.inference_jobs(run.id)
+    assert job.run_id == run.id and job.iteration == 1 and "hello async" in job.request_json
     texts = [m.text async for m in aclient.messages.iter_all(made[0].id, per_page=1)]
     assert texts == ["hello async", "You said: hello async"]
     with pytest.raises(VersionConflict):

@@ -12,6 +12,7 @@ from parley_client import (
     BadRequestError,
     ConflictError,
     McpServer,
+    NotFoundError,
     Parley,
     RunCompletedEvent,
     RunStatusEvent,
@@ -42,6 +43,18 @@ def test_start_then_wait_gives_the_echo_models_answer(client: Parley) -> None:
     assert done.usage is not None and done.usage.prompt_tokens > 0
     assert done.usage.total_tokens == done.usage.prompt_tokens + done.usage.completion_tokens
 
+
+
+def test_a_runs_inference_jobs_are_its_model_calls_as_sent_and_received(client: Parley) -> None:
+    conversation = client.conversations.create(defaults=example_config())
+    done = client.runs.wait(client.runs.start(conversation.id, "Show me the call.").id, timeout=30)
+    (job,) = client.runs.inference_jobs(done.id)
+    assert (job.id, job.run_id, job.iteration) == (done.submitted_inference_job_ids[0], done.id, 1)
+    assert job.provider == "echo" and not job.error_type
+    assert "Show me the call." in job.request_json and "You said" in job.response_json
+    assert job.usage == done.usage and job.started_at is not None
+    with pytest.raises(NotFoundError):
+        client.runs.inference_jobs(str(uuid.uuid4()))
 
 def test_a_follow_up_run_needs_the_current_version(client: Parley) -> None:
     conversation = client.conversations.create(defaults=example_config())

@@ -23,6 +23,7 @@ from parley_client.models import (
     Message,
     MessagePage,
     Run,
+    InferenceJob,
     RunPage,
     StartOutcome,
     ToolOutput,
@@ -334,6 +335,12 @@ def get_usage(
 def get_run(run_id: str) -> Op[Run]:
     response = yield Call("GET", _path("/agents/runs/{}", run_id))
     return Run.model_validate(response.json())
+
+
+def list_inference_jobs(run_id: str) -> Op[list[InferenceJob]]:
+    response = yield Call("GET", _path("/agents/runs/{}/inference_jobs", run_id))
+    jobs = response.json().get("inference_jobs") or []
+    return [InferenceJob.model_validate(job) for job in jobs]
 
 
 def cancel_run(run_id: str) -> Op[Run]:

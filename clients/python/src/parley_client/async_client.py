@@ -3,6 +3,7 @@ one operation of `_operations` over one kept `httpx.AsyncClient`."""
 
 from __future__ import annotations
 
+import builtins
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from types import TracebackType
@@ -31,6 +32,7 @@ from parley_client.models import (
     ConversationPage,
     Message,
     MessagePage,
+    InferenceJob,
     Run,
     RunPage,
     ToolChoice,
@@ -340,6 +342,11 @@ class AsyncRuns:
         while (op := pager.next_op()) is not None:
             for run in pager.take(await self._client._run(op)):
                 yield run
+
+    async def inference_jobs(self, run_id: str) -> builtins.list[InferenceJob]:
+        """The run's model calls, by iteration (none before its first call): each request as
+        sent and response as received, with its usage or failure."""
+        return await self._client._run(ops.list_inference_jobs(run_id))
 
     async def cancel(self, run_id: str) -> Run:
         """Cancel a pending or running run: it ends failed with AgentLoopCancelled. Cancelling a

@@ -3,6 +3,7 @@ kept `httpx.Client` (connections are pooled and reused)."""
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from types import TracebackType
@@ -31,6 +32,7 @@ from parley_client.models import (
     ConversationPage,
     Message,
     MessagePage,
+    InferenceJob,
     Run,
     RunPage,
     ToolChoice,
@@ -335,6 +337,11 @@ class Runs:
         pager = ops.RunPager(None, query, before)
         while (op := pager.next_op()) is not None:
             yield from pager.take(self._client._run(op))
+
+    def inference_jobs(self, run_id: str) -> builtins.list[InferenceJob]:
+        """The run's model calls, by iteration (none before its first call): each request as
+        sent and response as received, with its usage or failure."""
+        return self._client._run(ops.list_inference_jobs(run_id))
 
     def cancel(self, run_id: str) -> Run:
         """Cancel a pending or running run: it ends failed with AgentLoopCancelled. Cancelling a

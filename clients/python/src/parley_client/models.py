@@ -386,6 +386,23 @@ class RunPage(ParleyModel):
     next_before: str | None = None  # the `before` that reads the next page; None on the last
 
 
+class InferenceJob(ParleyModel):
+    """One model call of a run (`runs.inference_jobs`), as sent and as received."""
+
+    id: str
+    run_id: str
+    iteration: int = 0  # 1-based
+    provider: str = ""  # bedrock, cortex, openai, or echo (the built-in fake model)
+    provider_model_id: str = ""
+    request_json: str = ""  # the request body as sent (JSON text)
+    response_json: str = ""  # the response body as received; empty when the call failed
+    error_type: str = ""  # the incident code when the call failed
+    error_message: str = ""
+    usage: Usage | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
 class ModelUsage(ParleyModel):
     """One model's totals over the caller's runs (`usage.get`)."""
 
