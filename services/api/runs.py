@@ -272,11 +272,10 @@ class Runs:
                     after_seq = event.seq
                     if event_log.is_terminal(event):
                         return
-                got = await subscription.next()
-                batch = [e for e in got.events if e.seq > after_seq]
-                # Committed by another api process, or out of order commits: catch up.
-                if got.read_log or (batch and batch[0].seq != after_seq + 1):
-                    status, batch = await self._db.read(catch_up)
+                delivered = (await subscription.next()).after(after_seq)
+                if delivered is None:  # committed by another api process, or a gap: catch up
+                    delivered = (await self._db.read(catch_up))[1]
+                batch = delivered
 
 
 @dataclass(frozen=True, slots=True)
