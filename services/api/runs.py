@@ -244,7 +244,7 @@ class Runs:
     ) -> AsyncIterator[run_pb2.RunEvent]:
         """The run's events after `after_seq`, then each new one as its transaction commits,
         until the terminal event. New events come from the log's subscription; the log is read
-        only to catch up (and for what other api processes committed)."""
+        only to catch up: for what other api processes committed, heard of or not yet (a gap)."""
         validation.at_least(after_seq, 0, "after_seq")
         canonical = validation.check_uuid(run_id)
         if canonical is None:
