@@ -58,7 +58,14 @@ docs-assets-check: $(DEV)
 console-screenshots: $(DEV)
 	PARLEY_CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/console
 
-lint: $(DEV)
+# promtool checks the alert rules and the Prometheus config (deploy/); from Debian's package.
+PROMTOOL := $(VENV)/bin/promtool
+$(PROMTOOL): tools/promtool.sh
+	tools/promtool.sh $(VENV)/bin
+
+lint: $(DEV) $(PROMTOOL)
+	$(PROMTOOL) check rules deploy/alerts.yml
+	$(PROMTOOL) check config deploy/prometheus.yml
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf build -o /dev/null
 	tools/buf_breaking.sh
@@ -73,8 +80,12 @@ typecheck: $(DEV)
 up: $(RUNTIME)
 	$(VENV)/bin/parley up
 
+# The suite mostly waits (processes starting, leases, streams): two workers halve it on 2 cores.
+# A file stays on one worker (its module fixtures start one stack); tests pick free ports and
+# name their own databases, so workers never share either. PYTEST_WORKERS=0: in one process.
+PYTEST_WORKERS ?= 2
 test: $(DEV) lint gen-check lock-check docs-assets-check
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 # LangGraph Agent Server, the benchmark's peer (issue 19), in a virtualenv of its own: pyproject's
 # `peer` extra, installed alone (langgraph-api pins protobuf < 7; Parley's generated code needs 7).

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import re
 import socket
 import time
@@ -38,22 +39,25 @@ from gateway.routes import (
     methods_of,
     send_bytes,
 )
-from services.common import channels
+from services.common import channels, tracing
 from services.common.config import Settings
 from services.common.errors import CATALOGUE, CatalogueEntry
 from services.common.grpc_server import Running
 from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
+access_log = logging.getLogger("parley.access")
 HTML = "text/html; charset=utf-8"
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 HEALTH_TIMEOUT_S = 2.0
 
 
 class Metrics:
-    """Pure ASGI: counts every response by method, route template and status."""
+    """Pure ASGI: counts every response by method, route template and status; with
+    `access_log` (PARLEY_ACCESS_LOG), logs one line per request as well."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, access_log: bool = False) -> None:
         self.app = app
+        self.access_log = access_log
         # Label values come from small fixed sets: each child is looked up once, then reused.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -61,12 +65,16 @@ class Metrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 500
+        started, status, request_id = time.perf_counter(), 500, ""
 
         async def send_counted(message: MutableMapping[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, request_id
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if self.access_log:
+                    for key, value in message.get("headers", ()):
+                        if key == b"x-request-id":
+                            request_id = value.decode("latin-1")
             await send(message)
 
         try:
@@ -81,7 +89,60 @@ class Metrics:
                     HTTP_SECONDS.labels(method, route),
                 )
             children[0].inc()
-            children[1].observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            children[1].observe(elapsed)
+            if self.access_log:
+                fields = {
+                    "method": method,
+                    "path": scope["path"],
+                    "http_status": status,
+                    "duration_ms": round(elapsed * 1000, 1),
+                    "request_id": request_id,
+                }
+                access_log.info("%s %s %d", method, scope["path"], status, extra=fields)
+
+
+class Traced:
+    """Pure ASGI, installed only with tracing on: a server span per HTTP request, child of the
+    request's `traceparent` (else a new trace), named by its route template. Prometheus scrapes
+    and health probes open none."""
+
+    UNTRACED = frozenset({"/metrics", "/healthz"})
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.UNTRACED:
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for key, value in scope.get("headers", ()):
+            if key == b"traceparent":
+                incoming = value.decode("latin-1")
+        method = scope["method"] if scope["method"] in _METHODS else "_OTHER"
+        attributes = {"http.request.method": method, "url.path": scope["path"]}
+        with tracing.span(
+            method, attributes, parent=tracing.extract(incoming), kind="server"
+        ) as current:
+            status = 500
+
+            async def send_traced(message: MutableMapping[str, Any]) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_traced)
+            finally:
+                route = scope.get(SCOPE_ROUTE)
+                if route is not None:
+                    current.update_name(f"{method} {route}")
+                    current.set_attribute("http.route", route)
+                current.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    tracing.fail(current, str(status))
 
 
 def build_app(
@@ -175,7 +236,9 @@ def build_app(
     app: Any = Router(endpoints, settings.docs_url)
     if settings.cors_origins:
         app = Cors(app, settings.cors_origins, {e.http_method for e in endpoints})
-    return Metrics(app)
+    if tracing.ENABLED:
+        app = Traced(app)
+    return Metrics(app, settings.access_log)
 
 
 async def _send_asset(request: Request, assets: dict[str, docs.Asset], page: str) -> None:
@@ -243,14 +306,26 @@ async def start(
     host: str,
     port: int,
     *,
-    reflection_deadline_s: float = 15.0,
+    reflection_deadline_s: float | None = None,
     stream_handler: StreamHandlerFactory | None = None,
 ) -> Running:
     """Connect to the API (every address `api_target` names: PARLEY_API_ADDR), reflect its public
-    service, and serve HTTP on (host, port)."""
-    channel = channels.open_channel(api_target, channels.service_name("api"))
+    service, and serve HTTP on (host, port). An API that does not answer within
+    `reflection_deadline_s` (PARLEY_API_WAIT_S) stops the start with one line."""
+    channel = channels.open_channel(
+        api_target, channels.service_name("api"), in_process=settings.in_process
+    )
+    wait_s = settings.api_wait_s if reflection_deadline_s is None else reflection_deadline_s
     try:
-        loaded = await load_service(channel, deadline_s=reflection_deadline_s)
+        try:
+            loaded = await load_service(channel, deadline_s=wait_s)
+        except grpc.aio.AioRpcError as exc:
+            reason = " ".join((exc.details() or "").split())
+            raise SystemExit(
+                f"the gateway cannot read the API's routes from {api_target} "
+                f"({exc.code().name}: {reason}) after {wait_s:g} s: is `parley serve api` "
+                "running there? (PARLEY_API_ADDR; PARLEY_API_WAIT_S sets the wait)"
+            ) from None
         app = build_app(settings, channel, loaded, stream_handler=stream_handler)
         sock = _bind(host, port)
     except BaseException:

@@ -173,7 +173,7 @@ Converter = Callable[[Any, str], Any]
 def _int_converter(field_type: int) -> Converter:
     lo, hi = _INT_RANGES[field_type]
 
-    def convert(value: Any, path: str) -> int:
+    def convert(value: object, path: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _wrong(path, "integer", value)
         if isinstance(value, float):
@@ -191,10 +191,10 @@ def _float_converter(field_type: int) -> Converter:
     def convert(value: Any, path: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _wrong(path, "number", value)
-        value = float(value)
-        if field_type == FD.TYPE_FLOAT and math.isfinite(value) and abs(value) > _FLOAT_MAX:
-            raise DecodeError(f"{_where(path)}: {value} is out of range for a float")
-        return value
+        number = float(value)
+        if field_type == FD.TYPE_FLOAT and math.isfinite(number) and abs(number) > _FLOAT_MAX:
+            raise DecodeError(f"{_where(path)}: {number} is out of range for a float")
+        return number
 
     return convert
 
@@ -249,14 +249,14 @@ def _scalar_converter(field: descriptor.FieldDescriptor) -> Converter:
     if t == FD.TYPE_BYTES:
         return _bytes_convert
     if t == FD.TYPE_ENUM:
-        return _enum_converter(field.enum_type)
+        return _enum_converter(_opts.enum_type(field))
     raise TypeError(f"{field.full_name}: unsupported field type {t}")
 
 
 def _scalar_encoder(field: descriptor.FieldDescriptor) -> Callable[[Any], Any] | None:
     """None means 'the Python value is already the JSON value'."""
     if field.type == FD.TYPE_ENUM:
-        names = enum_names(field.enum_type)[0]
+        names = enum_names(_opts.enum_type(field))[0]
         return lambda number: names.get(number, number)
     if field.type == FD.TYPE_BYTES:
         return lambda raw: base64.b64encode(raw).decode()
@@ -270,7 +270,7 @@ def text_converter(field: descriptor.FieldDescriptor) -> Converter:
     """Parses a query or path parameter's text per the field's type (built once per field)."""
     t = field.type
     if t in _INT_RANGES:
-        to_int = _int_converter(t)
+        to_int: Callable[[int, str], int] = _int_converter(t)
 
         def convert_int(text: str, where: str) -> int:
             if not _INT_TEXT.match(text):
@@ -279,7 +279,7 @@ def text_converter(field: descriptor.FieldDescriptor) -> Converter:
 
         return convert_int
     if t in (FD.TYPE_DOUBLE, FD.TYPE_FLOAT):
-        to_float = _float_converter(t)
+        to_float: Callable[[float, str], float] = _float_converter(t)
 
         def convert_float(text: str, where: str) -> float:
             try:
@@ -301,7 +301,7 @@ def text_converter(field: descriptor.FieldDescriptor) -> Converter:
             raise DecodeError(f"{where}: expected true or false, got {text!r}")
 
         return convert_bool
-    if t == FD.TYPE_MESSAGE and field.message_type.full_name == TIMESTAMP:
+    if t == FD.TYPE_MESSAGE and _opts.message_type(field).full_name == TIMESTAMP:
         return _parse_timestamp
     if t == FD.TYPE_MESSAGE:
         raise TypeError(f"{field.full_name} is not a scalar")
@@ -388,7 +388,7 @@ def is_map(field: descriptor.FieldDescriptor) -> bool:
     return (
         field.type == FD.TYPE_MESSAGE
         and field.is_repeated
-        and field.message_type.GetOptions().map_entry
+        and _opts.message_type(field).GetOptions().map_entry
     )
 
 
@@ -407,16 +407,16 @@ class _Field:
 def _field_encoder(field: descriptor.FieldDescriptor) -> Callable[[Any], Any]:
     name = field.name
     if is_map(field):
-        value_field = field.message_type.fields_by_name["value"]
+        value_field = _opts.message_type(field).fields_by_name["value"]
         if value_field.type == FD.TYPE_MESSAGE:
-            sub = plan(value_field.message_type)
+            sub = plan(_opts.message_type(value_field))
             return lambda m: {str(k): sub.encode(v) for k, v in getattr(m, name).items()}
         venc = _scalar_encoder(value_field)
         if venc is None:
             return lambda m: {str(k): v for k, v in getattr(m, name).items()}
         return lambda m: {str(k): venc(v) for k, v in getattr(m, name).items()}
     if field.type == FD.TYPE_MESSAGE:
-        sub = plan(field.message_type)
+        sub = plan(_opts.message_type(field))
         if field.is_repeated:
             return lambda m: [sub.encode(x) for x in getattr(m, name)]
         return lambda m: sub.encode(getattr(m, name)) if m.HasField(name) else None
@@ -439,7 +439,7 @@ def _field_decoder(field: descriptor.FieldDescriptor) -> Callable[[Any, Any, str
     if is_map(field):
         return _map_decoder(field)
     if field.type == FD.TYPE_MESSAGE:
-        sub = plan(field.message_type)
+        sub = plan(_opts.message_type(field))
         if field.is_repeated:
 
             def decode_messages(m: Any, value: Any, path: str, depth: int) -> None:
@@ -486,10 +486,10 @@ def _field_decoder(field: descriptor.FieldDescriptor) -> Callable[[Any, Any, str
 
 def _map_decoder(field: descriptor.FieldDescriptor) -> Callable[[Any, Any, str, int], None]:
     name = field.name
-    key_field = field.message_type.fields_by_name["key"]
-    value_field = field.message_type.fields_by_name["value"]
+    key_field = _opts.message_type(field).fields_by_name["key"]
+    value_field = _opts.message_type(field).fields_by_name["value"]
     key_convert = text_converter(key_field)
-    sub = plan(value_field.message_type) if value_field.type == FD.TYPE_MESSAGE else None
+    sub = plan(_opts.message_type(value_field)) if value_field.type == FD.TYPE_MESSAGE else None
     value_convert = None if sub else _scalar_converter(value_field)
 
     def decode_map(m: Any, value: Any, path: str, depth: int) -> None:
@@ -565,7 +565,7 @@ class _UnionPlan(_Plan):
         oneof = union_oneof(self.desc)
         self.oneof = oneof.name
         self.members = {
-            f.name: plan(f.message_type) for f in oneof.fields if f.type == FD.TYPE_MESSAGE
+            f.name: plan(_opts.message_type(f)) for f in oneof.fields if f.type == FD.TYPE_MESSAGE
         }
         self.accepted = ", ".join(repr(n) for n in self.members)
         for name, member in self.members.items():
@@ -739,10 +739,10 @@ def resolve_param(
         last = i == len(parts) - 1
         is_msg = field.type == FD.TYPE_MESSAGE
         if last:
-            if not is_msg or field.message_type.full_name == TIMESTAMP:
+            if not is_msg or _opts.message_type(field).full_name == TIMESTAMP:
                 result = tuple(chain)
             break
-        if not is_msg or field.is_repeated or _is_special(field.message_type):
+        if not is_msg or field.is_repeated or _is_special(_opts.message_type(field)):
             break
         current = field.message_type
     _param_cache[key] = result

@@ -11,17 +11,51 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import grpc
 from agents.v1 import http_options_pb2
 from google.api import annotations_pb2, http_pb2
-from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message, message_factory
+from google.protobuf.internal.containers import (
+    RepeatedCompositeFieldContainer,
+    RepeatedScalarFieldContainer,
+)
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+if TYPE_CHECKING:
+    from google.protobuf.internal.extension_dict import _ExtensionFieldDescriptor as _Extension
 
 PUBLIC_SERVICE = "agents.v1.ConversationService"
 
-_options_cache: dict[Any, Any] = {}
+_OptionsT = TypeVar("_OptionsT", bound=message.Message)
+_options_cache: dict[descriptor.DescriptorBase, message.Message] = {}
+
+# protoc's .pyi types each extension a bare FieldDescriptor: these say what it extends and holds.
+_Method = descriptor_pb2.MethodOptions
+_Message = descriptor_pb2.MessageOptions
+_Field = descriptor_pb2.FieldOptions
+_SUCCESS_STATUS = cast("_Extension[_Method, int]", http_options_pb2.success_status)
+_RESPONSE_HEADERS = cast(
+    "_Extension[_Method, RepeatedScalarFieldContainer[str]]", http_options_pb2.response_headers
+)
+_MAX_BODY_BYTES = cast("_Extension[_Method, int]", http_options_pb2.max_body_bytes)
+_OMIT_EMPTY = cast("_Extension[_Field, bool]", http_options_pb2.omit_empty)
+_UNION_DISCRIMINATOR = cast("_Extension[_Message, str]", http_options_pb2.union_discriminator)
+_JSON_ARRAY = cast("_Extension[_Message, bool]", http_options_pb2.json_array)
+_RETIRED_FIELDS = cast(
+    "_Extension[_Message, RepeatedCompositeFieldContainer[http_options_pb2.RetiredField]]",
+    http_options_pb2.retired_fields,
+)
+_RULES = cast("_Extension[_Field, http_options_pb2.FieldRules]", http_options_pb2.rules)
+_EVENT_TYPES = cast(
+    "_Extension[_Message, RepeatedCompositeFieldContainer[http_options_pb2.StreamEventType]]",
+    http_options_pb2.event_types,
+)
+_EXAMPLES = cast(
+    "_Extension[_Method, RepeatedCompositeFieldContainer[http_options_pb2.HttpExample]]",
+    http_options_pb2.examples,
+)
 
 
 def method_options(method: descriptor.MethodDescriptor) -> descriptor_pb2.MethodOptions:
@@ -36,12 +70,26 @@ def field_options(field: descriptor.FieldDescriptor) -> descriptor_pb2.FieldOpti
     return _reparsed(field, descriptor_pb2.FieldOptions)
 
 
-def _reparsed(desc: Any, options_cls: Any) -> Any:
+def _reparsed(desc: descriptor.DescriptorBase, options_cls: type[_OptionsT]) -> _OptionsT:
     cached = _options_cache.get(desc)
     if cached is None:
         raw = desc.GetOptions().SerializeToString() if desc.has_options else b""
         cached = _options_cache[desc] = options_cls.FromString(raw)
-    return cached
+    return cast(_OptionsT, cached)  # the cache holds options_cls's instance for each desc
+
+
+def message_type(field: descriptor.FieldDescriptor) -> descriptor.Descriptor:
+    """A message field's type (the stubs type `message_type` optional: None on other fields)."""
+    if field.message_type is None:
+        raise TypeError(f"{field.full_name} is not a message field")
+    return field.message_type
+
+
+def enum_type(field: descriptor.FieldDescriptor) -> descriptor.EnumDescriptor:
+    """An enum field's type (None on other fields)."""
+    if field.enum_type is None:
+        raise TypeError(f"{field.full_name} is not an enum field")
+    return field.enum_type
 
 
 def http_rule(method: descriptor.MethodDescriptor) -> http_pb2.HttpRule | None:
@@ -52,49 +100,49 @@ def http_rule(method: descriptor.MethodDescriptor) -> http_pb2.HttpRule | None:
 
 
 def success_status(method: descriptor.MethodDescriptor) -> int:
-    return method_options(method).Extensions[http_options_pb2.success_status] or 200
+    return method_options(method).Extensions[_SUCCESS_STATUS] or 200
 
 
 def response_headers(method: descriptor.MethodDescriptor) -> tuple[str, ...]:
     """The headers the method may answer with, each from the initial metadata of its lower-cased
     name (the `response_headers` option)."""
-    return tuple(method_options(method).Extensions[http_options_pb2.response_headers])
+    return tuple(method_options(method).Extensions[_RESPONSE_HEADERS])
 
 
 def max_body_bytes(method: descriptor.MethodDescriptor) -> int:
     """The method's own request body limit, or 0 when it keeps the gateway's."""
-    return int(method_options(method).Extensions[http_options_pb2.max_body_bytes])
+    return int(method_options(method).Extensions[_MAX_BODY_BYTES])
 
 
 def omit_empty(field: descriptor.FieldDescriptor) -> bool:
-    return bool(field_options(field).Extensions[http_options_pb2.omit_empty])
+    return bool(field_options(field).Extensions[_OMIT_EMPTY])
 
 
 def union_discriminator(message: descriptor.Descriptor) -> str:
-    return message_options(message).Extensions[http_options_pb2.union_discriminator]
+    return message_options(message).Extensions[_UNION_DISCRIMINATOR]
 
 
 def json_array(message: descriptor.Descriptor) -> bool:
-    return message_options(message).Extensions[http_options_pb2.json_array]
+    return message_options(message).Extensions[_JSON_ARRAY]
 
 
 def retired_fields(message: descriptor.Descriptor) -> list[http_options_pb2.RetiredField]:
-    return list(message_options(message).Extensions[http_options_pb2.retired_fields])
+    return list(message_options(message).Extensions[_RETIRED_FIELDS])
 
 
 def field_rules(field: descriptor.FieldDescriptor) -> http_options_pb2.FieldRules:
-    return field_options(field).Extensions[http_options_pb2.rules]
+    return field_options(field).Extensions[_RULES]
 
 
 def event_types(message: descriptor.Descriptor) -> list[http_options_pb2.StreamEventType]:
-    return list(message_options(message).Extensions[http_options_pb2.event_types])
+    return list(message_options(message).Extensions[_EVENT_TYPES])
 
 
 def examples(method: descriptor.MethodDescriptor) -> list[http_options_pb2.HttpExample]:
-    return list(method_options(method).Extensions[http_options_pb2.examples])
+    return list(method_options(method).Extensions[_EXAMPLES])
 
 
-def message_class(message: descriptor.Descriptor) -> type:
+def message_class(message: descriptor.Descriptor) -> type[message.Message]:
     return message_factory.GetMessageClass(message)
 
 

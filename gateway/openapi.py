@@ -140,7 +140,8 @@ def _annotated(schema: Schema, rules: Any) -> Schema:
 def _message_fields(desc: descriptor.Descriptor) -> list[descriptor.FieldDescriptor]:
     """The fields a message's JSON object has (a union's come from its members)."""
     if descriptors.union_discriminator(desc):
-        return [f for member in codec.union_oneof(desc).fields for f in member.message_type.fields]
+        members = codec.union_oneof(desc).fields
+        return [f for member in members for f in descriptors.message_type(member).fields]
     return list(desc.fields)
 
 
@@ -156,7 +157,7 @@ def _reachable(roots: list[descriptor.Descriptor]) -> frozenset[str]:
         fields = list(desc.fields)
         if descriptors.union_discriminator(desc):
             fields += _message_fields(desc)
-        stack.extend(f.message_type for f in fields if f.type == FD.TYPE_MESSAGE)
+        stack.extend(descriptors.message_type(f) for f in fields if f.type == FD.TYPE_MESSAGE)
     return frozenset(seen)
 
 
@@ -221,7 +222,7 @@ class _Schemas:
         for f in codec.union_oneof(desc).fields:
             variant = f"{self.name_of(desc, inbound)}.{f.name}"
             tag = {key: {"type": "string", "const": f.name, "description": f"Always `{f.name}`."}}
-            member = self._object(list(f.message_type.fields), inbound, head=tag)
+            member = self._object(list(descriptors.message_type(f).fields), inbound, head=tag)
             self.components[variant] = self.describe(member, f.full_name)
             mapping[f.name] = _PREFIX + variant
         return {
@@ -232,13 +233,14 @@ class _Schemas:
     def element(self, field: descriptor.FieldDescriptor, inbound: bool) -> Schema:
         """The schema of one value of `field` (ignoring repetition and presence)."""
         if field.type == FD.TYPE_MESSAGE:
-            return self.ref(field.message_type, inbound)
+            return self.ref(descriptors.message_type(field), inbound)
         if field.type == FD.TYPE_ENUM:
-            names = codec.enum_names(field.enum_type)[1]
+            names = codec.enum_names(descriptors.enum_type(field))[1]
             return {"type": "string", "enum": list(names)}
         schema = dict(_SCALARS[field.type])
-        if field.name == "type" and descriptors.event_types(field.containing_type):
-            schema["enum"] = [e.name for e in descriptors.event_types(field.containing_type)]
+        owner = field.containing_type
+        if field.name == "type" and owner is not None and descriptors.event_types(owner):
+            schema["enum"] = [e.name for e in descriptors.event_types(owner)]
         return _constrained(schema, _rules(field))
 
     def item(self, field: descriptor.FieldDescriptor, inbound: bool) -> Schema:
@@ -247,7 +249,7 @@ class _Schemas:
         extra = _rules(field).element_fields
         if not extra or field.type != FD.TYPE_MESSAGE:
             return schema
-        sub = field.message_type.fields_by_name
+        sub = descriptors.message_type(field).fields_by_name
         properties = {
             name: self.describe(
                 _annotated(_constrained(self.element(sub[name], inbound), rules), rules),
@@ -263,7 +265,7 @@ class _Schemas:
 
     def field(self, field: descriptor.FieldDescriptor, inbound: bool) -> Schema:
         if codec.is_map(field):
-            value = field.message_type.fields_by_name["value"]
+            value = descriptors.message_type(field).fields_by_name["value"]
             schema: Schema = {
                 "type": "object",
                 "additionalProperties": self.element(value, inbound),
@@ -361,13 +363,13 @@ def _query_parameters(
         name = prefix + f.name
         if name in bound or codec.is_map(f):
             continue
-        if f.type == FD.TYPE_MESSAGE and f.message_type.full_name != codec.TIMESTAMP:
-            if f.is_repeated or depth >= 3 or f.message_type.full_name in _WELL_KNOWN:
+        sub = descriptors.message_type(f) if f.type == FD.TYPE_MESSAGE else None
+        if sub is not None and sub.full_name != codec.TIMESTAMP:
+            if f.is_repeated or depth >= 3 or sub.full_name in _WELL_KNOWN:
                 continue
-            sub = f.message_type
             if descriptors.union_discriminator(sub) or descriptors.json_array(sub):
                 continue
-            out.extend(_query_parameters(schemas, f.message_type, name + ".", bound, depth + 1))
+            out.extend(_query_parameters(schemas, sub, name + ".", bound, depth + 1))
             continue
         element = _annotated(schemas.element(f, True), _rules(f))
         schema = {"type": "array", "items": element} if f.is_repeated else element

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
@@ -22,6 +22,7 @@ from google.protobuf import descriptor
 
 from gateway import codec, descriptors, problems
 from gateway.http_rule import PathTemplate, parse, split_path
+from services.common import tracing
 from services.common.grpc_server import HTTP_STATUS_KEY, REQUEST_ID_KEY
 
 log = logging.getLogger("parley.gateway")
@@ -62,7 +63,8 @@ class Request:
         return problem.body(self.docs_url, self.scope.get("path", ""), self.request_id)
 
     def header(self, name: bytes) -> str | None:
-        for key, value in self.scope.get("headers", ()):
+        headers: Iterable[tuple[bytes, bytes]] = self.scope.get("headers", ())
+        for key, value in headers:
             if key == name:
                 return value.decode("latin-1")
         return None
@@ -70,6 +72,10 @@ class Request:
     def call_metadata(self) -> list[tuple[str, str]]:
         """What an RPC on the caller's behalf carries: the request id and the caller's token."""
         metadata = [(REQUEST_ID_KEY, self.request_id)]
+        if not tracing.ENABLED:  # on, the channel sends the HTTP span's own
+            incoming = self.header(b"traceparent")
+            if tracing.parse(incoming) is not None:
+                metadata.append((tracing.TRACEPARENT, str(incoming).strip().lower()))
         auth = self.header(b"authorization")
         if auth is not None:
             if not _METADATA_VALUE.match(auth):  # gRPC would refuse to send it at all
@@ -214,7 +220,8 @@ class Router:
 
 
 def _request_id(scope: Scope) -> str:
-    for key, value in scope.get("headers", ()):
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
+    for key, value in headers:
         if key == b"x-request-id":
             text = value.decode("latin-1")
             if _REQUEST_ID.match(text):

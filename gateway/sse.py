@@ -26,6 +26,7 @@ from gateway.routes import (
     Transcoder,
     invalid_request,
 )
+from services.common.metrics import OPEN_EVENT_STREAMS
 
 CONTENT_TYPE = b"text/event-stream; charset=utf-8"
 RESUME_FIELD = "after_seq"
@@ -62,9 +63,11 @@ class SseTranscoder(Transcoder):
         # No deadline: the stream lasts as long as the run.
         call = self.stream(message, metadata=request.call_metadata())
         disconnected = asyncio.create_task(_disconnect(request))
+        OPEN_EVENT_STREAMS.inc()
         try:
             await self._relay(request, call, disconnected)
         finally:
+            OPEN_EVENT_STREAMS.dec()
             disconnected.cancel()
             call.cancel()
 

@@ -1,9 +1,10 @@
 """`parley up | serve <service> | migrate | health [service…] | token | job <id>`.
 
 `up` migrates the database and runs all four services in one process (the embedded default);
-they still talk real gRPC on loopback. `serve` runs one service, for one-container-per-service
-deployments, on a database `migrate` has brought to head. `health` probes services for
-healthchecks. `job` prints an inference job's record, for operators tracing a run's iterations.
+they call each other in process (services/common/inprocess.py) and still serve gRPC. `serve`
+runs one service, for one-container-per-service deployments, on a database `migrate` has brought
+to head. `health` probes services for healthchecks. `job` prints an inference job's record, for
+operators tracing a run's iterations.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import threading
 import traceback
 from collections.abc import Awaitable, Callable
 
+from services.common import logs, tracing
 from services.common.auth import DEFAULT_SCOPE, mint_token
-from services.common.config import KEPT_DIR, Settings, load_settings
+from services.common.config import KEPT_DIR, Settings, load_settings, log_options
 from services.common.grpc_server import Running
+from services.common.version import VERSION
 
 SERVICES = ("api", "runner", "tooling", "gateway")
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -73,6 +76,7 @@ async def _run_until_signalled(
     finally:
         for service in reversed(running):
             await service.stop()
+        await asyncio.to_thread(tracing.shutdown)  # the last spans, off the loop
         await _drain_leftover_tasks()
 
 
@@ -135,6 +139,8 @@ def _up(args: argparse.Namespace) -> None:
     settings = load_settings(embedded=True)
     if args.fake_model:
         settings = settings.with_overrides(fake_model=True)
+    settings = _listen_flags(settings, args)
+    tracing.configure("parley")
     token = mint_token(settings.jwt_secret, company_id=1, user_id=1, ttl_seconds=30 * 86400)
 
     def ready() -> None:
@@ -210,6 +216,8 @@ def _serve(args: argparse.Namespace) -> None:
     if args.cluster and args.service != "runner":
         raise SystemExit("parley serve: --cluster is for the runner (parley serve runner)")
     settings = load_settings(embedded=False).with_overrides(runner_clusters=tuple(args.cluster))
+    settings = _listen_flags(settings, args)
+    tracing.configure(f"parley-{args.service}")
     if args.service != "gateway":  # the gateway serves /metrics itself
         from prometheus_client import start_http_server
 
@@ -224,8 +232,38 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _token(args: argparse.Namespace) -> None:
-    settings = load_settings(embedded=True)
+    """Signs with the secret the server checks: PARLEY_JWT_SECRET, else the one `parley up` keeps
+    in ./.parley/. It never makes one: a token signed with a new secret no server knows would be
+    refused with no hint why."""
+    settings = load_settings(embedded=True, require_secrets=False)
+    if not settings.jwt_secret:
+        kept = (KEPT_DIR / "jwt_secret").resolve()
+        raise SystemExit(
+            f"parley token: no JWT secret: PARLEY_JWT_SECRET is unset and {kept} does not exist; "
+            "run it in the folder where `parley up` runs, or set PARLEY_JWT_SECRET to the "
+            "server's"
+        )
     print(mint_token(settings.jwt_secret, args.company_id, args.user_id, args.scope, args.ttl))
+
+
+def _listen_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """--host and --port (the gateway's HTTP port) over PARLEY_HOST and PARLEY_HTTP_PORT."""
+    changes: dict[str, object] = {}
+    if getattr(args, "host", None):
+        changes["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        changes["http_port"] = args.port
+    return settings.with_overrides(**changes) if changes else settings
+
+
+def _listen_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level", choices=tuple(logs.LEVELS), default=argparse.SUPPRESS, help="as above"
+    )
+    parser.add_argument("--host", help="bind address of every listener (PARLEY_HOST)")
+    parser.add_argument(
+        "--port", type=int, help="the gateway's HTTP port (PARLEY_HTTP_PORT; default 8080)"
+    )
 
 
 def _job(args: argparse.Namespace) -> None:
@@ -278,14 +316,17 @@ def _run(main: Awaitable[None]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Per-request INFO lines (every migration plugin, every MCP POST) are noise and cost CPU.
-    for noisy in ("alembic", "httpx", "httpx2", "mcp"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="parley", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"parley {VERSION}")
+    parser.add_argument(
+        "--log-level",
+        choices=tuple(logs.LEVELS),
+        help="debug, info, warning or error (PARLEY_LOG_LEVEL; default info)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole suite in one process")
     _db_option(up)
+    _listen_options(up)
     up.add_argument(
         "--fake-model",
         action="store_true",
@@ -303,6 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         help="runner only: claim only the runs of this execution cluster (repeatable; "
         "default: every cluster of the catalogue)",
     )
+    _listen_options(serve)
     serve.set_defaults(func=_serve)
     migrate = sub.add_parser("migrate", help="upgrade the database to head (concurrent-safe)")
     _db_option(migrate)
@@ -329,6 +371,10 @@ def main(argv: list[str] | None = None) -> None:
     job.add_argument("job_id")
     job.set_defaults(func=_job)
     args = parser.parse_args(argv)
+    level, fmt = log_options(os.environ)
+    if args.log_level:
+        os.environ["PARLEY_LOG_LEVEL"] = level = args.log_level  # the settings agree
+    logs.configure(level, fmt)
     args.func(args)
 
 

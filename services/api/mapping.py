@@ -30,6 +30,7 @@ from services.api.db.rows import (
     MessageRow,
     RunRow,
 )
+from services.common import tracing
 from services.common.catalogue import UsableModel
 
 M = TypeVar("M", bound=ProtoMessage)
@@ -357,7 +358,7 @@ def run_to_proto(
     if row.cost_nano_usd is not None:
         run.total_cost_usd = usd(row.cost_nano_usd)
     run.latest_event_seq = row.event_seq
-    run.trace_id = row.trace_id
+    run.trace_id = tracing.trace_id_of(row.traceparent) or ""  # "": a run from before traces
     run.metadata.SetInParent()  # {} by default, never null
     run.metadata.update(orjson.loads(row.run_metadata))
     return run

@@ -26,7 +26,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from agents.v1 import run_pb2, store_service_pb2
-from sqlalchemy import ColumnElement, FromClause, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import ReturningUpdate
 
@@ -41,6 +51,7 @@ from services.common.metrics import (
     LEASES_RELEASED,
     LEASES_RENEWED,
     RUNS_PENDING,
+    RUNS_RUNNING,
     WORK_WATCHERS,
 )
 
@@ -282,6 +293,7 @@ def _runnable(table: FromClause) -> ColumnElement[bool]:
 
 def _leasing(run_id: Any) -> ReturningUpdate[Any]:
     """UPDATE … RETURNING that leases the run `run_id` (a value or a subquery) to :runner."""
+    claimed_at = bindparam("claimed_at", type_=runs.c.started_at.type)
     return (
         update(runs)
         .where(runs.c.id == run_id)
@@ -290,8 +302,11 @@ def _leasing(run_id: Any) -> ReturningUpdate[Any]:
             lease_owner=bindparam("runner"),
             lease_expires_at=bindparam("expires"),
             attempts=runs.c.attempts + 1,
+            # A claim's clock is read before its statement, which may find a run started after
+            # that instant (PostgreSQL's statement snapshot): execution never precedes the start.
             execution_started_at=func.coalesce(
-                runs.c.execution_started_at, bindparam("claimed_at")
+                runs.c.execution_started_at,
+                case((runs.c.started_at > claimed_at, runs.c.started_at), else_=claimed_at),
             ),
         )
         .returning(*runs.c)
@@ -330,9 +345,9 @@ _EARLIEST_LEASE = {
     ),
 }
 _PENDING = (
-    select(runs.c.execution_cluster, func.count())
-    .where(runs.c.status == "pending")
-    .group_by(runs.c.execution_cluster)
+    select(runs.c.status, runs.c.execution_cluster, func.count())
+    .where(runs.c.status.in_(("pending", "running")))
+    .group_by(runs.c.status, runs.c.execution_cluster)
 )
 _CONVERSATION = select(conversations).where(conversations.c.id == bindparam("id"))
 _HISTORY = (
@@ -476,6 +491,7 @@ def _response(claim: Claim) -> store_service_pb2.ClaimRunResponse:
         approved_calls=mapping.approved_calls(payload, claimed.run, claimed.history),
         started_tool_use_ids=claimed.announced,
         partial_turn_lost=claimed.partial_turn_lost,
+        traceparent=claimed.run.traceparent or "",
     )
 
 
@@ -594,15 +610,17 @@ class RunQueue:
         known = list(clusters)
         while True:
             self._pending_changed.clear()
-            counts: dict[str, int] | None
+            counts: dict[tuple[str, str], int] | None
             try:
-                counts = dict(await self._db.read(lambda conn: conn.execute(_PENDING).all()))
+                rows = await self._db.read(lambda conn: conn.execute(_PENDING).all())
+                counts = {(status, cluster): n for status, cluster, n in rows}
             except Exception:  # noqa: BLE001 - a metric must not stop the store; logged, retried
                 log.warning("counting pending runs failed", exc_info=True)
                 counts = None
             if counts is not None:
-                for cluster in {*known, *counts}:
-                    RUNS_PENDING.labels(cluster).set(counts.get(cluster, 0))
+                for cluster in {*known, *(cluster for _, cluster in counts)}:
+                    RUNS_PENDING.labels(cluster).set(counts.get(("pending", cluster), 0))
+                    RUNS_RUNNING.labels(cluster).set(counts.get(("running", cluster), 0))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(PENDING_MAX_INTERVAL_S):
                     await self._pending_changed.wait()

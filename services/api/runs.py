@@ -119,14 +119,15 @@ class Runs:
         self,
         principal: Principal,
         request: conversation_service_pb2.StartRunRequest,
-        trace_id: str = "",
+        traceparent: str,
     ) -> StartedRun:
-        """`trace_id`: the caller's W3C trace id, if it sent one (else the run gets a new one)."""
+        """`traceparent`: the trace the new run joins (tracing.run_traceparent: the caller's,
+        else a new one), kept with it; Run.trace_id is its trace id."""
         client_op_id = await validation.check_start_run(request, self._rules)
         run_id = validation.check_run_extras(request)
         # Only a client-chosen run_id is checked against the body that created it.
         digest = _request_hash(request) if run_id is not None else ""
-        start = _Start(request, client_op_id, run_id, digest, trace_id or uuid.uuid4().hex)
+        start = _Start(request, client_op_id, run_id, digest, traceparent)
         cluster = await self._cluster_hint(principal, request)
         try:
             async with self._queue.offer(cluster) as offer:
@@ -286,7 +287,7 @@ class _Start:
     client_op_id: str  # canonical
     run_id: str | None  # the client's, canonical; None: Parley chooses
     request_hash: str
-    trace_id: str
+    traceparent: str  # W3C, the run's trace
 
 
 def _request_hash(request: conversation_service_pb2.StartRunRequest) -> str:
@@ -415,9 +416,9 @@ def _start(
         cache_read_tokens=None,
         cache_write_tokens=None,
         cost_nano_usd=None,
-        trace_id=start.trace_id,
         run_metadata=mapping.to_json(request.metadata),
         request_hash=start.request_hash,
+        traceparent=start.traceparent,
     )
     conn.execute(_INSERT_RUN, values(run))
     event_log.append(conn, run_id, event_log.status_event(run_pb2.RUN_STATUS_PENDING))

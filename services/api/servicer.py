@@ -3,8 +3,9 @@ decisions here."""
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from agents.v1 import (
@@ -16,26 +17,21 @@ from agents.v1 import (
 
 from services.api import conversations, mapping, run_listing
 from services.api.db.engine import Database
+from services.api.db.rows import RunRow
 from services.api.presentation import Presenter
 from services.api.runs import ReadRun, Runs
 from services.api.validation import ConfigRules
+from services.common import tracing
 from services.common.auth import READ_SCOPE, WRITE_SCOPE, Principal, verify_authorization
 from services.common.grpc_server import HTTP_STATUS_KEY, metadata_value
+
+log = logging.getLogger("parley.api.runs")
 
 Context = grpc.aio.ServicerContext[object, object]
 
 # StartRun's answer says whether it started the run or found it (a replay): initial metadata,
 # which the gateway sends as the Parley-Start-Outcome header (the RPC's response_headers).
 START_OUTCOME_KEY = "parley-start-outcome"
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
-
-
-def _trace_id(traceparent: str | None) -> str:
-    """The trace id of a W3C traceparent, or "" when there is none (or it is invalid)."""
-    found = _TRACEPARENT.match((traceparent or "").strip())
-    if found is None or found.group(1) == "0" * 32:
-        return ""
-    return found.group(1)
 
 
 class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServicer):
@@ -87,14 +83,15 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         self, request: conversation_service_pb2.StartRunRequest, context: Context
     ) -> run_pb2.Run:
         principal = self._principal(context, WRITE_SCOPE)
-        trace_id = _trace_id(metadata_value(context, "traceparent"))
-        started = await self._runs.start(principal, request, trace_id)
+        incoming = metadata_value(context, tracing.TRACEPARENT)
+        started = await self._runs.start(principal, request, tracing.run_traceparent(incoming))
         if started.replayed:  # the original row, answered 200 instead of the method's 202
             await context.send_initial_metadata(
                 ((HTTP_STATUS_KEY, "200"), (START_OUTCOME_KEY, "duplicate"))
             )
         else:
             await context.send_initial_metadata(((START_OUTCOME_KEY, "accepted"),))
+            _log_transition("run accepted", started.row)
         return self._present.run(mapping.run_to_proto(started.row, started.current_name))
 
     async def ListRuns(
@@ -127,7 +124,9 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         self, request: conversation_service_pb2.CancelRunRequest, context: Context
     ) -> run_pb2.Run:
         principal = self._principal(context, WRITE_SCOPE)
-        return self._run(await self._runs.cancel(principal, request.id))
+        read = await self._runs.cancel(principal, request.id)
+        _log_transition("run cancel requested", read.row)
+        return self._run(read)
 
     async def ListModels(
         self, request: conversation_service_pb2.ListModelsRequest, context: Context
@@ -150,3 +149,18 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         principal = self._principal(context, READ_SCOPE)
         async for event in self._runs.events(principal, request.id, request.after_seq):
             yield self._present.event(event)
+
+
+def _log_transition(what: str, row: RunRow) -> None:
+    """One line per run transition the API makes (the runner logs the others), with its ids."""
+    fields: dict[str, Any] = {
+        "run_id": row.id,
+        "conversation_id": row.conversation_id,
+        "company_id": row.company_id,
+        "user_id": row.user_id,
+        "status": row.status,
+    }
+    trace_id = tracing.trace_id_of(row.traceparent)
+    if trace_id is not None:
+        fields["trace_id"] = trace_id
+    log.info(what, extra=fields)

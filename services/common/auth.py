@@ -10,6 +10,7 @@ import functools
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import jwt
 
@@ -103,8 +104,12 @@ def _verified(secret: str, token: str) -> tuple[Principal, float]:
             "MCP server and is not a Parley API token",
         )
     company_id, user_id = claims.get("company_id"), claims.get("user_id")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (company_id, user_id)):
+    if not _is_id(company_id) or not _is_id(user_id):
         raise ParleyError(
             "Unauthenticated", "the bearer token's company_id/user_id are not integers"
         )
     return Principal(company_id, user_id, scopes), float(claims["exp"])
+
+
+def _is_id(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -19,7 +19,7 @@ from agents.v1 import (
     tool_router_service_pb2,
 )
 
-from services.common import addresses, internal_tls
+from services.common import addresses, inprocess, internal_tls, tracing
 from services.common.config import Settings
 from services.common.grpc_server import CHANNEL_OPTIONS
 from services.common.internal_auth import PUBLIC_SERVICES
@@ -60,17 +60,28 @@ def open_channel(
     credentials: grpc.ChannelCredentials | None = None,
     *,
     interceptors: Sequence[Any] | None = None,
+    in_process: bool = False,
 ) -> grpc.aio.Channel:
     """A channel to every address of `setting` that serves `service` (a full service name). A
-    list's authority (the host TLS checks certificates against) is its first address."""
+    list's authority (the host TLS checks certificates against) is its first address.
+    `in_process` (PARLEY_IN_PROCESS): calls to a listener of this very process skip the wire
+    (inprocess.py); the rest, and every call when it is off, go over gRPC."""
     parsed = addresses.parse(setting)
     target = parsed.target
     options = [*CHANNEL_OPTIONS, ("grpc.service_config", service_config(service))]
     if parsed.listed:
         options.append(("grpc.default_authority", parsed.first))
+    if tracing.ENABLED:  # every hop carries the caller's traceparent
+        interceptors = [*(interceptors or ()), *tracing.client_interceptors()]
     if credentials is None:
-        return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
-    return grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)
+        channel = grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    else:
+        channel = grpc.aio.secure_channel(
+            target, credentials, options=options, interceptors=interceptors
+        )
+    if in_process:
+        return inprocess.Channel(channel, setting)  # type: ignore[return-value]
+    return channel
 
 
 def dial(settings: Settings, service: str) -> grpc.aio.Channel:
@@ -78,4 +89,6 @@ def dial(settings: Settings, service: str) -> grpc.aio.Channel:
     internal services over mutual TLS when it is configured, plaintext otherwise."""
     name = service_name(service)
     credentials = None if name in PUBLIC_SERVICES else internal_tls.channel_credentials(settings)
-    return open_channel(address_setting(settings, service), name, credentials)
+    return open_channel(
+        address_setting(settings, service), name, credentials, in_process=settings.in_process
+    )

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from services.common import addresses
 from services.common import catalogue as catalogue_file
 from services.common.catalogue import Catalogue, CatalogueError
+from services.common.logs import FORMATS, LEVELS
 
 DEFAULT_DATA_PLANE_ID = "f79cbdae-4848-47ca-95e8-69588364d185"  # the packaged catalogue's
 KEPT_DIR = Path(".parley")  # `parley up` keeps its generated secrets here (cwd)
 MAX_RUNNER_NAME = 100  # a runner id (name/incarnation) is a lease owner: 128 characters at most
-
-
-def _bool(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,11 @@ class Settings:
     chat_read_timeout_s: float = 300.0  # between two reads of an answer
     fake_model: bool = False  # every run answered by the built-in echo model, never Bedrock
     cors_origins: tuple[str, ...] = ()  # browser origins the gateway answers cross-origin
+    in_process: bool = True  # calls between services sharing a process skip gRPC's wire
+    log_level: str = "info"  # PARLEY_LOG_LEVEL: logs.LEVELS
+    log_format: str = "text"  # PARLEY_LOG_FORMAT: text | json
+    access_log: bool = False  # PARLEY_ACCESS_LOG: one line per HTTP request the gateway answers
+    api_wait_s: float = 15.0  # PARLEY_API_WAIT_S: how long a starting gateway waits for the API
 
     @property
     def internal_tls(self) -> bool:
@@ -66,7 +70,7 @@ class Settings:
     def docs_url(self) -> str:
         return self.docs_base_url or f"http://{self.host}:{self.http_port}/docs"
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
 
@@ -124,12 +128,12 @@ def load_settings(
     return Settings(
         database_url=env.get("PARLEY_DATABASE_URL", Settings.database_url),
         host=env.get("PARLEY_HOST", Settings.host),
-        http_port=int(env.get("PARLEY_HTTP_PORT", Settings.http_port)),
+        http_port=_int(env, "PARLEY_HTTP_PORT", Settings.http_port),
         api_addr=env.get("PARLEY_API_ADDR", Settings.api_addr),
         runner_addr=env.get("PARLEY_RUNNER_ADDR", Settings.runner_addr),
         tooling_addr=env.get("PARLEY_TOOLING_ADDR", Settings.tooling_addr),
         store_addr=env.get("PARLEY_STORE_ADDR", Settings.store_addr),
-        metrics_port=int(env.get("PARLEY_METRICS_PORT", Settings.metrics_port)),
+        metrics_port=_int(env, "PARLEY_METRICS_PORT", Settings.metrics_port),
         jwt_secret=secret,
         internal_secret=internal,
         internal_tls_cert=tls[0],
@@ -137,34 +141,96 @@ def load_settings(
         internal_tls_ca=tls[2],
         catalogue=catalogue,
         docs_base_url=env.get("PARLEY_DOCS_BASE_URL", "").rstrip("/"),
-        mcp_allow_private_networks=_bool(
-            env.get("PARLEY_MCP_ALLOW_PRIVATE_NETWORKS", "true" if embedded else "false")
+        mcp_allow_private_networks=_flag(
+            env, "PARLEY_MCP_ALLOW_PRIVATE_NETWORKS", "true" if embedded else "false"
         ),
         mcp_auth_allowlist=tuple(u.strip() for u in allowlist.split(",") if u.strip()),
-        runner_concurrency=int(env.get("PARLEY_RUNNER_CONCURRENCY", Settings.runner_concurrency)),
-        runner_lease_seconds=int(
-            env.get("PARLEY_RUNNER_LEASE_SECONDS", Settings.runner_lease_seconds)
+        runner_concurrency=_int(
+            env, "PARLEY_RUNNER_CONCURRENCY", Settings.runner_concurrency, minimum=1
+        ),
+        runner_lease_seconds=_int(
+            env, "PARLEY_RUNNER_LEASE_SECONDS", Settings.runner_lease_seconds, minimum=1
         ),
         runner_name=runner_name,
-        bedrock_max_attempts=int(
-            env.get("PARLEY_BEDROCK_MAX_ATTEMPTS", Settings.bedrock_max_attempts)
+        bedrock_max_attempts=_int(
+            env, "PARLEY_BEDROCK_MAX_ATTEMPTS", Settings.bedrock_max_attempts, minimum=1
         ),
-        bedrock_connect_timeout_s=float(
-            env.get("PARLEY_BEDROCK_CONNECT_TIMEOUT_S", Settings.bedrock_connect_timeout_s)
+        bedrock_connect_timeout_s=_float(
+            env, "PARLEY_BEDROCK_CONNECT_TIMEOUT_S", Settings.bedrock_connect_timeout_s
         ),
-        bedrock_read_timeout_s=float(
-            env.get("PARLEY_BEDROCK_READ_TIMEOUT_S", Settings.bedrock_read_timeout_s)
+        bedrock_read_timeout_s=_float(
+            env, "PARLEY_BEDROCK_READ_TIMEOUT_S", Settings.bedrock_read_timeout_s
         ),
-        chat_max_attempts=int(env.get("PARLEY_CHAT_MAX_ATTEMPTS", Settings.chat_max_attempts)),
-        chat_connect_timeout_s=float(
-            env.get("PARLEY_CHAT_CONNECT_TIMEOUT_S", Settings.chat_connect_timeout_s)
+        chat_max_attempts=_int(
+            env, "PARLEY_CHAT_MAX_ATTEMPTS", Settings.chat_max_attempts, minimum=1
         ),
-        chat_read_timeout_s=float(
-            env.get("PARLEY_CHAT_READ_TIMEOUT_S", Settings.chat_read_timeout_s)
+        chat_connect_timeout_s=_float(
+            env, "PARLEY_CHAT_CONNECT_TIMEOUT_S", Settings.chat_connect_timeout_s
         ),
-        fake_model=_bool(env.get("PARLEY_FAKE_MODEL", "false")),
+        chat_read_timeout_s=_float(env, "PARLEY_CHAT_READ_TIMEOUT_S", Settings.chat_read_timeout_s),
+        fake_model=_flag(env, "PARLEY_FAKE_MODEL", "false"),
         cors_origins=_list(env.get("PARLEY_CORS_ORIGINS", "")),
+        in_process=_flag(env, "PARLEY_IN_PROCESS", "true"),
+        log_level=_choice(env, "PARLEY_LOG_LEVEL", Settings.log_level, tuple(LEVELS)),
+        log_format=_choice(env, "PARLEY_LOG_FORMAT", Settings.log_format, FORMATS),
+        access_log=_flag(env, "PARLEY_ACCESS_LOG", "false"),
+        api_wait_s=_float(env, "PARLEY_API_WAIT_S", Settings.api_wait_s),
     )
+
+
+def log_options(environ: Mapping[str, str]) -> tuple[str, str]:
+    """PARLEY_LOG_LEVEL and PARLEY_LOG_FORMAT, checked: read before the rest of the settings, so
+    that the lines about a bad setting are already in the chosen format."""
+    return (
+        _choice(environ, "PARLEY_LOG_LEVEL", Settings.log_level, tuple(LEVELS)),
+        _choice(environ, "PARLEY_LOG_FORMAT", Settings.log_format, FORMATS),
+    )
+
+
+# --- typed values: a bad one stops the process with one line naming its variable ------------
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r}: not a whole number") from None
+    if value < minimum:
+        raise SystemExit(f"{name}={raw!r}: must be at least {minimum}")
+    if name.endswith("_PORT") and value > 65535:
+        raise SystemExit(f"{name}={raw!r}: not a TCP port (0-65535)")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r}: not a number") from None
+    if not value > 0:
+        raise SystemExit(f"{name}={raw!r}: must be a positive number of seconds")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: str) -> bool:
+    raw = env.get(name, default).strip().lower()
+    if raw not in _TRUE | _FALSE:
+        raise SystemExit(f"{name}={raw!r}: not a boolean (true or false)")
+    return raw in _TRUE
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, default).strip().lower() or default
+    if raw not in choices:
+        raise SystemExit(f"{name}={raw!r}: choose one of {', '.join(choices)}")
+    return raw
 
 
 def _list(value: str) -> tuple[str, ...]:

@@ -85,7 +85,8 @@ class ParleyError(Exception):
         )
         status = status_pb2.Status(code=self.entry.grpc_code.value[0], message=self.detail)
         status.details.add().Pack(info)
-        return rpc_status.to_status(status)
+        grpc_status: grpc.Status = rpc_status.to_status(status)
+        return grpc_status
 
 
 def entry_from_status(status: status_pb2.Status | None, code: grpc.StatusCode) -> CatalogueEntry:

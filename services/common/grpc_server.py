@@ -17,9 +17,15 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from services.common import internal_auth, reflection
+from services.common import inprocess, internal_auth, reflection, tracing
 from services.common.errors import ParleyError
-from services.common.metrics import GRPC_HANDLED, GRPC_SECONDS
+from services.common.metrics import (
+    GRPC_HANDLED,
+    GRPC_MSG_RECEIVED,
+    GRPC_MSG_SENT,
+    GRPC_SECONDS,
+    GRPC_STARTED,
+)
 
 log = logging.getLogger("parley.grpc")
 
@@ -29,7 +35,7 @@ REQUEST_ID_KEY = "x-request-id"
 HTTP_STATUS_KEY = "x-parley-http-status"
 
 
-def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
+def metadata_value(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str | None:
     """One invocation-metadata value (keys are lower-case on the wire)."""
     for name, value in context.invocation_metadata() or ():
         if name == key:
@@ -37,7 +43,7 @@ def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
     return None
 
 
-def request_id(context: grpc.aio.ServicerContext) -> str:
+def request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     return metadata_value(context, REQUEST_ID_KEY) or uuid.uuid4().hex
 
 
@@ -45,12 +51,16 @@ class _Interceptor(grpc.aio.ServerInterceptor):
     """Wraps each of our methods' handlers once, on its first call; later calls reuse it."""
 
     def __init__(self, internal_secret: str) -> None:
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
         self._internal_secret = internal_secret
 
     async def intercept_service(
-        self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler:
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         wrapped = self._wrapped.get(details.method)
         if wrapped is not None:
             return wrapped
@@ -78,6 +88,7 @@ class _Interceptor(grpc.aio.ServerInterceptor):
                 handler.response_serializer,
             )
         else:
+            assert handler.stream_stream is not None  # a handler has one of the four behaviours
             wrapped = grpc.stream_stream_rpc_method_handler(
                 _wrap_stream(handler.stream_stream, service, method, guard),
                 handler.request_deserializer,
@@ -90,14 +101,19 @@ class _Interceptor(grpc.aio.ServerInterceptor):
 class _Outcome:
     """Times one call, turns its failure into a status, and records both once it ends."""
 
-    def __init__(self, service: str, method: str) -> None:
-        self.service, self.method = service, method
-        self.seconds = GRPC_SECONDS.labels(service, method)
+    def __init__(self, service: str, method: str, grpc_type: str) -> None:
+        self.service, self.method, self.type = service, method, grpc_type
+        self.seconds = GRPC_SECONDS.labels(grpc_type, service, method)
+        self.started = GRPC_STARTED.labels(grpc_type, service, method)
+        self.received = GRPC_MSG_RECEIVED.labels(grpc_type, service, method)
+        self.sent = GRPC_MSG_SENT.labels(grpc_type, service, method)
         self.handled: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
-    async def __call__(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    async def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
         started, code = time.perf_counter(), "OK"
+        self.started.inc()
+        self.received.inc()  # every method here takes one request message
         try:
             yield
         except grpc.aio.AbortError:
@@ -107,16 +123,18 @@ class _Outcome:
         except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into INTERNAL
             error = exc if isinstance(exc, ParleyError) else self._internal(exc, context)
             code = error.entry.grpc_code.name
-            status = error.to_grpc_status()
-            await context.abort(status.code, status.details, status.trailing_metadata)
+            answer = error.to_grpc_status()
+            await context.abort(answer.code, answer.details, answer.trailing_metadata)
         finally:
             counter = self.handled.get(code)
             if counter is None:
-                counter = self.handled[code] = GRPC_HANDLED.labels(self.service, self.method, code)
+                counter = self.handled[code] = GRPC_HANDLED.labels(
+                    self.type, self.service, self.method, code
+                )
             counter.inc()
             self.seconds.observe(time.perf_counter() - started)
 
-    def _internal(self, exc: Exception, context: grpc.aio.ServicerContext) -> ParleyError:
+    def _internal(self, exc: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> ParleyError:
         log_id = request_id(context)
         log.exception(
             "unhandled error in %s/%s (log_id %s)", self.service, self.method, log_id, exc_info=exc
@@ -131,7 +149,7 @@ class _Guard:
         self.secret, self.method = secret, method
         self.internal = internal_auth.is_internal(method)
 
-    def check(self, context: grpc.aio.ServicerContext) -> None:
+    def check(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if self.internal:
             authorization = metadata_value(context, internal_auth.AUTHORIZATION_KEY)
             internal_auth.authorize(self.secret, self.method, authorization)
@@ -140,28 +158,104 @@ class _Guard:
 def _wrap_unary(
     behaviour: Callable[..., Any], service: str, method: str, guard: _Guard
 ) -> Callable[..., Any]:
-    outcome = _Outcome(service, method)
+    outcome = _Outcome(service, method, "unary")
 
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         async with outcome(context):
             guard.check(context)
-            return await behaviour(request, context)
+            reply = await behaviour(request, context)
+            outcome.sent.inc()
+            return reply
 
+    if tracing.ENABLED:
+        return _traced_unary(wrapper, service, method, guard.internal)
     return wrapper
 
 
 def _wrap_stream(
     behaviour: Callable[..., Any], service: str, method: str, guard: _Guard
 ) -> Callable[..., Any]:
-    outcome = _Outcome(service, method)
+    outcome = _Outcome(service, method, "server_stream")
 
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         async with outcome(context):
             guard.check(context)
+            sent = outcome.sent
             async for item in behaviour(request, context):
+                sent.inc()
                 yield item
 
+    if tracing.ENABLED:
+        return _traced_stream(wrapper, service, method, guard.internal)
     return wrapper
+
+
+# --- tracing (only when on: tracing.ENABLED at start) ------------------------------------------
+# A server span per call, child of the caller's `traceparent` metadata. Internal calls without
+# one (claims, lease renewals, work watches: a runner's housekeeping) open none, or every long
+# poll would be a trace of its own.
+
+
+def _server_span(
+    context: grpc.aio.ServicerContext[Any, Any], service: str, method: str, internal: bool
+) -> contextlib.AbstractContextManager[Any]:
+    incoming = metadata_value(context, tracing.TRACEPARENT)
+    if internal and tracing.parse(incoming) is None:
+        return contextlib.nullcontext()
+    attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+    return tracing.span(
+        f"{service}/{method}", attributes, parent=tracing.extract(incoming), kind="server"
+    )
+
+
+def _record_code(current: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    code = context.code()
+    if current is None or not isinstance(code, grpc.StatusCode):
+        return
+    current.set_attribute("rpc.grpc.status_code", code.value[0])
+    if code not in (grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.CANCELLED):
+        tracing.fail(current, code.name, str(context.details() or ""))
+
+
+def _traced_unary(
+    wrapper: Callable[..., Any], service: str, method: str, internal: bool
+) -> Callable[..., Any]:
+    async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        with _server_span(context, service, method, internal) as current:
+            try:
+                return await wrapper(request, context)
+            finally:
+                _record_code(current, context)
+
+    return traced
+
+
+def _traced_stream(
+    wrapper: Callable[..., Any], service: str, method: str, internal: bool
+) -> Callable[..., Any]:
+    async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        with _server_span(context, service, method, internal) as current:
+            try:
+                async for item in wrapper(request, context):
+                    yield item
+            finally:
+                _record_code(current, context)
+
+    return traced
+
+
+class _Health(health.aio.HealthServicer):  # type: ignore[misc]
+    """grpcio-health-checking's servicer, with the List method its aio version lacks (there,
+    a List answered UNIMPLEMENTED and logged a NotImplementedError traceback)."""
+
+    async def List(
+        self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> health_pb2.HealthListResponse:
+        statuses = {
+            name: health_pb2.HealthCheckResponse(status=status)
+            for name, status in self._server_status.items()
+        }
+        return health_pb2.HealthListResponse(statuses=statuses)
 
 
 @dataclass
@@ -210,10 +304,11 @@ async def start_server(
 ) -> tuple[grpc.aio.Server, int]:
     """Start a server on `bind` (port 0 picks one); returns it and the bound port. Internal
     methods it serves need a credential signed with `internal_secret` (none: all refused)."""
-    server = grpc.aio.server(interceptors=[_Interceptor(internal_secret)], options=SERVER_OPTIONS)
+    interceptors = [_Interceptor(internal_secret)]
+    server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     for add, servicer in registrations:
         add(servicer, server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = _Health()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable([*service_names, health.SERVICE_NAME], server)
     try:
@@ -229,4 +324,14 @@ async def start_server(
     await server.start()
     for name in ("", *service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    # Callers in this process reach these servicers in process (inprocess.py), through the same
+    # interceptors, until the server stops: from then on they go over gRPC like everyone else.
+    listener = inprocess.register(bind, port, registrations, interceptors)
+    stop = server.stop
+
+    async def stop_serving(grace: float | None) -> None:
+        inprocess.unregister(listener)
+        await stop(grace)
+
+    server.stop = stop_serving  # type: ignore[method-assign]
     return server, port

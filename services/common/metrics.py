@@ -1,27 +1,49 @@
 """Every Prometheus metric, defined once (gRPC calls are recorded by grpc_server's interceptor).
 
-Labels take values from small fixed sets (service, method, code, route template): never ids.
+Labels take values from small fixed sets (service, method, code, route template, catalogued
+cluster and model ids): never run, conversation or user ids.
+
+The gRPC server metrics have the names and labels of go-grpc-prometheus (and py-grpc-prometheus),
+so that stock dashboards and alerts read them unchanged.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.common.version import PYTHON, VERSION
+
+BUILD_INFO = Gauge(
+    "parley_build_info", "Always 1: the running Parley's version.", ["version", "python_version"]
+)
+BUILD_INFO.labels(VERSION, PYTHON).set(1)
+
+_GRPC = ["grpc_type", "grpc_service", "grpc_method"]
+GRPC_STARTED = Counter("grpc_server_started_total", "gRPC calls started on the server.", _GRPC)
 GRPC_HANDLED = Counter(
-    "parley_grpc_server_handled_total",
-    "gRPC calls handled, by service, method and status code.",
-    ["grpc_service", "grpc_method", "grpc_code"],
+    "grpc_server_handled_total",
+    "gRPC calls completed on the server, by status code.",
+    [*_GRPC, "grpc_code"],
 )
 GRPC_SECONDS = Histogram(
-    "parley_grpc_server_handling_seconds",
-    "gRPC handling latency.",
-    ["grpc_service", "grpc_method"],
+    "grpc_server_handling_seconds",
+    "gRPC handling latency, until the call completed.",
+    _GRPC,
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+GRPC_MSG_RECEIVED = Counter(
+    "grpc_server_msg_received_total", "gRPC stream messages received on the server.", _GRPC
+)
+GRPC_MSG_SENT = Counter(
+    "grpc_server_msg_sent_total", "gRPC stream messages sent by the server.", _GRPC
 )
 HTTP_REQUESTS = Counter(
     "parley_gateway_requests_total",
     "HTTP requests answered by the gateway, by route and status.",
     ["method", "route", "status"],
+)
+OPEN_EVENT_STREAMS = Gauge(
+    "parley_gateway_open_event_streams", "Server-Sent Event streams the gateway serves now."
 )
 HTTP_SECONDS = Histogram(
     "parley_gateway_request_seconds",
@@ -45,6 +67,11 @@ LISTENER_RECONNECTS = Counter(
 LEASES_RELEASED = Counter(
     "parley_api_leases_released_total",
     "Leases of a restarted runner's earlier incarnations released at its start (ReleaseLeases).",
+)
+RUNS_RUNNING = Gauge(
+    "parley_api_runs_running",
+    "Runs a runner holds, by execution cluster (counted by the database, with runs pending).",
+    ["cluster"],
 )
 RUNS_PENDING = Gauge(
     "parley_api_runs_pending",
@@ -72,13 +99,39 @@ RUNNER_ITERATIONS = Histogram(
     buckets=(0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50),
 )
 RUNNER_TOKENS = Counter(
-    "parley_runner_tokens_total", "Model tokens used by runs, by kind.", ["kind"]
+    "parley_runner_tokens_total",
+    "Model tokens used by model calls, by execution cluster, model (catalogue id) and kind "
+    "(prompt, completion, cache_read, cache_write).",
+    ["cluster", "model", "kind"],
+)
+RUNNER_COST = Counter(
+    "parley_runner_cost_usd_total",
+    "What model calls cost at the catalogue price in force when their run started (as the run's "
+    "total_cost_usd), by execution cluster and model (models without a price add nothing).",
+    ["cluster", "model"],
 )
 RUNNER_MODEL_SECONDS = Histogram(
     "parley_runner_model_call_seconds",
-    "Model call latency, by execution cluster, provider and outcome (ok or the incident code).",
-    ["cluster", "provider", "outcome"],
+    "Model call latency, by execution cluster, provider, model (catalogue id) and outcome (ok "
+    "or the incident code).",
+    ["cluster", "provider", "model", "outcome"],
     buckets=_SECONDS,
+)
+RUNNER_IN_FLIGHT = Gauge(
+    "parley_runner_runs_in_flight", "Runs this runner executes now, by execution cluster.",
+    ["cluster"],
+)  # fmt: skip
+RUNNER_SLOTS = Gauge("parley_runner_slots", "Runs this runner may execute at once.")
+RUNNER_SLOTS_USED = Gauge("parley_runner_slots_in_use", "Of those, the slots in use now.")
+RUNNER_LEASES_LOST = Counter(
+    "parley_runner_leases_lost_total",
+    "Runs this runner stopped executing because another runner took their lease, by cluster.",
+    ["cluster"],
+)
+RUNNER_RESUMES = Counter(
+    "parley_runner_runs_resumed_total",
+    "Claims of a run that an earlier runner held (resumed after a lost runner), by cluster.",
+    ["cluster"],
 )
 RUNNER_TIME_TO_FIRST_TOKEN = Histogram(
     "parley_runner_time_to_first_token_seconds",

@@ -56,9 +56,12 @@ class StoreClient:
         request = store_service_pb2.ClaimRunRequest(
             runner_id=runner_id, lease_seconds=lease_seconds, wait_ms=wait_ms, clusters=clusters
         )
-        return self._stub.ClaimRun(
+        call: grpc.aio.UnaryUnaryCall[
+            store_service_pb2.ClaimRunRequest, store_service_pb2.ClaimRunResponse
+        ] = self._stub.ClaimRun(
             request, timeout=STORE_DEADLINE_S + wait_ms / 1000, metadata=self._auth()
         )
+        return call
 
     async def release_leases(
         self, runner_name: str, runner_id: str, timeout_s: float = STORE_DEADLINE_S
@@ -75,13 +78,14 @@ class StoreClient:
         self, runner_id: str, run_ids: list[str], lease_seconds: int
     ) -> store_service_pb2.RenewLeasesResponse:
         """Extend the runner's leases at once; the reply names runs to cancel and runs lost."""
-        return await self._stub.RenewLeases(
+        reply: store_service_pb2.RenewLeasesResponse = await self._stub.RenewLeases(
             store_service_pb2.RenewLeasesRequest(
                 runner_id=runner_id, run_ids=run_ids, lease_seconds=lease_seconds
             ),
             timeout=STORE_DEADLINE_S,
             metadata=self._auth(),
         )
+        return reply
 
     async def append_run_events(
         self,
@@ -107,7 +111,7 @@ class StoreClient:
         iteration: store_service_pb2.Iteration | None,
         events: list[run_pb2.RunEvent],
     ) -> int:
-        reply = await self._stub.CommitRun(
+        reply: store_service_pb2.CommitRunResponse = await self._stub.CommitRun(
             store_service_pb2.CommitRunRequest(
                 run_id=run_id,
                 runner_id=runner_id,
@@ -122,7 +126,7 @@ class StoreClient:
         return reply.version
 
     async def set_generated_name(self, conversation_id: str, name: str) -> bool:
-        reply = await self._stub.SetGeneratedName(
+        reply: store_service_pb2.SetGeneratedNameResponse = await self._stub.SetGeneratedName(
             store_service_pb2.SetGeneratedNameRequest(conversation_id=conversation_id, name=name),
             timeout=STORE_DEADLINE_S,
             metadata=self._auth(),
@@ -158,7 +162,7 @@ class ToolRouterClient:
         use: message_pb2.ToolUseBlock,
         arguments_json: str,
     ) -> message_pb2.ToolResultBlock:
-        reply = await self._stub.CallTool(
+        reply: tool_router_service_pb2.CallToolResponse = await self._stub.CallTool(
             tool_router_service_pb2.CallToolRequest(
                 mcp_servers=servers,
                 caller=tool_router_service_pb2.CallerIdentity(

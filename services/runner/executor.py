@@ -30,7 +30,7 @@ import orjson
 from agents.v1 import config_pb2, message_pb2, run_pb2, store_service_pb2
 from google.protobuf import json_format, timestamp_pb2
 
-from services.common import incidents
+from services.common import incidents, tracing
 from services.common.catalogue import Catalogue
 from services.common.contract import (
     CANCELLED_MESSAGE,
@@ -43,10 +43,9 @@ from services.common.metrics import (
     RUNNER_MODEL_SECONDS,
     RUNNER_RUNS,
     RUNNER_TIME_TO_FIRST_TOKEN,
-    RUNNER_TOKENS,
     RUNNER_TOOL_SECONDS,
 )
-from services.runner import loop, titling
+from services.runner import loop, run_log, run_trace, titling, usage_metrics
 from services.runner.clients import StoreClient, ToolRouterClient, is_lease_lost
 from services.runner.outbox import (
     Outbox,
@@ -86,6 +85,8 @@ class RunHandle:
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_requested: bool = False
     lease_lost: bool = False
+    trace: run_trace.RunTrace = run_trace.OFF  # the claim's spans (run_trace.py)
+    traceparent: str = ""  # the run's trace, for its log lines
 
     def cancel(self) -> None:
         self.cancel_requested = True
@@ -162,6 +163,15 @@ class Executor:
     # --- entry point --------------------------------------------------------------------------
 
     async def execute(self, claim: store_service_pb2.ClaimRunResponse, handle: RunHandle) -> None:
+        handle.trace, handle.traceparent = run_trace.start(claim), claim.traceparent
+        run_log.claimed(claim)
+        usage_metrics.claimed(claim)
+        try:
+            await self._execute(claim, handle)
+        finally:
+            handle.trace.end()
+
+    async def _execute(self, claim: store_service_pb2.ClaimRunResponse, handle: RunHandle) -> None:
         run = claim.run
         self._maybe_title(claim)
         decoder = OutputDecoder(
@@ -185,7 +195,7 @@ class Executor:
                 for t in claim.resumed_turns
             ),
             iterations=len(run.submitted_inference_job_ids),
-            usage=loop.TokenUsage(
+            usage=TokenUsage(
                 claim.resumed_usage.prompt_tokens,
                 claim.resumed_usage.completion_tokens,
                 claim.resumed_usage.cache_read_input_tokens,
@@ -228,13 +238,14 @@ class Executor:
                 events = outbox.take() + events
                 if isinstance(effect, loop.Finish | loop.Pause | loop.Fail):
                     # The terminal write carries the last events and job: one call.
-                    await self._commit(run, state, effect, job_ids, ctx, events)
+                    await self._commit(run, state, effect, job_ids, ctx, events, handle)
                     return
                 iteration = _take(ctx)
                 if events or iteration is not None:
                     await self._store.append_run_events(run.id, self._runner_id, events, iteration)
                 if isinstance(effect, loop.CallModel):
                     assert ctx is not None
+                    handle.trace.iteration(effect.iteration)
                     event = await self._call_model(ctx, state, effect, handle)
                 elif isinstance(effect, loop.CallTools):
                     assert ctx is not None
@@ -243,11 +254,13 @@ class Executor:
                     raise RuntimeError(f"the loop gave no next step after {actions}")
         except grpc.aio.AioRpcError as exc:
             if is_lease_lost(exc) or handle.lease_lost:
-                log.warning("run %s: lease lost; another runner owns it now", run.id)
+                usage_metrics.lease_lost(claim)
+                run_log.lease_lost(claim)
                 return
             raise
         except _LeaseLost:
-            log.warning("run %s: lease lost; another runner owns it now", run.id)
+            usage_metrics.lease_lost(claim)
+            run_log.lease_lost(claim)
         finally:
             outbox.close()
 
@@ -419,24 +432,32 @@ class Executor:
 
         event: loop.Event
         usage = state.usage
-        try:
-            reply = await self._race(ctx.provider.converse(prepared, delta), handle)
-        except ProviderError as exc:
-            job.error_type, job.error_message = exc.code, exc.message
-            event = loop.ModelFailed(exc.code, exc.message)
-        except Interrupted:
-            if ctx.outbox.failure is not None:  # a delta flush failed: as any failed write
-                raise ctx.outbox.failure from None
-            event = self._interrupted_event(handle)
-            job.error_type, job.error_message = CANCELLED, "abandoned: the run was cancelled"
-        else:
-            job.response_json = reply.raw_response
-            job.usage.CopyFrom(_usage(reply.usage))
-            usage = usage + reply.usage
-            event = loop.ModelReplied(reply)
-        RUNNER_MODEL_SECONDS.labels(ctx.cluster, ctx.provider.name, job.error_type or "ok").observe(
-            time.perf_counter() - started
-        )
+        with handle.trace.model_call(ctx.provider.name, request) as span:
+            try:
+                reply = await self._race(ctx.provider.converse(prepared, delta), handle)
+            except ProviderError as exc:
+                job.error_type, job.error_message = exc.code, exc.message
+                event = loop.ModelFailed(exc.code, exc.message)
+                tracing.fail(span, exc.code, exc.message)
+                run_log.model_failed(ctx.claim, ctx.cluster, exc.code, exc.message)
+            except Interrupted:
+                if ctx.outbox.failure is not None:  # a delta flush failed: as any failed write
+                    raise ctx.outbox.failure from None
+                event = self._interrupted_event(handle)
+                job.error_type, job.error_message = CANCELLED, "abandoned: the run was cancelled"
+            else:
+                job.response_json = reply.raw_response
+                job.usage.CopyFrom(_usage(reply.usage))
+                usage = usage + reply.usage
+                event = loop.ModelReplied(reply)
+                handle.trace.model_replied(span, reply)
+        model = cfg.model
+        RUNNER_MODEL_SECONDS.labels(
+            ctx.cluster, ctx.provider.name, model, job.error_type or "ok"
+        ).observe(time.perf_counter() - started)
+        if not job.error_type:
+            started_at = run.started_at.ToDatetime(tzinfo=UTC)
+            usage_metrics.count(self._catalogue, ctx.cluster, model, started_at, reply.usage)
         job.completed_at.CopyFrom(_now_ts())
         if ctx.unrecorded is not None:
             raise RuntimeError("the previous model call was never recorded")
@@ -451,15 +472,20 @@ class Executor:
         async def call(use: message_pb2.ToolUseBlock) -> message_pb2.ToolResultBlock:
             started = time.perf_counter()
             arguments = orjson.dumps(json_format.MessageToDict(use.arguments)).decode()
-            try:
-                result = await self._tools.call(
-                    servers, run.company_id, run.user_id, use, arguments
-                )
-            except grpc.aio.AioRpcError as exc:
-                RUNNER_TOOL_SECONDS.labels("failed").observe(time.perf_counter() - started)
-                return loop.error_result(
-                    use, f"the tool call failed: {exc.details() or exc.code().name}"
-                )
+            with handle.trace.tool_call(use) as span:
+                try:
+                    result = await self._tools.call(
+                        servers, run.company_id, run.user_id, use, arguments
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    RUNNER_TOOL_SECONDS.labels("failed").observe(time.perf_counter() - started)
+                    tracing.fail(span, exc.code().name, exc.details() or "")
+                    run_log.tool_failed(ctx.claim, use.name, exc.details() or exc.code().name)
+                    return loop.error_result(
+                        use, f"the tool call failed: {exc.details() or exc.code().name}"
+                    )
+                if result.is_error:
+                    tracing.fail(span, "tool_error")
             outcome = "error" if result.is_error else "ok"
             RUNNER_TOOL_SECONDS.labels(outcome).observe(time.perf_counter() - started)
             return result
@@ -478,6 +504,7 @@ class Executor:
         job_ids: list[str],
         ctx: _Run | None,
         events: list[run_pb2.RunEvent],
+        handle: RunHandle,
     ) -> None:
         outcome = run_pb2.Run(
             iterations_used=len(job_ids),
@@ -489,7 +516,8 @@ class Executor:
             if action.text is not None:
                 outcome.final_text = action.text
             else:
-                json_format.ParseDict(action.structured, outcome.final_structured_output)
+                # Into a google.protobuf.Value ParseDict takes any JSON; the stub says dict only.
+                json_format.ParseDict(action.structured, outcome.final_structured_output)  # type: ignore[arg-type]
         elif isinstance(action, loop.Pause):
             outcome.status = run_pb2.RUN_STATUS_REQUIRES_ACTION
             outcome.pending_tool_calls.extend(_pending_call(p) for p in action.pending)
@@ -511,10 +539,12 @@ class Executor:
             run_pb2.RUN_STATUS_REQUIRES_ACTION: "requires_action",
             run_pb2.RUN_STATUS_FAILED: "failed",
         }[outcome.status]
+        handle.trace.finish(status, outcome.error.type, state.usage, len(job_ids))
+        run_log.committed(
+            run, handle.traceparent, status, outcome.error.type, outcome.error.message
+        )
         RUNNER_RUNS.labels(run.effective_config.execution_cluster, status, outcome.error.type).inc()
         RUNNER_ITERATIONS.observe(len(job_ids))
-        RUNNER_TOKENS.labels("prompt").inc(state.usage.prompt)
-        RUNNER_TOKENS.labels("completion").inc(state.usage.completion)
 
     async def close(self) -> None:
         for task in list(self._background):

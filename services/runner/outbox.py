@@ -97,9 +97,11 @@ class Outbox:
         return taken
 
     async def settle(self) -> None:
-        """No more timed flushes; wait for the write in flight. Raises its failure."""
+        """No more timed flushes; wait for the writes in flight. Raises their failure. A flush
+        that ends may start the next at once (deltas that waited meanwhile): that one is waited
+        for too, or it would race the runner's own write and land after the turn."""
         self._disarm()
-        if self._writing is not None:
+        while self._writing is not None:
             await asyncio.shield(self._writing)
         if self.failure is not None:
             raise self.failure

@@ -32,7 +32,7 @@ class OutputDecoder:
 
     def __init__(self, schema: dict[str, Any] | None) -> None:
         self.text_mode = not schema or schema == TEXT_MODE_SCHEMA
-        self.schema = TEXT_MODE_SCHEMA if self.text_mode else schema
+        self.schema: dict[str, Any] = schema if schema and not self.text_mode else TEXT_MODE_SCHEMA
         self._validator = Draft202012Validator(self.schema)
 
     def decode(self, reply_text: str, truncated: bool) -> Decoded:

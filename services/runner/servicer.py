@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from agents.v1 import runner_service_pb2, runner_service_pb2_grpc
 
@@ -15,7 +17,7 @@ class RunnerServicer(runner_service_pb2_grpc.RunnerServiceServicer):
     async def NotifyRunsQueued(
         self,
         request: runner_service_pb2.NotifyRunsQueuedRequest,
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> runner_service_pb2.NotifyRunsQueuedResponse:
         self._worker.wake()
         return runner_service_pb2.NotifyRunsQueuedResponse()

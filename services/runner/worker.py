@@ -30,7 +30,12 @@ from datetime import UTC, datetime
 import grpc
 from agents.v1 import store_service_pb2
 
-from services.common.metrics import RUNNER_PICKUP_SECONDS
+from services.common.metrics import (
+    RUNNER_IN_FLIGHT,
+    RUNNER_PICKUP_SECONDS,
+    RUNNER_SLOTS,
+    RUNNER_SLOTS_USED,
+)
 from services.runner.clients import StoreClient
 from services.runner.executor import Executor, RunHandle
 
@@ -67,10 +72,18 @@ class Worker:
         self._freed = asyncio.Event()  # a cluster at its cap got a free slot
         self._poll_clusters: list[str] = []  # what the waiting ClaimRun names ([]: every one)
         self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        RUNNER_SLOTS.inc(concurrency)  # inc: a test process may hold several runners
         self._running: dict[str, RunHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
-        self._poll: grpc.aio.UnaryUnaryCall | None = None  # the ClaimRun waiting at the store
+        # the ClaimRun waiting at the store
+        self._poll: (
+            grpc.aio.UnaryUnaryCall[
+                store_service_pb2.ClaimRunRequest, store_service_pb2.ClaimRunResponse
+            ]
+            | None
+        ) = None
         self._nudged = False
 
     def start(self) -> None:
@@ -92,6 +105,7 @@ class Worker:
         their leases as this runner's next incarnation would, so other runners resume them at
         once; if the store cannot be reached, they resume when their leases expire."""
         abandoned = bool(self._tasks)
+        RUNNER_SLOTS.dec(self._concurrency)
         tasks = [*self._loops, *self._tasks]
         for task in tasks:
             task.cancel()
@@ -206,7 +220,10 @@ class Worker:
             RUNNER_PICKUP_SECONDS.observe(max(0.0, (datetime.now(UTC) - started).total_seconds()))
         handle = RunHandle(claim.run.id)
         self._running[handle.run_id] = handle
-        self._per_cluster[claim.run.effective_config.execution_cluster] += 1
+        cluster = claim.run.effective_config.execution_cluster
+        self._per_cluster[cluster] += 1
+        RUNNER_IN_FLIGHT.labels(cluster).inc()
+        RUNNER_SLOTS_USED.inc()
         task = asyncio.create_task(self._execute(claim, handle), name=f"run-{handle.run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -223,6 +240,8 @@ class Worker:
             self._slots.release()  # a claim loop waiting at the cap goes on
             cluster = claim.run.effective_config.execution_cluster
             self._per_cluster[cluster] -= 1
+            RUNNER_IN_FLIGHT.labels(cluster).dec()
+            RUNNER_SLOTS_USED.dec()
             if self._per_cluster[cluster] + 1 == self._limits.get(cluster):
                 self._freed.set()  # the cluster was at its cap: claims name it again
                 if self._poll_clusters and cluster not in self._poll_clusters:

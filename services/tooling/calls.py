@@ -176,6 +176,7 @@ async def call_tool(
         )
     except McpFailure as failure:
         TOOLING_FAILURES.labels("call", failure.cause).inc()
+        mcp_connect.log_failure(f"call of `{target.tool}`", target.server.alias, caller, failure)
         return error_result(tool_use_id, f"calling `{wire_name}` failed: {failure.message}")
     finally:
         TOOLING_CALL_SECONDS.labels(outcome).observe(time.perf_counter() - started)

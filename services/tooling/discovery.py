@@ -29,6 +29,7 @@ from services.tooling.mcp_connect import (
     ListedTool,
     McpConnector,
     McpFailure,
+    log_failure,
     list_all_tools,
 )
 
@@ -87,6 +88,7 @@ async def _discover_one(
         tools = _catalogue(server, listed)
     except McpFailure as failure:
         TOOLING_FAILURES.labels("discover", failure.cause).inc()
+        log_failure("discovery", server.alias, caller, failure)
         TOOLING_DISCOVERY_SECONDS.labels("failed").observe(time.perf_counter() - started)
         raise _Failed(server.alias, failure) from None
     TOOLING_DISCOVERY_SECONDS.labels("ok").observe(time.perf_counter() - started)

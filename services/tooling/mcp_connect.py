@@ -42,7 +42,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
-from services.common import url_policy
+from services.common import tracing, url_policy
 from services.common.auth import mint_mcp_token
 from services.common.config import Settings
 from services.tooling.http_pool import AddressRefused, AiohttpPool
@@ -65,13 +65,27 @@ _SSE_FALLBACK_STATUSES = {400, 404, 405}
 KEEP_SECONDS = 60.0  # how long a connected client may be reused
 KEEP_PER_SERVER = 16  # idle clients kept per (URL, token owner)
 # The HTTP client's own limits; the work's budget is the caller's asyncio timeout.
-HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+CONNECT_TIMEOUT_S = 30.0
+HTTP_TIMEOUT = httpx2.Timeout(CONNECT_TIMEOUT_S, read=300.0)
 
 
 @dataclass(frozen=True)
 class Caller:
     company_id: int
     user_id: int
+
+
+def log_failure(operation: str, alias: str, caller: Caller, failure: McpFailure) -> None:
+    """One line per failed discovery or call, with its cause (the message names no token)."""
+    fields: dict[str, Any] = {
+        "cause": failure.cause,
+        "company_id": caller.company_id,
+        "user_id": caller.user_id,
+    }
+    trace_id = tracing.trace_id_of(tracing.current_traceparent())
+    if trace_id is not None:
+        fields["trace_id"] = trace_id
+    log.warning("MCP %s failed on `%s`: %s", operation, alias, failure.message, extra=fields)
 
 
 class McpFailure(Exception):
@@ -103,6 +117,7 @@ class _ServerTransport(httpx2.AsyncBaseTransport):
     origin: tuple[str, str, int | None]
     allow_private_networks: bool
     authorization: str | None = field(default=None, repr=False)
+    traceparent: str | None = None  # the current work's span (a kept session's change)
     checked_hosts: set[tuple[str, int | None]] = field(default_factory=set)
     refused: str | None = None
     first_status: int | None = None
@@ -123,6 +138,8 @@ class _ServerTransport(httpx2.AsyncBaseTransport):
             self.checked_hosts.add((url.host, url.port))
         if self.authorization is not None and (url.scheme, url.host, url.port) == self.origin:
             request.headers["Authorization"] = self.authorization
+        if self.traceparent is not None:
+            request.headers[tracing.TRACEPARENT] = self.traceparent
         self.sent += 1
         try:
             response = await self.pool.handle_async_request(request)
@@ -236,10 +253,12 @@ class McpConnector:
         key = (url, (caller.company_id, caller.user_id) if audience is not None else None)
         kept = None if fresh else self._take(key)
         on_kept = kept is not None
+        traceparent = tracing.current_traceparent()  # this work's span
         if kept is None:
-            kept = await self._open(url, authorization)
+            kept = await self._open(url, authorization, traceparent)
         else:
             kept.transport.authorization = authorization  # this work's own token
+            kept.transport.traceparent = traceparent
         try:
             try:
                 async with asyncio.timeout(None) as kept.transport.abort:
@@ -278,7 +297,9 @@ class McpConnector:
         async with self._session(url, caller, fresh=True) as session:
             return await work(session)
 
-    async def _open(self, url: str, authorization: str | None) -> Session:
+    async def _open(
+        self, url: str, authorization: str | None, traceparent: str | None = None
+    ) -> Session:
         await self._check(url)
         parsed = httpx2.URL(url)
         transport = _ServerTransport(
@@ -286,6 +307,7 @@ class McpConnector:
             (parsed.scheme, parsed.host, parsed.port),
             self._allow_private,
             authorization,
+            traceparent=traceparent,
         )
         until = asyncio.get_running_loop().time() + KEEP_SECONDS
         client = Client(
@@ -312,7 +334,7 @@ class McpConnector:
             return self._client(transport)
 
         client = Client(
-            sse_client(url, timeout=HTTP_TIMEOUT.connect, httpx_client_factory=factory),
+            sse_client(url, timeout=CONNECT_TIMEOUT_S, httpx_client_factory=factory),
             cache=None,
             mode="legacy",
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from agents.v1 import tool_router_service_pb2 as pb
 from agents.v1 import tool_router_service_pb2_grpc
@@ -23,7 +25,7 @@ class ToolRouterServicer(tool_router_service_pb2_grpc.ToolRouterServiceServicer)
         self._call_timeout = call_timeout
 
     async def DiscoverTools(
-        self, request: pb.DiscoverToolsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.DiscoverToolsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.DiscoverToolsResponse:
         tools = await discovery.discover_tools(
             self._connector,
@@ -44,7 +46,7 @@ class ToolRouterServicer(tool_router_service_pb2_grpc.ToolRouterServiceServicer)
         )
 
     async def CallTool(
-        self, request: pb.CallToolRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CallToolRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CallToolResponse:
         result = await calls.call_tool(
             self._connector,

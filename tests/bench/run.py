@@ -173,6 +173,7 @@ class Bench:
         self.logs = out / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.postgres = postgres
+        self.parley_env: dict[str, str] = {}  # --parley-env: settings every `parley up` gets
         self.result: dict[str, Any] = {
             "mode": plan.mode,
             "machine": {
@@ -304,6 +305,8 @@ class Bench:
         }
 
     def up(self, **kw: Any) -> stack.Parley:
+        if self.parley_env:
+            kw["extra_env"] = {**self.parley_env, **kw.get("extra_env", {})}
         return stack.parley_up(self.converse_url, self.logs, **kw)
 
     # --- cells ----------------------------------------------------------------------------------
@@ -409,7 +412,8 @@ class Bench:
         )
         parley = stack.parley_up(
             f"http://127.0.0.1:{stack.listening_port(slow)}", self.logs,
-            extra_env=env, name=f"parley-up-inflight-{label.split('=')[0].replace(' ', '-')}",
+            extra_env={**self.parley_env, **env},
+            name=f"parley-up-inflight-{label.split('=')[0].replace(' ', '-')}",
         )  # fmt: skip
         try:
             count = plan.inflight_runs
@@ -874,6 +878,13 @@ def main() -> None:
         help=f"comma-separated cell groups to run (default: all): {', '.join(GROUPS)}",
     )
     parser.add_argument(
+        "--parley-env",
+        action="append",
+        default=[],
+        metavar="PARLEY_X=VALUE",
+        help="a setting for every `parley up` (e.g. PARLEY_IN_PROCESS=false: an A/B of a knob)",
+    )
+    parser.add_argument(
         "--report-only", action="store_true", help="rewrite the report from <out>/bench.json"
     )
     args = parser.parse_args()
@@ -896,6 +907,8 @@ def main() -> None:
     if only - set(GROUPS):
         parser.error(f"unknown cell groups: {', '.join(sorted(only - set(GROUPS)))}")
     bench = Bench(plan, out, postgres=not args.no_postgres, only=only)
+    bench.parley_env = dict(item.split("=", 1) for item in args.parley_env)
+    bench.result["parley_env"] = bench.parley_env
     started = time.perf_counter()
     try:
         import uvloop

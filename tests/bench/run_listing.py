@@ -53,7 +53,7 @@ def _seed_sql(count: int) -> list[str]:
             final_text, final_structured_output, error_type, error_message, lease_owner,
             lease_expires_at, started_at, completed_at, event_seq, attempts, cancel_requested,
             execution_cluster, model, execution_started_at, cache_read_tokens,
-            cache_write_tokens, cost_nano_usd, trace_id, run_metadata, request_hash)
+            cache_write_tokens, cost_nano_usd, run_metadata, request_hash, traceparent)
         SELECT md5('r' || g)::uuid::text, md5('c' || (g % {conversations} + 1))::uuid::text, 1, 1,
             md5('o' || g)::uuid::text,
             (ARRAY['completed', 'failed', 'requires_action'])[g % 3 + 1],
@@ -62,7 +62,7 @@ def _seed_sql(count: int) -> list[str]:
             timestamptz '2026-01-01' + g * interval '1 second' + interval '2 seconds', 3, 1,
             false, 'shared', 'anthropic.claude-opus-4.6',
             timestamptz '2026-01-01' + g * interval '1 second', 0, 0, 1000,
-            md5('t' || g), '{{}}', ''
+            '{{}}', '', '00-' || md5('t' || g) || '-' || left(md5('s' || g), 16) || '-00'
         FROM generate_series(1, {count}) g""",
         "ANALYZE",
     ]

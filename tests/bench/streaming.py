@@ -137,7 +137,7 @@ async def _metrics(client: Client, parley: stack.Parley) -> dict[str, float]:
         text = await r.text()
     out = {"appends": 0.0, "ttft_sum": 0.0, "ttft_count": 0.0}
     for name, labels, value in _SAMPLE.findall(text):
-        if name == "parley_grpc_server_handled_total" and 'grpc_method="AppendRunEvents"' in labels:
+        if name == "grpc_server_handled_total" and 'grpc_method="AppendRunEvents"' in labels:
             out["appends"] += float(value)
         elif name == "parley_runner_time_to_first_token_seconds_sum":
             out["ttft_sum"] += float(value)

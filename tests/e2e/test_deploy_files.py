@@ -114,6 +114,42 @@ def test_prometheus_scrapes_every_replica() -> None:
     assert found == {("api", 9464), ("runner", 9464), ("tooling", 9464), ("gateway", 8080)}
 
 
+def _metric_names() -> set[str]:
+    """Every sample name Parley's metrics can have (a family's name with its suffixes)."""
+    from prometheus_client import REGISTRY
+
+    import services.common.metrics  # noqa: F401 - defines them all
+
+    suffixes = ("", "_total", "_bucket", "_count", "_sum", "_created")
+    return {family.name + end for family in REGISTRY.collect() for end in suffixes}
+
+
+def _referenced(expr: str) -> set[str]:
+    return set(re.findall(r"\b((?:parley|grpc_server)_[a-z_]+)\b", expr))
+
+
+def test_alert_rules_and_dashboard_read_metrics_parley_serves() -> None:
+    """promtool (make lint) checks the rules' syntax; this, that they name real metrics, and
+    that the dashboard JSON is the one tools/grafana_dashboard.py writes."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import grafana_dashboard
+
+    known = _metric_names()
+    rules = yaml.safe_load((ROOT / "deploy/alerts.yml").read_text())
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    committed = json.loads((ROOT / "deploy/grafana/parley.json").read_text())
+    assert committed == grafana_dashboard.dashboard(), "run python tools/grafana_dashboard.py"
+    exprs += [t["expr"] for panel in committed["panels"] for t in panel["targets"]]
+    unknown = {name for expr in exprs for name in _referenced(expr)} - known
+    assert not unknown, unknown
+    assert (
+        "alerts.yml" in yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())["rule_files"]
+    )
+
+
 def test_dockerfile_is_multi_stage_pinned_unprivileged_and_probed() -> None:
     text = (ROOT / "Dockerfile").read_text()
     stages = re.findall(r"^FROM \S+ AS (\w+)$", text, re.M)

@@ -6,6 +6,7 @@ their API."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import sys
@@ -195,3 +196,20 @@ async def test_usage_errors_name_the_choices() -> None:
     )
     _, err = await process.communicate()
     assert process.returncode == 2 and b"api, store, runner, tooling, gateway" in err
+
+
+async def test_health_list_answers_every_service_without_logging_an_error(
+    ports: Ports, caplog: pytest.LogCaptureFixture
+) -> None:
+    """grpc.health.v1 List (the aio servicer of grpcio-health-checking lacks it: it answered
+    UNIMPLEMENTED and logged a NotImplementedError traceback)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{ports.api}") as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).List(
+            health_pb2.HealthListRequest(), timeout=5
+        )
+    serving = health_pb2.HealthCheckResponse.SERVING
+    assert reply.statuses["agents.v1.ConversationService"].status == serving
+    assert reply.statuses[""].status == serving
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -78,11 +78,13 @@ async def test_metrics_after_real_traffic(suite: Suite) -> None:
     )
     assert 'route="/agents/conversations",status="401"' in metrics
     assert (
-        'parley_grpc_server_handled_total{grpc_code="OK",grpc_method="CreateConversation",'
-        'grpc_service="agents.v1.ConversationService"}'
+        'grpc_server_handled_total{grpc_code="OK",grpc_method="CreateConversation",'
+        'grpc_service="agents.v1.ConversationService",grpc_type="unary"}'
     ) in metrics
     assert 'grpc_code="UNAUTHENTICATED"' in metrics
-    assert "parley_grpc_server_handling_seconds_bucket" in metrics
+    assert "grpc_server_handling_seconds_bucket" in metrics
+    assert "grpc_server_started_total" in metrics and "grpc_server_msg_sent_total" in metrics
+    assert 'parley_build_info{python_version="' in metrics
     assert "parley_gateway_request_seconds_bucket" in metrics
 
 

@@ -266,10 +266,13 @@ def _claims_waiting() -> float:
 
 
 def _claims_ended() -> float:
-    labels = {"grpc_service": "agents.v1.StoreService", "grpc_method": "ClaimRun"}
+    labels = {
+        "grpc_type": "unary",
+        "grpc_service": "agents.v1.StoreService",
+        "grpc_method": "ClaimRun",
+    }
     return sum(
-        REGISTRY.get_sample_value("parley_grpc_server_handled_total", {**labels, "grpc_code": c})
-        or 0.0
+        REGISTRY.get_sample_value("grpc_server_handled_total", {**labels, "grpc_code": c}) or 0.0
         for c in ("OK", "CANCELLED")
     )
 

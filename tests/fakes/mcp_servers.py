@@ -309,9 +309,10 @@ def docs_search_server() -> MCPServer:
 @dataclass
 class AuthRecorder:
     """An MCPServer wrapped in ASGI middleware that records the Authorization header (or None)
-    of every HTTP request it receives; `whoami` also returns it."""
+    of every HTTP request it receives (and its traceparent); `whoami` also returns it."""
 
     seen: list[str | None] = field(default_factory=list)
+    traceparents: list[str | None] = field(default_factory=list)
 
     def app(self) -> ASGIApp:
         server = MCPServer("auth")
@@ -331,6 +332,8 @@ class AuthRecorder:
                 headers = dict(scope["headers"])
                 value = headers.get(b"authorization")
                 self.seen.append(value.decode() if value is not None else None)
+                traceparent = headers.get(b"traceparent")
+                self.traceparents.append(traceparent.decode() if traceparent else None)
             await inner(scope, receive, send)
 
         return app

@@ -22,7 +22,7 @@ class ClaimRunRequest(_message.Message):
     def __init__(self, runner_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., wait_ms: _Optional[int] = ..., clusters: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ClaimRunResponse(_message.Message):
-    __slots__ = ("run", "system_prompt", "history", "input", "resumed_turns", "resumed_usage", "attempt", "cancel_requested", "retry_after_ms", "approved_calls", "started_tool_use_ids", "partial_turn_lost")
+    __slots__ = ("run", "system_prompt", "history", "input", "resumed_turns", "resumed_usage", "attempt", "cancel_requested", "retry_after_ms", "approved_calls", "started_tool_use_ids", "partial_turn_lost", "traceparent")
     RUN_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class ClaimRunResponse(_message.Message):
     APPROVED_CALLS_FIELD_NUMBER: _ClassVar[int]
     STARTED_TOOL_USE_IDS_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_TURN_LOST_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     run: _run_pb2.Run
     system_prompt: str
     history: _containers.RepeatedCompositeFieldContainer[_message_pb2.Message]
@@ -47,7 +48,8 @@ class ClaimRunResponse(_message.Message):
     approved_calls: _containers.RepeatedCompositeFieldContainer[ApprovedCall]
     started_tool_use_ids: _containers.RepeatedScalarFieldContainer[str]
     partial_turn_lost: bool
-    def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., system_prompt: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ..., input: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., resumed_turns: _Optional[_Iterable[_Union[_run_pb2.LiveTurn, _Mapping]]] = ..., resumed_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ..., attempt: _Optional[int] = ..., cancel_requested: _Optional[bool] = ..., retry_after_ms: _Optional[int] = ..., approved_calls: _Optional[_Iterable[_Union[ApprovedCall, _Mapping]]] = ..., started_tool_use_ids: _Optional[_Iterable[str]] = ..., partial_turn_lost: _Optional[bool] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., system_prompt: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ..., input: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., resumed_turns: _Optional[_Iterable[_Union[_run_pb2.LiveTurn, _Mapping]]] = ..., resumed_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ..., attempt: _Optional[int] = ..., cancel_requested: _Optional[bool] = ..., retry_after_ms: _Optional[int] = ..., approved_calls: _Optional[_Iterable[_Union[ApprovedCall, _Mapping]]] = ..., started_tool_use_ids: _Optional[_Iterable[str]] = ..., partial_turn_lost: _Optional[bool] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class ApprovedCall(_message.Message):
     __slots__ = ("use", "approval")

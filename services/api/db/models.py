@@ -87,9 +87,11 @@ class Run(Base):
     cache_read_tokens: Mapped[int | None] = mapped_column(BigInteger)
     cache_write_tokens: Mapped[int | None] = mapped_column(BigInteger)
     cost_nano_usd: Mapped[int | None] = mapped_column(BigInteger)  # fixed at the terminal commit
-    trace_id: Mapped[str] = mapped_column(String(32))
     run_metadata: Mapped[str] = mapped_column(Text)  # StartRun's metadata, JSON
     request_hash: Mapped[str] = mapped_column(String(64))  # tells run_id replays
+    # W3C traceparent of the StartRun that created it (tracing.py): every claim's spans join it,
+    # and Run.trace_id is its trace id (null only for runs from before migration 0006)
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
     __table_args__ = (
         UniqueConstraint("conversation_id", "client_op_id", name="uq_runs_conversation_op"),

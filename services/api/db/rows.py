@@ -65,9 +65,9 @@ class RunRow:
     cache_read_tokens: int | None
     cache_write_tokens: int | None
     cost_nano_usd: int | None  # USD x 1e9, at the price in force at started_at
-    trace_id: str
     run_metadata: str  # Struct JSON
     request_hash: str  # StartRun's body, hashed: a run_id replay must match it
+    traceparent: str | None  # the StartRun's: the run's trace (Run.trace_id: tracing.trace_id_of)
 
 
 @dataclass(frozen=True, slots=True)

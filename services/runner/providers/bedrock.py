@@ -54,6 +54,7 @@ from botocore.tokens import FrozenAuthToken
 from botocore.utils import get_token_from_environment
 from google.protobuf import json_format, struct_pb2
 
+from services.common import tracing
 from services.common.contract import DOCUMENT_FORMATS, IMAGE_FORMATS
 from services.common.incidents import MODEL_INVOCATION_FAILED, MODEL_THROTTLED, MODEL_TIMEOUT
 from services.runner.providers.base import (
@@ -199,9 +200,11 @@ class BedrockProvider:
         """One HTTP exchange: the parsed answer (or error) for the retry rules to judge, or a
         streamed reply read to its end (which is never retried)."""
         url = yarl.URL(request.url, encoded=True)  # the path exactly as signed (%3A stays)
+        headers = dict(request.headers.items())
+        tracing.inject(headers)  # unsigned, as SigV4 allows: the model call's span
         try:
             async with self._session().post(
-                url, data=request.body, headers=dict(request.headers.items())
+                url, data=request.body, headers=headers
             ) as http_response:
                 if operation.has_event_stream_output and http_response.status < 300:
                     return await read_stream(http_response, endpoint, deltas)
@@ -417,6 +420,7 @@ def _parse(
     as an empty answer or fails on it; either is the provider's failure here. A success without
     `output.message` raises ModelInvocationFailed (botocore's rules retry no 2xx); an unreadable
     error answer becomes an error without a code, which the rules judge by its HTTP status."""
+    parsed: dict[str, Any] | None
     try:
         parsed = _PARSER.parse(
             {"status_code": status, "headers": headers, "body": body}, operation.output_shape
@@ -434,10 +438,14 @@ def _parse(
             "ResponseMetadata": {"HTTPStatusCode": status},
         }
     output = (parsed or {}).get("output")
-    if not isinstance(output, dict) or not isinstance(output.get("message"), dict):
+    if (
+        parsed is None
+        or not isinstance(output, dict)
+        or not isinstance(output.get("message"), dict)
+    ):
         detail = f"unreadable Bedrock answer (HTTP {status}): {_unread(body)}"
         raise ProviderError(MODEL_INVOCATION_FAILED, detail)
-    return parsed  # type: ignore[return-value]
+    return parsed
 
 
 def _unread(body: bytes) -> str:

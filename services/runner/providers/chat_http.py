@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from services.common import tracing
 from services.common.incidents import MODEL_INVOCATION_FAILED, MODEL_THROTTLED, MODEL_TIMEOUT
 from services.runner.providers import chat_completions
 from services.runner.providers.base import (
@@ -126,6 +127,7 @@ class ChatCompletionsProvider:
 
     async def _attempt(self, payload: bytes, stream: bool, deltas: DeltaSink | None) -> ModelReply:
         headers = {**self._headers, "Accept": "text/event-stream" if stream else "application/json"}
+        tracing.inject(headers)
         streamed = False
         try:
             async with self._session().post(self.url, data=payload, headers=headers) as response:

@@ -170,7 +170,9 @@ def _part_text(part: dict[str, Any]) -> str:
 
 def _forced_tool(config: dict[str, Any]) -> dict[str, Any] | None:
     """The tool spec the request forces (toolChoice any: the first tool), or None."""
-    specs = [t["toolSpec"] for t in config.get("tools") or [] if "toolSpec" in t]
+    specs: list[dict[str, Any]] = [
+        t["toolSpec"] for t in config.get("tools") or [] if "toolSpec" in t
+    ]
     choice = config.get("toolChoice") or {}
     if not specs:
         return None

@@ -76,9 +76,9 @@ async def seed(
                 "cancel_requested": False,
                 "execution_cluster": "shared",
                 "model": MODEL,
-                "trace_id": uuid.uuid4().hex,
                 "run_metadata": "{}",
                 "request_hash": "",
+                "traceparent": f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-00",
             }
         )
 

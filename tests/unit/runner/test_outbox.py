@@ -128,3 +128,30 @@ async def test_a_closed_outbox_starts_no_flush() -> None:
     assert store.writes == [] and texts(box.take()) == [
         ("message.delta", 0, "late" + "x" * ob.FLUSH_CHARS)
     ]
+
+
+async def test_settle_waits_for_the_flush_a_finished_flush_starts() -> None:
+    """A flush that ends with enough deltas waiting starts the next one at once; settle waits for
+    that one too, so the runner's own write (the turn) never lands before the turn's last
+    deltas (the chaos test saw a turn's stream end short of its text that way)."""
+    store = Store()
+    store.hold.clear()
+
+    async def slow_write(events: list[run_pb2.RunEvent]) -> None:
+        await store.write(events)
+        for _ in range(20):  # a store round trip: the write ends some loop turns later
+            await asyncio.sleep(0)
+
+    box = ob.Outbox(slow_write, lambda exc: None)
+    box.delta("text", 0, 0, "x" * ob.FLUSH_CHARS, 1)  # due now: a write starts, held
+    box.delta("text", 0, 0, "y" * ob.FLUSH_CHARS, 1)  # due too: waits for the write in flight
+    settling = asyncio.create_task(box.settle())
+    await asyncio.sleep(0)
+    store.hold.set()
+    await settling
+    assert box._writing is None  # nothing in flight once settled
+    assert [texts(w) for w in store.writes] == [
+        [("message.delta", 0, "x" * ob.FLUSH_CHARS)],
+        [("message.delta", 0, "y" * ob.FLUSH_CHARS)],
+    ]
+    assert box.take() == []

@@ -1,7 +1,8 @@
 """Runs as resources (issue 17): listing indexes, the run's model, first pick-up, cache tokens,
-cost, trace id, metadata and the StartRun body's hash (for client-chosen run ids); inference jobs
-keep their cache tokens. Existing runs get their model from their effective_config; their cost
-stays null (it is fixed only at a terminal commit, with the price in force then).
+cost, metadata and the StartRun body's hash (for client-chosen run ids); inference jobs keep
+their cache tokens (a run's trace id comes from its traceparent, migration 0006). Existing runs
+get their model from their effective_config; their cost stays null (it is fixed only at a
+terminal commit, with the price in force then).
 
 Revision ID: 0005
 Revises: 0004
@@ -42,7 +43,6 @@ def upgrade() -> None:
         batch.add_column(sa.Column("cache_read_tokens", sa.BigInteger))
         batch.add_column(sa.Column("cache_write_tokens", sa.BigInteger))
         batch.add_column(sa.Column("cost_nano_usd", sa.BigInteger))
-        batch.add_column(sa.Column("trace_id", sa.String(32), nullable=False, server_default=""))
         batch.add_column(sa.Column("run_metadata", sa.Text, nullable=False, server_default="{}"))
         batch.add_column(
             sa.Column("request_hash", sa.String(64), nullable=False, server_default="")
@@ -78,7 +78,6 @@ def downgrade() -> None:
         for column in (
             "request_hash",
             "run_metadata",
-            "trace_id",
             "cost_nano_usd",
             "cache_write_tokens",
             "cache_read_tokens",
