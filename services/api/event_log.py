@@ -61,8 +61,21 @@ class _Appended:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    events: list[run_pb2.RunEvent]  # committed by this process, in order
+    events: list[run_pb2.RunEvent]  # committed by this process, in the order delivered
     read_log: bool  # others were committed elsewhere (or may have been missed): read the log
+
+    def after(self, seq: int) -> list[run_pb2.RunEvent] | None:
+        """The events after `seq` a reader that has seen up to `seq` sends next, or None when
+        it must read the log instead: something was committed elsewhere, or the delivered
+        events leave a gap anywhere (another api process committed the seqs in between and its
+        notification has not come yet; or commits were delivered out of order). Events at or
+        before `seq` were read from the log already."""
+        if self.read_log:
+            return None
+        events = [e for e in self.events if e.seq > seq]
+        if [e.seq for e in events] != list(range(seq + 1, seq + 1 + len(events))):
+            return None
+        return events
 
 
 class Subscription:

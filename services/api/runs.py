@@ -245,7 +245,7 @@ class Runs:
     ) -> AsyncIterator[run_pb2.RunEvent]:
         """The run's events after `after_seq`, then each new one as its transaction commits,
         until the terminal event. New events come from the log's subscription; the log is read
-        only to catch up (and for what other api processes committed)."""
+        only to catch up: for what other api processes committed, heard of or not yet (a gap)."""
         validation.at_least(after_seq, 0, "after_seq")
         canonical = validation.check_uuid(run_id)
         if canonical is None:
@@ -273,11 +273,10 @@ class Runs:
                     after_seq = event.seq
                     if event_log.is_terminal(event):
                         return
-                got = await subscription.next()
-                batch = [e for e in got.events if e.seq > after_seq]
-                # Committed by another api process, or out of order commits: catch up.
-                if got.read_log or (batch and batch[0].seq != after_seq + 1):
-                    status, batch = await self._db.read(catch_up)
+                delivered = (await subscription.next()).after(after_seq)
+                if delivered is None:  # committed by another api process, or a gap: catch up
+                    delivered = (await self._db.read(catch_up))[1]
+                batch = delivered
 
 
 @dataclass(frozen=True, slots=True)

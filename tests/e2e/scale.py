@@ -227,9 +227,11 @@ async def _conversation(gw: list[GatewayClient], bedrock: fb.FakeBedrock, w: int
     return conversation
 
 
-async def _kill_and_restart(parley: Deployment, until: float) -> list[str]:
+async def _kill_and_restart(parley: Deployment, until: float, min_kills: int = 0) -> list[str]:
     """SIGKILL an api, a gateway, a runner, … at random moments, each started again at once (its
-    ports, name and settings kept) while the next kill comes; one of each kind always serves."""
+    ports, name and settings kept) while the next kill comes; one of each kind always serves.
+    Until `until`, and on until `min_kills` were made (a loaded machine restarts slowly, and a
+    kind whose twin is still starting is not killed)."""
     killed: list[str] = []
     kinds = ["api", "gateway", "runner"]
     restarts: list[asyncio.Task[None]] = []
@@ -239,7 +241,7 @@ async def _kill_and_restart(parley: Deployment, until: float) -> list[str]:
         await asyncio.sleep(random.uniform(0.05, 0.5))
         await victim.start()
 
-    while time.monotonic() < until:
+    while time.monotonic() < until or len(killed) < min_kills:
         await asyncio.sleep(random.uniform(0.4, 1.2))
         serving = [p for p in parley.of(kinds[len(killed) % len(kinds)]) if p.serving]
         if len(serving) < 2:
@@ -253,23 +255,29 @@ async def _kill_and_restart(parley: Deployment, until: float) -> list[str]:
 
 
 async def chaos(
-    database_url: str, cwd: Path, seconds: float, workers: int, lease_s: int = 3
+    database_url: str,
+    cwd: Path,
+    seconds: float,
+    workers: int,
+    lease_s: int = 3,
+    min_kills: int = 0,
 ) -> ChaosReport:
-    """`workers` clients run two-turn conversations for `seconds` on 2 api + 2 gateway + 2 runner
-    + 1 tooling processes (balanced address lists) while api, gateway and runner processes are
-    killed and started again; then every run, message, inference job, model call and stream is
-    checked. A run whose runner died mid-write resumes when its lease (`lease_s`) expires."""
+    """`workers` clients run two-turn conversations for `seconds` (and on until `min_kills`
+    kills were made) on 2 api + 2 gateway + 2 runner + 1 tooling processes (balanced address
+    lists) while api, gateway and runner processes are killed and started again; then every
+    run, message, inference job, model call and stream is checked. A run whose runner died
+    mid-write resumes when its lease (`lease_s`) expires."""
     options = {"PARLEY_RUNNER_LEASE_SECONDS": str(lease_s)}
     started = time.monotonic()
     async with running(database_url, cwd, **options) as (parley, bedrock, gw):
         until = time.monotonic() + seconds
         done: list[Conversation] = []
+        killing = asyncio.create_task(_kill_and_restart(parley, until, min_kills))
 
         async def load(w: int) -> None:
-            while time.monotonic() < until:
+            while not killing.done():  # the load lasts as long as the kills
                 done.append(await _conversation(gw, bedrock, w))
 
-        killing = asyncio.create_task(_kill_and_restart(parley, until))
         await asyncio.wait_for(asyncio.gather(*(load(w) for w in range(workers))), seconds + 90)
         kills = await killing
         runs = {}

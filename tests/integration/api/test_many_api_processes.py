@@ -17,12 +17,21 @@ from agents.v1 import run_pb2, store_service_pb2
 from prometheus_client import REGISTRY
 from sqlalchemy.engine import make_url
 
+from services.api import event_log
+from services.api.db.engine import create_database
+from services.api.event_log import EventLog
 from services.api.notifications import APPLICATION_NAME, EVENTS, MAX_PAYLOAD_BYTES
+from services.api.run_queue import RunQueue
+from services.api.runs import Runs
+from services.api.validation import ConfigRules
+from services.common.auth import DEFAULT_SCOPE, Principal
+from services.common.config import Settings
 from services.common.contract import CANCELLED_MESSAGE
 from tests.blocks import assistant, text
 from tests.conftest import PG_ADMIN_DSN
+from tests.internal import INTERNAL_SECRET
 
-from .conftest import Api, running_api
+from .conftest import SECRET, Api, running_api
 
 pytestmark = pytest.mark.postgres
 
@@ -153,6 +162,50 @@ async def test_events_committed_through_one_process_reach_streams_on_the_other(
         (3, "turn"),
         (4, "run.completed"),
     ]
+
+
+async def test_a_stream_sends_what_another_process_committed_between_two_of_its_own_commits(
+    make_postgres_url: Callable[..., Awaitable[str]],
+) -> None:
+    """A runner's writes alternate between the api processes (round robin): deltas committed
+    through A, more through B, the rest through A. A reader on A that wakes after both of A's
+    commits, before B's notification has come, holds A's two batches with B's seq between
+    them: it reads that seq from the log, never sends A's next event over the gap (the chaos
+    test's turn whose deltas stopped short). A here is a store of the test's own whose
+    listener is not started: B's notification never comes, as if still on its way."""
+    async with two_api_processes(make_postgres_url) as (_, b, url):
+        who = b.user()
+        run = await b.start(who, (await b.create(who)).id)
+        await b.claim(run.id)
+        settings = Settings(database_url=url, jwt_secret=SECRET, internal_secret=INTERNAL_SECRET)
+        db = create_database(url)
+        log = EventLog(db)
+        runs = Runs(log, RunQueue(log), ConfigRules.from_settings(settings))
+        principal = Principal(who[0], who[1], frozenset(DEFAULT_SCOPE.split()))
+
+        def delta(piece: str) -> run_pb2.RunEvent:
+            return run_pb2.RunEvent(type="message.delta", text=piece, attempt=1)
+
+        async def through_a(piece: str) -> None:
+            await log.write(lambda conn: event_log.append(conn, run.id, delta(piece)))
+
+        stream = runs.events(principal, run.id, 0)
+        try:
+            seen = [await anext(stream), await anext(stream)]  # pending, running: the log
+            await through_a("All good: ")  # seq 3, for A's reader
+            await b.store.AppendRunEvents(
+                store_service_pb2.AppendRunEventsRequest(
+                    run_id=run.id, runner_id="runner-1", events=[delta("nothing lost, ")]
+                )
+            )  # seq 4, A unaware
+            await through_a("nothing doubled.")  # seq 5, for A's reader
+            while seen[-1].seq < 5:  # the reader wakes only now
+                seen.append(await asyncio.wait_for(anext(stream), 10))
+        finally:
+            await stream.aclose()
+            await db.dispose()
+    assert [e.seq for e in seen] == [1, 2, 3, 4, 5]
+    assert "".join(e.text for e in seen[2:]) == "All good: nothing lost, nothing doubled."
 
 
 @pytest.mark.parametrize("clusters", [[], ["shared"]], ids=["every-cluster", "named-cluster"])
