@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,22 +16,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests import spec_examples
+from tests import browser, spec_examples
 
 from .conftest import Holding, Server
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--hide-scrollbars",
-)
 DESKTOP = (1280, 1000)
 PHONE = (390, 844)
 DEADLINE_S = 20
@@ -155,21 +142,7 @@ class Console:
 
 @pytest.fixture(scope="module")
 def console(parley_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip(
-            "Debian's chromium and chromium-driver are not installed "
-            "(apt-get install chromium chromium-driver): /console was NOT checked in a browser"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--window-size={DESKTOP[0]},{DESKTOP[1]}")
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver = browser.chromium("/console", *DESKTOP, "--hide-scrollbars")
     shots = Path(os.environ.get("PARLEY_CONSOLE_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
     shots.mkdir(parents=True, exist_ok=True)
     try:

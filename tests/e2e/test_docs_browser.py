@@ -6,44 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from tests import browser
+
 from .conftest import Suite
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1280,2000",
-)
 DEADLINE_S = 20
 
 
 def _browser() -> Any:
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip(
-            "Debian's chromium and chromium-driver are not installed "
-            "(apt-get install chromium chromium-driver): /docs was NOT checked in a browser"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    return browser.chromium("/docs", 1280, 2000)
 
 
 def _browse(url: str, operations: dict[str, str]) -> dict[str, Any]:
