@@ -44,7 +44,6 @@ def test_start_then_wait_gives_the_echo_models_answer(client: Parley) -> None:
     assert done.usage.total_tokens == done.usage.prompt_tokens + done.usage.completion_tokens
 
 
-
 def test_a_runs_inference_jobs_are_its_model_calls_as_sent_and_received(client: Parley) -> None:
     conversation = client.conversations.create(defaults=example_config())
     done = client.runs.wait(client.runs.start(conversation.id, "Show me the call.").id, timeout=30)
@@ -55,6 +54,7 @@ def test_a_runs_inference_jobs_are_its_model_calls_as_sent_and_received(client: 
     assert job.usage == done.usage and job.started_at is not None
     with pytest.raises(NotFoundError):
         client.runs.inference_jobs(str(uuid.uuid4()))
+
 
 def test_a_follow_up_run_needs_the_current_version(client: Parley) -> None:
     conversation = client.conversations.create(defaults=example_config())
