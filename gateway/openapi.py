@@ -18,10 +18,12 @@ from google.protobuf import descriptor
 
 from gateway import codec, descriptors
 from gateway.routes import MethodInfo
+from services.common.contract import USER_CONTENT_KINDS
 
 FD = descriptor.FieldDescriptor
 Schema = dict[str, Any]
 _PREFIX = "#/components/schemas/"
+_CONTENT_BLOCK = "agents.v1.ContentBlock"
 _NUMBER_TYPES = ("integer", "number")
 
 _SCALARS: dict[int, Schema] = {
@@ -219,7 +221,10 @@ class _Schemas:
     def _union(self, desc: descriptor.Descriptor, inbound: bool) -> Schema:
         key = descriptors.union_discriminator(desc)
         mapping: dict[str, str] = {}
-        for f in codec.union_oneof(desc).fields:
+        variants = codec.union_oneof(desc).fields
+        if inbound and desc.full_name == _CONTENT_BLOCK:  # a caller sends only these kinds
+            variants = [f for f in variants if f.name in USER_CONTENT_KINDS]
+        for f in variants:
             variant = f"{self.name_of(desc, inbound)}.{f.name}"
             tag = {key: {"type": "string", "const": f.name, "description": f"Always `{f.name}`."}}
             member = self._object(list(descriptors.message_type(f).fields), inbound, head=tag)

@@ -74,6 +74,8 @@ CANCELLED_MESSAGE: Final = "the run was cancelled"
 # --- input content (a user_message's `content` blocks) ------------------------------------------
 
 MAX_CONTENT_BLOCKS: Final = 20
+# The blocks a caller may send (ContentBlock's oneof names); the rest only Parley writes.
+USER_CONTENT_KINDS: Final = ("text", "image", "document")
 # Decoded sizes: Bedrock's limits (3.75 MB an image, 4.5 MB a document), held on every cluster so
 # that a conversation's history can move to another provider.
 MAX_IMAGE_BYTES: Final = 3_932_160

@@ -95,6 +95,20 @@ async def test_constraints_are_in_the_schema(suite: Suite) -> None:
     assert links["StartRun"]["parameters"] == {"id": "$response.body#/conversation_id"}
 
 
+async def test_a_user_message_s_content_is_documented_as_the_blocks_a_caller_may_send(
+    suite: Suite,
+) -> None:
+    """Text, image and document (the API refuses the rest: tests/e2e/test_content.py); the blocks
+    only Parley writes (tool results nest blocks) stay out of the input, which is not recursive."""
+    components = (await suite.http.get("/openapi.json")).json()["components"]["schemas"]
+    variants = components["ContentBlockInput"]["discriminator"]["mapping"]
+    assert sorted(variants) == ["document", "image", "text"]
+    assert sorted(components["ContentBlock"]["discriminator"]["mapping"]) == sorted(
+        ["text", "tool_use", "tool_result", "image", "audio", "resource", "resource_link"]
+        + ["json", "document", "reasoning"]
+    )
+
+
 async def test_examples_are_valid_and_accepted(suite: Suite) -> None:
     spec = (await suite.http.get("/openapi.json")).json()
     create = spec["paths"]["/agents/conversations"]["post"]["requestBody"]["content"]
