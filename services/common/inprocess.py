@@ -362,12 +362,16 @@ class _StreamCall:
         return grpc.aio.Metadata(*self._context.initial)
 
 
-class _UnaryUnary:
-    """`channel.unary_unary(method, …)`: in process while this process serves the method."""
+class _MultiCallable:
+    """`channel.unary_unary(method, …)` or `channel.unary_stream(…)`: in process while this
+    process serves the method, over the remote channel otherwise. Subclasses say how a call runs."""
+
+    kind = ""  # the channel method a subclass stands for
+    call: Any = None  # the call object it answers with
 
     def __init__(self, channel: Channel, method: str, serialize: Any, parse: Any) -> None:
         self._method = method
-        self._remote = channel.remote.unary_unary(
+        self._remote = getattr(channel.remote, self.kind)(
             method, request_serializer=serialize, response_deserializer=parse
         )
         self._find = channel.find
@@ -386,7 +390,14 @@ class _UnaryUnary:
             return self._remote(request, timeout=timeout, metadata=metadata, **kwargs)
         deadline = None if timeout is None else time.monotonic() + timeout
         context = _Context(_metadata(metadata), deadline)
-        return _UnaryCall(self._runner(listener, request, timeout), context)
+        return type(self).call(self._runner(listener, request, timeout), context)
+
+    def _runner(self, listener: Listener, request: Any, timeout: float | None) -> Any:
+        raise NotImplementedError
+
+
+class _UnaryUnary(_MultiCallable):
+    kind, call = "unary_unary", _UnaryCall
 
     def _runner(self, listener: Listener, request: Any, timeout: float | None) -> Any:
         method, serialize, parse = self._method, self._serialize, self._parse
@@ -415,31 +426,8 @@ class _UnaryUnary:
         return run
 
 
-class _UnaryStream:
-    """`channel.unary_stream(method, …)`, the same way."""
-
-    def __init__(self, channel: Channel, method: str, serialize: Any, parse: Any) -> None:
-        self._method = method
-        self._remote = channel.remote.unary_stream(
-            method, request_serializer=serialize, response_deserializer=parse
-        )
-        self._find = channel.find
-        self._serialize, self._parse = serialize, parse
-
-    def __call__(
-        self,
-        request: Any,
-        *,
-        timeout: float | None = None,
-        metadata: Any = None,
-        **kwargs: Any,
-    ) -> Any:
-        listener = self._find()
-        if listener is None or self._method not in listener.handlers:
-            return self._remote(request, timeout=timeout, metadata=metadata, **kwargs)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        context = _Context(_metadata(metadata), deadline)
-        return _StreamCall(self._runner(listener, request, timeout), context)
+class _UnaryStream(_MultiCallable):
+    kind, call = "unary_stream", _StreamCall
 
     def _runner(self, listener: Listener, request: Any, timeout: float | None) -> Any:
         method, serialize, parse = self._method, self._serialize, self._parse
