@@ -37,7 +37,6 @@ import asyncio
 import base64
 import hashlib
 import re
-import socket
 import urllib.parse
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
@@ -46,10 +45,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
-import uvicorn
 
 from services.runner.titling import TITLE_PROMPT
-from tests.fakes import eventstream
+from tests.fakes import serving, eventstream
 
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # tool names and toolUseIds, as Converse checks them
 CACHE_MIN_TOKENS = 1024  # the shortest prefix Bedrock caches (Claude)
@@ -495,21 +493,10 @@ def aws_environ(url: str) -> dict[str, str]:
 async def serve_fake_bedrock() -> AsyncIterator[FakeBedrock]:
     """The fake on 127.0.0.1:<ephemeral port>, in the caller's event loop."""
     fake = FakeBedrock()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(fake, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    config.load()
-    server.lifespan = config.lifespan_class(config)
-    await server.startup(sockets=[sock])
-    task = asyncio.create_task(server.main_loop())
-    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        yield fake
-    finally:
-        for gate in fake.gates:
-            gate.release()
-        server.should_exit = True
-        await task
-        await server.shutdown(sockets=[sock])
-        sock.close()
+    async with serving.serve_asgi(fake) as url:
+        fake.url = url
+        try:
+            yield fake
+        finally:
+            for gate in fake.gates:  # a held request would keep the server from stopping
+                gate.release()

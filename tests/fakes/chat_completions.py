@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -30,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import uvicorn
+
+from tests.fakes import serving
 
 from services.runner.titling import TITLE_PROMPT
 
@@ -493,21 +493,10 @@ async def _stream(send: Any, chunks: list[dict[str, Any]], cut: bool) -> None:
 async def serve_fake_chat(api_key: str | None = None) -> AsyncIterator[FakeChatCompletions]:
     """The fake on 127.0.0.1:<ephemeral port>, in the caller's event loop."""
     fake = FakeChatCompletions(api_key)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(fake, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    config.load()
-    server.lifespan = config.lifespan_class(config)
-    await server.startup(sockets=[sock])
-    task = asyncio.create_task(server.main_loop())
-    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        yield fake
-    finally:
-        for gate in fake.gates:
-            gate.release()
-        server.should_exit = True
-        await task
-        await server.shutdown(sockets=[sock])
-        sock.close()
+    async with serving.serve_asgi(fake) as url:
+        fake.url = url
+        try:
+            yield fake
+        finally:
+            for gate in fake.gates:  # a held request would keep the server from stopping
+                gate.release()
