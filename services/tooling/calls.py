@@ -22,7 +22,8 @@ from services.common.metrics import (
     TOOLING_RESULTS_TRUNCATED,
 )
 from services.tooling import mcp_connect
-from services.tooling.mcp_connect import Caller, McpConnector, McpFailure
+from services.tooling.failures import McpFailure
+from services.tooling.mcp_connect import Caller, McpConnector
 from services.tooling.routing import route, unknown
 
 

@@ -24,11 +24,11 @@ from services.common.metrics import (
     TOOLING_TOOLS_DISCOVERED,
 )
 from services.tooling import schema
+from services.tooling.failures import McpFailure
 from services.tooling.mcp_connect import (
     Caller,
     ListedTool,
     McpConnector,
-    McpFailure,
     log_failure,
     list_all_tools,
 )

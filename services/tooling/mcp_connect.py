@@ -1,25 +1,28 @@
-"""The only module that imports the `mcp` SDK: sessions with MCP servers.
+"""Sessions with MCP servers: the SDK negotiates, and what a stateless server needs is sent by
+hand (`mcp_wire`).
 
-One pooled HTTP transport (`http_pool`: httpx2's interface, which the SDK speaks, over aiohttp)
+One pooled HTTP transport (`http_pool`: aiohttp, behind httpx2's interface where the SDK speaks)
 is built at start-up and shared by every session, so TCP/TLS connections are reused across runs.
-Connected SDK clients are kept too: a session that ends cleanly goes back to an idle list per
-(URL, token owner) and the next discovery or call on that server reuses it, skipping the SDK's
-connect exchange and the address check (a kept client lives at most `KEEP_SECONDS`). The bearer
-token an allow-listed server gets is minted for each discovery and each call (never reused from
-an earlier one): `aud` the server's URL as listed, scope `mcp:invoke`, a TTL of a minute.
+A server that adopts the stateless revision (2026-07-28) is remembered per (URL, token owner)
+as an `mcp_wire.Endpoint`, shared by all work on it for at most `KEEP_SECONDS`: its tools/list
+and tools/call are one POST each. A handshake-era or HTTP+SSE server keeps the SDK client: a
+session that ends cleanly goes back to an idle list per (URL, token owner) and the next
+discovery or call on that server reuses it, skipping the SDK's connect exchange and the address
+check (a kept client lives at most `KEEP_SECONDS`). The bearer token an allow-listed server
+gets is minted for each discovery and each call (never reused from an earlier one): `aud` the
+server's URL as listed, scope `mcp:invoke`, a TTL of a minute.
 Callers bound their work with their own timeout (a cancelled session is closed, never kept).
 Discovery always lists afresh: the SDK's response cache is off (`cache=None`) and every listing
 bypasses it. A call checks its tool against the session's latest listing and lists only when the
 tool is not in it (the server still has the last word: a tool it no longer has is its error).
-A session that fails is closed, never kept; work that failed on a kept client (its server may
-have restarted) is retried once on a new one, unless a tools/call may already have run: a call
-is repeated only when nothing was sent, the server could not be reached, or it refused the
-session (HTTP 404).
-Each client sits on a `_ServerTransport` that (1) checks the URL policy on the resolved address
-of every host it talks to, redirects included (and the pool checks each address it connects to),
-(2) adds `Authorization: Bearer …` only when the
-session carries a token and only for the session's own origin, and (3) never closes the shared
-pool.
+A session that fails is closed, never kept (an endpoint is forgotten); work that failed on a
+kept client or endpoint (its server may have restarted) is retried once on a new one, unless a
+tools/call may already have run: a call is repeated only when nothing was sent, the server
+could not be reached, or it refused the session (HTTP 404).
+Each SDK client sits on a `_ServerTransport` that (1) checks the URL policy on the resolved
+address of every host it talks to, redirects included (and the pool checks each address it
+connects to, for `mcp_wire` too), (2) adds `Authorization: Bearer …` only when the session
+carries a token and only for the session's own origin, and (3) never closes the shared pool.
 
 Streamable HTTP first (the SDK negotiates the 2026 stateless era or the handshake era); when the
 endpoint answers the first POST with 400/404/405, the older HTTP+SSE transport is tried.
@@ -40,27 +43,19 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from services.common import tracing, url_policy
 from services.common.auth import mint_mcp_token
 from services.common.config import Settings
+from services.tooling import mcp_wire
+from services.tooling.failures import McpFailure, first_line
 from services.tooling.http_pool import AddressRefused, AiohttpPool
 
 log = logging.getLogger("parley.tooling")
 T = TypeVar("T")
 
-# Bounded values for the `cause` metric label and McpFailure.cause.
-CAUSES = (
-    "timeout",
-    "unreachable",
-    "url_not_allowed",
-    "http_status",
-    "protocol",
-    "unknown_tool",
-    "name_too_long",
-    "internal",
-)
 _SSE_FALLBACK_STATUSES = {400, 404, 405}
 KEEP_SECONDS = 60.0  # how long a connected client may be reused
 KEEP_PER_SERVER = 16  # idle clients kept per (URL, token owner)
@@ -86,20 +81,6 @@ def log_failure(operation: str, alias: str, caller: Caller, failure: McpFailure)
     if trace_id is not None:
         fields["trace_id"] = trace_id
     log.warning("MCP %s failed on `%s`: %s", operation, alias, failure.message, extra=fields)
-
-
-class McpFailure(Exception):
-    """A session or request that failed; `message` is safe to show (no tokens). `on_kept` says
-    the session was a reused client (the server may have dropped it: worth one retry);
-    `unprocessed` that nothing was sent, or the server refused the session (404) or was not
-    reached: nothing the session sent can have run."""
-
-    def __init__(self, cause: str, message: str) -> None:
-        super().__init__(message)
-        self.cause = cause
-        self.message = message
-        self.on_kept = False
-        self.unprocessed = False
 
 
 @dataclass(frozen=True)
@@ -166,7 +147,7 @@ _Key = tuple[str, tuple[int, int] | None]  # (URL, token owner or None)
 
 
 @dataclass
-class Session:
+class KeptClient:
     """A connected SDK client, reusable until `until` (monotonic), and the tool names its
     latest complete listing showed."""
 
@@ -174,6 +155,10 @@ class Session:
     transport: _ServerTransport
     until: float
     listed: frozenset[str] = frozenset()
+
+
+# What discovery and calls work on: an SDK client, or one work on a stateless endpoint.
+Session = KeptClient | mcp_wire.Work
 
 
 class McpConnector:
@@ -189,16 +174,29 @@ class McpConnector:
             max_connections=512,
             policy=lambda address: url_policy.address_refusal(address, allow_private),
         )
-        self._idle: dict[_Key, list[Session]] = {}
+        self._idle: dict[_Key, list[KeptClient]] = {}
+        self._endpoints: dict[_Key, mcp_wire.Endpoint] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, {}
+        self._endpoints = {}
         for kept in (k for clients in idle.values() for k in clients):
             await _quiet_exit(kept.client)
         await self._pool.aclose()
 
-    def _take(self, key: _Key) -> Session | None:
+    def _endpoint(self, key: _Key) -> mcp_wire.Endpoint | None:
+        endpoint = self._endpoints.get(key)
+        if endpoint is not None and endpoint.until <= asyncio.get_running_loop().time():
+            del self._endpoints[key]
+            return None
+        return endpoint
+
+    def _forget(self, key: _Key, endpoint: mcp_wire.Endpoint) -> None:
+        if self._endpoints.get(key) is endpoint:
+            del self._endpoints[key]
+
+    def _take(self, key: _Key) -> KeptClient | None:
         idle = self._idle.get(key)
         now = asyncio.get_running_loop().time()
         while idle:
@@ -211,14 +209,14 @@ class McpConnector:
             self._close_later(kept)
         return None
 
-    def _give_back(self, key: _Key, kept: Session) -> None:
+    def _give_back(self, key: _Key, kept: KeptClient) -> None:
         idle = self._idle.setdefault(key, [])
         if len(idle) < KEEP_PER_SERVER and kept.until > asyncio.get_running_loop().time():
             idle.append(kept)
         else:
             self._close_later(kept)
 
-    def _close_later(self, kept: Session) -> None:
+    def _close_later(self, kept: KeptClient) -> None:
         task = asyncio.create_task(_quiet_exit(kept.client))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -245,18 +243,36 @@ class McpConnector:
     async def _session(
         self, url: str, caller: Caller, *, fresh: bool = False
     ) -> AsyncIterator[Session]:
-        """A connected session for one run's discovery or one call: a kept one unless
-        `fresh`. Any failure, inside the `async with` body too, comes out as McpFailure (and the
-        client is closed); cancellation passes through (and closes it too)."""
+        """A session for one run's discovery or one call: a kept client or endpoint unless
+        `fresh`. Any failure, inside the `async with` body too, comes out as McpFailure (and a
+        client is closed, an endpoint forgotten); cancellation passes through (and closes a
+        client too)."""
         audience = self._audience(url)
         authorization = self._authorization(audience, caller)
         key = (url, (caller.company_id, caller.user_id) if audience is not None else None)
-        kept = None if fresh else self._take(key)
-        on_kept = kept is not None
         traceparent = tracing.current_traceparent()  # this work's span
-        if kept is None:
-            kept = await self._open(url, authorization, traceparent)
-        else:
+        endpoint = None if fresh else self._endpoint(key)
+        kept = None if fresh or endpoint is not None else self._take(key)
+        on_kept = endpoint is not None or kept is not None
+        if endpoint is None and kept is None:
+            opened = await self._open(url, authorization, traceparent)
+            if isinstance(opened, mcp_wire.Endpoint):
+                endpoint = self._endpoints[key] = opened
+            else:
+                kept = opened
+        if endpoint is not None:
+            work = mcp_wire.Work(endpoint, self._pool.http(), authorization, traceparent)
+            try:
+                yield work
+            except Exception as exc:
+                self._forget(key, endpoint)
+                failure = exc if isinstance(exc, McpFailure) else self.failure_of(exc)
+                failure.on_kept = on_kept
+                failure.unprocessed = work.unprocessed or work.sent == 0
+                raise failure from None
+            return
+        assert kept is not None
+        if on_kept:
             kept.transport.authorization = authorization  # this work's own token
             kept.transport.traceparent = traceparent
         try:
@@ -299,7 +315,9 @@ class McpConnector:
 
     async def _open(
         self, url: str, authorization: str | None, traceparent: str | None = None
-    ) -> Session:
+    ) -> KeptClient | mcp_wire.Endpoint:
+        """Negotiate with the SDK: a stateless server becomes an endpoint (its SDK client is
+        closed: there is nothing to keep), any other stays a connected client."""
         await self._check(url)
         parsed = httpx2.URL(url)
         transport = _ServerTransport(
@@ -318,8 +336,12 @@ class McpConnector:
         except Exception as exc:
             if transport.first_status not in _SSE_FALLBACK_STATUSES or transport.refused:
                 raise self.failure_of(exc, transport) from None
-            client = await self._connect_sse(url, transport, exc)
-        return Session(client, transport, until)
+            return KeptClient(await self._connect_sse(url, transport, exc), transport, until)
+        version = client.protocol_version
+        if version in MODERN_PROTOCOL_VERSIONS:
+            await _quiet_exit(client)
+            return mcp_wire.Endpoint(url, version, until)
+        return KeptClient(client, transport, until)
 
     async def _connect_sse(
         self, url: str, transport: _ServerTransport, first: BaseException
@@ -367,7 +389,7 @@ class McpConnector:
             return McpFailure("timeout", "timed out")
         if isinstance(leaf, httpx2.TransportError):
             return McpFailure(
-                "unreachable", f"unreachable: {_first_line(leaf) or type(leaf).__name__}"
+                "unreachable", f"unreachable: {first_line(leaf) or type(leaf).__name__}"
             )
         if isinstance(leaf, httpx2.HTTPStatusError):
             return McpFailure("http_status", f"HTTP {leaf.response.status_code}")
@@ -377,13 +399,11 @@ class McpConnector:
                 if transport is None or transport.first_status in (None, 200)
                 else (f" (HTTP {transport.first_status})")
             )
-            return McpFailure(
-                "protocol", f"protocol error {leaf.code}: {_first_line(leaf)}{status}"
-            )
+            return McpFailure("protocol", f"protocol error {leaf.code}: {first_line(leaf)}{status}")
         if isinstance(leaf, ValidationError | ValueError | RuntimeError):
-            return McpFailure("protocol", f"invalid response: {_first_line(leaf)}")
+            return McpFailure("protocol", f"invalid response: {first_line(leaf)}")
         log.warning("unexpected MCP failure: %s", type(leaf).__name__)
-        return McpFailure("internal", f"{type(leaf).__name__}: {_first_line(leaf)}")
+        return McpFailure("internal", f"{type(leaf).__name__}: {first_line(leaf)}")
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -391,12 +411,6 @@ def _leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else ""
-    return line if len(line) <= 300 else line[:299] + "…"
 
 
 async def _quiet_exit(client: Client, timeout_s: float = 5.0) -> None:
@@ -408,15 +422,17 @@ async def _quiet_exit(client: Client, timeout_s: float = 5.0) -> None:
         log.debug("closing an MCP session failed: %s", type(exc).__name__)
 
 
-async def _pages(client: Client) -> AsyncIterator[list[Any]]:
+PageFetch = Callable[[str | None], Awaitable[tuple[list[Any], str | None]]]
+
+
+async def _pages(fetch: PageFetch) -> AsyncIterator[list[Any]]:
     """Each `tools/list` page's tools, following cursors to the end (a repeated cursor is a
     protocol error)."""
     cursor: str | None = None
     seen: set[str] = set()
     while True:
-        page = await client.list_tools(cursor=cursor, cache_mode="bypass")
-        yield page.tools
-        cursor = page.next_cursor
+        tools, cursor = await fetch(cursor)
+        yield tools
         if not cursor:
             return
         if cursor in seen:
@@ -424,27 +440,45 @@ async def _pages(client: Client) -> AsyncIterator[list[Any]]:
         seen.add(cursor)
 
 
+def _sdk_pages(client: Client) -> PageFetch:
+    async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
+        page = await client.list_tools(cursor=cursor, cache_mode="bypass")
+        return page.tools, page.next_cursor
+
+    return fetch
+
+
 async def list_all_tools(session: Session) -> list[ListedTool]:
-    """Every tool, over every page; the session remembers their names."""
-    tools = [
-        ListedTool(t.name, t.description or "", dict(t.input_schema or {}))
-        async for page in _pages(session.client)
-        for t in page
-    ]
-    session.listed = frozenset(t.name for t in tools)
-    return tools
+    """Every tool, over every page; the session (or endpoint) remembers them."""
+    if isinstance(session, mcp_wire.Work):
+        work = session
+        listed = [t async for page in _pages(lambda c: mcp_wire.list_page(work, c)) for t in page]
+        mcp_wire.remember(work.endpoint, listed)
+    else:
+        listed = [t async for page in _pages(_sdk_pages(session.client)) for t in page]
+        session.listed = frozenset(t.name for t in listed)
+    return [ListedTool(t.name, t.description or "", dict(t.input_schema or {})) for t in listed]
 
 
 async def find_tool(session: Session, name: str) -> bool:
     """Whether the server offers `name`: from the session's latest listing, listing again when
     the name is not in it. A listing on this client also gave the SDK the tool's output schema
     and header annotations, so the call needs no re-list."""
-    if name not in session.listed:
+    if not _listed(session, name):
         await list_all_tools(session)
+    return _listed(session, name)
+
+
+def _listed(session: Session, name: str) -> bool:
+    if isinstance(session, mcp_wire.Work):
+        return name in session.endpoint.tools
     return name in session.listed
 
 
 async def call_tool(session: Session, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """`tools/call`; the result as MCP wire JSON (content, structuredContent, isError)."""
+    if isinstance(session, mcp_wire.Work):
+        work = session
+        return await mcp_wire.call_tool(work, name, arguments, lambda: list_all_tools(work))
     result = await session.client.call_tool(name, arguments)
     return result.model_dump(by_alias=True, exclude_none=True, mode="json")
