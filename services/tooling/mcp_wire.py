@@ -119,17 +119,16 @@ async def list_page(work: Work, cursor: str | None) -> tuple[list[types.Tool], s
 
 
 def remember(endpoint: Endpoint, tools: list[types.Tool]) -> None:
-    """A complete listing becomes what calls are checked against (compiled validators of
-    unchanged output schemas are kept)."""
+    """A complete listing becomes what calls are checked against (a compiled validator is kept
+    while its output schema is unchanged)."""
     known = endpoint.tools
-    endpoint.tools = {
-        t.name: (
-            known[t.name]
-            if t.name in known and known[t.name].output_schema == t.output_schema
-            else ToolState(x_mcp_header_map(t.input_schema), t.output_schema)
-        )
-        for t in tools
-    }
+    endpoint.tools = {}
+    for t in tools:
+        state = ToolState(x_mcp_header_map(t.input_schema), t.output_schema)
+        before = known.get(t.name)
+        if before is not None and before.output_schema == state.output_schema:
+            state.validator = before.validator
+        endpoint.tools[t.name] = state
 
 
 async def call_tool(

@@ -11,7 +11,9 @@ runs), `slow_server` (answers tools/list and tools/call after a delay), `down_ur
 listens), `malformed_app` (garbage instead of JSON-RPC), `AuthRecorder` (records the
 Authorization header of every request), `content_server` (results with every content kind,
 isError, and a tool that never answers in time), `docs_search_server` (the spec's Example 2),
-`RecordsServer` (counts its calls; holds a call until released).
+`RecordsServer` (counts its calls; holds a call until released), `WireServer` (header-mirrored
+arguments, an output schema, a JSON-RPC error, a slow call; its schemas can change),
+`handshake_only` (an app that refuses the stateless revision, as a 2025-era server does).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import mcp_types as types
 import uvicorn
 from mcp.server import Server
+from mcp.shared.exceptions import MCPError
 from mcp.server.mcpserver import Context, MCPServer
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -451,3 +454,107 @@ class RecordsServer:
             return f"deleted {key}"
 
         return server
+
+
+# --- the stateless wire's corners -----------------------------------------------------------------
+
+REGION_PLAIN = {"type": "object", "properties": {"region": {"type": "string"}}}
+REGION_HEADER = {
+    "type": "object",
+    "properties": {"region": {"type": "string", "x-mcp-header": "Region"}},
+    "required": ["region"],
+}
+COUNT_OUTPUT = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+
+@dataclass
+class WireServer:
+    """A lowlevel SDK server with `region` (its argument mirrored in `Mcp-Param-Region` once
+    `annotate` is set: the server then refuses a call without the header), `count` (output
+    schema {n: integer}; returns the `n` it is given), `refuse` (a JSON-RPC error, -32602) and
+    `slow` (answers after `seconds`). `regions` records the header as the server saw it."""
+
+    annotate: bool = True
+    regions: list[str | None] = field(default_factory=list)
+
+    def server(self) -> Server[Any]:
+        def tools() -> list[types.Tool]:
+            return [
+                types.Tool(
+                    name="region", input_schema=REGION_HEADER if self.annotate else REGION_PLAIN
+                ),
+                types.Tool(name="count", input_schema=OBJECT_Q, output_schema=COUNT_OUTPUT),
+                types.Tool(name="refuse", input_schema=OBJECT_Q),
+                types.Tool(name="slow", input_schema=OBJECT_Q),
+            ]
+
+        async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+            return types.ListToolsResult(tools=tools())
+
+        async def on_call_tool(
+            ctx: Any, params: types.CallToolRequestParams
+        ) -> types.CallToolResult:
+            arguments = params.arguments or {}
+            if params.name == "region":
+                headers = getattr(ctx.request, "headers", None) or {}
+                self.regions.append(headers.get("mcp-param-region"))
+                return types.CallToolResult(
+                    content=[types.TextContent(text=f"region {arguments.get('region')}")]
+                )
+            if params.name == "count":
+                return types.CallToolResult(
+                    content=[types.TextContent(text="counted")],
+                    structured_content={"n": arguments.get("n")},
+                )
+            if params.name == "refuse":
+                raise MCPError(types.INVALID_PARAMS, "refused: no such record")
+            await asyncio.sleep(float(arguments.get("seconds", 0.3)))
+            return types.CallToolResult(content=[types.TextContent(text="slowly")])
+
+        return Server("wire", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
+
+
+@dataclass
+class HandshakeOnly:
+    """The docs-search server behind a filter that answers `server/discover` as a 2025-era
+    server does (400, no session), so clients fall back to initialize + Mcp-Session-Id.
+    `session_ids` records the Mcp-Session-Id of every POST (None when absent)."""
+
+    session_ids: list[str | None] = field(default_factory=list)
+
+    def app(self) -> ASGIApp:
+        inner = docs_search_server().streamable_http_app()
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http" or scope["method"] != "POST":
+                await inner(scope, receive, send)
+                return
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            session = dict(scope["headers"]).get(b"mcp-session-id")
+            self.session_ids.append(session.decode() if session else None)
+            if b'"server/discover"' in body:
+                refusal = Response(
+                    b'{"jsonrpc":"2.0","id":"server-error","error":{"code":-32600,'
+                    b'"message":"Bad Request: Missing session ID"}}',
+                    status_code=400,
+                    media_type="application/json",
+                )
+                await refusal(scope, receive, send)
+                return
+            replayed = False
+
+            async def replay() -> dict[str, Any]:
+                nonlocal replayed
+                if replayed:
+                    return dict(await receive())
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            await inner(scope, replay, send)
+
+        return app
