@@ -12,9 +12,11 @@ check (a kept client lives at most `KEEP_SECONDS`). The bearer token an allow-li
 gets is minted for each discovery and each call (never reused from an earlier one): `aud` the
 server's URL as listed, scope `mcp:invoke`, a TTL of a minute.
 Callers bound their work with their own timeout (a cancelled session is closed, never kept).
-Discovery always lists afresh: the SDK's response cache is off (`cache=None`) and every listing
-bypasses it. A call checks its tool against the session's latest listing and lists only when the
-tool is not in it (the server still has the last word: a tool it no longer has is its error).
+Discovery lists afresh unless a stateless server's listing said for how long it holds (`ttlMs`,
+0 by default): the SDK's response cache is off (`cache=None`) and every SDK listing bypasses
+it. A call checks its tool against the session's latest listing and lists (afresh) only when
+the tool is not in it (the server still has the last word: a tool it no longer has is its
+error).
 A session that fails is closed, never kept (an endpoint is forgotten); work that failed on a
 kept client or endpoint (its server may have restarted) is retried once on a new one, unless a
 tools/call may already have run: a call is repeated only when nothing was sent, the server
@@ -59,6 +61,7 @@ T = TypeVar("T")
 _SSE_FALLBACK_STATUSES = {400, 404, 405}
 KEEP_SECONDS = 60.0  # how long a connected client may be reused
 KEEP_PER_SERVER = 16  # idle clients kept per (URL, token owner)
+SWEEP_ENDPOINTS_AT = 1024  # endpoints remembered before the expired ones are swept out
 # The HTTP client's own limits; the work's budget is the caller's asyncio timeout.
 CONNECT_TIMEOUT_S = 30.0
 HTTP_TIMEOUT = httpx2.Timeout(CONNECT_TIMEOUT_S, read=300.0)
@@ -192,6 +195,13 @@ class McpConnector:
             return None
         return endpoint
 
+    def _keep(self, key: _Key, endpoint: mcp_wire.Endpoint) -> mcp_wire.Endpoint:
+        if len(self._endpoints) >= SWEEP_ENDPOINTS_AT:  # expired ones go before the map grows
+            now = asyncio.get_running_loop().time()
+            self._endpoints = {k: e for k, e in self._endpoints.items() if e.until > now}
+        self._endpoints[key] = endpoint
+        return endpoint
+
     def _forget(self, key: _Key, endpoint: mcp_wire.Endpoint) -> None:
         if self._endpoints.get(key) is endpoint:
             del self._endpoints[key]
@@ -245,8 +255,8 @@ class McpConnector:
     ) -> AsyncIterator[Session]:
         """A session for one run's discovery or one call: a kept client or endpoint unless
         `fresh`. Any failure, inside the `async with` body too, comes out as McpFailure (and a
-        client is closed, an endpoint forgotten); cancellation passes through (and closes a
-        client too)."""
+        client is closed, an endpoint forgotten unless the server answered with an error);
+        cancellation passes through (and closes a client too)."""
         audience = self._audience(url)
         authorization = self._authorization(audience, caller)
         key = (url, (caller.company_id, caller.user_id) if audience is not None else None)
@@ -257,7 +267,7 @@ class McpConnector:
         if endpoint is None and kept is None:
             opened = await self._open(url, authorization, traceparent)
             if isinstance(opened, mcp_wire.Endpoint):
-                endpoint = self._endpoints[key] = opened
+                endpoint = self._keep(key, opened)
             else:
                 kept = opened
         if endpoint is not None:
@@ -265,7 +275,8 @@ class McpConnector:
             try:
                 yield work
             except Exception as exc:
-                self._forget(key, endpoint)
+                if not isinstance(exc, mcp_wire.RpcError):  # else the server answered: it is up
+                    self._forget(key, endpoint)
                 failure = exc if isinstance(exc, McpFailure) else self.failure_of(exc)
                 failure.on_kept = on_kept
                 failure.unprocessed = work.unprocessed or work.sent == 0
@@ -448,16 +459,32 @@ def _sdk_pages(client: Client) -> PageFetch:
     return fetch
 
 
-async def list_all_tools(session: Session) -> list[ListedTool]:
-    """Every tool, over every page; the session (or endpoint) remembers them."""
+async def list_all_tools(session: Session, *, refresh: bool = False) -> list[ListedTool]:
+    """Every tool, over every page; the session (or endpoint) remembers them. An endpoint's
+    listing is reused while the server's `ttlMs` allows, unless `refresh`."""
     if isinstance(session, mcp_wire.Work):
-        work = session
-        listed = [t async for page in _pages(lambda c: mcp_wire.list_page(work, c)) for t in page]
-        mcp_wire.remember(work.endpoint, listed)
+        listed = await _wire_listing(session, refresh)
     else:
         listed = [t async for page in _pages(_sdk_pages(session.client)) for t in page]
         session.listed = frozenset(t.name for t in listed)
     return [ListedTool(t.name, t.description or "", dict(t.input_schema or {})) for t in listed]
+
+
+async def _wire_listing(work: mcp_wire.Work, refresh: bool) -> list[Any]:
+    now = asyncio.get_running_loop().time()
+    cached = None if refresh else mcp_wire.cached_listing(work.endpoint, now)
+    if cached is not None:
+        return cached
+    ttls: list[int] = []
+
+    async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
+        page = await mcp_wire.list_page(work, cursor)
+        ttls.append(page.ttl_ms)
+        return page.tools, page.next_cursor
+
+    listed = [t async for page in _pages(fetch) for t in page]
+    mcp_wire.remember(work.endpoint, listed, min(ttls), now)
+    return listed
 
 
 async def find_tool(session: Session, name: str) -> bool:
@@ -465,7 +492,7 @@ async def find_tool(session: Session, name: str) -> bool:
     the name is not in it. A listing on this client also gave the SDK the tool's output schema
     and header annotations, so the call needs no re-list."""
     if not _listed(session, name):
-        await list_all_tools(session)
+        await list_all_tools(session, refresh=True)
     return _listed(session, name)
 
 
@@ -479,6 +506,8 @@ async def call_tool(session: Session, name: str, arguments: dict[str, Any]) -> d
     """`tools/call`; the result as MCP wire JSON (content, structuredContent, isError)."""
     if isinstance(session, mcp_wire.Work):
         work = session
-        return await mcp_wire.call_tool(work, name, arguments, lambda: list_all_tools(work))
+        return await mcp_wire.call_tool(
+            work, name, arguments, lambda: list_all_tools(work, refresh=True)
+        )
     result = await session.client.call_tool(name, arguments)
     return result.model_dump(by_alias=True, exclude_none=True, mode="json")

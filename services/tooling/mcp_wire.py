@@ -77,6 +77,9 @@ class Endpoint:
     version: str
     until: float
     tools: dict[str, ToolState] = field(default_factory=dict)  # the latest complete listing
+    # That listing as discovery returns it, while the server's ttlMs says it is fresh.
+    cached: list[types.Tool] | None = None
+    cached_until: float = 0.0
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -100,27 +103,29 @@ class Work:
     unprocessed: bool = False  # the server was not reached, or refused the request (HTTP 404)
 
 
-class _RpcError(McpFailure):
+class RpcError(McpFailure):
+    """The server answered with a JSON-RPC error."""
+
     def __init__(self, code: int, message: str) -> None:
         super().__init__("protocol", message)
         self.code = code
 
 
-async def list_page(work: Work, cursor: str | None) -> tuple[list[types.Tool], str | None]:
-    """One `tools/list` page: its tools (those with valid header annotations) and next cursor."""
+async def list_page(work: Work, cursor: str | None) -> types.ListToolsResult:
+    """One `tools/list` page, without the tools whose header annotations are invalid."""
     raw = await _request(work, "tools/list", {"cursor": cursor} if cursor else {})
     ttl = raw.get("ttlMs")
     if isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl < 0:
         raw["ttlMs"] = 0  # the SDK floors a negative TTL the same way
     page = _validated(types.ListToolsResult, raw)
-    return [t for t in page.tools if find_invalid_x_mcp_header(t.input_schema) is None], (
-        page.next_cursor
-    )
+    page.tools = [t for t in page.tools if find_invalid_x_mcp_header(t.input_schema) is None]
+    return page
 
 
-def remember(endpoint: Endpoint, tools: list[types.Tool]) -> None:
+def remember(endpoint: Endpoint, tools: list[types.Tool], ttl_ms: int, now: float) -> None:
     """A complete listing becomes what calls are checked against (a compiled validator is kept
-    while its output schema is unchanged)."""
+    while its output schema is unchanged), and what discovery answers for `ttl_ms` (the
+    shortest of its pages'; 0, the default, is stale at once)."""
     known = endpoint.tools
     endpoint.tools = {}
     for t in tools:
@@ -129,6 +134,12 @@ def remember(endpoint: Endpoint, tools: list[types.Tool]) -> None:
         if before is not None and before.output_schema == state.output_schema:
             state.validator = before.validator
         endpoint.tools[t.name] = state
+    endpoint.cached = tools if ttl_ms > 0 else None
+    endpoint.cached_until = now + ttl_ms / 1000
+
+
+def cached_listing(endpoint: Endpoint, now: float) -> list[types.Tool] | None:
+    return endpoint.cached if endpoint.cached is not None and now < endpoint.cached_until else None
 
 
 async def call_tool(
@@ -138,7 +149,7 @@ async def call_tool(
     `relist()` refreshes the endpoint's listing after a HEADER_MISMATCH."""
     try:
         raw = await _call(work, name, arguments)
-    except _RpcError as mismatch:
+    except RpcError as mismatch:
         if mismatch.code != types.HEADER_MISMATCH:
             raise
         await relist()
@@ -211,7 +222,7 @@ async def _request(
     name: str | None = None,
     extra: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One JSON-RPC request, its result (a JSON-RPC error is an `_RpcError`)."""
+    """One JSON-RPC request, its result (a JSON-RPC error is an `RpcError`)."""
     endpoint = work.endpoint
     request_id = next(endpoint._ids)
     params["_meta"] = endpoint._meta
@@ -257,7 +268,7 @@ async def _request(
         code = error.get("code") if isinstance(error, dict) else None
         text = error.get("message") if isinstance(error, dict) else None
         status = "" if response.status == 200 else f" (HTTP {response.status})"
-        raise _RpcError(
+        raise RpcError(
             code if isinstance(code, int) else 0, f"protocol error {code}: {text}{status}"
         )
     result = message.get("result")

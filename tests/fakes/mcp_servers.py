@@ -13,7 +13,8 @@ Authorization header of every request), `content_server` (results with every con
 isError, and a tool that never answers in time), `docs_search_server` (the spec's Example 2),
 `RecordsServer` (counts its calls; holds a call until released), `WireServer` (header-mirrored
 arguments, an output schema, a JSON-RPC error, a slow call; its schemas can change),
-`handshake_only` (an app that refuses the stateless revision, as a 2025-era server does).
+`HandshakeOnly` (an app that refuses the stateless revision, as a 2025-era server does),
+`TtlServer` (its listing says for how long a client may reuse it).
 """
 
 from __future__ import annotations
@@ -558,3 +559,32 @@ class HandshakeOnly:
             await inner(scope, replay, send)
 
         return app
+
+
+@dataclass
+class TtlServer:
+    """Lists `tools` with `ttl_ms` (how long a client may reuse the listing, 2026-07-28);
+    `lists` counts the tools/list requests it answered."""
+
+    ttl_ms: int = 60_000
+    tools: list[str] = field(default_factory=lambda: ["alpha"])
+    lists: int = 0
+
+    def server(self) -> Server[Any]:
+        async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+            self.lists += 1
+            return types.ListToolsResult(
+                tools=[types.Tool(name=n, input_schema=OBJECT_Q) for n in self.tools],
+                ttl_ms=self.ttl_ms,
+            )
+
+        async def on_call_tool(
+            ctx: Any, params: types.CallToolRequestParams
+        ) -> types.CallToolResult:
+            if params.name not in self.tools:
+                return types.CallToolResult(
+                    content=[types.TextContent(text=f"Unknown tool: {params.name}")], is_error=True
+                )
+            return types.CallToolResult(content=[types.TextContent(text=f"{params.name} ran")])
+
+        return Server("ttl", on_list_tools=on_list_tools, on_call_tool=on_call_tool)

@@ -1,6 +1,7 @@
 """The stateless MCP wire (services/tooling/mcp_wire.py) against real SDK servers: headers the
-server checks, output schemas, JSON-RPC errors, SSE replies, a changed schema, and a
-handshake-era server that stays on the SDK client."""
+server checks, output schemas, JSON-RPC errors, SSE replies, a changed schema, listings reused
+for as long as the server's ttlMs says, and a handshake-era server that stays on the SDK
+client."""
 
 from __future__ import annotations
 
@@ -21,13 +22,19 @@ class Servers:
     wire_server: fakes.WireServer
     handshake: str
     handshake_app: fakes.HandshakeOnly
+    ttl: str
+    ttl_server: fakes.TtlServer
 
 
 @pytest_asyncio.fixture(scope="module")
 async def servers() -> AsyncIterator[Servers]:
-    wire, handshake = fakes.WireServer(), fakes.HandshakeOnly()
-    async with fakes.serve(wire.server()) as wire_url, fakes.serve(handshake.app()) as hs_url:
-        yield Servers(wire_url, wire, hs_url, handshake)
+    wire, handshake, ttl = fakes.WireServer(), fakes.HandshakeOnly(), fakes.TtlServer()
+    async with (
+        fakes.serve(wire.server()) as wire_url,
+        fakes.serve(handshake.app()) as hs_url,
+        fakes.serve(ttl.server()) as ttl_url,
+    ):
+        yield Servers(wire_url, wire, hs_url, handshake, ttl_url, ttl)
 
 
 def _server(url: str, alias: str = "w") -> dict[str, str]:
@@ -110,3 +117,22 @@ async def test_a_handshake_era_server_keeps_its_sdk_session(
     first = len(seen)
     await router.call("hs-search_narrative_i_o_knowledge_base", '{"query": "x"}', server)
     assert len(seen) == first + 1 and seen[-1] == seen[-2]  # the kept session, one POST
+
+
+async def test_a_listing_is_reused_while_its_ttl_holds(router: Router, servers: Servers) -> None:
+    """Discovery answers from a listing the server said is good for a minute; a call of a tool
+    that listing lacks lists afresh (and finds the tool the server has added since)."""
+    ttl = servers.ttl_server
+    server = _server(servers.ttl, "t")
+    assert [t.wire_name for t in await router.discover(server)] == ["t-alpha"]
+    lists = ttl.lists
+    ttl.tools = ["alpha", "beta"]
+    try:
+        assert [t.wire_name for t in await router.discover(server)] == ["t-alpha"]
+        assert ttl.lists == lists  # served from the listing, inside its ttlMs
+        result = await router.call("t-beta", "{}", server)
+        assert not result.is_error and result.content[0].text.text == "beta ran"
+        assert ttl.lists == lists + 1
+        assert [t.wire_name for t in await router.discover(server)] == ["t-alpha", "t-beta"]
+    finally:
+        ttl.tools = ["alpha"]
