@@ -8,7 +8,8 @@ capabilities in `params._meta`, mirrored in the `MCP-Protocol-Version`, `Mcp-Met
 and `Mcp-Param-*` headers (the SDK's own helpers build those). That skips the SDK's memory
 streams, task groups and httpx2 objects per request: about 4x less CPU per call.
 
-The reply is a JSON body or an SSE stream (a server that reports progress commits to SSE; its
+A same-origin 307/308 (a trailing-slash mount) is followed, as the SDK does, and remembered. The
+reply is a JSON body or an SSE stream (a server that reports progress commits to SSE; its
 notifications are skipped until the response). Results are validated with the SDK's pydantic
 types (`mcp_types`) and tools' output schemas as the SDK client does: a call's result is
 checked, then handed on as the wire JSON it arrived as (no dump of what was just parsed). A
@@ -22,7 +23,7 @@ cancellation) is the revision's cancellation. Failures are `McpFailure`s; `Work`
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -55,6 +56,7 @@ from services.tooling.http_pool import refusal_in
 # The HTTP client's own limits, as the SDK client's; the work's budget is the caller's timeout.
 TIMEOUT = aiohttp.ClientTimeout(sock_connect=30.0, sock_read=300.0)
 MAX_SSE_EVENT_BYTES = 1024 * 1024  # as the SDK client's streamable HTTP transport
+MAX_REDIRECTS = 5  # same-origin 307/308s followed for one request
 _R = TypeVar("_R", bound=types.Result)
 _CLIENT_INFO = DEFAULT_CLIENT_INFO.model_dump(by_alias=True, exclude_none=True, mode="json")
 
@@ -242,16 +244,24 @@ async def _request(
     if work.traceparent is not None:
         headers[tracing.TRACEPARENT] = work.traceparent
     work.sent += 1
+    target = endpoint._target
     try:
-        async with work.http.post(
-            endpoint._target,
-            data=body,
-            headers=headers,
-            allow_redirects=False,
-            auto_decompress=True,
-            timeout=TIMEOUT,
-        ) as response:
-            message = await _reply(work, response)
+        for _ in range(MAX_REDIRECTS + 1):
+            async with work.http.post(
+                target,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                auto_decompress=True,
+                timeout=TIMEOUT,
+            ) as response:
+                location = _followed(target, response)
+                if location is None:
+                    message = await _reply(work, response)
+                    break
+            target = location
+        else:
+            raise McpFailure("http_status", f"more than {MAX_REDIRECTS} redirects")
     except aiohttp.ClientConnectorError as exc:
         work.unprocessed = True
         refused = refusal_in(exc)
@@ -263,6 +273,7 @@ async def _request(
     except aiohttp.ClientError as exc:  # a connection reset or closed while reading, …
         why = first_line(exc) or type(exc).__name__
         raise McpFailure("unreachable", f"unreachable: {why}") from None
+    endpoint._target = target  # where a redirect led: the next request goes straight there
     error = message.get("error")
     if error is not None:
         code = error.get("code") if isinstance(error, dict) else None
@@ -277,13 +288,32 @@ async def _request(
     return result
 
 
+def _followed(target: yarl.URL, response: aiohttp.ClientResponse) -> yarl.URL | None:
+    """Where a redirect the SDK's transports would follow leads: a 307/308 (so the POST stays
+    a POST) within the endpoint's origin (its token and URL-policy check hold there), with no
+    credentials of its own. None for any other response."""
+    location = response.headers.get("Location")
+    if response.status not in (307, 308) or not location:
+        return None
+    try:
+        joined = target.join(yarl.URL(location))
+    except ValueError:
+        return None
+    if (joined.scheme, joined.host, joined.port) != (target.scheme, target.host, target.port):
+        return None
+    if joined.user != target.user or joined.password != target.password:
+        return None
+    return joined
+
+
 async def _reply(work: Work, response: aiohttp.ClientResponse) -> dict[str, Any]:
     """The JSON-RPC response in a reply's JSON body or SSE stream."""
     status = response.status
     if status == 404:
         work.unprocessed = True  # the server did not take the request (as the SDK's transport)
     if 300 <= status < 400:
-        location = response.headers.get("Location", "")
+        # Named without its query or fragment, which can carry state (as the SDK does).
+        location = response.headers.get("Location", "").split("?", 1)[0].split("#", 1)[0]
         raise McpFailure(
             "http_status",
             f"HTTP {status}: redirect to {location} not followed; use that URL as the endpoint "
@@ -301,7 +331,7 @@ async def _reply(work: Work, response: aiohttp.ClientResponse) -> dict[str, Any]
             if status < 400 or "error" in message:
                 return message
     elif kind.startswith("text/event-stream") and status < 400:
-        return await _sse_reply(response)
+        return await sse_response(response.content.iter_any())
     if status >= 400:
         raise McpFailure("http_status", f"HTTP {status}")
     if status == 202:
@@ -309,13 +339,13 @@ async def _reply(work: Work, response: aiohttp.ClientResponse) -> dict[str, Any]
     raise McpFailure("protocol", f"protocol error: unexpected reply ({kind or 'no content type'})")
 
 
-async def _sse_reply(response: aiohttp.ClientResponse) -> dict[str, Any]:
-    """The first response (result or error) on an SSE stream; notifications before it are
-    skipped (nothing here asked for progress)."""
+async def sse_response(chunks: AsyncIterable[bytes]) -> dict[str, Any]:
+    """The first JSON-RPC response (result or error) on an SSE stream; notifications before it
+    are skipped (nothing here asked for progress), as are comments and other fields."""
     pending = bytearray()
     data: list[bytes] = []
     size = 0
-    async for chunk in response.content.iter_any():
+    async for chunk in chunks:
         pending += chunk
         while (end := pending.find(b"\n")) >= 0:
             line = bytes(pending[:end]).rstrip(b"\r")

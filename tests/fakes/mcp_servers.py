@@ -14,7 +14,8 @@ isError, and a tool that never answers in time), `docs_search_server` (the spec'
 `RecordsServer` (counts its calls; holds a call until released), `WireServer` (header-mirrored
 arguments, an output schema, a JSON-RPC error, a slow call; its schemas can change),
 `HandshakeOnly` (an app that refuses the stateless revision, as a 2025-era server does),
-`TtlServer` (its listing says for how long a client may reuse it).
+`TtlServer` (its listing says for how long a client may reuse it), `TrailingSlash` (the
+docs-search server mounted at /mcp/, /mcp redirecting there).
 """
 
 from __future__ import annotations
@@ -588,3 +589,24 @@ class TtlServer:
             return types.CallToolResult(content=[types.TextContent(text=f"{params.name} ran")])
 
         return Server("ttl", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
+
+
+@dataclass
+class TrailingSlash:
+    """The docs-search server at `/mcp/`, with `/mcp` answering a 307 to it (as a Starlette
+    Mount does); `redirects` counts the 307s it sent."""
+
+    redirects: int = 0
+
+    def app(self) -> ASGIApp:
+        inner = docs_search_server().streamable_http_app(streamable_http_path=MCP_PATH + "/")
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"] == MCP_PATH:
+                self.redirects += 1
+                redirect = Response(status_code=307, headers={"location": MCP_PATH + "/"})
+                await redirect(scope, receive, send)
+                return
+            await inner(scope, receive, send)
+
+        return app

@@ -1,7 +1,7 @@
 """The stateless MCP wire (services/tooling/mcp_wire.py) against real SDK servers: headers the
 server checks, output schemas, JSON-RPC errors, SSE replies, a changed schema, listings reused
-for as long as the server's ttlMs says, and a handshake-era server that stays on the SDK
-client."""
+for as long as the server's ttlMs says, a same-origin redirect, and a handshake-era server that
+stays on the SDK client."""
 
 from __future__ import annotations
 
@@ -24,17 +24,21 @@ class Servers:
     handshake_app: fakes.HandshakeOnly
     ttl: str
     ttl_server: fakes.TtlServer
+    slash: str
+    slash_app: fakes.TrailingSlash
 
 
 @pytest_asyncio.fixture(scope="module")
 async def servers() -> AsyncIterator[Servers]:
     wire, handshake, ttl = fakes.WireServer(), fakes.HandshakeOnly(), fakes.TtlServer()
+    slash = fakes.TrailingSlash()
     async with (
         fakes.serve(wire.server()) as wire_url,
         fakes.serve(handshake.app()) as hs_url,
         fakes.serve(ttl.server()) as ttl_url,
+        fakes.serve(slash.app()) as slash_url,
     ):
-        yield Servers(wire_url, wire, hs_url, handshake, ttl_url, ttl)
+        yield Servers(wire_url, wire, hs_url, handshake, ttl_url, ttl, slash_url, slash)
 
 
 def _server(url: str, alias: str = "w") -> dict[str, str]:
@@ -136,3 +140,18 @@ async def test_a_listing_is_reused_while_its_ttl_holds(router: Router, servers: 
         assert [t.wire_name for t in await router.discover(server)] == ["t-alpha", "t-beta"]
     finally:
         ttl.tools = ["alpha"]
+
+
+async def test_a_same_origin_redirect_is_followed_once_and_remembered(
+    router: Router, servers: Servers
+) -> None:
+    server = _server(servers.slash, "sl")
+    tools = await router.discover(server)
+    assert [t.wire_name for t in tools] == ["sl-search_narrative_i_o_knowledge_base"]
+    redirects = servers.slash_app.redirects
+    for _ in range(2):
+        result = await router.call(
+            "sl-search_narrative_i_o_knowledge_base", '{"query": "limits"}', server
+        )
+        assert not result.is_error and "100 requests per minute" in result.content[0].text.text
+    assert servers.slash_app.redirects == redirects  # straight to /mcp/ since the first one
