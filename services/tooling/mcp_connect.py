@@ -62,6 +62,7 @@ _SSE_FALLBACK_STATUSES = {400, 404, 405}
 KEEP_SECONDS = 60.0  # how long a connected client may be reused
 KEEP_PER_SERVER = 16  # idle clients kept per (URL, token owner)
 SWEEP_ENDPOINTS_AT = 1024  # endpoints remembered before the expired ones are swept out
+AUDIENCES_KEPT = 4096  # URLs whose allow-list entry is remembered
 # The HTTP client's own limits; the work's budget is the caller's asyncio timeout.
 CONNECT_TIMEOUT_S = 30.0
 HTTP_TIMEOUT = httpx2.Timeout(CONNECT_TIMEOUT_S, read=300.0)
@@ -172,6 +173,7 @@ class McpConnector:
         self._secret = settings.jwt_secret
         # normalised URL -> the URL as listed (a token's audience)
         self._allowlist = {url_policy.normalize(u): u for u in settings.mcp_auth_allowlist}
+        self._audiences: dict[str, str | None] = {}  # URL -> its allow-list entry
         allow_private = settings.mcp_allow_private_networks
         self._pool = AiohttpPool(
             max_connections=512,
@@ -240,8 +242,17 @@ class McpConnector:
         )
 
     def _audience(self, url: str) -> str | None:
-        """The allow-list entry `url` matches after normalisation (it gets a token), or None."""
-        return self._allowlist.get(url_policy.normalize(url)) if self._secret else None
+        """The allow-list entry `url` matches after normalisation (it gets a token), or None
+        (remembered per URL: a run's discovery and every call ask it again)."""
+        if not self._secret:
+            return None
+        try:
+            return self._audiences[url]
+        except KeyError:
+            if len(self._audiences) >= AUDIENCES_KEPT:
+                self._audiences.clear()
+            audience = self._audiences[url] = self._allowlist.get(url_policy.normalize(url))
+            return audience
 
     def _authorization(self, audience: str | None, caller: Caller) -> str | None:
         if audience is None:
