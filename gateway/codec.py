@@ -6,7 +6,8 @@ Enums are lowercase without their type prefix; integers are JSON numbers; Timest
 UTC with microseconds; Struct/Value/ListValue are plain JSON. A message with
 `(agents.v1.union_discriminator)` is a flat object tagged by that key; one with
 `(agents.v1.json_array)` is a bare array. Input is strict: every problem raises DecodeError,
-whose detail names the field path. One plan per message descriptor is built lazily and cached.
+whose detail names the field path. One plan per message descriptor is built lazily and cached;
+its encoder is one Python function generated from the descriptor.
 """
 
 from __future__ import annotations
@@ -252,18 +253,6 @@ def _scalar_converter(field: descriptor.FieldDescriptor) -> Converter:
     if t == FD.TYPE_ENUM:
         return _enum_converter(_opts.enum_type(field))
     raise TypeError(f"{field.full_name}: unsupported field type {t}")
-
-
-def _scalar_encoder(field: descriptor.FieldDescriptor) -> Callable[[Any], Any] | None:
-    """None means 'the Python value is already the JSON value'."""
-    if field.type == FD.TYPE_ENUM:
-        names = enum_names(_opts.enum_type(field))[0]
-        return lambda number: names.get(number, number)
-    if field.type == FD.TYPE_BYTES:
-        return lambda raw: base64.b64encode(raw).decode()
-    if field.type in (FD.TYPE_DOUBLE, FD.TYPE_FLOAT):
-        return lambda x: x if math.isfinite(x) else None
-    return None
 
 
 @functools.cache
