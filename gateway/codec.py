@@ -6,7 +6,8 @@ Enums are lowercase without their type prefix; integers are JSON numbers; Timest
 UTC with microseconds; Struct/Value/ListValue are plain JSON. A message with
 `(agents.v1.union_discriminator)` is a flat object tagged by that key; one with
 `(agents.v1.json_array)` is a bare array. Input is strict: every problem raises DecodeError,
-whose detail names the field path. One plan per message descriptor is built lazily and cached.
+whose detail names the field path. One plan per message descriptor is built lazily and cached;
+its encoder is one Python function generated from the descriptor.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import keyword
 import math
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from google.protobuf import descriptor
@@ -253,18 +255,6 @@ def _scalar_converter(field: descriptor.FieldDescriptor) -> Converter:
     raise TypeError(f"{field.full_name}: unsupported field type {t}")
 
 
-def _scalar_encoder(field: descriptor.FieldDescriptor) -> Callable[[Any], Any] | None:
-    """None means 'the Python value is already the JSON value'."""
-    if field.type == FD.TYPE_ENUM:
-        names = enum_names(_opts.enum_type(field))[0]
-        return lambda number: names.get(number, number)
-    if field.type == FD.TYPE_BYTES:
-        return lambda raw: base64.b64encode(raw).decode()
-    if field.type in (FD.TYPE_DOUBLE, FD.TYPE_FLOAT):
-        return lambda x: x if math.isfinite(x) else None
-    return None
-
-
 @functools.cache
 def text_converter(field: descriptor.FieldDescriptor) -> Converter:
     """Parses a query or path parameter's text per the field's type (built once per field)."""
@@ -312,9 +302,17 @@ def text_converter(field: descriptor.FieldDescriptor) -> Converter:
 
 
 def format_timestamp(seconds: int, nanos: int) -> str:
-    return (_EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)).isoformat(
-        timespec="microseconds"
-    ) + "Z"
+    return f"{_second(seconds)}.{nanos // 1000:06d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    """`YYYY-MM-DDTHH:MM:SS` of a second: the timestamps of one reply mostly share a few."""
+    return (_EPOCH + timedelta(seconds=seconds)).isoformat()
+
+
+def _encode_timestamp(m: Any) -> str:
+    return format_timestamp(m.seconds, m.nanos)
 
 
 def _parse_timestamp(value: Any, path: str) -> tuple[int, int]:
@@ -395,43 +393,84 @@ def is_map(field: descriptor.FieldDescriptor) -> bool:
 class _Field:
     """How one field is encoded and decoded."""
 
-    __slots__ = ("decode", "encode", "field", "name")
+    __slots__ = ("_encode", "decode", "field", "name")
 
     def __init__(self, field: descriptor.FieldDescriptor) -> None:
         self.name = field.name
         self.field = field
-        self.encode: Callable[[Any], Any] = _field_encoder(field)
+        self._encode: Callable[[Any], Any] | None = None
         self.decode: Callable[[Any, Any, str, int], None] = _field_decoder(field)
+
+    @property
+    def encode(self) -> Callable[[Any], Any]:
+        """Built when first asked for: messages are encoded whole (`_compile_encoder`)."""
+        if self._encode is None:
+            self._encode = _field_encoder(self.field)
+        return self._encode
 
 
 def _field_encoder(field: descriptor.FieldDescriptor) -> Callable[[Any], Any]:
+    """One field's encoder on its own (a `response_body` rule renders just that field)."""
     name = field.name
+    expression, env = _field_expression(field, "m")
+    code = f"def encode_{name}(m):\n    return {expression}\n"
+    return cast(Callable[[Any], Any], _compile(code, env, f"encode_{name}", field.full_name))
+
+
+def _field_expression(field: descriptor.FieldDescriptor, m: str) -> tuple[str, dict[str, Any]]:
+    """A Python expression for the field's JSON value in message `m`, and the names it uses."""
+    name = field.name
+    tag = f"_field_{_slug(name)}"  # the field's plan or enum names
+    plain = name.isidentifier() and not keyword.iskeyword(name)
+    value = f"{m}.{name}" if plain else f"getattr({m}, {name!r})"
+    env: dict[str, Any] = {}
     if is_map(field):
         value_field = _opts.message_type(field).fields_by_name["value"]
-        if value_field.type == FD.TYPE_MESSAGE:
-            sub = plan(_opts.message_type(value_field))
-            return lambda m: {str(k): sub.encode(v) for k, v in getattr(m, name).items()}
-        venc = _scalar_encoder(value_field)
-        if venc is None:
-            return lambda m: {str(k): v for k, v in getattr(m, name).items()}
-        return lambda m: {str(k): venc(v) for k, v in getattr(m, name).items()}
+        item, item_env = _item_expression(value_field, "v", tag)
+        env.update(item_env)
+        return f"{{str(k): {item} for k, v in {value}.items()}}", env
+    item, env = _item_expression(field, "x" if field.is_repeated else value, tag)
+    if field.is_repeated:
+        return (f"list({value})" if item == "x" else f"[{item} for x in {value}]"), env
+    if field.has_presence:
+        return f"({item} if {m}.HasField({name!r}) else None)", env
+    return item, env
+
+
+def _item_expression(
+    field: descriptor.FieldDescriptor, value: str, tag: str
+) -> tuple[str, dict[str, Any]]:
+    """The JSON value of one (non-repeated) value of `field`'s type held in `value`."""
     if field.type == FD.TYPE_MESSAGE:
         sub = plan(_opts.message_type(field))
-        if field.is_repeated:
-            return lambda m: [sub.encode(x) for x in getattr(m, name)]
-        return lambda m: sub.encode(getattr(m, name)) if m.HasField(name) else None
-    enc = _scalar_encoder(field)
-    if field.is_repeated:
-        if enc is None:
-            return lambda m: list(getattr(m, name))
-        return lambda m: [enc(x) for x in getattr(m, name)]
-    if field.has_presence:
-        if enc is None:
-            return lambda m: getattr(m, name) if m.HasField(name) else None
-        return lambda m: enc(getattr(m, name)) if m.HasField(name) else None
-    if enc is None:
-        return lambda m: getattr(m, name)
-    return lambda m: enc(getattr(m, name))
+        special = _SPECIAL_ENCODERS.get(type(sub))
+        if special is not None:
+            return f"_{special.__name__}({value})", {f"_{special.__name__}": special}
+        if type(sub) is _Plan:  # its compiled function, looked up when called (recursion)
+            return f"{tag}._encode({value})", {tag: sub}
+        return f"{tag}.encode({value})", {tag: sub}
+    if field.type == FD.TYPE_ENUM:
+        names = enum_names(_opts.enum_type(field))[0]
+        return f"{tag}.get({value}, {value})", {tag: names}
+    if field.type == FD.TYPE_BYTES:
+        return f"__b64({value}).decode()", {"__b64": base64.b64encode}
+    if field.type in (FD.TYPE_DOUBLE, FD.TYPE_FLOAT):
+        return f"__finite({value})", {"__finite": _finite}
+    return value, {}
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"\W", "_", name)
+
+
+def _compile(code: str, env: dict[str, Any], function: str, origin: str) -> Any:
+    namespace = dict(env)
+    exec(compile(code, f"<codec: {origin}>", "exec"), namespace)  # noqa: S102 - from descriptors
+    return namespace[function]
 
 
 def _field_decoder(field: descriptor.FieldDescriptor) -> Callable[[Any, Any, str, int], None]:
@@ -512,6 +551,25 @@ def _map_decoder(field: descriptor.FieldDescriptor) -> Callable[[Any, Any, str, 
     return decode_map
 
 
+def _compile_encoder(desc: descriptor.Descriptor) -> Callable[[Any], Any]:
+    """A message's encoder as one generated function: a dict display reading each field
+    directly. A call per field (and a dict comprehension over them) cost more than the fields."""
+    env: dict[str, Any] = {}
+    lines = []
+    for field in desc.fields:
+        expression, used = _field_expression(field, "m")
+        env.update(used)
+        lines.append(f"        {field.name!r}: {expression},")
+    omitted = [
+        f"    if not out[{f.name!r}]:\n        del out[{f.name!r}]\n"
+        for f in desc.fields
+        if _opts.omit_empty(f)
+    ]
+    body = "\n".join(lines)
+    code = f"def encode(m):\n    out = {{\n{body}\n    }}\n{''.join(omitted)}    return out\n"
+    return cast(Callable[[Any], Any], _compile(code, env, "encode", desc.full_name))
+
+
 class _Plan:
     """An ordinary message: a JSON object with one key per field."""
 
@@ -523,15 +581,10 @@ class _Plan:
     def build(self) -> None:
         self.fields = {f.name: _Field(f) for f in self.desc.fields}
         self.retired = {r.name: r for r in _opts.retired_fields(self.desc)}
-        self._items = tuple((f.name, f.encode) for f in self.fields.values())
-        self._omittable = tuple(f.name for f in self.desc.fields if _opts.omit_empty(f))
+        self._encode: Callable[[Any], Any] = _compile_encoder(self.desc)
 
     def encode(self, m: Any) -> Any:
-        out = {name: enc(m) for name, enc in self._items}
-        for name in self._omittable:
-            if not out[name]:
-                del out[name]
-        return out
+        return self._encode(m)
 
     def decode(self, m: Any, value: Any, path: str, depth: int, skip: str | None = None) -> None:
         _check_depth(path, depth)
@@ -620,7 +673,7 @@ class _ArrayPlan(_Plan):
 
 class _TimestampPlan(_Plan):
     def encode(self, m: Any) -> Any:
-        return format_timestamp(m.seconds, m.nanos)
+        return _encode_timestamp(m)
 
     def decode(self, m: Any, value: Any, path: str, depth: int, skip: str | None = None) -> None:
         m.seconds, m.nanos = _parse_timestamp(value, path)
@@ -634,21 +687,22 @@ def _number(x: float) -> Any:
 
 def _encode_value(m: Any) -> Any:
     kind = m.WhichOneof("kind")
-    if kind is None or kind == "null_value":
-        return None
-    if kind == "number_value":
-        return _number(m.number_value)
     if kind == "string_value":
         return m.string_value
-    if kind == "bool_value":
-        return m.bool_value
     if kind == "struct_value":
         return _encode_struct(m.struct_value)
-    return _encode_list(m.list_value)
+    if kind == "bool_value":
+        return m.bool_value
+    if kind == "number_value":
+        return _number(m.number_value)
+    if kind == "list_value":
+        return _encode_list(m.list_value)
+    return None  # null_value, or unset
 
 
 def _encode_struct(m: Any) -> dict[str, Any]:
-    return {k: _encode_value(v) for k, v in m.fields.items()}
+    fields = m.fields  # keys and lookups: the map's items() is a Python-level generator
+    return {k: _encode_value(fields[k]) for k in fields}
 
 
 def _encode_list(m: Any) -> list[Any]:
@@ -713,6 +767,15 @@ class _ListValuePlan(_Plan):
     def decode(self, m: Any, value: Any, path: str, depth: int, skip: str | None = None) -> None:
         _check_depth(path, depth)
         _decode_list(m, value, path, depth)
+
+
+# The well-known types' encoders, called directly from a compiled encoder.
+_SPECIAL_ENCODERS: dict[type[_Plan], Callable[[Any], Any]] = {
+    _TimestampPlan: _encode_timestamp,
+    _StructPlan: _encode_struct,
+    _ValuePlan: _encode_value,
+    _ListValuePlan: _encode_list,
+}
 
 
 # --- path and query parameters ----------------------------------------------------------------

@@ -52,6 +52,12 @@ class PathTemplate:
     def field_paths(self) -> tuple[str, ...]:
         return tuple(v.field_path for v in self.variables)
 
+    def may_match_length(self, n: int) -> bool:
+        """Whether a path of `n` segments could match (a verb rides on the last segment)."""
+        if self.segments and self.segments[-1] == DOUBLE_STAR:
+            return n >= len(self.segments) - 1
+        return n == len(self.segments)
+
     def match(self, path_segments: list[str]) -> dict[str, str] | None:
         """Bindings for split, percent-decoded segments (verb still attached), or None."""
         segs = path_segments

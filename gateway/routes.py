@@ -9,8 +9,8 @@ tells 404 from 405 (with `Allow`) the way Starlette's `Match.NONE/PARTIAL/FULL` 
 from __future__ import annotations
 
 import logging
+import random
 import re
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -152,6 +152,13 @@ class Router:
         # More literal segments first, so `/a/b` wins over `/a/{id}`; otherwise declaration order.
         self.endpoints = sorted(endpoints, key=lambda e: -e.template.literal_count)
         self.docs_url = docs_url
+        # The endpoints a path of n segments can match, in that order: most have a fixed length.
+        longest = max((len(e.template.segments) for e in self.endpoints), default=0)
+        self._by_length = [
+            tuple(e for e in self.endpoints if e.template.may_match_length(n))
+            for n in range(longest + 1)
+        ]
+        self._longer = tuple(e for e in self.endpoints if e.template.may_match_length(longest + 1))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -190,7 +197,9 @@ class Router:
         method = scope["method"]
         allowed: list[str] = []
         if segments is not None:
-            for endpoint in self.endpoints:
+            n = len(segments)
+            candidates = self._by_length[n] if n < len(self._by_length) else self._longer
+            for endpoint in candidates:
                 bindings = endpoint.template.match(segments)
                 if bindings is None:
                     continue
@@ -226,7 +235,8 @@ def _request_id(scope: Scope) -> str:
             text = value.decode("latin-1")
             if _REQUEST_ID.match(text):
                 return text
-    return uuid.uuid4().hex
+    # A log correlation id, not a secret: 128 random bits without uuid4's urandom system call.
+    return f"{random.getrandbits(128):032x}"
 
 
 # --- transcoding ------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ The request is transcoded like a unary one (path, query). `Last-Event-ID` fills 
 the query does not. Each streamed message becomes one event: `event:` its `type` and `id:` its
 `seq` (when it has them), `data:` its JSON through the codec. Errors before the first message
 are ordinary problem+json answers; once the stream has started, an error ends it with an
-`event: error` carrying the problem. The response ends when the RPC's stream ends (for run
-events: after the terminal event). A client that goes away cancels the RPC.
+`event: error` carrying the problem. The response ends with an event of a type the message
+declares terminal (`StreamEventType.terminal`: the run's terminal events), in that event's write,
+or else when the RPC's stream ends. A client that goes away cancels the RPC.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from gateway import codec, problems
+from gateway import codec, descriptors, problems
 from gateway.routes import (
     DEFAULT_DEADLINE_S,
     Handler,
@@ -49,6 +50,10 @@ class SseTranscoder(Transcoder):
         fields = info.method.output_type.fields_by_name
         self.has_id = ID_FIELD in fields
         self.has_event = EVENT_FIELD in fields
+        # The event types the stream ends with: the response ends with them too.
+        self.terminal = frozenset(
+            e.name for e in descriptors.event_types(info.method.output_type) if e.terminal
+        )
 
     async def __call__(self, request: Request) -> None:
         message = await self.decode(request)
@@ -62,62 +67,91 @@ class SseTranscoder(Transcoder):
                 raise invalid_request(exc) from None
         # No deadline: the stream lasts as long as the run.
         call = self.stream(message, metadata=request.call_metadata())
-        disconnected = asyncio.create_task(_disconnect(request))
+        stream = _Response(request)
+        watcher = asyncio.create_task(_watch(stream, call))
         OPEN_EVENT_STREAMS.inc()
         try:
-            await self._relay(request, call, disconnected)
+            await self._relay(stream, call)
         finally:
             OPEN_EVENT_STREAMS.dec()
-            disconnected.cancel()
+            watcher.cancel()
             call.cancel()
 
-    async def _relay(self, request: Request, call: Any, disconnected: asyncio.Task[None]) -> None:
-        started = False
-
-        async def emit(body: bytes, more: bool = True) -> None:
-            nonlocal started
-            if not started:
-                await self._start(request)
-                started = True
-            await request.send({"type": "http.response.body", "body": body, "more_body": more})
-
-        read: asyncio.Future[Any] | None = None
+    async def _relay(self, stream: _Response, call: Any) -> None:
+        """Each message as it is read (one await per event: the watcher, not a wait on several
+        futures, looks after the client and quiet periods)."""
+        request = stream.request
         try:
             while True:
-                if read is None:
-                    read = asyncio.ensure_future(call.read())
-                done, _ = await asyncio.wait(
-                    {read, disconnected}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
-                )
-                if disconnected in done:
-                    read.cancel()
-                    return
-                if read not in done:  # quiet: a comment line keeps proxies from timing out
-                    await emit(b": keep-alive\n\n")
-                    continue
-                item, read = read.result(), None
+                try:
+                    item = await call.read()
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if stream.disconnected and not (current and current.cancelling()):
+                        return  # the watcher cancelled the call: the client went away
+                    raise
                 if item is grpc.aio.EOF:
                     break
-                await emit(_frame(item, self.has_id, self.has_event))
+                if self.has_event and getattr(item, EVENT_FIELD) in self.terminal:
+                    await stream.emit(_frame(item, self.has_id, self.has_event), more=False)
+                    return
+                await stream.emit(_frame(item, self.has_id, self.has_event))
         except grpc.aio.AioRpcError as exc:
             problem = problems.from_rpc_error(exc, request.request_id)
-            if not started:
+            if not stream.started:
                 raise ProblemError(problem) from None
-            await emit(b"event: error\ndata: " + request.problem_body(problem) + b"\n\n")
-        await emit(b"", more=False)
+            await stream.emit(b"event: error\ndata: " + request.problem_body(problem) + b"\n\n")
+        await stream.emit(b"", more=False)
 
-    async def _start(self, request: Request) -> None:
-        await request.send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", CONTENT_TYPE),
-                    (b"cache-control", b"no-cache"),
-                    (b"x-accel-buffering", b"no"),
-                ],
-            }
-        )
+
+class _Response:
+    """The event stream's HTTP response: started on its first write, ended by the last."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.started = False
+        self.ended = False
+        self.disconnected = False
+        self.last_write = asyncio.get_running_loop().time()
+
+    async def emit(self, body: bytes, more: bool = True) -> None:
+        if self.ended:
+            return
+        self.ended = not more
+        self.last_write = asyncio.get_running_loop().time()
+        if not self.started:
+            self.started = True
+            await self.request.send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", CONTENT_TYPE),
+                        (b"cache-control", b"no-cache"),
+                        (b"x-accel-buffering", b"no"),
+                    ],
+                }
+            )
+        await self.request.send({"type": "http.response.body", "body": body, "more_body": more})
+
+
+async def _watch(stream: _Response, call: Any) -> None:
+    """Beside the relay: a comment line after KEEPALIVE_S without a write keeps proxies from
+    timing the stream out, and a client that goes away cancels the call (ending the relay)."""
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(Exception):
+        while True:
+            quiet = stream.last_write + KEEPALIVE_S - loop.time()
+            try:
+                message = await asyncio.wait_for(stream.request.receive(), max(quiet, 0.0))
+            except TimeoutError:
+                if loop.time() - stream.last_write >= KEEPALIVE_S:
+                    await stream.emit(b": keep-alive\n\n")
+                continue
+            if message["type"] == "http.disconnect":
+                stream.disconnected = True
+                call.cancel()
+                return
 
 
 def _frame(message: Any, has_id: bool, has_event: bool) -> bytes:
@@ -129,14 +163,6 @@ def _frame(message: Any, has_id: bool, has_event: bool) -> bytes:
     if has_id:
         head += b"id: " + str(getattr(message, ID_FIELD)).encode() + b"\n"
     return head + b"data: " + codec.to_json(message) + b"\n\n"
-
-
-async def _disconnect(request: Request) -> None:
-    with contextlib.suppress(Exception):
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                return
 
 
 def stream_handler(info: MethodInfo, channel: grpc.aio.Channel, settings: Any) -> Handler:

@@ -97,12 +97,17 @@ def _config_wire(text: str) -> bytes:
     return from_json(text, config_pb2.AgentConfig()).SerializeToString()
 
 
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
+
+
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; everything stored is UTC
-        value = value.replace(tzinfo=UTC)
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    # SQLite hands back naive datetimes; everything stored is UTC. Computed from the difference
+    # to the epoch: Timestamp.FromDatetime is pure Python, a few times slower.
+    since = value - (_EPOCH if value.tzinfo is None else _EPOCH_UTC)
+    return timestamp_pb2.Timestamp(
+        seconds=since.days * 86400 + since.seconds, nanos=since.microseconds * 1000
+    )
 
 
 # --- conversations and messages -----------------------------------------------------------------

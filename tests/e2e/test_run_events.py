@@ -11,9 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from agents.v1 import store_service_pb2, store_service_pb2_grpc
 
+from gateway import sse
 from services.common.internal_auth import Role
+from services.common.metrics import OPEN_EVENT_STREAMS
 from tests.fakes import bedrock as fb
 from tests.internal import INTERNAL_SECRET, internal_channel
 from tests.spec_examples import BOOKING_TOOL, example_defaults
@@ -94,6 +97,38 @@ async def test_sse_stream_reconnects_after_seq_without_loss_or_duplicates(
     assert [e["seq"] for e in again] == [4, 5, 6]
     everything, _ = await read_events(rs, run["id"])
     assert [e["seq"] for e in everything] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_quiet_stream_keeps_alive_and_a_leaving_client_ends_it(
+    rs: RunnerSuite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sse, "KEEPALIVE_S", 0.05)
+    question = unique("Think quietly.")
+    gate = fb.Gate(fb.text("done"))
+    rs.bedrock.on(question, gate)
+    conversation = await rs.create_conversation()
+    run = await rs.start_run(conversation["id"], question)
+    await asyncio.wait_for(gate.arrived.wait(), 10)
+    open_before = OPEN_EVENT_STREAMS._value.get()
+    lines: list[str] = []
+
+    async def read_until_keepalive() -> None:
+        path = f"/agents/runs/{run['id']}/events"
+        async with rs.http.stream("GET", path, headers=rs.headers()) as response:
+            async for line in response.aiter_lines():
+                lines.append(line)
+                if line == ": keep-alive":
+                    return  # and the connection goes away
+
+    await asyncio.wait_for(read_until_keepalive(), 10)
+    assert "event: run.status" in lines  # the events so far came first
+    deadline = asyncio.get_running_loop().time() + 10
+    while OPEN_EVENT_STREAMS._value.get() > open_before:  # the gateway let go of the stream
+        assert asyncio.get_running_loop().time() < deadline, "the event stream stayed open"
+        await asyncio.sleep(0.01)
+    gate.release()
+    events, _ = await asyncio.wait_for(read_events(rs, run["id"]), 10)
+    assert events[-1]["type"] == "run.completed"  # the response ends with its terminal event
 
 
 async def test_live_view_while_in_flight(rs: RunnerSuite) -> None:

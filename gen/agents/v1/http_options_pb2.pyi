@@ -69,14 +69,16 @@ class FieldRules(_message.Message):
     def __init__(self, required: _Optional[bool] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., min_length: _Optional[int] = ..., pattern: _Optional[str] = ..., format: _Optional[str] = ..., example: _Optional[str] = ..., default_value: _Optional[str] = ..., element_fields: _Optional[_Mapping[str, FieldRules]] = ..., resource: _Optional[str] = ...) -> None: ...
 
 class StreamEventType(_message.Message):
-    __slots__ = ("name", "description", "fields")
+    __slots__ = ("name", "description", "fields", "terminal")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     fields: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ...) -> None: ...
+    terminal: bool
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., terminal: _Optional[bool] = ...) -> None: ...
 
 class HttpExample(_message.Message):
     __slots__ = ("summary", "description", "body")

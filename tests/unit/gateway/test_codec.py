@@ -8,6 +8,7 @@ import orjson
 import pytest
 from agents.v1 import config_pb2, message_pb2, run_pb2
 from agents.v1 import conversation_service_pb2 as cs
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -394,3 +395,84 @@ def test_decoded_config_round_trips() -> None:
     }
     cfg = codec.from_value(body, config_pb2.AgentConfig())
     assert _out(cfg) == body
+
+
+def _shapes_message() -> Any:
+    """A message with the field kinds agents.v1 does not use yet: maps, bytes, repeated enums,
+    non-finite doubles and a field named by a Python keyword."""
+    fd = descriptor_pb2.FileDescriptorProto(
+        name="codec_shapes.proto", package="shapes", syntax="proto3"
+    )
+    fd.dependency.append("google/protobuf/timestamp.proto")
+    fd.enum_type.add(name="Color").value.extend(
+        [
+            descriptor_pb2.EnumValueDescriptorProto(name="COLOR_UNSPECIFIED", number=0),
+            descriptor_pb2.EnumValueDescriptorProto(name="COLOR_DEEP_RED", number=1),
+        ]
+    )
+    FDP = descriptor_pb2.FieldDescriptorProto  # noqa: N806
+    inner = fd.message_type.add(name="Inner")
+    inner.field.add(name="n", number=1, type=FDP.TYPE_INT32, label=FDP.LABEL_OPTIONAL)
+    shapes = fd.message_type.add(name="Shapes")
+    for key, value, type_name in (
+        ("IntsEntry", FDP.TYPE_INT32, ""),
+        ("InnersEntry", FDP.TYPE_MESSAGE, ".shapes.Inner"),
+    ):
+        entry = shapes.nested_type.add(name=key)
+        entry.options.map_entry = True
+        entry.field.add(name="key", number=1, type=FDP.TYPE_STRING, label=FDP.LABEL_OPTIONAL)
+        entry.field.add(name="value", number=2, type=value, label=FDP.LABEL_OPTIONAL)
+        if type_name:
+            entry.field[-1].type_name = type_name
+    fields = [
+        ("ints", FDP.TYPE_MESSAGE, ".shapes.Shapes.IntsEntry", FDP.LABEL_REPEATED),
+        ("inners", FDP.TYPE_MESSAGE, ".shapes.Shapes.InnersEntry", FDP.LABEL_REPEATED),
+        ("raw", FDP.TYPE_BYTES, "", FDP.LABEL_OPTIONAL),
+        ("colors", FDP.TYPE_ENUM, ".shapes.Color", FDP.LABEL_REPEATED),
+        ("ratios", FDP.TYPE_DOUBLE, "", FDP.LABEL_REPEATED),
+        ("from", FDP.TYPE_STRING, "", FDP.LABEL_OPTIONAL),
+        ("stamps", FDP.TYPE_MESSAGE, ".google.protobuf.Timestamp", FDP.LABEL_REPEATED),
+        ("child", FDP.TYPE_MESSAGE, ".shapes.Shapes", FDP.LABEL_OPTIONAL),
+    ]
+    for number, (name, kind, type_name, label) in enumerate(fields, start=1):
+        shapes.field.add(name=name, number=number, type=kind, label=label)
+        if type_name:
+            shapes.field[-1].type_name = type_name
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(fd)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("shapes.Shapes"))()
+
+
+def test_compiled_encoder_renders_every_field_kind() -> None:
+    m = _shapes_message()
+    m.ints["a"] = 1
+    m.inners["b"].n = 2
+    m.raw = b"\x00\xff"
+    m.colors.extend([1, 0, 7])
+    m.ratios.extend([0.5, float("nan"), float("inf")])
+    setattr(m, "from", "here")  # noqa: B010 - a keyword: no attribute syntax
+    m.stamps.add(seconds=1, nanos=5000)
+    m.child.raw = b"x"
+    out = codec.to_value(m)
+    assert out == {
+        "ints": {"a": 1},
+        "inners": {"b": {"n": 2}},
+        "raw": "AP8=",
+        "colors": ["deep_red", "unspecified", 7],
+        "ratios": [0.5, None, None],
+        "from": "here",
+        "stamps": ["1970-01-01T00:00:01.000005Z"],
+        "child": {
+            "ints": {},
+            "inners": {},
+            "raw": "eA==",
+            "colors": [],
+            "ratios": [],
+            "from": "",
+            "stamps": [],
+            "child": None,
+        },
+    }
+    field = codec.plan(m.DESCRIPTOR).fields["from"]
+    assert field.encode(m) == "here"  # a `response_body` rule's single field
