@@ -21,6 +21,7 @@ from services.common.catalogue import Cluster
 from services.common.config import MAX_RUNNER_NAME, Settings
 from services.common.grpc_server import Running, start_server
 from services.common.internal_auth import InternalCredential, Role
+from services.runner.capacity import Capacity, budget_bytes
 from services.runner.clients import StoreClient, ToolRouterClient
 from services.runner.executor import Executor
 from services.runner.providers.base import Provider
@@ -75,7 +76,8 @@ def build_providers(
     if settings.fake_model:
         echo = EchoProvider()
         return {cluster.name: echo for cluster in clusters}
-    connections = max(settings.runner_concurrency, 4)
+    # As many connections as runs at once: no limit unless an operator counts runs.
+    connections = max(settings.runner_concurrency, 4) if settings.runner_concurrency else 0
     chat = ChatOptions(
         max_connections=connections,
         max_attempts=settings.chat_max_attempts,
@@ -129,7 +131,7 @@ async def start(settings: Settings, bind: str) -> Running:
         executor,
         name,
         runner_id,
-        settings.runner_concurrency,
+        Capacity(settings.runner_concurrency, budget_bytes(settings.runner_memory_mb)),
         settings.runner_lease_seconds,
         settings.runner_renew_batch,
         clusters=[c.name for c in clusters] if settings.runner_clusters else (),
