@@ -1,15 +1,16 @@
 """The run queue: which runner executes which run, and until when.
 
 A run is runnable while it is pending, or running on a lease (lease_owner, lease_expires_at) that
-expired (its runner is gone). `claim` leases the oldest runnable run of the execution clusters the
-runner serves (all, or those it names), or waits (a long poll) until one is offered: a StartRun
-leases its new run to the longest-waiting claim that serves the run's cluster, in its own
-transaction (`offer`, Temporal's "sync match"), else wakes one such claim to look again; a running
-lease's expiry wakes it too. Runners renew their leases in one call, learn of cancellations on
-their `watch` stream, and a runner that lost a lease can neither renew nor commit (`held`). A
-runner that restarts `release`s the leases its earlier incarnations held, so their runs resume at
-once. On PostgreSQL, runs queued or released and cancellations requested in one api process wake
-the claims and watchers of the others too (notifications.py).
+expired (its runner is gone). `claim` leases the oldest runnable runs of the execution clusters the
+runner serves (all, or those it names), as many as the runner has room for (one transaction, one
+reply), or waits (a long poll) until one is offered: a StartRun leases its new run to the
+longest-waiting claim that serves the run's cluster, in its own transaction (`offer`, Temporal's
+"sync match"), else wakes one such claim to look again; a running lease's expiry wakes it too.
+Runners renew their leases in one call, learn of cancellations on their `watch` stream, and a
+runner that lost a lease can neither renew nor commit (`held`). A runner that restarts `release`s
+the leases its earlier incarnations held, so their runs resume at once. On PostgreSQL, runs queued
+or released and cancellations requested in one api process wake the claims and watchers of the
+others too (notifications.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from agents.v1 import run_pb2, store_service_pb2
 from sqlalchemy import (
     ColumnElement,
     FromClause,
+    Integer,
     and_,
     bindparam,
     case,
@@ -86,6 +88,7 @@ class ClaimedRun:
 class Claim:
     claimed: ClaimedRun | None
     retry_after_ms: int  # none claimed: until the earliest running lease expires (0: none)
+    more: tuple[ClaimedRun, ...] = ()  # further runs the same claim leased (max_runs > 1)
 
 
 # --- waiting claims ----------------------------------------------------------------------------
@@ -291,12 +294,12 @@ def _runnable(table: FromClause) -> ColumnElement[bool]:
     )
 
 
-def _leasing(run_id: Any) -> ReturningUpdate[Any]:
-    """UPDATE … RETURNING that leases the run `run_id` (a value or a subquery) to :runner."""
+def _leasing(which: ColumnElement[bool]) -> ReturningUpdate[Any]:
+    """UPDATE … RETURNING that leases the runs `which` selects to :runner."""
     claimed_at = bindparam("claimed_at", type_=runs.c.started_at.type)
     return (
         update(runs)
-        .where(runs.c.id == run_id)
+        .where(which)
         .values(
             status="running",
             lease_owner=bindparam("runner"),
@@ -326,18 +329,18 @@ def _claim_statement(skip_locked: bool, by_cluster: bool) -> ReturningUpdate[Any
         select(candidate.c.id)
         .where(runnable)
         .order_by(candidate.c.started_at, candidate.c.id)
-        .limit(1)
+        .limit(bindparam("limit", type_=Integer))
     )
     if skip_locked:
         oldest = oldest.with_for_update(skip_locked=True)
-    return _leasing(oldest.scalar_subquery())
+    return _leasing(runs.c.id.in_(oldest))
 
 
 # By (is_postgres, the runner names its clusters).
 _CLAIM = {
     (pg, named): _claim_statement(pg, named) for pg in (False, True) for named in (False, True)
 }
-_CLAIM_NEW = _leasing(bindparam("run_id"))  # a new run, handed over by its own StartRun
+_CLAIM_NEW = _leasing(runs.c.id == bindparam("run_id"))  # a new run, handed over by its StartRun
 _EARLIEST_LEASE = {
     False: select(func.min(runs.c.lease_expires_at)).where(runs.c.status == "running"),
     True: select(func.min(runs.c.lease_expires_at)).where(
@@ -425,12 +428,12 @@ def _lease_new_run(
         "claimed_at": now,
     }
     leased = RunRow(*conn.execute(_CLAIM_NEW, params).one())
-    return _claimed(conn, leased, now, conversation)
+    return Claim(_claimed(conn, leased, now, conversation), 0)
 
 
 def _claimed(
     conn: Connection, run: RunRow, now: datetime, conversation: ConversationRow | None = None
-) -> Claim:
+) -> ClaimedRun:
     """What the runner needs of a run just leased to it (and of its conversation, read here
     unless the caller's transaction has it)."""
     resumed = run.attempts > 1  # a lost runner's run: hand over what it already did
@@ -459,8 +462,7 @@ def _claimed(
         )
         announced = event_log.announced_tool_calls(conn, run.id)
         partial = event_log.partial_turn_lost(conn, run.id)
-    claimed = ClaimedRun(run, conversation, history, live, usage, announced, partial)
-    return Claim(claimed, 0)
+    return ClaimedRun(run, conversation, history, live, usage, announced, partial)
 
 
 def _retry_after_ms(conn: Connection, now: datetime, clusters: list[str] | None) -> int:
@@ -474,9 +476,14 @@ def _retry_after_ms(conn: Connection, now: datetime, clusters: list[str] | None)
 
 
 def _response(claim: Claim) -> store_service_pb2.ClaimRunResponse:
-    claimed = claim.claimed
-    if claimed is None:
+    if claim.claimed is None:
         return store_service_pb2.ClaimRunResponse(retry_after_ms=claim.retry_after_ms)
+    response = _claimed_response(claim.claimed)
+    response.more.extend(_claimed_response(claimed) for claimed in claim.more)
+    return response
+
+
+def _claimed_response(claimed: ClaimedRun) -> store_service_pb2.ClaimRunResponse:
     run = mapping.run_to_proto(claimed.run, claimed.conversation.name)
     payload = mapping.from_json(claimed.run.payload, run_pb2.RunPayload())
     return store_service_pb2.ClaimRunResponse(
@@ -530,27 +537,43 @@ class RunQueue:
         self._notifications.on_reconnect(self._line.wake_all)
 
     async def claim(
-        self, runner_id: str, lease_seconds: int, wait_ms: int, clusters: Sequence[str] = ()
+        self,
+        runner_id: str,
+        lease_seconds: int,
+        wait_ms: int,
+        clusters: Sequence[str] = (),
+        max_runs: int = 1,
     ) -> store_service_pb2.ClaimRunResponse:
-        """Lease the oldest runnable run of `clusters` (none named: of every cluster; one
-        UPDATE … RETURNING), or wait up to `wait_ms` for one: handed over by a StartRun, or found
-        on looking again when a queued run or the earliest running lease's expiry wakes this
-        claim."""
+        """Lease the oldest runnable runs of `clusters` (none named: of every cluster), up to
+        `max_runs` of them (one UPDATE … RETURNING), or wait up to `wait_ms` for one: handed
+        over by a StartRun, or found on looking again when a queued run or the earliest running
+        lease's expiry wakes this claim."""
         if not runner_id:
             raise ParleyError("InvalidRequest", "runner_id is required", field="runner_id")
+        validation.at_least(max_runs, 0, "max_runs")
         lease = _lease(lease_seconds)
         named = sorted(set(clusters)) or None
         statement = _CLAIM[self._db.is_postgres, named is not None]
 
         def oldest(conn: Connection) -> Claim:
             now = datetime.now(UTC)
-            params = {"now": now, "runner": runner_id, "expires": now + lease, "claimed_at": now}
+            params: dict[str, Any] = {
+                "now": now,
+                "runner": runner_id,
+                "expires": now + lease,
+                "claimed_at": now,
+                "limit": max(1, max_runs),
+            }
             if named is not None:
                 params["clusters"] = named
-            row = conn.execute(statement, params).first()
-            if row is None:
+            leased = sorted(
+                (RunRow(*row) for row in conn.execute(statement, params)),
+                key=lambda run: (run.started_at, run.id),
+            )
+            if not leased:
                 return Claim(None, _retry_after_ms(conn, now, named))
-            return _claimed(conn, RunRow(*row), now)
+            first, *more = (_claimed(conn, run, now) for run in leased)
+            return Claim(first, 0, tuple(more))
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0, wait_ms) / 1000

@@ -44,6 +44,7 @@ from services.runner.executor import Executor, RunHandle
 log = logging.getLogger("parley.runner")
 Signal = store_service_pb2.WatchWorkResponse
 CLAIM_WAIT_MS = 30_000  # one long poll's wait at the store; then the worker asks again
+CLAIM_BATCH = 32  # runs one claim leases at most (one store transaction: short, to stay fair)
 RELEASE_AT_STOP_S = 2.0  # a stop does not wait long for a store that is gone
 
 
@@ -189,13 +190,24 @@ class Worker:
                 continue
             backoff = 0.1
             if claim is not None and claim.HasField("run"):
-                self._start(claim)
+                for each in (claim, *claim.more):
+                    self._start(each)
+
+    def _room(self, clusters: list[str]) -> int:
+        """How many runs a claim naming `clusters` may lease: the room left within the capacity
+        and within each capped cluster it may lease from, at most CLAIM_BATCH."""
+        room = min(CLAIM_BATCH, self._capacity.limit - self._in_flight)
+        for cluster, cap in self._limits.items():
+            if not clusters or cluster in clusters:
+                room = min(room, cap - self._per_cluster[cluster])
+        return max(1, room)
 
     async def _claim(self, clusters: list[str]) -> store_service_pb2.ClaimRunResponse | None:
-        """One long poll; None when `wake()` cut it short."""
+        """One long poll (for as many runs as there is room for); None when `wake()` cut it
+        short."""
         self._poll_clusters = clusters
         self._poll = poll = self._store.claim(
-            self.runner_id, self._lease_seconds, CLAIM_WAIT_MS, clusters
+            self.runner_id, self._lease_seconds, CLAIM_WAIT_MS, clusters, self._room(clusters)
         )
         try:
             return await poll
