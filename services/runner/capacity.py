@@ -1,14 +1,14 @@
 """How many runs a runner executes at once: as many as fit in its memory budget.
 
 A run in flight waits on its model most of the time and holds no thread, so what bounds a runner
-is the memory its runs hold, not a number of slots. The budget (PARLEY_RUNNER_MEMORY_MB; by
-default three quarters of the memory the process may use: its cgroup's limit, else the machine's)
-is divided by what one run costs: the process's resident memory above its idle level, per run in
-flight, measured whenever the resident memory reaches a new peak (so memory a finished run freed,
-which the process keeps and reuses, does not count twice), and never taken below PER_RUN_PRIOR
-(runs differ; a first few small ones must not open the gates to thousands of large ones). An
-operator's count (PARLEY_RUNNER_CONCURRENCY) caps it further. The worker claims while `admits`;
-at the limit it waits for a run to end.
+is the memory its runs hold, not a number of slots. The worker claims runs while the process's
+resident memory is below its budget (PARLEY_RUNNER_MEMORY_MB; by default three quarters of the
+memory the process may use: its cgroup's limit, else the machine's). When the resident memory
+reaches the budget, the runs in flight then are the runs that fit: claims stop, and resume as runs
+end and fewer than that are in flight (the memory a finished run freed is kept by the process and
+reused, so resident memory need not fall first). Should it grow on by a sixteenth of the budget,
+fewer fit: as many as are in flight then. A claim asks for no more runs than the memory left would
+hold at PER_RUN_PRIOR each. An operator's count (PARLEY_RUNNER_CONCURRENCY) caps it all.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from typing import Final
 from services.common.metrics import RUNNER_MEMORY_BUDGET, RUNNER_SLOTS
 
 log = logging.getLogger("parley.runner")
-PER_RUN_PRIOR: Final = 256 * 1024  # bytes a run is assumed to hold until runs show more
+PER_RUN_PRIOR: Final = 256 * 1024  # bytes a run may hold, for the size of one claim
 BUDGET_SHARE: Final = 0.75  # of the memory the process may use, without PARLEY_RUNNER_MEMORY_MB
-MIN_SAMPLE: Final = 16  # runs in flight before their memory says what one costs
+REGROW: Final = 16  # resident memory this fraction of the budget past it: fewer runs fit
+UNBOUNDED: Final = 1 << 31
 _PAGE: Final = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _NO_LIMIT: Final = 1 << 60  # cgroup v1 reports "no limit" as a huge number
 
@@ -66,8 +67,9 @@ def budget_bytes(memory_mb: int) -> int | None:
 
 
 class Capacity:
-    """The runs one runner may execute at once: its memory budget's worth, at most `count` (0:
-    no count)."""
+    """The runs one runner may execute at once: what fits in `budget` bytes of resident memory
+    (None: no memory bound), at most `count` (0: no count). `limit` is that number as known now
+    (the `parley_runner_slots` gauge)."""
 
     def __init__(
         self,
@@ -77,44 +79,49 @@ class Capacity:
     ) -> None:
         self._count = count
         self._resident = resident
-        idle = resident() if budget is not None else None
-        # No reading of resident memory here: nothing to measure runs by, only the count counts.
-        self._budget = budget if idle is not None else None
-        self._idle = idle or 0
-        self._peak = self._idle
-        self._per_run = PER_RUN_PRIOR
-        if budget is not None and idle is None:
+        now = resident() if budget is not None else None
+        if budget is not None and now is None:
             log.warning("resident memory cannot be read here: runs in flight are not bounded by it")
-        self.limit = self._limit()
-        RUNNER_SLOTS.inc(self.limit)  # inc: a test process may hold several runners
-        RUNNER_MEMORY_BUDGET.inc(self._budget or 0)
-
-    def _limit(self) -> int:
-        if self._budget is None:
-            return self._count or 1 << 31
-        fits = max(1, (self._budget - self._idle) // self._per_run)
-        return min(fits, self._count) if self._count else fits
+        self._budget = budget if now is not None else None
+        self._fits: int | None = None  # runs in flight when resident memory reached the budget
+        self._over_at = 0  # resident memory then
+        self.limit = 0
+        self._show(self._estimate(0, now))
+        RUNNER_MEMORY_BUDGET.inc(self._budget or 0)  # inc: a test process may hold several
 
     def admits(self, in_flight: int) -> bool:
         """Whether one more run may start now, `in_flight` running. One run always may."""
-        if self._budget is not None and in_flight >= MIN_SAMPLE:
-            resident = self._resident()
-            if resident is not None and resident > self._peak:
-                self._peak = resident
-                per_run = (resident - self._idle) // in_flight
-                if per_run > self._per_run:  # runs cost more than thought: fewer fit
-                    self._per_run = per_run
-                    self._set(self._limit())
-        return in_flight < self.limit or in_flight == 0
-
-    def _set(self, limit: int) -> None:
-        RUNNER_SLOTS.inc(limit - self.limit)
-        if limit < self.limit:
+        if self._budget is None or in_flight == 0:
+            return in_flight < self.limit or in_flight == 0
+        resident = self._resident()
+        if resident is None:
+            return in_flight < self.limit
+        if resident >= self._budget and (
+            self._fits is None or resident > self._over_at + self._budget // REGROW
+        ):
+            self._fits, self._over_at = max(1, in_flight), resident
             log.info(
-                "runs hold about %d KiB each: at most %d in flight in the memory budget",
-                self._per_run // 1024,
-                limit,
+                "resident memory reached the runner's budget (%d MiB) with %d runs in flight: "
+                "at most that many from now on",
+                self._budget // 2**20,
+                self._fits,
             )
+        self._show(self._estimate(in_flight, resident))
+        return in_flight < self.limit
+
+    def _estimate(self, in_flight: int, resident: int | None) -> int:
+        """The runs that fit: those in flight when the budget was reached, while resident memory
+        is at it; below it, those in flight and what the memory left holds at PER_RUN_PRIOR."""
+        fits = UNBOUNDED
+        if self._budget is not None and resident is not None:
+            if resident >= self._budget and self._fits is not None:
+                fits = self._fits
+            else:
+                fits = in_flight + max(1, (self._budget - resident) // PER_RUN_PRIOR)
+        return min(fits, self._count) if self._count else fits
+
+    def _show(self, limit: int) -> None:
+        RUNNER_SLOTS.inc(limit - self.limit)
         self.limit = limit
 
     def close(self) -> None:

@@ -1,5 +1,5 @@
 """How many runs one runner executes at once (services/runner/capacity.py): bounded by memory, not
-by a slot count; an operator's PARLEY_RUNNER_CONCURRENCY, or a memory budget that is full, holds
+by a slot count; a memory budget that is full, or an operator's PARLEY_RUNNER_CONCURRENCY, holds
 claims back until a run ends. Through the real suite: gateway, api, runner, the fake Bedrock."""
 
 from __future__ import annotations
@@ -25,22 +25,26 @@ def _gauge(name: str, labels: dict[str, str] | None = None) -> float:
 
 
 async def _start_gated(rs: RunnerSuite, count: int) -> list[tuple[dict[str, Any], fb.Gate]]:
-    """`count` runs on named conversations (no titling call), each held at the fake model."""
-    started = []
-    for i in range(count):
-        prompt = unique(f"Held {i}.")
-        gate = fb.Gate(fb.text(f"done {i}"))
+    """`count` runs on named conversations (no titling call), each held at the fake model, started
+    in this order."""
+    gates = [fb.Gate(fb.text(f"done {i}")) for i in range(count)]
+    prompts = [unique(f"Held {i}.") for i in range(count)]
+    for prompt, gate in zip(prompts, gates, strict=True):
         rs.bedrock.on(prompt, gate)
-        conversation = await rs.create_conversation(name=f"held {i}")
-        started.append((await rs.start_run(conversation["id"], prompt), gate))
-    return started
+    conversations = await asyncio.gather(
+        *(rs.create_conversation(name=f"held {i}") for i in range(count))
+    )
+    return [
+        (await rs.start_run(conversation["id"], prompt), gate)
+        for conversation, prompt, gate in zip(conversations, prompts, gates, strict=True)
+    ]
 
 
 async def test_more_runs_than_the_old_slot_count_are_in_flight_at_once(
     make_database_url: Callable[[], Awaitable[str]],
 ) -> None:
-    """As shipped, 300 runs wait on the model at the same time: no run waits for a slot."""
-    count = OLD_SLOT_COUNT + 44
+    """As shipped, more runs than the old 256 slots wait on the model at the same time."""
+    count = OLD_SLOT_COUNT + 4
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 4 * count:  # a connection per run, at both ends of the loopback
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8 * count), hard))
@@ -51,7 +55,7 @@ async def test_more_runs_than_the_old_slot_count_are_in_flight_at_once(
         assert _gauge("parley_runner_slots_in_use") == count
         for _, gate in held:
             gate.release()
-        for i, (run, _) in enumerate(held):
+        for i, (run, _) in enumerate(held):  # one poll at a time: the runs end meanwhile
             assert (await rs.wait_run(run["id"]))["final_text"] == f"done {i}"
 
 
@@ -59,25 +63,20 @@ async def test_more_runs_than_the_old_slot_count_are_in_flight_at_once(
 async def test_a_full_runner_claims_again_when_a_run_ends(
     make_database_url: Callable[[], Awaitable[str]], bound: str
 ) -> None:
-    """A memory budget just above the runner's resident memory has room for a few runs (as many
-    as `parley_runner_slots` says), PARLEY_RUNNER_CONCURRENCY=3 for three: the runs after those
-    stay pending while the first are in flight, and each run that ends lets the next one in."""
-    resident = resident_bytes()
-    if bound == "memory" and resident is None:
+    """A memory budget the runner's resident memory is already over has room for one run at a
+    time; PARLEY_RUNNER_CONCURRENCY=3 for three. The runs after those stay pending while the
+    first are in flight, and each run that ends lets the next one in."""
+    if bound == "memory" and resident_bytes() is None:
         pytest.skip("resident memory cannot be read on this platform")
-    settings = (
-        {"runner_memory_mb": (resident or 0) // 2**20 + 1}
-        if bound == "memory"
-        else {"runner_concurrency": 3}
-    )
+    settings = {"runner_memory_mb": 1} if bound == "memory" else {"runner_concurrency": 3}
+    limit = 1 if bound == "memory" else 3
     async with running_runner_suite(await make_database_url(), **settings) as rs:
-        limit = int(_gauge("parley_runner_slots"))
-        assert 1 <= limit <= 8 and (bound == "memory" or limit == 3)
         held = await _start_gated(rs, limit + 2)
         async with asyncio.timeout(20):
             await asyncio.gather(*(gate.arrived.wait() for _, gate in held[:limit]))
         cluster = (await rs.get_run(held[0][0]["id"]))["effective_config"]["execution_cluster"]
         await wait_until(lambda: _gauge("parley_api_runs_pending", {"cluster": cluster}) == 2)
+        assert _gauge("parley_runner_slots") == limit
         assert [gate.arrived.is_set() for _, gate in held[limit:]] == [False, False]
         assert [(await rs.get_run(run["id"]))["status"] for run, _ in held[limit:]] == [
             "pending",

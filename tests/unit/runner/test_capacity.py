@@ -1,9 +1,9 @@
-"""capacity.py: runs in flight are bounded by a memory budget (what one run costs, learned from the
-process's resident memory at its peaks) and, when an operator sets one, by a count."""
+"""capacity.py: runs in flight are bounded by a memory budget (claims stop when resident memory
+reaches it; the runs in flight then are what fits) and, when an operator sets one, by a count."""
 
 from __future__ import annotations
 
-from services.runner.capacity import MIN_SAMPLE, PER_RUN_PRIOR, Capacity, budget_bytes
+from services.runner.capacity import PER_RUN_PRIOR, REGROW, UNBOUNDED, Capacity, budget_bytes
 
 MB = 2**20
 
@@ -25,35 +25,39 @@ def test_a_count_alone_is_the_limit_and_one_run_is_always_admitted() -> None:
         assert [capacity.admits(n) for n in range(5)] == [True, True, True, False, False]
     finally:
         capacity.close()
-    tight = Capacity(0, 100 * MB, Resident(200 * MB))  # already over its budget
+    over = Capacity(0, 100 * MB, Resident(200 * MB))  # already over its budget: one at a time
     try:
-        assert tight.limit == 1 and tight.admits(0) and not tight.admits(1)
+        assert over.admits(0) and not over.admits(1) and over.limit == 1
+        assert over.admits(0) and not over.admits(1)
     finally:
-        tight.close()
+        over.close()
 
 
-def test_the_budget_holds_as_many_runs_as_fit_and_learns_what_a_run_costs() -> None:
+def test_runs_fit_until_resident_memory_reaches_the_budget() -> None:
     resident = Resident(100 * MB)
-    capacity = Capacity(0, 100 * MB + 1000 * PER_RUN_PRIOR, resident)
+    capacity = Capacity(0, 200 * MB, resident)
     try:
-        assert capacity.limit == 1000
-        resident.value = 100 * MB + MIN_SAMPLE * PER_RUN_PRIOR // 2  # runs cost less: prior holds
-        assert capacity.admits(MIN_SAMPLE) and capacity.limit == 1000
-        resident.value = 100 * MB + 100 * 4 * PER_RUN_PRIOR  # 100 runs hold 4 priors each
-        assert capacity.admits(100) and capacity.limit == 250
-        assert not capacity.admits(250)
-        # Runs end; the process keeps the memory they freed (it reuses it): no fewer fit.
-        assert capacity.admits(MIN_SAMPLE) and capacity.limit == 250
+        assert capacity.limit == 100 * MB // PER_RUN_PRIOR  # what a claim may ask for at first
+        resident.value = 150 * MB
+        assert capacity.admits(500) and capacity.limit == 500 + 50 * MB // PER_RUN_PRIOR
+        resident.value = 200 * MB  # reached with 800 in flight: 800 fit
+        assert not capacity.admits(800) and capacity.limit == 800
+        # Runs end; the process keeps the memory they freed (and reuses it): 800 still fit.
+        assert capacity.admits(799) and not capacity.admits(800)
+        resident.value = 200 * MB + 200 * MB // REGROW + 1  # it grew on: fewer fit
+        assert not capacity.admits(700) and capacity.limit == 700
+        resident.value = 150 * MB  # memory given back: room again
+        assert capacity.admits(700)
     finally:
         capacity.close()
 
 
 def test_a_count_caps_the_budget_and_no_reading_means_no_memory_bound() -> None:
-    both = Capacity(10, 100 * MB + 1000 * PER_RUN_PRIOR, Resident(100 * MB))
+    both = Capacity(10, 200 * MB, Resident(100 * MB))
     unreadable = Capacity(0, 100 * MB, Resident(None))
     try:
-        assert both.limit == 10
-        assert unreadable.limit >= 1 << 31 and unreadable.admits(10**6)
+        assert both.limit == 10 and both.admits(9) and not both.admits(10)
+        assert unreadable.limit == UNBOUNDED and unreadable.admits(10**6)
     finally:
         both.close()
         unreadable.close()
