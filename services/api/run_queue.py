@@ -30,7 +30,6 @@ from agents.v1 import run_pb2, store_service_pb2
 from sqlalchemy import (
     ColumnElement,
     FromClause,
-    Integer,
     and_,
     bindparam,
     case,
@@ -58,6 +57,9 @@ from services.common.metrics import (
 )
 
 DEFAULT_LEASE_SECONDS: Final = 60
+# A claim of several runs stops adding runs once their histories and inputs reach this many bytes
+# (far below the gRPC message limit): a long conversation's run comes alone.
+CLAIM_BYTES: Final = 16 * 2**20
 INCARNATION_SEPARATOR: Final = "/"  # a runner_id is `<runner name>/<incarnation>`
 # RUNS_PENDING is counted again after this process queues or claims runs, at most once per
 # PENDING_MIN_INTERVAL_S, and every PENDING_MAX_INTERVAL_S anyway (other processes' runs).
@@ -329,11 +331,11 @@ def _claim_statement(skip_locked: bool, by_cluster: bool) -> ReturningUpdate[Any
         select(candidate.c.id)
         .where(runnable)
         .order_by(candidate.c.started_at, candidate.c.id)
-        .limit(bindparam("limit", type_=Integer))
+        .limit(1)
     )
     if skip_locked:
         oldest = oldest.with_for_update(skip_locked=True)
-    return _leasing(runs.c.id.in_(oldest))
+    return _leasing(runs.c.id == oldest.scalar_subquery())
 
 
 # By (is_postgres, the runner names its clusters).
@@ -545,7 +547,8 @@ class RunQueue:
         max_runs: int = 1,
     ) -> store_service_pb2.ClaimRunResponse:
         """Lease the oldest runnable runs of `clusters` (none named: of every cluster), up to
-        `max_runs` of them (one UPDATE … RETURNING), or wait up to `wait_ms` for one: handed
+        `max_runs` of them or CLAIM_BYTES of history (one UPDATE … RETURNING each, in one
+        transaction), or wait up to `wait_ms` for one: handed
         over by a StartRun, or found on looking again when a queued run or the earliest running
         lease's expiry wakes this claim."""
         if not runner_id:
@@ -557,23 +560,21 @@ class RunQueue:
 
         def oldest(conn: Connection) -> Claim:
             now = datetime.now(UTC)
-            params: dict[str, Any] = {
-                "now": now,
-                "runner": runner_id,
-                "expires": now + lease,
-                "claimed_at": now,
-                "limit": max(1, max_runs),
-            }
+            params = {"now": now, "runner": runner_id, "expires": now + lease, "claimed_at": now}
             if named is not None:
                 params["clusters"] = named
-            leased = sorted(
-                (RunRow(*row) for row in conn.execute(statement, params)),
-                key=lambda run: (run.started_at, run.id),
-            )
+            leased: list[ClaimedRun] = []
+            size = 0
+            while len(leased) < max(1, max_runs) and size < CLAIM_BYTES:
+                row = conn.execute(statement, params).first()  # the oldest runnable one left
+                if row is None:
+                    break
+                leased.append(claimed := _claimed(conn, RunRow(*row), now))
+                size += len(claimed.run.payload)
+                size += sum(len(message.content_blocks) for message in claimed.history)
             if not leased:
                 return Claim(None, _retry_after_ms(conn, now, named))
-            first, *more = (_claimed(conn, run, now) for run in leased)
-            return Claim(first, 0, tuple(more))
+            return Claim(leased[0], 0, tuple(leased[1:]))
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0, wait_ms) / 1000

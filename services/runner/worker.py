@@ -7,12 +7,13 @@ PARLEY_RUNNER_CONCURRENCY when an operator sets it); a cluster's `runner_concurr
 many of its runs the worker executes at once; at the cap, its claims leave that cluster out until
 one of its runs ends.
 Pickup without polling: with room for a run, the worker keeps one ClaimRun long poll open at the
-store. A new run is leased to a waiting poll in its StartRun's own transaction and handed over at
-once; otherwise each queued run wakes one waiting runner, so runners do not race for it, and a
-dead runner's runs come back when their leases expire, a deadline the store waits for. With no
-room the worker waits for a run to end first. Before its first claim, a
-worker whose runner restarted releases the leases its previous process held (same runner name),
-so those runs resume at once rather than when their leases expire.
+store, for as many runs as it has room for (the store leases the oldest runnable ones in one
+transaction). A new run is leased to a waiting poll in its StartRun's own transaction and handed
+over at once; otherwise each queued run wakes one waiting runner, so runners do not race for it,
+and a dead runner's runs come back when their leases expire, a deadline the store waits for. With
+no room the worker waits for a run to end first. Before its first claim, a worker whose runner
+restarted releases the leases its previous process held (same runner name), so those runs resume
+at once rather than when their leases expire.
 Cancellations come on the store's WatchWork stream, which is reconnected with backoff when the
 store goes away. One loop renews the leases of every run in flight with one call per period. A
 worker that stops releases the leases of the runs it abandons.

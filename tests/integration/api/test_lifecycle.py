@@ -10,11 +10,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+import pytest
 from prometheus_client import REGISTRY
 from agents.v1 import conversation_service_pb2 as svc
 from agents.v1 import message_pb2, run_pb2, store_service_pb2
 from google.protobuf import json_format, struct_pb2
 
+from services.api import run_queue
 from tests.blocks import assistant, text, tool_result, tool_use
 
 from .conftest import DOCS, Api, defaults, expect_error, running_api
@@ -628,3 +630,19 @@ async def test_one_claim_leases_several_runs_oldest_first(
         nothing = await claim(4)
         assert not nothing.HasField("run") and not nothing.more
         await expect_error(claim(-1), "InvalidRequest")
+
+
+async def test_a_claim_of_several_runs_stops_at_its_bytes(
+    make_database_url: Callable[..., Awaitable[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim of several runs adds none past CLAIM_BYTES of histories and inputs: here (a cap
+    below one run's input) each run comes alone, oldest first."""
+    monkeypatch.setattr(run_queue, "CLAIM_BYTES", 1)
+    async with running_api(await make_database_url()) as api:
+        who = api.user()
+        started = [await api.start(who, (await api.create(who)).id) for _ in range(2)]
+        for run in started:
+            claimed = await api.store.ClaimRun(
+                store_service_pb2.ClaimRunRequest(runner_id="bytes", lease_seconds=600, max_runs=5)
+            )
+            assert claimed.run.id == run.id and not claimed.more
