@@ -8,7 +8,9 @@ reaches the budget, the runs in flight then are the runs that fit: claims stop, 
 end and fewer than that are in flight (the memory a finished run freed is kept by the process and
 reused, so resident memory need not fall first). Should it grow on by a sixteenth of the budget,
 fewer fit: as many as are in flight then. A claim asks for no more runs than the memory left would
-hold at PER_RUN_PRIOR each. An operator's count (PARLEY_RUNNER_CONCURRENCY) caps it all.
+hold at PER_RUN_PRIOR each. An operator's count (PARLEY_RUNNER_CONCURRENCY) caps it all. A run
+in flight holds a connection to its model, so the runner raises its soft limit on open files to
+the hard one (`open_files`): the usual soft default, 1,024, would bound it before memory does.
 """
 
 from __future__ import annotations
@@ -55,6 +57,24 @@ def available_bytes() -> int | None:
     except (AttributeError, ValueError, OSError):
         pass
     return min(limits) if limits else None
+
+
+def open_files() -> int | None:
+    """Raise this process's soft limit on open files to its hard limit; the limit now (None where
+    there is no such limit)."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20  # the kernel's usual nr_open
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):
+        return soft
+    return wanted
 
 
 def budget_bytes(memory_mb: int) -> int | None:

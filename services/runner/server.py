@@ -21,7 +21,7 @@ from services.common.catalogue import Cluster
 from services.common.config import MAX_RUNNER_NAME, Settings
 from services.common.grpc_server import Running, start_server
 from services.common.internal_auth import InternalCredential, Role
-from services.runner.capacity import Capacity, budget_bytes
+from services.runner.capacity import Capacity, budget_bytes, open_files
 from services.runner.clients import StoreClient, ToolRouterClient
 from services.runner.executor import Executor
 from services.runner.providers.base import Provider
@@ -111,6 +111,9 @@ def build_providers(
 
 async def start(settings: Settings, bind: str) -> Running:
     clusters = served_clusters(settings)
+    files = open_files()  # a run in flight holds a connection: open files must not bound it
+    if files is not None and files < 4096:
+        log.warning("at most %d open files: runs in flight are bounded by them", files)
     store_channel = channels.dial(settings, "store")
     tooling_channel = channels.dial(settings, "tooling")
     credential = InternalCredential(settings.internal_secret, Role.RUNNER)

@@ -5,7 +5,6 @@ claims back until a run ends. Through the real suite: gateway, api, runner, the 
 from __future__ import annotations
 
 import asyncio
-import resource
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -46,9 +45,6 @@ async def test_more_runs_than_the_old_slot_count_are_in_flight_at_once(tmp_path:
     """As shipped, more runs than the old 256 slots wait on the model at the same time (on SQLite
     only: the bound is the runner's, whatever the database)."""
     count = OLD_SLOT_COUNT + 4
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 4 * count:  # a connection per run, at both ends of the loopback
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8 * count), hard))
     url = f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}"
     await migrate.upgrade(url)
     async with running_runner_suite(url) as rs:

@@ -3,7 +3,16 @@ reaches it; the runs in flight then are what fits) and, when an operator sets on
 
 from __future__ import annotations
 
-from services.runner.capacity import PER_RUN_PRIOR, REGROW, UNBOUNDED, Capacity, budget_bytes
+import pytest
+
+from services.runner.capacity import (
+    PER_RUN_PRIOR,
+    REGROW,
+    UNBOUNDED,
+    Capacity,
+    budget_bytes,
+    open_files,
+)
 
 MB = 2**20
 
@@ -67,3 +76,16 @@ def test_the_budget_is_the_setting_or_a_share_of_the_memory_available() -> None:
     assert budget_bytes(512) == 512 * MB
     default = budget_bytes(0)
     assert default is None or default > 0
+
+
+def test_the_soft_limit_on_open_files_is_raised_to_the_hard_one() -> None:
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft > 256:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # as a low default would leave it
+    try:
+        limit = open_files()
+        now, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert limit == now and (hard == resource.RLIM_INFINITY or now == hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, now), hard))
