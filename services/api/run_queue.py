@@ -296,12 +296,12 @@ def _runnable(table: FromClause) -> ColumnElement[bool]:
     )
 
 
-def _leasing(which: ColumnElement[bool]) -> ReturningUpdate[Any]:
-    """UPDATE … RETURNING that leases the runs `which` selects to :runner."""
+def _leasing(run_id: Any) -> ReturningUpdate[Any]:
+    """UPDATE … RETURNING that leases the run `run_id` (a value or a subquery) to :runner."""
     claimed_at = bindparam("claimed_at", type_=runs.c.started_at.type)
     return (
         update(runs)
-        .where(which)
+        .where(runs.c.id == run_id)
         .values(
             status="running",
             lease_owner=bindparam("runner"),
@@ -335,14 +335,14 @@ def _claim_statement(skip_locked: bool, by_cluster: bool) -> ReturningUpdate[Any
     )
     if skip_locked:
         oldest = oldest.with_for_update(skip_locked=True)
-    return _leasing(runs.c.id == oldest.scalar_subquery())
+    return _leasing(oldest.scalar_subquery())
 
 
 # By (is_postgres, the runner names its clusters).
 _CLAIM = {
     (pg, named): _claim_statement(pg, named) for pg in (False, True) for named in (False, True)
 }
-_CLAIM_NEW = _leasing(runs.c.id == bindparam("run_id"))  # a new run, handed over by its StartRun
+_CLAIM_NEW = _leasing(bindparam("run_id"))  # a new run, handed over by its own StartRun
 _EARLIEST_LEASE = {
     False: select(func.min(runs.c.lease_expires_at)).where(runs.c.status == "running"),
     True: select(func.min(runs.c.lease_expires_at)).where(
@@ -548,9 +548,9 @@ class RunQueue:
     ) -> store_service_pb2.ClaimRunResponse:
         """Lease the oldest runnable runs of `clusters` (none named: of every cluster), up to
         `max_runs` of them or CLAIM_BYTES of history (one UPDATE … RETURNING each, in one
-        transaction), or wait up to `wait_ms` for one: handed
-        over by a StartRun, or found on looking again when a queued run or the earliest running
-        lease's expiry wakes this claim."""
+        transaction), or wait up to `wait_ms` for one: handed over by a StartRun, or found on
+        looking again when a queued run or the earliest running lease's expiry wakes this
+        claim."""
         if not runner_id:
             raise ParleyError("InvalidRequest", "runner_id is required", field="runner_id")
         validation.at_least(max_runs, 0, "max_runs")
