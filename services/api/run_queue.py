@@ -1,15 +1,16 @@
 """The run queue: which runner executes which run, and until when.
 
 A run is runnable while it is pending, or running on a lease (lease_owner, lease_expires_at) that
-expired (its runner is gone). `claim` leases the oldest runnable run of the execution clusters the
-runner serves (all, or those it names), or waits (a long poll) until one is offered: a StartRun
-leases its new run to the longest-waiting claim that serves the run's cluster, in its own
-transaction (`offer`, Temporal's "sync match"), else wakes one such claim to look again; a running
-lease's expiry wakes it too. Runners renew their leases in one call, learn of cancellations on
-their `watch` stream, and a runner that lost a lease can neither renew nor commit (`held`). A
-runner that restarts `release`s the leases its earlier incarnations held, so their runs resume at
-once. On PostgreSQL, runs queued or released and cancellations requested in one api process wake
-the claims and watchers of the others too (notifications.py).
+expired (its runner is gone). `claim` leases the oldest runnable runs of the execution clusters the
+runner serves (all, or those it names), as many as the runner has room for (one transaction, one
+reply), or waits (a long poll) until one is offered: a StartRun leases its new run to the
+longest-waiting claim that serves the run's cluster, in its own transaction (`offer`, Temporal's
+"sync match"), else wakes one such claim to look again; a running lease's expiry wakes it too.
+Runners renew their leases in one call, learn of cancellations on their `watch` stream, and a
+runner that lost a lease can neither renew nor commit (`held`). A runner that restarts `release`s
+the leases its earlier incarnations held, so their runs resume at once. On PostgreSQL, runs queued
+or released and cancellations requested in one api process wake the claims and watchers of the
+others too (notifications.py).
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ from services.common.metrics import (
 )
 
 DEFAULT_LEASE_SECONDS: Final = 60
+# A claim of several runs stops adding runs once their histories and inputs reach this many bytes
+# (far below the gRPC message limit): a long conversation's run comes alone.
+CLAIM_BYTES: Final = 16 * 2**20
 INCARNATION_SEPARATOR: Final = "/"  # a runner_id is `<runner name>/<incarnation>`
 # RUNS_PENDING is counted again after this process queues or claims runs, at most once per
 # PENDING_MIN_INTERVAL_S, and every PENDING_MAX_INTERVAL_S anyway (other processes' runs).
@@ -86,6 +90,7 @@ class ClaimedRun:
 class Claim:
     claimed: ClaimedRun | None
     retry_after_ms: int  # none claimed: until the earliest running lease expires (0: none)
+    more: tuple[ClaimedRun, ...] = ()  # further runs the same claim leased (max_runs > 1)
 
 
 # --- waiting claims ----------------------------------------------------------------------------
@@ -425,12 +430,12 @@ def _lease_new_run(
         "claimed_at": now,
     }
     leased = RunRow(*conn.execute(_CLAIM_NEW, params).one())
-    return _claimed(conn, leased, now, conversation)
+    return Claim(_claimed(conn, leased, now, conversation), 0)
 
 
 def _claimed(
     conn: Connection, run: RunRow, now: datetime, conversation: ConversationRow | None = None
-) -> Claim:
+) -> ClaimedRun:
     """What the runner needs of a run just leased to it (and of its conversation, read here
     unless the caller's transaction has it)."""
     resumed = run.attempts > 1  # a lost runner's run: hand over what it already did
@@ -459,8 +464,7 @@ def _claimed(
         )
         announced = event_log.announced_tool_calls(conn, run.id)
         partial = event_log.partial_turn_lost(conn, run.id)
-    claimed = ClaimedRun(run, conversation, history, live, usage, announced, partial)
-    return Claim(claimed, 0)
+    return ClaimedRun(run, conversation, history, live, usage, announced, partial)
 
 
 def _retry_after_ms(conn: Connection, now: datetime, clusters: list[str] | None) -> int:
@@ -474,9 +478,14 @@ def _retry_after_ms(conn: Connection, now: datetime, clusters: list[str] | None)
 
 
 def _response(claim: Claim) -> store_service_pb2.ClaimRunResponse:
-    claimed = claim.claimed
-    if claimed is None:
+    if claim.claimed is None:
         return store_service_pb2.ClaimRunResponse(retry_after_ms=claim.retry_after_ms)
+    response = _claimed_response(claim.claimed)
+    response.more.extend(_claimed_response(claimed) for claimed in claim.more)
+    return response
+
+
+def _claimed_response(claimed: ClaimedRun) -> store_service_pb2.ClaimRunResponse:
     run = mapping.run_to_proto(claimed.run, claimed.conversation.name)
     payload = mapping.from_json(claimed.run.payload, run_pb2.RunPayload())
     return store_service_pb2.ClaimRunResponse(
@@ -530,14 +539,21 @@ class RunQueue:
         self._notifications.on_reconnect(self._line.wake_all)
 
     async def claim(
-        self, runner_id: str, lease_seconds: int, wait_ms: int, clusters: Sequence[str] = ()
+        self,
+        runner_id: str,
+        lease_seconds: int,
+        wait_ms: int,
+        clusters: Sequence[str] = (),
+        max_runs: int = 1,
     ) -> store_service_pb2.ClaimRunResponse:
-        """Lease the oldest runnable run of `clusters` (none named: of every cluster; one
-        UPDATE … RETURNING), or wait up to `wait_ms` for one: handed over by a StartRun, or found
-        on looking again when a queued run or the earliest running lease's expiry wakes this
+        """Lease the oldest runnable runs of `clusters` (none named: of every cluster), up to
+        `max_runs` of them or CLAIM_BYTES of history (one UPDATE … RETURNING each, in one
+        transaction), or wait up to `wait_ms` for one: handed over by a StartRun, or found on
+        looking again when a queued run or the earliest running lease's expiry wakes this
         claim."""
         if not runner_id:
             raise ParleyError("InvalidRequest", "runner_id is required", field="runner_id")
+        validation.at_least(max_runs, 0, "max_runs")
         lease = _lease(lease_seconds)
         named = sorted(set(clusters)) or None
         statement = _CLAIM[self._db.is_postgres, named is not None]
@@ -547,10 +563,18 @@ class RunQueue:
             params = {"now": now, "runner": runner_id, "expires": now + lease, "claimed_at": now}
             if named is not None:
                 params["clusters"] = named
-            row = conn.execute(statement, params).first()
-            if row is None:
+            leased: list[ClaimedRun] = []
+            size = 0
+            while len(leased) < max(1, max_runs) and size < CLAIM_BYTES:
+                row = conn.execute(statement, params).first()  # the oldest runnable one left
+                if row is None:
+                    break
+                leased.append(claimed := _claimed(conn, RunRow(*row), now))
+                size += len(claimed.run.payload)
+                size += sum(len(message.content_blocks) for message in claimed.history)
+            if not leased:
                 return Claim(None, _retry_after_ms(conn, now, named))
-            return _claimed(conn, RunRow(*row), now)
+            return Claim(leased[0], 0, tuple(leased[1:]))
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0, wait_ms) / 1000

@@ -31,9 +31,14 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
         self, request: store_service_pb2.ClaimRunRequest, context: Context
     ) -> store_service_pb2.ClaimRunResponse:
         claim = await self._queue.claim(
-            request.runner_id, request.lease_seconds, request.wait_ms, request.clusters
+            request.runner_id,
+            request.lease_seconds,
+            request.wait_ms,
+            request.clusters,
+            request.max_runs,
         )
-        self._present.run(claim.run)
+        for each in (claim, *claim.more):
+            self._present.run(each.run)
         return claim
 
     async def RenewLeases(

@@ -40,7 +40,12 @@ class Settings:
     mcp_allow_private_networks: bool = False
     mcp_auth_allowlist: tuple[str, ...] = ()
     max_body_bytes: int = 1 << 20
-    runner_concurrency: int = 256  # runs one runner executes at once (a model wait holds no thread)
+    # Runs one runner executes at once are bounded by memory (runner/capacity.py): as many as fit
+    # in runner_memory_mb of resident memory (0: 3/4 of what the process may use: its cgroup's
+    # limit, else the machine's), at most runner_concurrency when set (0: no count; a model wait
+    # holds no thread, so a run in flight costs memory only).
+    runner_concurrency: int = 0
+    runner_memory_mb: int = 0
     runner_lease_seconds: int = 30  # renewed every third of it; a dead runner's runs resume after
     runner_name: str = ""  # stable across restarts; "": this host and the runner's listening port
     runner_renew_batch: int = 1_000  # run ids per RenewLeases call (bind-parameter limits)
@@ -146,8 +151,9 @@ def load_settings(
         ),
         mcp_auth_allowlist=tuple(u.strip() for u in allowlist.split(",") if u.strip()),
         runner_concurrency=_int(
-            env, "PARLEY_RUNNER_CONCURRENCY", Settings.runner_concurrency, minimum=1
+            env, "PARLEY_RUNNER_CONCURRENCY", Settings.runner_concurrency, minimum=0
         ),
+        runner_memory_mb=_int(env, "PARLEY_RUNNER_MEMORY_MB", Settings.runner_memory_mb),
         runner_lease_seconds=_int(
             env, "PARLEY_RUNNER_LEASE_SECONDS", Settings.runner_lease_seconds, minimum=1
         ),

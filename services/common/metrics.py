@@ -121,7 +121,14 @@ RUNNER_IN_FLIGHT = Gauge(
     "parley_runner_runs_in_flight", "Runs this runner executes now, by execution cluster.",
     ["cluster"],
 )  # fmt: skip
-RUNNER_SLOTS = Gauge("parley_runner_slots", "Runs this runner may execute at once.")
+RUNNER_SLOTS = Gauge(
+    "parley_runner_slots",
+    "Runs this runner may execute at once: its memory budget's worth, at most its concurrency.",
+)
+RUNNER_MEMORY_BUDGET = Gauge(
+    "parley_runner_memory_budget_bytes",
+    "The resident memory this runner's process fills with runs in flight (0: not bounded by it).",
+)
 RUNNER_SLOTS_USED = Gauge("parley_runner_slots_in_use", "Of those, the slots in use now.")
 RUNNER_LEASES_LOST = Counter(
     "parley_runner_leases_lost_total",

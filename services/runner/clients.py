@@ -47,14 +47,23 @@ class StoreClient:
             call.cancel()
 
     def claim(
-        self, runner_id: str, lease_seconds: int, wait_ms: int, clusters: list[str]
+        self,
+        runner_id: str,
+        lease_seconds: int,
+        wait_ms: int,
+        clusters: list[str],
+        max_runs: int = 1,
     ) -> grpc.aio.UnaryUnaryCall[
         store_service_pb2.ClaimRunRequest, store_service_pb2.ClaimRunResponse
     ]:
         """The (long-poll) call itself, so that the worker can cancel it. `clusters`: only runs
-        of these execution clusters ([]: of every cluster)."""
+        of these execution clusters ([]: of every cluster); up to `max_runs` of them."""
         request = store_service_pb2.ClaimRunRequest(
-            runner_id=runner_id, lease_seconds=lease_seconds, wait_ms=wait_ms, clusters=clusters
+            runner_id=runner_id,
+            lease_seconds=lease_seconds,
+            wait_ms=wait_ms,
+            clusters=clusters,
+            max_runs=max_runs,
         )
         call: grpc.aio.UnaryUnaryCall[
             store_service_pb2.ClaimRunRequest, store_service_pb2.ClaimRunResponse

@@ -54,7 +54,7 @@ from services.runner.outbox import (
     tool_result_event,
     turn_event,
 )
-from services.runner.output import OutputDecoder
+from services.runner.output import OutputDecoder, decoder_of
 from services.runner.providers.base import (
     ForcedTool,
     ModelRequest,
@@ -174,9 +174,7 @@ class Executor:
     async def _execute(self, claim: store_service_pb2.ClaimRunResponse, handle: RunHandle) -> None:
         run = claim.run
         self._maybe_title(claim)
-        decoder = OutputDecoder(
-            json_format.MessageToDict(run.effective_config.output_format_schema)
-        )
+        decoder = decoder_of(run.effective_config.output_format_schema)
         outbox = Outbox(
             lambda events: self._store.append_run_events(run.id, self._runner_id, events, None),
             lambda _failure: handle.interrupt.set(),  # the executor raises outbox.failure

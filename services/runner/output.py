@@ -10,10 +10,12 @@ shaped like the implicit `{text: string}` schema that effective_config echoes is
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from google.protobuf import json_format, struct_pb2
 from jsonschema import Draft202012Validator
 
 from services.common.contract import TEXT_MODE_SCHEMA
@@ -28,7 +30,8 @@ class Decoded:
 
 
 class OutputDecoder:
-    """Built once per run: the schema's validator is compiled here, not per reply."""
+    """Built once per schema (`decoder_of`): the schema's validator is compiled here, not per
+    reply or per run. It holds no state of a run's."""
 
     def __init__(self, schema: dict[str, Any] | None) -> None:
         self.text_mode = not schema or schema == TEXT_MODE_SCHEMA
@@ -68,6 +71,17 @@ class OutputDecoder:
                 f"{where}: {error.message}",
             )
         return Decoded(True, structured=value)
+
+
+def decoder_of(schema: struct_pb2.Struct) -> OutputDecoder:
+    """The decoder of a run's output_format_schema, shared by the runs with the same schema (most
+    runs are in text mode: one decoder)."""
+    return _decoder(schema.SerializeToString(deterministic=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _decoder(schema: bytes) -> OutputDecoder:
+    return OutputDecoder(json_format.MessageToDict(struct_pb2.Struct.FromString(schema)))
 
 
 def _excerpt(text: str, limit: int = 200) -> str:

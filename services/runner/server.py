@@ -21,6 +21,7 @@ from services.common.catalogue import Cluster
 from services.common.config import MAX_RUNNER_NAME, Settings
 from services.common.grpc_server import Running, start_server
 from services.common.internal_auth import InternalCredential, Role
+from services.runner.capacity import Capacity, budget_bytes, open_files
 from services.runner.clients import StoreClient, ToolRouterClient
 from services.runner.executor import Executor
 from services.runner.providers.base import Provider
@@ -75,7 +76,8 @@ def build_providers(
     if settings.fake_model:
         echo = EchoProvider()
         return {cluster.name: echo for cluster in clusters}
-    connections = max(settings.runner_concurrency, 4)
+    # As many connections as runs at once: no limit unless an operator counts runs.
+    connections = max(settings.runner_concurrency, 4) if settings.runner_concurrency else 0
     chat = ChatOptions(
         max_connections=connections,
         max_attempts=settings.chat_max_attempts,
@@ -109,6 +111,9 @@ def build_providers(
 
 async def start(settings: Settings, bind: str) -> Running:
     clusters = served_clusters(settings)
+    files = open_files()  # a run in flight holds a connection: open files must not bound it
+    if files is not None and files < 4096:
+        log.warning("at most %d open files: runs in flight are bounded by them", files)
     store_channel = channels.dial(settings, "store")
     tooling_channel = channels.dial(settings, "tooling")
     credential = InternalCredential(settings.internal_secret, Role.RUNNER)
@@ -129,7 +134,7 @@ async def start(settings: Settings, bind: str) -> Running:
         executor,
         name,
         runner_id,
-        settings.runner_concurrency,
+        Capacity(settings.runner_concurrency, budget_bytes(settings.runner_memory_mb)),
         settings.runner_lease_seconds,
         settings.runner_renew_batch,
         clusters=[c.name for c in clusters] if settings.runner_clusters else (),

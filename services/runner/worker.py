@@ -1,16 +1,19 @@
 """Claims runs and keeps their leases.
 
 A worker serves every execution cluster, or those it was started for (`parley serve runner
---cluster NAME`): its claims name them, and the store leases it runs of those only. A cluster's
-`runner_concurrency` caps how many of its runs the worker executes at once; at the cap, its claims
-leave that cluster out until one of its runs ends.
-Pickup without polling: with a free slot, the worker keeps one ClaimRun long poll open at the
-store. A new run is leased to a waiting poll in its StartRun's own transaction and handed over at
-once; otherwise each queued run wakes one waiting runner, so runners do not race for it, and a
-dead runner's runs come back when their leases expire, a deadline the store waits for. At its
-concurrency cap the worker waits for a finished run's slot first. Before its first claim, a
-worker whose runner restarted releases the leases its previous process held (same runner name),
-so those runs resume at once rather than when their leases expire.
+--cluster NAME`): its claims name them, and the store leases it runs of those only. How many runs
+it executes at once is bounded by memory (capacity.py: its memory budget's worth of runs, at most
+PARLEY_RUNNER_CONCURRENCY when an operator sets it); a cluster's `runner_concurrency` caps how
+many of its runs the worker executes at once; at the cap, its claims leave that cluster out until
+one of its runs ends.
+Pickup without polling: with room for a run, the worker keeps one ClaimRun long poll open at the
+store, for as many runs as it has room for (the store leases the oldest runnable ones in one
+transaction). A new run is leased to a waiting poll in its StartRun's own transaction and handed
+over at once; otherwise each queued run wakes one waiting runner, so runners do not race for it,
+and a dead runner's runs come back when their leases expire, a deadline the store waits for. With
+no room the worker waits for a run to end first. Before its first claim, a worker whose runner
+restarted releases the leases its previous process held (same runner name), so those runs resume
+at once rather than when their leases expire.
 Cancellations come on the store's WatchWork stream, which is reconnected with backoff when the
 store goes away. One loop renews the leases of every run in flight with one call per period. A
 worker that stops releases the leases of the runs it abandons.
@@ -33,15 +36,16 @@ from agents.v1 import store_service_pb2
 from services.common.metrics import (
     RUNNER_IN_FLIGHT,
     RUNNER_PICKUP_SECONDS,
-    RUNNER_SLOTS,
     RUNNER_SLOTS_USED,
 )
+from services.runner.capacity import Capacity
 from services.runner.clients import StoreClient
 from services.runner.executor import Executor, RunHandle
 
 log = logging.getLogger("parley.runner")
 Signal = store_service_pb2.WatchWorkResponse
 CLAIM_WAIT_MS = 30_000  # one long poll's wait at the store; then the worker asks again
+CLAIM_BATCH = 32  # runs one claim leases at most (one store transaction: short, to stay fair)
 RELEASE_AT_STOP_S = 2.0  # a stop does not wait long for a store that is gone
 
 
@@ -52,7 +56,7 @@ class Worker:
         executor: Executor,
         runner_name: str,  # stable across restarts
         runner_id: str,  # `<runner_name>/<incarnation>`: this process
-        concurrency: int,
+        capacity: Capacity,
         lease_seconds: int,
         renew_batch: int,  # run ids per RenewLeases call
         clusters: Sequence[str] = (),  # the execution clusters it serves; (): every one
@@ -69,11 +73,10 @@ class Worker:
         self._limits = dict(limits or {})
         self._known = list(known)
         self._per_cluster: Counter[str] = Counter()  # runs in flight, by cluster
-        self._freed = asyncio.Event()  # a cluster at its cap got a free slot
+        self._ended = asyncio.Event()  # a run ended: room for another, or for its cluster
         self._poll_clusters: list[str] = []  # what the waiting ClaimRun names ([]: every one)
-        self._slots = asyncio.Semaphore(concurrency)
-        self._concurrency = concurrency
-        RUNNER_SLOTS.inc(concurrency)  # inc: a test process may hold several runners
+        self._capacity = capacity
+        self._in_flight = 0
         self._running: dict[str, RunHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -105,7 +108,7 @@ class Worker:
         their leases as this runner's next incarnation would, so other runners resume them at
         once; if the store cannot be reached, they resume when their leases expire."""
         abandoned = bool(self._tasks)
-        RUNNER_SLOTS.dec(self._concurrency)
+        self._capacity.close()
         tasks = [*self._loops, *self._tasks]
         for task in tasks:
             task.cancel()
@@ -174,35 +177,38 @@ class Worker:
         await self._release_earlier()
         backoff = 0.1
         while True:
-            await self._slots.acquire()
-            self._freed.clear()
+            self._ended.clear()
             clusters = self._claimable()
-            if clusters is None:  # every cluster it serves is at its cap: wait for a slot
-                self._slots.release()
-                await self._freed.wait()
+            if clusters is None or not self._capacity.admits(self._in_flight):
+                await self._ended.wait()  # no room (or every cluster at its cap): wait for a run
                 continue
             try:
                 claim = await self._claim(clusters)
             except grpc.aio.AioRpcError as exc:
-                self._slots.release()
                 log.warning("claiming failed (%s): %s", exc.code().name, exc.details())
                 await asyncio.sleep(backoff)  # the store is away: back off, never on the hot path
                 backoff = min(backoff * 2, 5.0)
                 continue
-            except BaseException:
-                self._slots.release()
-                raise
             backoff = 0.1
             if claim is not None and claim.HasField("run"):
-                self._start(claim)
-            else:
-                self._slots.release()
+                for each in (claim, *claim.more):
+                    self._start(each)
+
+    def _room(self, clusters: list[str]) -> int:
+        """How many runs a claim naming `clusters` may lease: the room left within the capacity
+        and within each capped cluster it may lease from, at most CLAIM_BATCH."""
+        room = min(CLAIM_BATCH, self._capacity.limit - self._in_flight)
+        for cluster, cap in self._limits.items():
+            if not clusters or cluster in clusters:
+                room = min(room, cap - self._per_cluster[cluster])
+        return max(1, room)
 
     async def _claim(self, clusters: list[str]) -> store_service_pb2.ClaimRunResponse | None:
-        """One long poll; None when `wake()` cut it short."""
+        """One long poll (for as many runs as there is room for); None when `wake()` cut it
+        short."""
         self._poll_clusters = clusters
         self._poll = poll = self._store.claim(
-            self.runner_id, self._lease_seconds, CLAIM_WAIT_MS, clusters
+            self.runner_id, self._lease_seconds, CLAIM_WAIT_MS, clusters, self._room(clusters)
         )
         try:
             return await poll
@@ -222,6 +228,7 @@ class Worker:
         self._running[handle.run_id] = handle
         cluster = claim.run.effective_config.execution_cluster
         self._per_cluster[cluster] += 1
+        self._in_flight += 1
         RUNNER_IN_FLIGHT.labels(cluster).inc()
         RUNNER_SLOTS_USED.inc()
         task = asyncio.create_task(self._execute(claim, handle), name=f"run-{handle.run_id}")
@@ -237,13 +244,14 @@ class Worker:
             log.exception("run %s crashed; its lease will expire and it will be retried", handle)
         finally:
             self._running.pop(handle.run_id, None)
-            self._slots.release()  # a claim loop waiting at the cap goes on
+            self._in_flight -= 1
+            self._ended.set()  # a claim loop waiting for room goes on
             cluster = claim.run.effective_config.execution_cluster
             self._per_cluster[cluster] -= 1
             RUNNER_IN_FLIGHT.labels(cluster).dec()
             RUNNER_SLOTS_USED.dec()
             if self._per_cluster[cluster] + 1 == self._limits.get(cluster):
-                self._freed.set()  # the cluster was at its cap: claims name it again
+                # the cluster was at its cap: claims name it again
                 if self._poll_clusters and cluster not in self._poll_clusters:
                     self.wake()  # the waiting ClaimRun leaves it out: ask again
 

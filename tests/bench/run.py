@@ -102,7 +102,9 @@ AS_SHIPPED: tuple[str, dict[str, str]] = ("as shipped", {})
 PLANS = {
     "full": Plan(
         "full", 20, 200, (1, 8, 32, 128), 20.0, 2000, 2000, 1.0, 30.0,
-        (AS_SHIPPED, ("runner_concurrency=2000", {"PARLEY_RUNNER_CONCURRENCY": "2000"})),
+        # the old default (256 slots), and a memory budget the runs fill (back-pressure)
+        (AS_SHIPPED, ("runner_concurrency=256", {"PARLEY_RUNNER_CONCURRENCY": "256"}),
+         ("runner_memory_mb=256", {"PARLEY_RUNNER_MEMORY_MB": "256"})),
         30, 32, 20.0, 15.0, 100, 2000, chaos_s=60.0,
     ),
     "quick": Plan(

@@ -77,8 +77,10 @@ def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path: Path) -> None:
     assert line == "PARLEY_LOG_FORMAT='xml': choose one of text, json"
     line = _fails_with_one_line(["up"], tmp_path, PARLEY_FAKE_MODEL="maybe")
     assert line.startswith("PARLEY_FAKE_MODEL='maybe': not a boolean"), line
-    line = _fails_with_one_line(["up"], tmp_path, PARLEY_RUNNER_CONCURRENCY="0")
-    assert line == "PARLEY_RUNNER_CONCURRENCY='0': must be at least 1"
+    line = _fails_with_one_line(["up"], tmp_path, PARLEY_RUNNER_CONCURRENCY="-1")
+    assert line == "PARLEY_RUNNER_CONCURRENCY='-1': must be at least 0"
+    line = _fails_with_one_line(["up"], tmp_path, PARLEY_RUNNER_MEMORY_MB="lots")
+    assert line == "PARLEY_RUNNER_MEMORY_MB='lots': not a whole number"
     assert not (tmp_path / "parley.db").exists()  # stopped before anything started
 
 

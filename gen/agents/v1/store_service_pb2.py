@@ -26,7 +26,7 @@ from agents.v1 import message_pb2 as agents_dot_v1_dot_message__pb2
 from agents.v1 import run_pb2 as agents_dot_v1_dot_run__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61gents/v1/store_service.proto\x12\tagents.v1\x1a\x17\x61gents/v1/message.proto\x1a\x13\x61gents/v1/run.proto\"^\n\x0f\x43laimRunRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x15\n\rlease_seconds\x18\x02 \x01(\x05\x12\x0f\n\x07wait_ms\x18\x03 \x01(\x05\x12\x10\n\x08\x63lusters\x18\x04 \x03(\t\"\xb5\x03\n\x10\x43laimRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.agents.v1.Run\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\x12#\n\x07history\x18\x03 \x03(\x0b\x32\x12.agents.v1.Message\x12!\n\x05input\x18\x04 \x01(\x0b\x32\x12.agents.v1.Message\x12*\n\rresumed_turns\x18\x05 \x03(\x0b\x32\x13.agents.v1.LiveTurn\x12\'\n\rresumed_usage\x18\x06 \x01(\x0b\x32\x10.agents.v1.Usage\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x18\n\x10\x63\x61ncel_requested\x18\x08 \x01(\x08\x12\x16\n\x0eretry_after_ms\x18\t \x01(\x03\x12/\n\x0e\x61pproved_calls\x18\x0b \x03(\x0b\x32\x17.agents.v1.ApprovedCall\x12\x1c\n\x14started_tool_use_ids\x18\x0c \x03(\t\x12\x19\n\x11partial_turn_lost\x18\r \x01(\x08\x12\x13\n\x0btraceparent\x18\x0e \x01(\tJ\x04\x08\n\x10\x0bR\x08has_more\"a\n\x0c\x41pprovedCall\x12$\n\x03use\x18\x01 \x01(\x0b\x32\x17.agents.v1.ToolUseBlock\x12+\n\x08\x61pproval\x18\x02 \x01(\x0b\x32\x19.agents.v1.ApprovalRecord\"O\n\x12RenewLeasesRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x0f\n\x07run_ids\x18\x02 \x03(\t\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\"=\n\x13RenewLeasesResponse\x12\x18\n\x10\x63\x61ncel_requested\x18\x01 \x03(\t\x12\x0c\n\x04lost\x18\x02 \x03(\t\">\n\x14ReleaseLeasesRequest\x12\x13\n\x0brunner_name\x18\x01 \x01(\t\x12\x11\n\trunner_id\x18\x02 \x01(\t\"(\n\x15ReleaseLeasesResponse\x12\x0f\n\x07run_ids\x18\x01 \x03(\t\"\xe9\x01\n\x10\x43ommitRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\trunner_id\x18\x02 \x01(\t\x12\x1b\n\x03run\x18\x03 \x01(\x0b\x32\x0e.agents.v1.Run\x12!\n\x05turns\x18\x04 \x03(\x0b\x32\x12.agents.v1.Message\x12\'\n\titeration\x18\x05 \x01(\x0b\x32\x14.agents.v1.Iteration\x12$\n\x07publish\x18\x06 \x03(\x0b\x32\x13.agents.v1.LiveTurn\x12#\n\x06\x65vents\x18\x07 \x03(\x0b\x32\x13.agents.v1.RunEvent\"$\n\x11\x43ommitRunResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\"%\n\x10WatchWorkRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\"\xa5\x01\n\x11WatchWorkResponse\x12/\n\x04kind\x18\x01 \x01(\x0e\x32!.agents.v1.WatchWorkResponse.Kind\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"O\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15KIND_CANCEL_REQUESTED\x10\x02\"\x04\x08\x01\x10\x01*\x10KIND_RUNS_QUEUED\"\x86\x01\n\x15\x41ppendLiveTurnRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\trunner_id\x18\x02 \x01(\t\x12!\n\x04turn\x18\x03 \x01(\x0b\x32\x13.agents.v1.LiveTurn\x12\'\n\titeration\x18\x04 \x01(\x0b\x32\x14.agents.v1.Iteration\"%\n\x16\x41ppendLiveTurnResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x03\"\x89\x01\n\x16\x41ppendRunEventsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\trunner_id\x18\x02 \x01(\t\x12#\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x13.agents.v1.RunEvent\x12\'\n\titeration\x18\x04 \x01(\x0b\x32\x14.agents.v1.Iteration\"+\n\x17\x41ppendRunEventsResponse\x12\x10\n\x08last_seq\x18\x01 \x01(\x03\"V\n\tIteration\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.agents.v1.InferenceJob\x12#\n\trun_usage\x18\x02 \x01(\x0b\x32\x10.agents.v1.Usage\"$\n\x16GetInferenceJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x17SetGeneratedNameRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"+\n\x18SetGeneratedNameResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x32\xe4\x05\n\x0cStoreService\x12\x43\n\x08\x43laimRun\x12\x1a.agents.v1.ClaimRunRequest\x1a\x1b.agents.v1.ClaimRunResponse\x12L\n\x0bRenewLeases\x12\x1d.agents.v1.RenewLeasesRequest\x1a\x1e.agents.v1.RenewLeasesResponse\x12R\n\rReleaseLeases\x12\x1f.agents.v1.ReleaseLeasesRequest\x1a .agents.v1.ReleaseLeasesResponse\x12\x46\n\tCommitRun\x12\x1b.agents.v1.CommitRunRequest\x1a\x1c.agents.v1.CommitRunResponse\x12H\n\tWatchWork\x12\x1b.agents.v1.WatchWorkRequest\x1a\x1c.agents.v1.WatchWorkResponse0\x01\x12U\n\x0e\x41ppendLiveTurn\x12 .agents.v1.AppendLiveTurnRequest\x1a!.agents.v1.AppendLiveTurnResponse\x12X\n\x0f\x41ppendRunEvents\x12!.agents.v1.AppendRunEventsRequest\x1a\".agents.v1.AppendRunEventsResponse\x12M\n\x0fGetInferenceJob\x12!.agents.v1.GetInferenceJobRequest\x1a\x17.agents.v1.InferenceJob\x12[\n\x10SetGeneratedName\x12\".agents.v1.SetGeneratedNameRequest\x1a#.agents.v1.SetGeneratedNameResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61gents/v1/store_service.proto\x12\tagents.v1\x1a\x17\x61gents/v1/message.proto\x1a\x13\x61gents/v1/run.proto\"p\n\x0f\x43laimRunRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x15\n\rlease_seconds\x18\x02 \x01(\x05\x12\x0f\n\x07wait_ms\x18\x03 \x01(\x05\x12\x10\n\x08\x63lusters\x18\x04 \x03(\t\x12\x10\n\x08max_runs\x18\x05 \x01(\x05\"\xe0\x03\n\x10\x43laimRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.agents.v1.Run\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\x12#\n\x07history\x18\x03 \x03(\x0b\x32\x12.agents.v1.Message\x12!\n\x05input\x18\x04 \x01(\x0b\x32\x12.agents.v1.Message\x12*\n\rresumed_turns\x18\x05 \x03(\x0b\x32\x13.agents.v1.LiveTurn\x12\'\n\rresumed_usage\x18\x06 \x01(\x0b\x32\x10.agents.v1.Usage\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x18\n\x10\x63\x61ncel_requested\x18\x08 \x01(\x08\x12\x16\n\x0eretry_after_ms\x18\t \x01(\x03\x12/\n\x0e\x61pproved_calls\x18\x0b \x03(\x0b\x32\x17.agents.v1.ApprovedCall\x12\x1c\n\x14started_tool_use_ids\x18\x0c \x03(\t\x12\x19\n\x11partial_turn_lost\x18\r \x01(\x08\x12\x13\n\x0btraceparent\x18\x0e \x01(\t\x12)\n\x04more\x18\x0f \x03(\x0b\x32\x1b.agents.v1.ClaimRunResponseJ\x04\x08\n\x10\x0bR\x08has_more\"a\n\x0c\x41pprovedCall\x12$\n\x03use\x18\x01 \x01(\x0b\x32\x17.agents.v1.ToolUseBlock\x12+\n\x08\x61pproval\x18\x02 \x01(\x0b\x32\x19.agents.v1.ApprovalRecord\"O\n\x12RenewLeasesRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x0f\n\x07run_ids\x18\x02 \x03(\t\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\"=\n\x13RenewLeasesResponse\x12\x18\n\x10\x63\x61ncel_requested\x18\x01 \x03(\t\x12\x0c\n\x04lost\x18\x02 \x03(\t\">\n\x14ReleaseLeasesRequest\x12\x13\n\x0brunner_name\x18\x01 \x01(\t\x12\x11\n\trunner_id\x18\x02 \x01(\t\"(\n\x15ReleaseLeasesResponse\x12\x0f\n\x07run_ids\x18\x01 \x03(\t\"\xe9\x01\n\x10\x43ommitRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\trunner_id\x18\x02 \x01(\t\x12\x1b\n\x03run\x18\x03 \x01(\x0b\x32\x0e.agents.v1.Run\x12!\n\x05turns\x18\x04 \x03(\x0b\x32\x12.agents.v1.Message\x12\'\n\titeration\x18\x05 \x01(\x0b\x32\x14.agents.v1.Iteration\x12$\n\x07publish\x18\x06 \x03(\x0b\x32\x13.agents.v1.LiveTurn\x12#\n\x06\x65vents\x18\x07 \x03(\x0b\x32\x13.agents.v1.RunEvent\"$\n\x11\x43ommitRunResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\"%\n\x10WatchWorkRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\"\xa5\x01\n\x11WatchWorkResponse\x12/\n\x04kind\x18\x01 \x01(\x0e\x32!.agents.v1.WatchWorkResponse.Kind\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"O\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15KIND_CANCEL_REQUESTED\x10\x02\"\x04\x08\x01\x10\x01*\x10KIND_RUNS_QUEUED\"\x86\x01\n\x15\x41ppendLiveTurnRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\trunner_id\x18\x02 \x01(\t\x12!\n\x04turn\x18\x03 \x01(\x0b\x32\x13.agents.v1.LiveTurn\x12\'\n\titeration\x18\x04 \x01(\x0b\x32\x14.agents.v1.Iteration\"%\n\x16\x41ppendLiveTurnResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x03\"\x89\x01\n\x16\x41ppendRunEventsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\trunner_id\x18\x02 \x01(\t\x12#\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x13.agents.v1.RunEvent\x12\'\n\titeration\x18\x04 \x01(\x0b\x32\x14.agents.v1.Iteration\"+\n\x17\x41ppendRunEventsResponse\x12\x10\n\x08last_seq\x18\x01 \x01(\x03\"V\n\tIteration\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.agents.v1.InferenceJob\x12#\n\trun_usage\x18\x02 \x01(\x0b\x32\x10.agents.v1.Usage\"$\n\x16GetInferenceJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x17SetGeneratedNameRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"+\n\x18SetGeneratedNameResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x32\xe4\x05\n\x0cStoreService\x12\x43\n\x08\x43laimRun\x12\x1a.agents.v1.ClaimRunRequest\x1a\x1b.agents.v1.ClaimRunResponse\x12L\n\x0bRenewLeases\x12\x1d.agents.v1.RenewLeasesRequest\x1a\x1e.agents.v1.RenewLeasesResponse\x12R\n\rReleaseLeases\x12\x1f.agents.v1.ReleaseLeasesRequest\x1a .agents.v1.ReleaseLeasesResponse\x12\x46\n\tCommitRun\x12\x1b.agents.v1.CommitRunRequest\x1a\x1c.agents.v1.CommitRunResponse\x12H\n\tWatchWork\x12\x1b.agents.v1.WatchWorkRequest\x1a\x1c.agents.v1.WatchWorkResponse0\x01\x12U\n\x0e\x41ppendLiveTurn\x12 .agents.v1.AppendLiveTurnRequest\x1a!.agents.v1.AppendLiveTurnResponse\x12X\n\x0f\x41ppendRunEvents\x12!.agents.v1.AppendRunEventsRequest\x1a\".agents.v1.AppendRunEventsResponse\x12M\n\x0fGetInferenceJob\x12!.agents.v1.GetInferenceJobRequest\x1a\x17.agents.v1.InferenceJob\x12[\n\x10SetGeneratedName\x12\".agents.v1.SetGeneratedNameRequest\x1a#.agents.v1.SetGeneratedNameResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,45 +34,45 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agents.v1.store_service_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CLAIMRUNREQUEST']._serialized_start=90
-  _globals['_CLAIMRUNREQUEST']._serialized_end=184
-  _globals['_CLAIMRUNRESPONSE']._serialized_start=187
-  _globals['_CLAIMRUNRESPONSE']._serialized_end=624
-  _globals['_APPROVEDCALL']._serialized_start=626
-  _globals['_APPROVEDCALL']._serialized_end=723
-  _globals['_RENEWLEASESREQUEST']._serialized_start=725
-  _globals['_RENEWLEASESREQUEST']._serialized_end=804
-  _globals['_RENEWLEASESRESPONSE']._serialized_start=806
-  _globals['_RENEWLEASESRESPONSE']._serialized_end=867
-  _globals['_RELEASELEASESREQUEST']._serialized_start=869
-  _globals['_RELEASELEASESREQUEST']._serialized_end=931
-  _globals['_RELEASELEASESRESPONSE']._serialized_start=933
-  _globals['_RELEASELEASESRESPONSE']._serialized_end=973
-  _globals['_COMMITRUNREQUEST']._serialized_start=976
-  _globals['_COMMITRUNREQUEST']._serialized_end=1209
-  _globals['_COMMITRUNRESPONSE']._serialized_start=1211
-  _globals['_COMMITRUNRESPONSE']._serialized_end=1247
-  _globals['_WATCHWORKREQUEST']._serialized_start=1249
-  _globals['_WATCHWORKREQUEST']._serialized_end=1286
-  _globals['_WATCHWORKRESPONSE']._serialized_start=1289
-  _globals['_WATCHWORKRESPONSE']._serialized_end=1454
-  _globals['_WATCHWORKRESPONSE_KIND']._serialized_start=1375
-  _globals['_WATCHWORKRESPONSE_KIND']._serialized_end=1454
-  _globals['_APPENDLIVETURNREQUEST']._serialized_start=1457
-  _globals['_APPENDLIVETURNREQUEST']._serialized_end=1591
-  _globals['_APPENDLIVETURNRESPONSE']._serialized_start=1593
-  _globals['_APPENDLIVETURNRESPONSE']._serialized_end=1630
-  _globals['_APPENDRUNEVENTSREQUEST']._serialized_start=1633
-  _globals['_APPENDRUNEVENTSREQUEST']._serialized_end=1770
-  _globals['_APPENDRUNEVENTSRESPONSE']._serialized_start=1772
-  _globals['_APPENDRUNEVENTSRESPONSE']._serialized_end=1815
-  _globals['_ITERATION']._serialized_start=1817
-  _globals['_ITERATION']._serialized_end=1903
-  _globals['_GETINFERENCEJOBREQUEST']._serialized_start=1905
-  _globals['_GETINFERENCEJOBREQUEST']._serialized_end=1941
-  _globals['_SETGENERATEDNAMEREQUEST']._serialized_start=1943
-  _globals['_SETGENERATEDNAMEREQUEST']._serialized_end=2007
-  _globals['_SETGENERATEDNAMERESPONSE']._serialized_start=2009
-  _globals['_SETGENERATEDNAMERESPONSE']._serialized_end=2052
-  _globals['_STORESERVICE']._serialized_start=2055
-  _globals['_STORESERVICE']._serialized_end=2795
+  _globals['_CLAIMRUNREQUEST']._serialized_end=202
+  _globals['_CLAIMRUNRESPONSE']._serialized_start=205
+  _globals['_CLAIMRUNRESPONSE']._serialized_end=685
+  _globals['_APPROVEDCALL']._serialized_start=687
+  _globals['_APPROVEDCALL']._serialized_end=784
+  _globals['_RENEWLEASESREQUEST']._serialized_start=786
+  _globals['_RENEWLEASESREQUEST']._serialized_end=865
+  _globals['_RENEWLEASESRESPONSE']._serialized_start=867
+  _globals['_RENEWLEASESRESPONSE']._serialized_end=928
+  _globals['_RELEASELEASESREQUEST']._serialized_start=930
+  _globals['_RELEASELEASESREQUEST']._serialized_end=992
+  _globals['_RELEASELEASESRESPONSE']._serialized_start=994
+  _globals['_RELEASELEASESRESPONSE']._serialized_end=1034
+  _globals['_COMMITRUNREQUEST']._serialized_start=1037
+  _globals['_COMMITRUNREQUEST']._serialized_end=1270
+  _globals['_COMMITRUNRESPONSE']._serialized_start=1272
+  _globals['_COMMITRUNRESPONSE']._serialized_end=1308
+  _globals['_WATCHWORKREQUEST']._serialized_start=1310
+  _globals['_WATCHWORKREQUEST']._serialized_end=1347
+  _globals['_WATCHWORKRESPONSE']._serialized_start=1350
+  _globals['_WATCHWORKRESPONSE']._serialized_end=1515
+  _globals['_WATCHWORKRESPONSE_KIND']._serialized_start=1436
+  _globals['_WATCHWORKRESPONSE_KIND']._serialized_end=1515
+  _globals['_APPENDLIVETURNREQUEST']._serialized_start=1518
+  _globals['_APPENDLIVETURNREQUEST']._serialized_end=1652
+  _globals['_APPENDLIVETURNRESPONSE']._serialized_start=1654
+  _globals['_APPENDLIVETURNRESPONSE']._serialized_end=1691
+  _globals['_APPENDRUNEVENTSREQUEST']._serialized_start=1694
+  _globals['_APPENDRUNEVENTSREQUEST']._serialized_end=1831
+  _globals['_APPENDRUNEVENTSRESPONSE']._serialized_start=1833
+  _globals['_APPENDRUNEVENTSRESPONSE']._serialized_end=1876
+  _globals['_ITERATION']._serialized_start=1878
+  _globals['_ITERATION']._serialized_end=1964
+  _globals['_GETINFERENCEJOBREQUEST']._serialized_start=1966
+  _globals['_GETINFERENCEJOBREQUEST']._serialized_end=2002
+  _globals['_SETGENERATEDNAMEREQUEST']._serialized_start=2004
+  _globals['_SETGENERATEDNAMEREQUEST']._serialized_end=2068
+  _globals['_SETGENERATEDNAMERESPONSE']._serialized_start=2070
+  _globals['_SETGENERATEDNAMERESPONSE']._serialized_end=2113
+  _globals['_STORESERVICE']._serialized_start=2116
+  _globals['_STORESERVICE']._serialized_end=2856
 # @@protoc_insertion_point(module_scope)

@@ -10,19 +10,21 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ClaimRunRequest(_message.Message):
-    __slots__ = ("runner_id", "lease_seconds", "wait_ms", "clusters")
+    __slots__ = ("runner_id", "lease_seconds", "wait_ms", "clusters", "max_runs")
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUNS_FIELD_NUMBER: _ClassVar[int]
     runner_id: str
     lease_seconds: int
     wait_ms: int
     clusters: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, runner_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., wait_ms: _Optional[int] = ..., clusters: _Optional[_Iterable[str]] = ...) -> None: ...
+    max_runs: int
+    def __init__(self, runner_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., wait_ms: _Optional[int] = ..., clusters: _Optional[_Iterable[str]] = ..., max_runs: _Optional[int] = ...) -> None: ...
 
 class ClaimRunResponse(_message.Message):
-    __slots__ = ("run", "system_prompt", "history", "input", "resumed_turns", "resumed_usage", "attempt", "cancel_requested", "retry_after_ms", "approved_calls", "started_tool_use_ids", "partial_turn_lost", "traceparent")
+    __slots__ = ("run", "system_prompt", "history", "input", "resumed_turns", "resumed_usage", "attempt", "cancel_requested", "retry_after_ms", "approved_calls", "started_tool_use_ids", "partial_turn_lost", "traceparent", "more")
     RUN_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +38,7 @@ class ClaimRunResponse(_message.Message):
     STARTED_TOOL_USE_IDS_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_TURN_LOST_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     run: _run_pb2.Run
     system_prompt: str
     history: _containers.RepeatedCompositeFieldContainer[_message_pb2.Message]
@@ -49,7 +52,8 @@ class ClaimRunResponse(_message.Message):
     started_tool_use_ids: _containers.RepeatedScalarFieldContainer[str]
     partial_turn_lost: bool
     traceparent: str
-    def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., system_prompt: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ..., input: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., resumed_turns: _Optional[_Iterable[_Union[_run_pb2.LiveTurn, _Mapping]]] = ..., resumed_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ..., attempt: _Optional[int] = ..., cancel_requested: _Optional[bool] = ..., retry_after_ms: _Optional[int] = ..., approved_calls: _Optional[_Iterable[_Union[ApprovedCall, _Mapping]]] = ..., started_tool_use_ids: _Optional[_Iterable[str]] = ..., partial_turn_lost: _Optional[bool] = ..., traceparent: _Optional[str] = ...) -> None: ...
+    more: _containers.RepeatedCompositeFieldContainer[ClaimRunResponse]
+    def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., system_prompt: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ..., input: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., resumed_turns: _Optional[_Iterable[_Union[_run_pb2.LiveTurn, _Mapping]]] = ..., resumed_usage: _Optional[_Union[_run_pb2.Usage, _Mapping]] = ..., attempt: _Optional[int] = ..., cancel_requested: _Optional[bool] = ..., retry_after_ms: _Optional[int] = ..., approved_calls: _Optional[_Iterable[_Union[ApprovedCall, _Mapping]]] = ..., started_tool_use_ids: _Optional[_Iterable[str]] = ..., partial_turn_lost: _Optional[bool] = ..., traceparent: _Optional[str] = ..., more: _Optional[_Iterable[_Union[ClaimRunResponse, _Mapping]]] = ...) -> None: ...
 
 class ApprovedCall(_message.Message):
     __slots__ = ("use", "approval")

@@ -81,7 +81,7 @@ USER_AGENT = f"parley Botocore/{botocore.__version__}"  # not signed, as botocor
 
 @dataclass(frozen=True)
 class BedrockOptions:
-    max_connections: int = 64  # the runner sets it to its concurrency
+    max_connections: int = 64  # the runner sets it to its concurrency (0: no limit)
     max_attempts: int = 3
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 300.0

@@ -41,7 +41,7 @@ _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 @dataclass(frozen=True)
 class ChatOptions:
-    max_connections: int = 64  # the runner sets it to its concurrency
+    max_connections: int = 64  # the runner sets it to its concurrency (0: no limit)
     max_attempts: int = 3
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 300.0

@@ -6,17 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+import pytest
 from prometheus_client import REGISTRY
 from agents.v1 import conversation_service_pb2 as svc
 from agents.v1 import message_pb2, run_pb2, store_service_pb2
 from google.protobuf import json_format, struct_pb2
 
+from services.api import run_queue
 from tests.blocks import assistant, text, tool_result, tool_use
 
-from .conftest import DOCS, Api, defaults, expect_error
+from .conftest import DOCS, Api, defaults, expect_error, running_api
 
 
 def outputs(*ids: str) -> dict:
@@ -585,3 +588,61 @@ async def test_release_leases_is_checked(api: Api) -> None:
         request = store_service_pb2.ReleaseLeasesRequest(runner_name=name, runner_id=runner_id)
         _, info = await expect_error(api.store.ReleaseLeases(request), "InvalidRequest")
         assert info.metadata["field"] == field
+
+
+async def test_one_claim_leases_several_runs_oldest_first(
+    make_database_url: Callable[..., Awaitable[str]],
+) -> None:
+    """`max_runs`: one ClaimRun leases up to that many runnable runs, oldest first, each described
+    as a claim of one run describes it (the first, then `more`); a negative one is refused."""
+    async with running_api(await make_database_url()) as api:
+        who = api.user()
+        started = []
+        for i in range(5):
+            conversation = await api.create(who, system_prompt=f"Prompt {i}.")
+            started.append(await api.start(who, conversation.id))
+
+        def claim(max_runs: int) -> Any:
+            return api.store.ClaimRun(
+                store_service_pb2.ClaimRunRequest(
+                    runner_id="batch", lease_seconds=600, max_runs=max_runs
+                )
+            )
+
+        first = await claim(3)
+        batch = [first, *first.more]
+        assert [c.run.id for c in batch] == [run.id for run in started[:3]]
+        assert [c.system_prompt for c in batch] == ["Prompt 0.", "Prompt 1.", "Prompt 2."]
+        for claimed in batch:
+            assert claimed.run.status == run_pb2.RUN_STATUS_RUNNING and claimed.attempt == 1
+            assert claimed.input.content_blocks[0].text.text == "What is 2 + 2?"
+        assert [len(c.more) for c in batch] == [2, 0, 0]
+        rest = await claim(10)
+        assert [rest.run.id, *(c.run.id for c in rest.more)] == [run.id for run in started[3:]]
+        for run in started:
+            assert (await api.get_run(who, run.id)).status == run_pb2.RUN_STATUS_RUNNING
+        renewed = await api.store.RenewLeases(
+            store_service_pb2.RenewLeasesRequest(
+                runner_id="batch", run_ids=[run.id for run in started], lease_seconds=600
+            )
+        )
+        assert list(renewed.lost) == []
+        nothing = await claim(4)
+        assert not nothing.HasField("run") and not nothing.more
+        await expect_error(claim(-1), "InvalidRequest")
+
+
+async def test_a_claim_of_several_runs_stops_at_its_bytes(
+    make_database_url: Callable[..., Awaitable[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim of several runs adds none past CLAIM_BYTES of histories and inputs: here (a cap
+    below one run's input) each run comes alone, oldest first."""
+    monkeypatch.setattr(run_queue, "CLAIM_BYTES", 1)
+    async with running_api(await make_database_url()) as api:
+        who = api.user()
+        started = [await api.start(who, (await api.create(who)).id) for _ in range(2)]
+        for run in started:
+            claimed = await api.store.ClaimRun(
+                store_service_pb2.ClaimRunRequest(runner_id="bytes", lease_seconds=600, max_runs=5)
+            )
+            assert claimed.run.id == run.id and not claimed.more
