@@ -199,7 +199,9 @@ class Runs:
                     payload, run, f"not executed: {CANCELLED_MESSAGE} before it ran"
                 )
                 turns = [unexecuted] if unexecuted is not None else []
-                finalize(conn, lock, run, outcome, turns, datetime.now(UTC), self._rules.catalogue)
+                now = datetime.now(UTC)
+                notifications = self._log.notifications
+                finalize(conn, notifications, run, outcome, turns, now, self._rules.catalogue)
             elif run.status == "running":
                 conn.execute(_FLAG_CANCEL, {"run_id": run.id})
                 self._queue.announce_cancel(conn, run.id)
@@ -352,10 +354,16 @@ def _start(
     replayed = _same_start(conn, principal, start)
     if replayed is not None:
         return StartedRun(replayed, conversation.name, True)
-    existing = _run_by_op(conn, conversation.id, client_op_id)
-    if existing is not None:
-        return StartedRun(_op_replay(start, existing), conversation.name, True)
-    _check_can_start(conn, conversation, request)
+    try:
+        _check_can_start(conn, conversation, request)
+    except ParleyError:
+        # A replay finds the conversation moved on by its own run: that run is the answer. (A
+        # replay that passes the checks fails on the run's unique client_op_id instead: `start`
+        # answers with its run then, so the happy path reads no run by its op.)
+        existing = _run_by_op(conn, conversation.id, client_op_id)
+        if existing is not None:
+            return StartedRun(_op_replay(start, existing), conversation.name, True)
+        raise
 
     run_id = start.run_id or str(uuid.uuid4())
     taken = conn.execute(
@@ -420,11 +428,17 @@ def _start(
         request_hash=start.request_hash,
         traceparent=start.traceparent,
     )
-    conn.execute(_INSERT_RUN, values(run))
+    # Inserted with its events' seqs (pending, and running when a waiting claim takes it): the
+    # row is new, so nobody else can number its events, and nobody elsewhere follows it yet.
+    inserted = offer.lease(run)
+    count = 1 if inserted.lease_owner is None else 2
+    inserted = dataclasses.replace(inserted, event_seq=count)
+    conn.execute(_INSERT_RUN, values(inserted))
+    event_log.seqs_taken(conn, run_id, count, count)
     event_log.append(conn, run_id, event_log.status_event(run_pb2.RUN_STATUS_PENDING))
-    run = dataclasses.replace(run, event_seq=1)  # that event's seq (numbered at commit)
-    offer.place(conn, run, conversation)
-    return StartedRun(run, conversation.name, False)
+    offer.place(conn, inserted, conversation)
+    # As accepted: pending, at its first event's seq.
+    return StartedRun(dataclasses.replace(run, event_seq=1), conversation.name, False)
 
 
 def _default_cluster(conn: Connection, principal: Principal, conversation_id: str) -> str | None:
