@@ -22,6 +22,7 @@ from agents.v1 import (
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message as ProtoMessage
 
+from services.api import stored_json
 from services.api.db.rows import (
     ConversationPage,
     ConversationRow,
@@ -50,13 +51,14 @@ ROLE_TO_DB: Final[dict[message_pb2.Role, str]] = {
 }
 ROLE_FROM_DB = {v: k for k, v in ROLE_TO_DB.items()}
 IN_FLIGHT = frozenset({"pending", "running"})  # the statuses before a run's terminal one
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # --- JSON columns -------------------------------------------------------------------------------
 
 
 def _dict(message: ProtoMessage) -> dict[str, Any]:
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return stored_json.to_dict(message)  # MessageToDict(preserving_proto_field_name=True)
 
 
 def to_json(message: ProtoMessage) -> str:
@@ -98,11 +100,13 @@ def _config_wire(text: str) -> bytes:
 
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    """Timestamp.FromDatetime's value, by arithmetic (FromDatetime goes through a time tuple)."""
     if value.tzinfo is None:  # SQLite hands back naive datetimes; everything stored is UTC
         value = value.replace(tzinfo=UTC)
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    since = value - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000
+    )
 
 
 # --- conversations and messages -----------------------------------------------------------------

@@ -1,0 +1,236 @@
+"""stored_json renders exactly what MessageToDict(preserving_proto_field_name=True) renders: for
+every message of the API with every field set (each oneof member in turn), and for the values
+whose rendering has a special case (floats, int64, bytes, maps, unknown enum numbers, Struct,
+Value, timestamps)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from agents.v1 import (
+    config_pb2,
+    conversation_pb2,
+    conversation_service_pb2,
+    http_options_pb2,
+    message_pb2,
+    model_pb2,
+    run_pb2,
+    runner_service_pb2,
+    store_service_pb2,
+    tool_router_service_pb2,
+)
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    json_format,
+    message_factory,
+    struct_pb2,
+    type_pb2,
+)
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from services.api import stored_json
+
+FD = FieldDescriptor
+
+
+def _kinds() -> Any:
+    """A proto3 file with the field kinds the API does not use (yet): float, bytes, the integer
+    kinds, maps keyed by bool and int, a closed (proto2) enum is not possible in proto3."""
+    T = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="stored_json_kinds.proto", package="kinds")
+    file.syntax = "proto3"
+    file.dependency.append("google/protobuf/struct.proto")
+    kinds = file.message_type.add(name="Kinds")
+    scalars = [
+        ("f", T.TYPE_FLOAT), ("d", T.TYPE_DOUBLE), ("b", T.TYPE_BYTES), ("u64", T.TYPE_UINT64),
+        ("s64", T.TYPE_SINT64), ("x64", T.TYPE_FIXED64), ("u32", T.TYPE_UINT32),
+        ("s32", T.TYPE_SINT32), ("ok", T.TYPE_BOOL), ("s", T.TYPE_STRING),
+    ]  # fmt: skip
+    for number, (name, kind) in enumerate(scalars, start=1):
+        kinds.field.add(name=name, number=number, type=kind, label=T.LABEL_OPTIONAL)
+        kinds.field.add(name=f"many_{name}", number=100 + number, type=kind, label=T.LABEL_REPEATED)
+    for number, (key, kind) in enumerate([("bool", T.TYPE_BOOL), ("int", T.TYPE_INT32)], 50):
+        entry = kinds.nested_type.add(name=f"By{key.title()}Entry")
+        entry.options.map_entry = True
+        entry.field.add(name="key", number=1, type=kind, label=T.LABEL_OPTIONAL)
+        entry.field.add(
+            name="value", number=2, type=T.TYPE_MESSAGE, label=T.LABEL_OPTIONAL,
+            type_name=".google.protobuf.Value",
+        )  # fmt: skip
+        kinds.field.add(
+            name=f"by_{key}", number=number, type=T.TYPE_MESSAGE, label=T.LABEL_REPEATED,
+            type_name=f".kinds.Kinds.By{key.title()}Entry",
+        )  # fmt: skip
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(struct_pb2.DESCRIPTOR.serialized_pb))
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("kinds.Kinds"))
+
+
+MODULES = (
+    config_pb2,
+    conversation_pb2,
+    conversation_service_pb2,
+    http_options_pb2,
+    message_pb2,
+    model_pb2,
+    run_pb2,
+    runner_service_pb2,
+    store_service_pb2,
+    tool_router_service_pb2,
+)
+
+
+def _messages() -> Iterator[Any]:
+    def walk(desc: Any) -> Iterator[Any]:
+        if not desc.GetOptions().map_entry:
+            yield desc
+        for nested in desc.nested_types:
+            yield from walk(nested)
+
+    for module in MODULES:
+        for desc in module.DESCRIPTOR.message_types_by_name.values():
+            yield from walk(desc)
+
+
+def _scalar(field: Any, n: int) -> Any:
+    kind = field.cpp_type
+    if kind == FD.CPPTYPE_ENUM:
+        values = field.enum_type.values
+        return values[n % len(values)].number or values[-1].number
+    if kind == FD.CPPTYPE_STRING:
+        return b"\x00\xffbytes" if field.type == FD.TYPE_BYTES else f"text {n} é"
+    if kind == FD.CPPTYPE_BOOL:
+        return True
+    if kind in (FD.CPPTYPE_FLOAT, FD.CPPTYPE_DOUBLE):
+        return 0.1 + n
+    if kind in (FD.CPPTYPE_UINT32, FD.CPPTYPE_UINT64):
+        return 2**31 + n
+    return -(2**31) + n
+
+
+def _fill(message: Message, depth: int, skip_oneof: dict[str, str]) -> None:
+    """Every field set (repeated ones twice), to `depth` levels of messages; of each oneof, the
+    member `skip_oneof` names for it (else the first)."""
+    desc: Any = message.DESCRIPTOR
+    if desc.full_name == "google.protobuf.Struct":
+        message.update({"a": 1.5, "b": [True, None, "x", {"c": -2.0}]})  # type: ignore[attr-defined]
+        return
+    if desc.full_name == "google.protobuf.Value":
+        message.struct_value.update({"k": [1.0, "v"]})  # type: ignore[attr-defined]
+        return
+    if desc.full_name == "google.protobuf.Timestamp":
+        message.FromNanoseconds(1_796_145_781_032_342_000)  # type: ignore[attr-defined]
+        return
+    for n, field in enumerate(desc.fields):
+        oneof = field.containing_oneof
+        if oneof is not None and not oneof.name.startswith("_"):
+            if field.name != skip_oneof.get(oneof.name, oneof.fields[0].name):
+                continue
+        target = getattr(message, field.name)
+        message_type = field.message_type
+        if message_type is not None and message_type.GetOptions().map_entry:
+            key, value = message_type.fields_by_name["key"], message_type.fields_by_name["value"]
+            for i in range(2):
+                k = _scalar(key, i) if key.cpp_type != FD.CPPTYPE_STRING else f"key{i}"
+                if value.cpp_type == FD.CPPTYPE_MESSAGE:
+                    if depth > 0:
+                        _fill(target[k], depth - 1, {})
+                else:
+                    target[k] = _scalar(value, i)
+            continue
+        if field.cpp_type == FD.CPPTYPE_MESSAGE:
+            if depth == 0:
+                continue
+            if field.is_repeated:
+                for _ in range(2):
+                    _fill(target.add(), depth - 1, {})
+            else:
+                target.SetInParent()
+                _fill(target, depth - 1, {})
+        elif field.is_repeated:
+            target.extend([_scalar(field, n), _scalar(field, n + 1)])
+        else:
+            setattr(message, field.name, _scalar(field, n))
+
+
+def _variants(desc: Any) -> Iterator[Message]:
+    cls = _class(desc)
+    yield cls()
+    members = [
+        (oneof.name, field.name)
+        for oneof in desc.oneofs
+        if not oneof.name.startswith("_")
+        for field in oneof.fields
+    ]
+    for choice in [None, *members]:
+        message = cls()
+        _fill(message, 3, dict([choice]) if choice else {})
+        yield message
+
+
+def _class(desc: Any) -> type[Message]:
+    from google.protobuf import message_factory
+
+    return message_factory.GetMessageClass(desc)
+
+
+def _same(message: Message) -> None:
+    expected = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    got = stored_json.to_dict(message)
+    assert got == expected
+    assert orjson.dumps(got) == orjson.dumps(expected)  # in the same order: the same text
+
+
+@pytest.mark.parametrize("desc", list(_messages()), ids=lambda d: d.full_name)
+def test_every_message_renders_as_message_to_dict(desc: Any) -> None:
+    for message in _variants(desc):
+        _same(message)
+
+
+def test_other_kinds_render_as_message_to_dict() -> None:
+    kinds = _kinds()
+    for message in _variants(kinds.DESCRIPTOR):
+        _same(message)
+    for value in (math.nan, math.inf, -math.inf, 1 / 3, 3.4e38, 1e-45):
+        _same(kinds(f=value, d=value, many_f=[value], many_d=[value]))
+    _same(kinds(u64=2**64 - 1, s64=-(2**63), b=b"", ok=False, s=""))  # defaults: not set
+
+
+def test_other_well_known_types_are_left_to_message_to_dict() -> None:
+    field = type_pb2.Field(name="f", kind=type_pb2.Field.TYPE_FLOAT)
+    message = type_pb2.Type(name="t", fields=[field])
+    message.options.add(name="o").value.Pack(struct_pb2.Value(string_value="x"))
+    _same(message)
+    _same(
+        descriptor_pb2.FieldDescriptorProto(
+            name="x",
+            type=descriptor_pb2.FieldDescriptorProto.TYPE_FLOAT,
+            label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+        )
+    )  # proto2, closed enums
+
+
+def test_special_values_render_as_message_to_dict() -> None:
+    config = config_pb2.AgentConfig(temperature=math.nan)
+    _same(config)
+    config.temperature = -math.inf
+    _same(config)
+    event = run_pb2.RunEvent(type="turn", seq=2**62)
+    event.status = 99  # type: ignore[assignment]  # an enum number unknown here
+    event.created_at.FromNanoseconds(1_000_000_000)
+    _same(event)
+    for nanos in (0, 1_000_000, 1_000, 1):
+        event.created_at.nanos = nanos
+        _same(event)
+    value = struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
+    _same(value)
+    _same(struct_pb2.ListValue(values=[value, struct_pb2.Value(bool_value=False)]))
+    with pytest.raises(ValueError):  # as MessageToDict refuses it
+        stored_json.to_dict(struct_pb2.Value(number_value=math.nan))
