@@ -6,6 +6,7 @@ terminal state and event."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -42,13 +43,13 @@ _CLOSE_CONVERSATION = (
     )
     .returning(conversations.c.version, conversations.c.name)
 )
-_RUN_COLUMNS = len(runs.c)
 
 
 def _end_run(notifying: bool) -> ReturningUpdate[Any]:
     """The terminal UPDATE, which also takes its events' seqs. Its other SET columns come from
-    the parameters (mapping.terminal_values): one statement, built once."""
-    returning = [*runs.c, event_log.SEQ_NOTICE] if notifying else list(runs.c)
+    the parameters (mapping.terminal_values): one statement, built once. It returns only the
+    seq: the ended row is the held one with what it set."""
+    returning = [runs.c.event_seq, event_log.SEQ_NOTICE] if notifying else [runs.c.event_seq]
     return (
         update(runs)
         .where(runs.c.id == bindparam("run_id"))
@@ -190,12 +191,14 @@ def finalize(
             ],
         )
     count = event_log.appended(conn, run.id) + 1  # with the terminal event
-    params = {"run_id": run.id, "event_count": count, **mapping.terminal_values(outcome, now)}
-    params["cost_nano_usd"] = run_cost(catalogue, run, outcome.usage)
+    ending = mapping.terminal_values(outcome, now)
+    ending["cost_nano_usd"] = run_cost(catalogue, run, outcome.usage)
+    params = {"run_id": run.id, "event_count": count, **ending}
     if notifications.enabled:
         params.update(notifications.params())
-    ended = RunRow(*conn.execute(_END_RUN[notifications.enabled], params).one()[:_RUN_COLUMNS])
-    event_log.seqs_taken(conn, run.id, ended.event_seq, count)
+    last: int = conn.execute(_END_RUN[notifications.enabled], params).scalar_one()
+    ended = dataclasses.replace(run, event_seq=last, **ending)  # the row as it now is
+    event_log.seqs_taken(conn, run.id, last, count)
     event_log.append(conn, run.id, event_log.terminal_event(mapping.run_to_proto(ended, name)), now)
     return int(new_version)
 

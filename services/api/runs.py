@@ -112,6 +112,7 @@ class Runs:
         self._db = log.db
         self._queue = queue
         self._rules = rules
+        self._configs = validation.KnownConfigs(rules)
         self._cancel_wait_s = cancel_wait_s
         self._default_clusters: OrderedDict[str, str] = OrderedDict()  # conversation -> cluster
 
@@ -132,7 +133,7 @@ class Runs:
         try:
             async with self._queue.offer(cluster) as offer:
                 started = await self._log.write(
-                    lambda conn: _start(conn, self._rules, principal, start, offer)
+                    lambda conn: _start(conn, self._configs, principal, start, offer)
                 )
         except IntegrityError:
             # Another request with this client_op_id (or run_id) inserted first: answer with its
@@ -333,7 +334,7 @@ def _op_replay(start: _Start, existing: RunRow) -> RunRow:
 
 def _start(
     conn: Connection,
-    rules: validation.ConfigRules,
+    configs: validation.KnownConfigs,
     principal: Principal,
     start: _Start,
     offer: run_queue.Offer,
@@ -347,7 +348,7 @@ def _start(
         request.config_override if has_override else None,
     )
     where = "config_override" if has_override else "defaults"
-    cluster = validation.validate_config(merged, rules, where, principal.company_id)
+    cluster = configs.validate(merged, where, principal.company_id)
     validation.check_content_on_cluster(request.payload.user_message.content, cluster)
     if request.HasField("tool_choice"):
         validation.validate_tool_choice(request.tool_choice, merged)

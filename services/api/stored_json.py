@@ -16,6 +16,7 @@ import base64
 import functools
 import math
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf import descriptor, json_format, timestamp_pb2
@@ -139,8 +140,22 @@ def _timestamp(message: Any) -> Any:
 
 @functools.lru_cache(maxsize=256)
 def _rfc3339(seconds: int, nanos: int) -> str:
-    """Timestamp.ToJsonString, once per instant (a transaction's events share theirs)."""
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos).ToJsonString()
+    """Timestamp.ToJsonString (Z, and 0, 3, 6 or 9 fractional digits), once per instant: a
+    transaction's events share theirs."""
+    if not (_SECONDS_MIN <= seconds <= _SECONDS_MAX and 0 <= nanos < 1_000_000_000):
+        return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos).ToJsonString()  # raises
+    text = (_EPOCH + timedelta(seconds=seconds)).isoformat()
+    if nanos == 0:
+        return text + "Z"
+    if nanos % 1_000_000 == 0:
+        return f"{text}.{nanos // 1_000_000:03d}Z"
+    if nanos % 1_000 == 0:
+        return f"{text}.{nanos // 1_000:06d}Z"
+    return f"{text}.{nanos:09d}Z"
+
+
+_EPOCH = datetime(1970, 1, 1)
+_SECONDS_MIN, _SECONDS_MAX = -62135596800, 253402300799  # 0001-01-01 .. 9999-12-31T23:59:59
 
 
 def _value(message: Any) -> Any:

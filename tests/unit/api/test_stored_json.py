@@ -6,6 +6,7 @@ Value, timestamps)."""
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -226,9 +227,19 @@ def test_special_values_render_as_message_to_dict() -> None:
     event.status = 99  # type: ignore[assignment]  # an enum number unknown here
     event.created_at.FromNanoseconds(1_000_000_000)
     _same(event)
-    for nanos in (0, 1_000_000, 1_000, 1):
-        event.created_at.nanos = nanos
+    for seconds in (-62135596800, -1, 0, 951782400, 253402300799):  # 0001, 1969, 2000-02-29…
+        for nanos in (0, 1_000_000, 120_000_000, 1_000, 1, 999_999_999):
+            event.created_at.seconds, event.created_at.nanos = seconds, nanos
+            _same(event)
+    rng = random.Random(19)
+    for _ in range(500):
+        seconds = rng.randrange(-62135596800, 253402300800)
+        nanos = rng.choice([0, 1_000_000, 1_000, 1]) * rng.randrange(1000)
+        event.created_at.seconds, event.created_at.nanos = seconds, nanos % 1_000_000_000
         _same(event)
+    event.created_at.seconds = 253402300800  # past 9999: refused as MessageToDict refuses it
+    with pytest.raises(ValueError):
+        stored_json.to_dict(event)
     value = struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
     _same(value)
     _same(struct_pb2.ListValue(values=[value, struct_pb2.Value(bool_value=False)]))
