@@ -66,8 +66,7 @@ def to_json(message: ProtoMessage) -> str:
 
 
 def from_json(text: str, message: M) -> M:
-    json_format.ParseDict(orjson.loads(text), message)
-    return message
+    return stored_json.from_dict(orjson.loads(text), message)  # ParseDict's result
 
 
 def list_to_json(messages: Iterable[ProtoMessage]) -> str:
@@ -77,9 +76,7 @@ def list_to_json(messages: Iterable[ProtoMessage]) -> str:
 def _list_from_json(text: str, factory: type[M]) -> list[M]:
     parsed = []
     for item in orjson.loads(text):
-        message = factory()
-        json_format.ParseDict(item, message)
-        parsed.append(message)
+        parsed.append(stored_json.from_dict(item, factory()))
     return parsed
 
 

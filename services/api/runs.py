@@ -58,6 +58,14 @@ _OWNED = (
     )
 )
 _OWNED_FOR_UPDATE = _OWNED.with_for_update(of=runs)
+# Only the status of the caller's run (what an event stream's first look needs).
+_OWNED_STATUS = select(runs.c.status).where(
+    and_(
+        runs.c.id == bindparam("id"),
+        runs.c.company_id == bindparam("company_id"),
+        runs.c.user_id == bindparam("user_id"),
+    )
+)
 _TAKE_CONVERSATION = (
     update(conversations)
     .where(
@@ -258,8 +266,11 @@ class Runs:
         # status read here guarantees the events read next include it (each statement has its
         # own snapshot under READ COMMITTED). The first look reads it with the owner check.
         def first_look(conn: Connection) -> tuple[str, list[run_pb2.RunEvent]]:
-            run, _ = _owned_run(conn, principal, run_id)
-            return run.status, event_log.read(conn, canonical, after_seq)
+            params = {"id": canonical, **_owner(principal)}
+            status: str | None = conn.execute(_OWNED_STATUS, params).scalar()
+            if status is None:
+                raise run_queue.run_not_found(run_id)
+            return status, event_log.read(conn, canonical, after_seq)
 
         def catch_up(conn: Connection) -> tuple[str, list[run_pb2.RunEvent]]:
             return _status(conn, canonical), event_log.read(conn, canonical, after_seq)
@@ -560,8 +571,12 @@ def _owned_run(
     malformed ids). `for_update` locks the run's row (not the conversation's)."""
     canonical = validation.check_uuid(run_id)
     if canonical is not None:
-        params = {"id": canonical, "company_id": principal.company_id, "user_id": principal.user_id}
+        params = {"id": canonical, **_owner(principal)}
         row = conn.execute(_OWNED_FOR_UPDATE if for_update else _OWNED, params).first()
         if row is not None:
             return RunRow(*row[:-1]), row[-1]
     raise run_queue.run_not_found(run_id)
+
+
+def _owner(principal: Principal) -> dict[str, int]:
+    return {"company_id": principal.company_id, "user_id": principal.user_id}

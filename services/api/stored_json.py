@@ -17,13 +17,14 @@ import functools
 import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import descriptor, json_format, timestamp_pb2
 from google.protobuf.internal import type_checkers
 from google.protobuf.message import Message
 
 FD = descriptor.FieldDescriptor
+M = TypeVar("M", bound=Message)
 Convert = Callable[[Any], Any]
 
 _INT64 = frozenset({FD.CPPTYPE_INT64, FD.CPPTYPE_UINT64})
@@ -188,4 +189,279 @@ _SPECIAL: dict[str, Convert] = {
     "google.protobuf.Struct": _struct,
     "google.protobuf.Value": _value,
     "google.protobuf.ListValue": _list_value,
+}
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+class _Unusual(Exception):
+    """Input the plan does not take as it comes: ParseDict reads it (or refuses it) instead."""
+
+
+def from_dict(value: Any, message: M) -> M:
+    """json_format.ParseDict(value, message): the same message, or the same error. JSON as
+    `to_dict` renders it is read by the plan; anything else (camelCase names, numbers written
+    differently, unknown fields…) by ParseDict itself."""
+    if message.ListFields():  # a merge into a message with content: ParseDict's own semantics
+        return json_format.ParseDict(value, message)
+    try:
+        _decoder(message.DESCRIPTOR)(value, message)
+    except (_Unusual, TypeError, ValueError, KeyError, AttributeError, OverflowError):
+        message.Clear()
+        json_format.ParseDict(value, message)
+    return message
+
+
+Decode = Callable[[Any, Any], None]  # (JSON value, message) -> fills the message
+_DECODERS: dict[Any, Decode] = {}  # by message descriptor
+
+
+def _decoder(desc: Any) -> Decode:
+    decoder = _DECODERS.get(desc)
+    if decoder is None:
+        decoder = _DECODERS[desc] = _READERS.get(desc.full_name) or _reading_plan(desc)
+    return decoder
+
+
+def _read_into(desc: Any, value: Any, message: Any) -> None:
+    _decoder(desc)(value, message)
+
+
+def _unusual(value: Any, message: Any) -> None:
+    raise _Unusual
+
+
+def _reading_plan(desc: Any) -> Decode:
+    if desc.full_name.startswith("google.protobuf."):
+        return _unusual
+    plan: dict[str, tuple[str, Callable[[Any, str, Any], None], str | None]] = {}
+    for field in desc.fields:
+        setter = _field_setter(field)
+        if setter is None:
+            return _unusual
+        oneof = field.containing_oneof
+        plan[field.name] = (field.name, setter, oneof.name if oneof is not None else None)
+
+    def decode(value: Any, message: Any) -> None:
+        if type(value) is not dict:
+            raise _Unusual
+        oneofs: set[str] = set()
+        for key, item in value.items():
+            entry = plan.get(key)
+            if entry is None or item is None:
+                raise _Unusual
+            name, setter, oneof = entry
+            if oneof is not None:
+                if oneof in oneofs:
+                    raise _Unusual
+                oneofs.add(oneof)
+            setter(message, name, item)
+
+    return decode
+
+
+def _field_setter(field: Any) -> Callable[[Any, str, Any], None] | None:
+    message_type = field.message_type
+    if message_type is not None and message_type.GetOptions().map_entry:
+        key_reader = _scalar_reader(message_type.fields_by_name["key"], key=True)
+        value_field = message_type.fields_by_name["value"]
+        if key_reader is None:
+            return None
+        key: Convert = key_reader
+        if value_field.cpp_type == FD.CPPTYPE_MESSAGE:
+            sub = value_field.message_type
+
+            def set_message_map(message: Any, name: str, items: Any) -> None:
+                target = getattr(message, name)
+                for k, item in _items(items):
+                    _read_into(sub, item, target[key(k)])
+
+            return set_message_map
+        value_reader = _scalar_reader(value_field)
+        if value_reader is None:
+            return None
+        read_value: Convert = value_reader
+
+        def set_map(message: Any, name: str, items: Any) -> None:
+            target = getattr(message, name)
+            for k, item in _items(items):
+                target[key(k)] = read_value(item)
+
+        return set_map
+    if field.cpp_type == FD.CPPTYPE_MESSAGE:
+        sub = message_type
+        if field.is_repeated:
+
+            def add_messages(message: Any, name: str, items: Any) -> None:
+                target = getattr(message, name)
+                for item in _list(items):
+                    if item is None:
+                        raise _Unusual
+                    _read_into(sub, item, target.add())
+
+            return add_messages
+
+        def set_message(message: Any, name: str, item: Any) -> None:
+            target = getattr(message, name)
+            target.SetInParent()
+            _read_into(sub, item, target)
+
+        return set_message
+    scalar = _scalar_reader(field)
+    if scalar is None:
+        return None
+    if field.is_repeated:
+
+        def extend(message: Any, name: str, items: Any) -> None:
+            getattr(message, name).extend([scalar(item) for item in _list(items)])
+
+        return extend
+
+    def set_scalar(message: Any, name: str, item: Any) -> None:
+        setattr(message, name, scalar(item))
+
+    return set_scalar
+
+
+def _items(value: Any) -> Any:
+    if type(value) is not dict:
+        raise _Unusual
+    return value.items()
+
+
+def _list(value: Any) -> Any:
+    if type(value) is not list:
+        raise _Unusual
+    return value
+
+
+def _scalar_reader(field: Any, key: bool = False) -> Convert | None:
+    """JSON scalar -> field value, as `to_dict` writes it; None: not a kind the plan reads."""
+    kind = field.cpp_type
+    if kind == FD.CPPTYPE_STRING:
+        return None if field.type == FD.TYPE_BYTES else _text
+    if kind == FD.CPPTYPE_BOOL:
+        return _bool_key if key else _bool
+    if kind in _INT64 or kind in (FD.CPPTYPE_INT32, FD.CPPTYPE_UINT32):
+        return _integer_text if key else _integer
+    if kind == FD.CPPTYPE_DOUBLE:
+        return _number
+    if kind == FD.CPPTYPE_ENUM:
+        enum = field.enum_type
+        if enum.is_closed or enum.full_name == "google.protobuf.NullValue":
+            return None
+        if any(v.has_options for v in enum.values):
+            return None
+        numbers = {v.name: v.number for v in enum.values}
+
+        def enum_value(value: Any) -> int:
+            if type(value) is not str:
+                raise _Unusual
+            number: int = numbers[value]  # KeyError: unknown, for ParseDict to tell
+            return number
+
+        return enum_value
+    return None  # float (32-bit), bytes
+
+
+def _text(value: Any) -> str:
+    if type(value) is not str:
+        raise _Unusual
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if type(value) is not bool:
+        raise _Unusual
+    return value
+
+
+def _bool_key(value: Any) -> bool:
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    raise _Unusual
+
+
+def _integer(value: Any) -> int:
+    if type(value) is int:
+        return value
+    return _integer_text(value)
+
+
+def _integer_text(value: Any) -> int:
+    if type(value) is not str or not value.lstrip("-").isdigit():
+        raise _Unusual
+    return int(value)
+
+
+def _number(value: Any) -> float:
+    kind = type(value)
+    if kind is int:
+        value = float(value)
+    elif kind is not float:
+        if value not in _SPECIAL_NUMBERS:
+            raise _Unusual
+        return _SPECIAL_NUMBERS[value]
+    number: float = value
+    if math.isnan(number) or math.isinf(number):
+        raise _Unusual
+    return number
+
+
+_SPECIAL_NUMBERS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _read_timestamp(value: Any, message: Any) -> None:
+    if type(value) is not str:
+        raise _Unusual
+    message.seconds, message.nanos = _parse_rfc3339(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_rfc3339(text: str) -> tuple[int, int]:
+    """Timestamp.FromJsonString's value, once per text (a transaction's events share theirs)."""
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromJsonString(text)
+    return stamp.seconds, stamp.nanos
+
+
+def _read_value(value: Any, message: Any) -> None:
+    if value is None:
+        message.null_value = 0
+    elif type(value) is bool:
+        message.bool_value = value
+    elif type(value) is str:
+        message.string_value = value
+    elif type(value) is int or type(value) is float:
+        message.number_value = value
+    elif type(value) is dict:
+        message.struct_value.SetInParent()
+        _read_struct(value, message.struct_value)
+    elif type(value) is list:
+        message.list_value.SetInParent()
+        _read_list_value(value, message.list_value)
+    else:
+        raise _Unusual
+
+
+def _read_struct(value: Any, message: Any) -> None:
+    fields = message.fields
+    for key, item in _items(value):
+        _read_value(item, fields[key])
+
+
+def _read_list_value(value: Any, message: Any) -> None:
+    values = message.values
+    for item in _list(value):
+        _read_value(item, values.add())
+
+
+_READERS: dict[str, Decode] = {
+    "google.protobuf.Timestamp": _read_timestamp,
+    "google.protobuf.Struct": _read_struct,
+    "google.protobuf.Value": _read_value,
+    "google.protobuf.ListValue": _read_list_value,
 }

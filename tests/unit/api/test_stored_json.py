@@ -245,3 +245,84 @@ def test_special_values_render_as_message_to_dict() -> None:
     _same(struct_pb2.ListValue(values=[value, struct_pb2.Value(bool_value=False)]))
     with pytest.raises(ValueError):  # as MessageToDict refuses it
         stored_json.to_dict(struct_pb2.Value(number_value=math.nan))
+
+
+def _read_same(value: Any, cls: Any) -> Message:
+    """from_dict gives what ParseDict gives (message or error class)."""
+    try:
+        expected: Any = json_format.ParseDict(value, cls())
+    except json_format.ParseError as exc:
+        with pytest.raises(type(exc)):
+            stored_json.from_dict(value, cls())
+        return cls()
+    got = stored_json.from_dict(value, cls())
+    assert got == expected
+    assert got.SerializeToString(deterministic=True) == expected.SerializeToString(
+        deterministic=True
+    )
+    return got
+
+
+@pytest.mark.parametrize("desc", list(_messages()), ids=lambda d: d.full_name)
+def test_every_message_reads_back_as_parse_dict_reads_it(desc: Any) -> None:
+    for message in _variants(desc):
+        value = orjson.loads(orjson.dumps(stored_json.to_dict(message)))
+        assert _read_same(value, type(message)) == message
+
+
+def test_other_kinds_read_back_as_parse_dict_reads_them() -> None:
+    kinds = _kinds()
+    for message in _variants(kinds.DESCRIPTOR):
+        _read_same(orjson.loads(orjson.dumps(stored_json.to_dict(message))), kinds)
+    for value in (math.nan, math.inf, -math.inf, 1 / 3):
+        written = stored_json.to_dict(kinds(d=value, many_d=[value, 2.0]))
+        _read_same(orjson.loads(orjson.dumps(written)), kinds)
+
+
+def test_what_to_dict_does_not_write_is_read_as_parse_dict_reads_it() -> None:
+    """camelCase names, numbers written otherwise, nulls, unknown names and values, two members
+    of one oneof: ParseDict's answer (or its error), whatever the plan would have done."""
+    event = run_pb2.RunEvent
+    for value in (
+        {"toolUseId": "t", "type": "tool.call"},
+        {"seq": 5, "turn_index": "3", "status": 2},
+        {"seq": 5.0, "turn_index": 3.0},
+        {"seq": " 5"},
+        {"seq": True},
+        {"status": "RUN_STATUS_NOPE"},
+        {"nope": 1},
+        {"type": None, "created_at": "2026-01-01T00:00:00+01:00"},
+        {"created_at": "not a time"},
+        {"arguments": {"a": None, "b": [None, {"c": 1}], "d": 1e300}},
+        {"arguments": None},
+        {"usage": {}, "turn": {"content_blocks": [{"text": {}}]}},
+        {"turn": {"content_blocks": [None]}},
+        {"turn": {"content_blocks": [{"text": {"text": "a"}, "tool_use": {}}]}},
+        {"content": [{"text": {"text": "x"}}]},
+        [],
+        "text",
+    ):
+        _read_same(value, event)
+    config = config_pb2.AgentConfig
+    for value in (
+        {"temperature": "0.5"},
+        {"temperature": "NaN", "max_tokens": 3},
+        {"temperature": 1},
+        {"temperature": "nan"},
+        {"max_tokens": 2**40},
+        {"output_format_schema": {"type": "object", "x": [1, True, None, "s"]}},
+    ):
+        _read_same(value, config)
+    filled = run_pb2.RunEvent(type="kept")
+    assert stored_json.from_dict({"seq": "3"}, filled) == run_pb2.RunEvent(type="kept", seq=3)
+
+
+def test_what_to_dict_writes_is_read_without_parse_dict(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: Any, **__: Any) -> None:
+        raise AssertionError("ParseDict was called")
+
+    messages = [m for d in _messages() for m in _variants(d)]
+    written = [(type(m), orjson.loads(orjson.dumps(stored_json.to_dict(m)))) for m in messages]
+    monkeypatch.setattr(json_format, "ParseDict", refuse)
+    for cls, value in written:
+        stored_json.from_dict(value, cls())
