@@ -58,17 +58,17 @@ def _encoder(desc: Any) -> Convert:
 def _plan(desc: Any) -> Convert:
     if desc.full_name.startswith("google.protobuf."):  # Any, Duration, wrappers…: as they are
         return _slow
-    plan: dict[int, tuple[str, Convert]] = {}
+    plan: dict[Any, tuple[str, Convert]] = {}  # by field descriptor (never an extension's)
     for field in desc.fields:
         convert = _field(field)
         if convert is None:
             return _slow
-        plan[field.number] = (field.name, convert)
+        plan[field] = (field.name, convert)
 
     def encode(message: Message) -> Any:
         out: dict[str, Any] = {}
         for field, value in message.ListFields():
-            entry = None if field.is_extension else plan.get(field.number)
+            entry = plan.get(field)
             if entry is None:
                 return _slow(message)
             name, convert = entry
