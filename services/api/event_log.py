@@ -4,7 +4,9 @@ with `after_seq` loses and repeats nothing.
 
 Writers run their transaction through `EventLog.write`; the events `append`ed in it get their seqs
 when its work is done (one bump and one insert per run) and go to the run's subscribers in this
-process once it has committed. On PostgreSQL the transaction also notifies the other api processes
+process once it has committed. A writer that updates the run's row anyway moves event_seq in that
+statement (`SEQ_BUMP`, then `seqs_taken`), and a new run is inserted with its seq: then the bump
+is not a statement of its own. On PostgreSQL the transaction also notifies the other api processes
 (notifications.py), whose subscribers of the run then read the log. Readers never poll: a
 subscriber reads the log only to catch up. An event is stored as data; what is presentation (a
 failed run's title and docs link) is rendered when it is sent.
@@ -50,6 +52,7 @@ TERMINAL_TYPES: Final = {
 T = TypeVar("T")
 _TERMINAL_TYPE_NAMES = frozenset(TERMINAL_TYPES.values())
 _OUTBOX = "parley.events.outbox"  # Connection.info key: events appended in this transaction
+_TAKEN = "parley.events.taken"  # Connection.info key: run id -> (last seq, count) bumped already
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +137,13 @@ class EventLog:
         outbox: list[_Appended] = []
 
         def work(conn: Connection) -> T:
-            conn.info[_OUTBOX] = outbox
+            taken: dict[str, tuple[int, int]] = {}
+            conn.info[_OUTBOX], conn.info[_TAKEN] = outbox, taken
             try:
                 result = fn(conn)
             finally:
-                del conn.info[_OUTBOX]
-            _store(conn, outbox, self.notifications)
+                del conn.info[_OUTBOX], conn.info[_TAKEN]
+            _store(conn, outbox, taken, self.notifications)
             return result
 
         result = await self.db.write(work)
@@ -169,6 +173,10 @@ _NEXT_SEQ = (
 _NEXT_SEQ_NOTIFYING = _NEXT_SEQ.returning(
     sent_by(EVENTS, runs.c.id, cast(runs.c.event_seq, String))
 )
+# For a writer's own UPDATE of the run's row: `values(event_seq=SEQ_BUMP)` moves the seq on by
+# :event_count, and (PostgreSQL) `SEQ_NOTICE` in its RETURNING tells the other api processes.
+SEQ_BUMP: Final = runs.c.event_seq + bindparam("event_count")
+SEQ_NOTICE: Final = sent_by(EVENTS, runs.c.id, cast(runs.c.event_seq, String))
 _INSERT = insert(run_events)
 _READ = (
     select(run_events.c.data)
@@ -221,10 +229,32 @@ def append(
     return event
 
 
-def _store(conn: Connection, outbox: list[_Appended], notifications: Notifications) -> None:
+def appended(conn: Connection, run_id: str) -> int:
+    """How many events this transaction has appended to the run so far."""
+    outbox: list[_Appended] = conn.info[_OUTBOX]
+    return sum(1 for appended in outbox if appended.run_id == run_id)
+
+
+def seqs_taken(conn: Connection, run_id: str, last: int, count: int) -> None:
+    """A statement of this transaction moved the run's event_seq on by `count` to `last` (an
+    UPDATE with `SEQ_BUMP`, or the run's INSERT): the `count` events the transaction appends to
+    the run are numbered up to `last`, with no bump of their own."""
+    taken: dict[str, tuple[int, int]] = conn.info[_TAKEN]
+    if run_id in taken:
+        raise RuntimeError(f"run {run_id}'s seqs were taken twice in one transaction")
+    taken[run_id] = (last, count)
+
+
+def _store(
+    conn: Connection,
+    outbox: list[_Appended],
+    taken: dict[str, tuple[int, int]],
+    notifications: Notifications,
+) -> None:
     """Number the transaction's events in order (one seq bump per run, which notifies the other
-    api processes on PostgreSQL) and insert them."""
-    by_run: dict[str, list[_Appended]] = {}
+    api processes on PostgreSQL, unless the writer's own statement took the seqs) and insert
+    them."""
+    by_run: dict[str, list[_Appended]] = {run_id: [] for run_id in taken}
     for appended in outbox:
         by_run.setdefault(appended.run_id, []).append(appended)
     rows: list[dict[str, Any]] = []
@@ -233,8 +263,13 @@ def _store(conn: Connection, outbox: list[_Appended], notifications: Notificatio
         statement, notifying = _NEXT_SEQ_NOTIFYING, notifications.params()
     for run_id, appended_to_run in by_run.items():
         count = len(appended_to_run)
-        params = {"run_id": run_id, "count": count, **notifying}
-        last: int = conn.execute(statement, params).scalar_one()
+        if run_id in taken:
+            last, expected = taken[run_id]
+            if count != expected:  # a gap or a repeated seq in the log: never commit that
+                raise RuntimeError(f"run {run_id}: {count} events appended, {expected} taken")
+        else:
+            params = {"run_id": run_id, "count": count, **notifying}
+            last = conn.execute(statement, params).scalar_one()
         for seq, appended in enumerate(appended_to_run, start=last - count + 1):
             appended.event.seq = seq
             if appended.event.HasField("run"):  # the run as it ends: its log ends here too

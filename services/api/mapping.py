@@ -22,6 +22,7 @@ from agents.v1 import (
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message as ProtoMessage
 
+from services.api import stored_json
 from services.api.db.rows import (
     ConversationPage,
     ConversationRow,
@@ -50,13 +51,14 @@ ROLE_TO_DB: Final[dict[message_pb2.Role, str]] = {
 }
 ROLE_FROM_DB = {v: k for k, v in ROLE_TO_DB.items()}
 IN_FLIGHT = frozenset({"pending", "running"})  # the statuses before a run's terminal one
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # --- JSON columns -------------------------------------------------------------------------------
 
 
 def _dict(message: ProtoMessage) -> dict[str, Any]:
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return stored_json.to_dict(message)  # MessageToDict(preserving_proto_field_name=True)
 
 
 def to_json(message: ProtoMessage) -> str:
@@ -64,8 +66,7 @@ def to_json(message: ProtoMessage) -> str:
 
 
 def from_json(text: str, message: M) -> M:
-    json_format.ParseDict(orjson.loads(text), message)
-    return message
+    return stored_json.from_dict(orjson.loads(text), message)  # ParseDict's result
 
 
 def list_to_json(messages: Iterable[ProtoMessage]) -> str:
@@ -75,9 +76,7 @@ def list_to_json(messages: Iterable[ProtoMessage]) -> str:
 def _list_from_json(text: str, factory: type[M]) -> list[M]:
     parsed = []
     for item in orjson.loads(text):
-        message = factory()
-        json_format.ParseDict(item, message)
-        parsed.append(message)
+        parsed.append(stored_json.from_dict(item, factory()))
     return parsed
 
 
@@ -97,16 +96,13 @@ def _config_wire(text: str) -> bytes:
     return from_json(text, config_pb2.AgentConfig()).SerializeToString()
 
 
-_EPOCH = datetime(1970, 1, 1)
-_EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
-
-
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    # SQLite hands back naive datetimes; everything stored is UTC. Computed from the difference
-    # to the epoch: Timestamp.FromDatetime is pure Python, a few times slower.
-    since = value - (_EPOCH if value.tzinfo is None else _EPOCH_UTC)
+    """Timestamp.FromDatetime's value, by arithmetic (FromDatetime goes through a time tuple)."""
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; everything stored is UTC
+        value = value.replace(tzinfo=UTC)
+    since = value - _EPOCH
     return timestamp_pb2.Timestamp(
-        seconds=since.days * 86400 + since.seconds, nanos=since.microseconds * 1000
+        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000
     )
 
 

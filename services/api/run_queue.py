@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 from collections import Counter, deque
@@ -258,10 +259,10 @@ class WaitingLine:
 
 
 class Offer:
-    """A StartRun's new run on its way into the queue. `place` it inside the transaction that
-    inserts it: leased there and then to the waiting claim the offer holds, if that claim serves
-    the run's cluster; when no claim in this process's line serves it, the other api processes
-    hear of the run when the transaction commits."""
+    """A StartRun's new run on its way into the queue: `lease` it before its INSERT and `place`
+    it after, inside that transaction. It is inserted leased to the waiting claim the offer holds,
+    if that claim serves the run's cluster; when no claim in this process's line serves it, the
+    other api processes hear of the run when the transaction commits."""
 
     def __init__(
         self, waiting: WaitingClaim | None, line: WaitingLine, others: Notifications
@@ -273,14 +274,28 @@ class Offer:
         self.placed = False
         self.cluster: str | None = None
 
+    def lease(self, run: RunRow) -> RunRow:
+        """The new pending run as it is inserted: leased (running, its first attempt) to the
+        waiting claim when that claim serves its cluster, so no UPDATE follows the INSERT."""
+        waiting = self._waiting
+        if waiting is None or not waiting.serves(run.execution_cluster):
+            return run
+        now = datetime.now(UTC)
+        return dataclasses.replace(
+            run,
+            status="running",
+            lease_owner=waiting.runner_id,
+            lease_expires_at=now + _lease(waiting.lease_seconds),
+            attempts=1,
+            execution_started_at=now,
+        )
+
     def place(self, conn: Connection, run: RunRow, conversation: ConversationRow) -> None:
+        """After the INSERT of `run` (as `lease` made it)."""
         cluster = run.execution_cluster
         self.placed, self.cluster = True, cluster
-        waiting = self._waiting
-        if waiting is not None and waiting.serves(cluster):
-            self.claim = _lease_new_run(
-                conn, run, waiting.runner_id, waiting.lease_seconds, conversation
-            )
+        if run.lease_owner is not None and run.execution_started_at is not None:
+            self.claim = Claim(_claimed(conn, run, run.execution_started_at, conversation), 0)
         elif self._others.enabled and not self._line.serves(cluster):
             self._others.notify(conn, RUNS_QUEUED, _queued({cluster: 1}))
 
@@ -342,7 +357,6 @@ def _claim_statement(skip_locked: bool, by_cluster: bool) -> ReturningUpdate[Any
 _CLAIM = {
     (pg, named): _claim_statement(pg, named) for pg in (False, True) for named in (False, True)
 }
-_CLAIM_NEW = _leasing(bindparam("run_id"))  # a new run, handed over by its own StartRun
 _EARLIEST_LEASE = {
     False: select(func.min(runs.c.lease_expires_at)).where(runs.c.status == "running"),
     True: select(func.min(runs.c.lease_expires_at)).where(
@@ -419,20 +433,6 @@ def _lease(seconds: int) -> timedelta:
     return timedelta(seconds=seconds or DEFAULT_LEASE_SECONDS)
 
 
-def _lease_new_run(
-    conn: Connection, run: RunRow, runner_id: str, lease_seconds: int, conversation: ConversationRow
-) -> Claim:
-    now = datetime.now(UTC)
-    params = {
-        "run_id": run.id,
-        "runner": runner_id,
-        "expires": now + _lease(lease_seconds),
-        "claimed_at": now,
-    }
-    leased = RunRow(*conn.execute(_CLAIM_NEW, params).one())
-    return Claim(_claimed(conn, leased, now, conversation), 0)
-
-
 def _claimed(
     conn: Connection, run: RunRow, now: datetime, conversation: ConversationRow | None = None
 ) -> ClaimedRun:
@@ -445,7 +445,9 @@ def _claimed(
         conversation = ConversationRow(
             *conn.execute(_CONVERSATION, {"id": run.conversation_id}).one()
         )
-    history = [MessageRow(*row) for row in conn.execute(_HISTORY, {"id": run.conversation_id})]
+    history = []
+    if conversation.version:  # messages are numbered 1..version: at 0 there are none to read
+        history = [MessageRow(*row) for row in conn.execute(_HISTORY, {"id": conversation.id})]
     live: list[run_pb2.LiveTurn] = []
     usage = run_pb2.Usage()
     announced: list[str] = []

@@ -58,6 +58,14 @@ _OWNED = (
     )
 )
 _OWNED_FOR_UPDATE = _OWNED.with_for_update(of=runs)
+# Only the status of the caller's run (what an event stream's first look needs).
+_OWNED_STATUS = select(runs.c.status).where(
+    and_(
+        runs.c.id == bindparam("id"),
+        runs.c.company_id == bindparam("company_id"),
+        runs.c.user_id == bindparam("user_id"),
+    )
+)
 _TAKE_CONVERSATION = (
     update(conversations)
     .where(
@@ -112,6 +120,7 @@ class Runs:
         self._db = log.db
         self._queue = queue
         self._rules = rules
+        self._configs = validation.KnownConfigs(rules)
         self._cancel_wait_s = cancel_wait_s
         self._default_clusters: OrderedDict[str, str] = OrderedDict()  # conversation -> cluster
 
@@ -132,7 +141,7 @@ class Runs:
         try:
             async with self._queue.offer(cluster) as offer:
                 started = await self._log.write(
-                    lambda conn: _start(conn, self._rules, principal, start, offer)
+                    lambda conn: _start(conn, self._configs, principal, start, offer)
                 )
         except IntegrityError:
             # Another request with this client_op_id (or run_id) inserted first: answer with its
@@ -199,7 +208,9 @@ class Runs:
                     payload, run, f"not executed: {CANCELLED_MESSAGE} before it ran"
                 )
                 turns = [unexecuted] if unexecuted is not None else []
-                finalize(conn, lock, run, outcome, turns, datetime.now(UTC), self._rules.catalogue)
+                now = datetime.now(UTC)
+                notifications = self._log.notifications
+                finalize(conn, notifications, run, outcome, turns, now, self._rules.catalogue)
             elif run.status == "running":
                 conn.execute(_FLAG_CANCEL, {"run_id": run.id})
                 self._queue.announce_cancel(conn, run.id)
@@ -255,8 +266,11 @@ class Runs:
         # status read here guarantees the events read next include it (each statement has its
         # own snapshot under READ COMMITTED). The first look reads it with the owner check.
         def first_look(conn: Connection) -> tuple[str, list[run_pb2.RunEvent]]:
-            run, _ = _owned_run(conn, principal, run_id)
-            return run.status, event_log.read(conn, canonical, after_seq)
+            params = {"id": canonical, **_owner(principal)}
+            status: str | None = conn.execute(_OWNED_STATUS, params).scalar()
+            if status is None:
+                raise run_queue.run_not_found(run_id)
+            return status, event_log.read(conn, canonical, after_seq)
 
         def catch_up(conn: Connection) -> tuple[str, list[run_pb2.RunEvent]]:
             return _status(conn, canonical), event_log.read(conn, canonical, after_seq)
@@ -331,7 +345,7 @@ def _op_replay(start: _Start, existing: RunRow) -> RunRow:
 
 def _start(
     conn: Connection,
-    rules: validation.ConfigRules,
+    configs: validation.KnownConfigs,
     principal: Principal,
     start: _Start,
     offer: run_queue.Offer,
@@ -345,17 +359,23 @@ def _start(
         request.config_override if has_override else None,
     )
     where = "config_override" if has_override else "defaults"
-    cluster = validation.validate_config(merged, rules, where, principal.company_id)
+    cluster = configs.validate(merged, where, principal.company_id)
     validation.check_content_on_cluster(request.payload.user_message.content, cluster)
     if request.HasField("tool_choice"):
         validation.validate_tool_choice(request.tool_choice, merged)
     replayed = _same_start(conn, principal, start)
     if replayed is not None:
         return StartedRun(replayed, conversation.name, True)
-    existing = _run_by_op(conn, conversation.id, client_op_id)
-    if existing is not None:
-        return StartedRun(_op_replay(start, existing), conversation.name, True)
-    _check_can_start(conn, conversation, request)
+    try:
+        _check_can_start(conn, conversation, request)
+    except ParleyError:
+        # A replay finds the conversation moved on by its own run: that run is the answer. (A
+        # replay that passes the checks fails on the run's unique client_op_id instead: `start`
+        # answers with its run then, so the happy path reads no run by its op.)
+        existing = _run_by_op(conn, conversation.id, client_op_id)
+        if existing is not None:
+            return StartedRun(_op_replay(start, existing), conversation.name, True)
+        raise
 
     run_id = start.run_id or str(uuid.uuid4())
     taken = conn.execute(
@@ -420,11 +440,17 @@ def _start(
         request_hash=start.request_hash,
         traceparent=start.traceparent,
     )
-    conn.execute(_INSERT_RUN, values(run))
+    # Inserted with its events' seqs (pending, and running when a waiting claim takes it): the
+    # row is new, so nobody else can number its events, and nobody elsewhere follows it yet.
+    inserted = offer.lease(run)
+    count = 1 if inserted.lease_owner is None else 2
+    inserted = dataclasses.replace(inserted, event_seq=count)
+    conn.execute(_INSERT_RUN, values(inserted))
+    event_log.seqs_taken(conn, run_id, count, count)
     event_log.append(conn, run_id, event_log.status_event(run_pb2.RUN_STATUS_PENDING))
-    run = dataclasses.replace(run, event_seq=1)  # that event's seq (numbered at commit)
-    offer.place(conn, run, conversation)
-    return StartedRun(run, conversation.name, False)
+    offer.place(conn, inserted, conversation)
+    # As accepted: pending, at its first event's seq.
+    return StartedRun(dataclasses.replace(run, event_seq=1), conversation.name, False)
 
 
 def _default_cluster(conn: Connection, principal: Principal, conversation_id: str) -> str | None:
@@ -545,8 +571,12 @@ def _owned_run(
     malformed ids). `for_update` locks the run's row (not the conversation's)."""
     canonical = validation.check_uuid(run_id)
     if canonical is not None:
-        params = {"id": canonical, "company_id": principal.company_id, "user_id": principal.user_id}
+        params = {"id": canonical, **_owner(principal)}
         row = conn.execute(_OWNED_FOR_UPDATE if for_update else _OWNED, params).first()
         if row is not None:
             return RunRow(*row[:-1]), row[-1]
     raise run_queue.run_not_found(run_id)
+
+
+def _owner(principal: Principal) -> dict[str, int]:
+    return {"company_id": principal.company_id, "user_id": principal.user_id}

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import hashlib
 import math
 import re
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -56,6 +58,7 @@ MAX_ITERATIONS = (1, 100)
 MAX_TOKENS = (1, 65536)
 THINKING_BUDGET = (1024, 65535)
 THINKING_PROVIDERS = frozenset({"bedrock"})
+KNOWN_CONFIGS = 4096  # merged configs whose validation a store process remembers
 INLINE_CONTENT_BYTES = 1 << 20  # larger content is checked off the event loop (base64 decoding)
 
 
@@ -151,6 +154,30 @@ def validate_config(
     validate_caller_tools(cfg.tools, f"{where}.tools")
     validate_thinking(cfg, where, cluster)
     return cluster
+
+
+class KnownConfigs:
+    """`validate_config` for the configs StartRuns merge, remembered: it is pure (a config, its
+    field and the company always get the same cluster, or the same error, which is not kept),
+    and a conversation's runs merge the same config again and again. Used by one thread at a
+    time (the store's transactions)."""
+
+    def __init__(self, rules: ConfigRules, size: int = KNOWN_CONFIGS) -> None:
+        self.rules = rules
+        self._size = size
+        self._known: OrderedDict[tuple[bytes, str, int], Cluster] = OrderedDict()
+
+    def validate(self, cfg: config_pb2.AgentConfig, where: str, company_id: int) -> Cluster:
+        digest = hashlib.blake2b(cfg.SerializeToString(deterministic=True), digest_size=16)
+        key = (digest.digest(), where, company_id)
+        cluster = self._known.get(key)
+        if cluster is not None:
+            self._known.move_to_end(key)
+            return cluster
+        cluster = self._known[key] = validate_config(cfg, self.rules, where, company_id)
+        if len(self._known) > self._size:
+            self._known.popitem(last=False)
+        return cluster
 
 
 def validate_thinking(cfg: config_pb2.AgentConfig, where: str, cluster: Cluster) -> None:

@@ -502,6 +502,44 @@ async def test_model_calls_ride_on_the_next_write(api: Api) -> None:
         assert job.run_id == run.id
 
 
+async def test_appends_keep_every_model_call_and_only_the_holders(api: Api) -> None:
+    """Each AppendRunEvents with a model call adds its job id to the run's list in order (the
+    list is extended in the UPDATE that checks the lease); one from a runner that does not hold
+    the run changes nothing and is LeaseLost."""
+    who = api.user()
+    conversation = await api.create(who)
+    run = await api.start(who, conversation.id, expected_version=0)
+    await api.claim(run.id)
+    ids = [f"{n}{n}{n}{n}{n}{n}{n}{n}-{n}{n}{n}{n}-4{n}{n}{n}-8{n}{n}{n}-{n * 12}" for n in "345"]
+    for i, job_id in enumerate(ids):
+        reply = await api.store.AppendRunEvents(
+            store_service_pb2.AppendRunEventsRequest(
+                run_id=run.id,
+                runner_id="runner-1",
+                events=[run_pb2.RunEvent(type="tool.call", tool_use_id=f"u{i}", name="lookup")],
+                iteration=_iteration(run.id, job_id, i + 1),
+            )
+        )
+        assert reply.last_seq == 2 + 2 * (i + 1)  # its usage event, then its call
+        running = await api.get_run(who, run.id)
+        assert list(running.submitted_inference_job_ids) == ids[: i + 1]
+        assert running.latest_event_seq == reply.last_seq
+    await expect_error(
+        api.store.AppendRunEvents(
+            store_service_pb2.AppendRunEventsRequest(
+                run_id=run.id,
+                runner_id="runner-2",
+                events=[run_pb2.RunEvent(type="tool.call", tool_use_id="u9", name="lookup")],
+                iteration=_iteration(run.id, "99999999-9999-4999-8999-999999999999", 9),
+            )
+        ),
+        "LeaseLost",
+    )
+    after = await api.get_run(who, run.id)
+    assert list(after.submitted_inference_job_ids) == ids
+    assert after.latest_event_seq == 8
+
+
 async def test_an_iteration_of_another_run_is_refused(api: Api) -> None:
     who = api.user()
     conversation = await api.create(who)

@@ -7,10 +7,12 @@ import uuid
 
 import grpc
 import pytest
+from agents.v1 import conversation_service_pb2 as svc
 from agents.v1 import run_pb2
 from google.protobuf import json_format
 
 from services.common.grpc_server import HTTP_STATUS_KEY
+from tests.blocks import assistant, text
 
 from .conftest import Api, defaults, expect_error
 
@@ -103,6 +105,30 @@ async def test_replay_returns_the_original_run_with_200(api: Api) -> None:
     other = await api.create(who)
     elsewhere, status = await start_call(api, who, other.id, client_op_id=op)
     assert status is None and elsewhere.id != first.id
+
+
+async def test_replay_of_an_ended_run_at_the_current_version_returns_it(api: Api) -> None:
+    """A replay whose body would start a run now (its run ended, expected_version is current)
+    still answers with its run (the run's unique client_op_id refuses a second one), and the
+    conversation stays as that run left it."""
+    who = api.user()
+    conversation = await api.create(who)
+    op = str(uuid.uuid4())
+    first, _ = await start_call(api, who, conversation.id, client_op_id=op)
+    await api.claim(first.id)
+    done = run_pb2.Run(status=run_pb2.RUN_STATUS_COMPLETED, iterations_used=1, final_text="4")
+    version = await api.commit(first.id, done, assistant(text("4")))
+    again, status = await start_call(
+        api, who, conversation.id, client_op_id=op, expected_version=version
+    )
+    assert status == "200" and again.id == first.id
+    assert again.status == run_pb2.RUN_STATUS_COMPLETED
+    after = await api.public.GetConversation(
+        svc.GetConversationRequest(id=conversation.id), metadata=api.auth(who)
+    )
+    assert after.version == version
+    fresh, status = await start_call(api, who, conversation.id, expected_version=version)
+    assert status is None and fresh.id != first.id  # and the conversation was left startable
 
 
 async def test_twenty_concurrent_identical_requests_create_one_run(api: Api) -> None:

@@ -651,3 +651,23 @@ def test_page_size() -> None:
     for bad in (0, -5):
         error = raises("InvalidRequest", size, bad)
         assert error.metadata["field"] == "per_page" and f"got {bad}" in error.detail
+
+
+def test_known_configs_answer_as_validate_config_does() -> None:
+    """A config seen before gets the same cluster without being checked again; a refused one is
+    refused every time (an error is not remembered), for each field and company apart."""
+    known = validation.KnownConfigs(RULES, size=2)
+    good = config()
+    cluster = validation.validate_config(good, RULES, "defaults", COMPANY)
+    assert known.validate(good, "defaults", COMPANY) == cluster
+    assert known.validate(config(), "defaults", COMPANY) is known.validate(good, "defaults", 1)
+    bad = config(max_tokens=0)
+    for _ in range(2):
+        error = raises("InvalidRequest", known.validate, bad, "config_override", COMPANY)
+        assert error.metadata["field"] == "config_override.max_tokens"
+    other = config(execution_cluster="elsewhere")
+    for _ in range(2):
+        raises("UnknownExecutionCluster", known.validate, other, "defaults", COMPANY)
+    for n in range(1, 5):  # more configs than it keeps: the oldest are checked again
+        assert known.validate(config(max_tokens=n), "defaults", COMPANY) == cluster
+    assert known.validate(good, "defaults", COMPANY) == cluster
