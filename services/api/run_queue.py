@@ -394,6 +394,18 @@ _RELEASE = (
     .values(lease_owner=None, lease_expires_at=bindparam("now"))  # held by nobody, runnable
     .returning(runs.c.id, runs.c.execution_cluster)
 )
+_GIVE_BACK = (  # the runs a claim leased for a caller that left before it could take them
+    update(runs)
+    .where(
+        and_(
+            runs.c.status == "running",
+            runs.c.id.in_(bindparam("run_ids", expanding=True)),
+            runs.c.lease_owner == bindparam("runner"),
+        )
+    )
+    .values(lease_owner=None, lease_expires_at=bindparam("now"))  # held by nobody, runnable
+    .returning(runs.c.id, runs.c.execution_cluster)
+)
 _RENEW = (
     update(runs)
     .where(
@@ -535,6 +547,7 @@ class RunQueue:
         self._line = WaitingLine()
         self._watchers: set[asyncio.Queue[Signal]] = set()
         self._pending_changed = asyncio.Event()
+        self._giving_back: set[asyncio.Task[None]] = set()
         self._notifications = log.notifications
         self._notifications.on(RUNS_QUEUED, self._queued_elsewhere)
         self._notifications.on(CANCELS, self.signal_cancel)
@@ -584,7 +597,15 @@ class RunQueue:
         with self._line.join(runner_id, lease_seconds, serves) as waiting:
             while True:
                 waiting.look()
-                claim = await self._log.write(oldest)
+                # The look runs to its end even when the caller leaves meanwhile (SQLite's store
+                # thread finishes it anyway): what it leased then is given back, not stranded
+                # on a lease nobody renews.
+                look = asyncio.ensure_future(self._log.write(oldest))
+                try:
+                    claim = await asyncio.shield(look)
+                except asyncio.CancelledError:
+                    look.add_done_callback(lambda done: self._give_back(runner_id, done))
+                    raise
                 left = deadline - loop.time()
                 if claim.claimed is not None:
                     self._pending_changed.set()
@@ -595,6 +616,35 @@ class RunQueue:
                 handed = await waiting.wait(left)
                 if handed is not None:  # a StartRun leased its new run to this claim
                     return _response(handed)
+
+    def _give_back(self, runner_id: str, look: asyncio.Future[Claim]) -> None:
+        if look.cancelled() or look.exception() is not None:
+            return
+        claim = look.result()
+        leased = [c.run.id for c in (claim.claimed, *claim.more) if c is not None]
+        if leased:
+            task = asyncio.create_task(self._release_leased(runner_id, leased))
+            self._giving_back.add(task)
+            task.add_done_callback(self._giving_back.discard)
+
+    async def _release_leased(self, runner_id: str, run_ids: list[str]) -> None:
+        params = {"run_ids": run_ids, "runner": runner_id, "now": datetime.now(UTC)}
+
+        def give_back(conn: Connection) -> dict[str, str]:
+            released = {run_id: cluster for run_id, cluster in conn.execute(_GIVE_BACK, params)}
+            if released:
+                self._notifications.notify(conn, RUNS_QUEUED, _queued(Counter(released.values())))
+            return released
+
+        try:
+            released = await self._db.write(give_back)
+        except Exception:  # noqa: BLE001 - the leases then expire as a lost runner's do
+            log.exception("giving back %d runs claimed by %s failed", len(run_ids), runner_id)
+            return
+        LEASES_RELEASED.inc(len(released))
+        log.info("claim by %s ended before its answer: gave back %d runs", runner_id, len(released))
+        for cluster in released.values():
+            self._line.runs_queued(cluster)
 
     def names_clusters(self) -> bool:
         """Whether a StartRun should learn its run's cluster before its offer (see `offer`)."""

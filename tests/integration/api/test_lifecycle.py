@@ -684,3 +684,67 @@ async def test_a_claim_of_several_runs_stops_at_its_bytes(
                 store_service_pb2.ClaimRunRequest(runner_id="bytes", lease_seconds=600, max_runs=5)
             )
             assert claimed.run.id == run.id and not claimed.more
+
+
+@contextlib.asynccontextmanager
+async def write_lock_held(database_url: str) -> Any:
+    """Another connection holds the database's write lock (SQLite) / the runs table (PostgreSQL)
+    until the block ends: a claim's look waits meanwhile."""
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        blocker = sqlite3.connect(database_url.split(":///", 1)[1], isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE runs IN EXCLUSIVE MODE")
+            yield
+    finally:
+        await conn.close()
+
+
+async def test_a_claim_whose_caller_left_gives_back_what_it_leased(
+    make_database_url: Callable[..., Awaitable[str]],
+) -> None:
+    """A ClaimRun cancelled (here by its deadline) while its look waits for the database: the
+    look still commits (SQLite's store thread finishes it), and the runs it leased are given
+    back at once rather than left on a lease nobody holds until it expires."""
+    url = await make_database_url()
+    async with running_api(url) as api:
+        who = api.user()
+        started = []
+        for _ in range(3):
+            conversation = await api.create(who)
+            started.append(await api.start(who, conversation.id))
+        async with write_lock_held(url):
+            gone = api.store.ClaimRun(
+                store_service_pb2.ClaimRunRequest(
+                    runner_id="gone", lease_seconds=600, wait_ms=0, max_runs=3
+                ),
+                timeout=0.5,
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as left:
+                await gone
+            assert left.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        # The look commits once the lock is gone; what it leased to "gone" comes back, so this
+        # long poll is woken and takes all three long before "gone"'s 600 s lease would expire.
+        taken: list[str] = []
+        while len(taken) < 3:
+            claim = await api.store.ClaimRun(
+                store_service_pb2.ClaimRunRequest(
+                    runner_id="here", lease_seconds=600, wait_ms=20_000, max_runs=3
+                ),
+                timeout=30,
+            )
+            assert claim.HasField("run"), "the runs stayed leased to the claim that left"
+            taken += [claim.run.id, *(c.run.id for c in claim.more)]
+        assert sorted(taken) == sorted(run.id for run in started)
