@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import pytest_asyncio
 from parley_client import AgentConfig, McpServer, Parley, Tool
 from services.common.auth import DEFAULT_SCOPE, mint_token
 from tests import spec_examples
+from tests.ports import free_ports
 from tests.fakes.mcp_servers import ToolSpec, serve, tool_server
 from tests.fakes.tcp_proxy import Proxy
 from tests.spec_examples import DATA_PLANE
@@ -50,20 +50,10 @@ class Server:
         return self._users[0]
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.fixture(scope="session")
 def parley_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("parley-up")
-    http, api, runner, tooling, store = _free_ports(5)
+    http, api, runner, tooling, store = free_ports(5)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "AWS_"))}
     env.update(
         PARLEY_HTTP_PORT=str(http),

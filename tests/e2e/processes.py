@@ -9,41 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import signal
-import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.fakes import bedrock as fb
 from tests.internal import INTERNAL_SECRET
+from tests.ports import free_port
 
 from .conftest import SECRET
 
 PARLEY = str(Path(sys.executable).with_name("parley"))
-
-
-# Ports these processes keep across restarts are picked below the kernel's ephemeral range
-# (net.ipv4.ip_local_port_range, 32768 and up here), where no outgoing connection of another
-# process can take one between the pick and the bind.
-_PORTS = (20000, 32000)
-
-
-def free_port() -> int:
-    while True:
-        port = random.randint(*_PORTS)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        if port not in _picked:
-            _picked.add(port)
-            return port
-
-
-_picked: set[int] = set()  # never the same port twice in one test session
 
 
 def base_env(bedrock_url: str, **settings: str) -> dict[str, str]:

@@ -16,17 +16,9 @@ from pathlib import Path
 import httpx
 import jwt
 
+from tests.ports import free_ports
+
 PARLEY = str(Path(sys.executable).with_name("parley"))
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -37,7 +29,7 @@ def _env(**extra: str) -> dict[str, str]:
 def _up(tmp_path: Path, *args: str, **extra: str) -> tuple[subprocess.Popen[str], str, int]:
     """`parley up` on free ports in `tmp_path`: the process, its output up to the banner's
     last line, and the gateway's port."""
-    http, api, runner, tooling, store = _free_ports(5)
+    http, api, runner, tooling, store = free_ports(5)
     env = _env(
         PARLEY_HTTP_PORT=str(http),
         PARLEY_API_ADDR=f"127.0.0.1:{api}",
@@ -209,7 +201,7 @@ def test_serve_requires_a_secret(tmp_path: Path) -> None:
 
 
 def test_up_on_a_taken_port_says_which_setting_to_change(tmp_path: Path) -> None:
-    http, api, runner, store = _free_ports(4)
+    http, api, runner, store = free_ports(4)
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()

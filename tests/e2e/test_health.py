@@ -25,6 +25,7 @@ from services.api.db import migrate
 from services.common.config import Settings
 from services.runner import server as runner_server
 from services.tooling import server as tooling_server
+from tests.ports import free_port
 from tests.fakes.bedrock import serve_fake_bedrock
 from tests.internal import INTERNAL_SECRET
 
@@ -52,22 +53,16 @@ async def _settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def _health(*args: str, **env: str) -> tuple[int, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "AWS_"))}
     # Every address setting names a port of the test's choosing, so nothing else on this
     # machine (the defaults 50051-50054, 8080) is ever probed by accident.
     defaults = {
-        "PARLEY_API_ADDR": f"127.0.0.1:{_free_port()}",
-        "PARLEY_STORE_ADDR": f"127.0.0.1:{_free_port()}",
-        "PARLEY_RUNNER_ADDR": f"127.0.0.1:{_free_port()}",
-        "PARLEY_TOOLING_ADDR": f"127.0.0.1:{_free_port()}",
-        "PARLEY_HTTP_PORT": str(_free_port()),
+        "PARLEY_API_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_STORE_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_RUNNER_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_TOOLING_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_HTTP_PORT": str(free_port()),
     }
     process = await asyncio.create_subprocess_exec(
         PARLEY,
@@ -154,7 +149,7 @@ async def test_services_at_their_configured_addresses(ports: Ports) -> None:
 
 
 async def test_a_service_that_is_down_is_unhealthy() -> None:
-    addr = f"127.0.0.1:{_free_port()}"
+    addr = f"127.0.0.1:{free_port()}"
     code, line = await _health("runner", "--addr", addr)
     assert code == 1 and line.startswith(f"runner {addr}: UNAVAILABLE"), line
     code, line = await _health("gateway", "--addr", addr)

@@ -11,7 +11,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,17 +22,12 @@ from sqlalchemy.engine import make_url
 
 from services.api.db import migrate
 from services.api.db.engine import create_database
+from tests.ports import free_port
 from tests.internal import INTERNAL_SECRET
 
 PARLEY = str(Path(sys.executable).with_name("parley"))
 MIGRATORS = 4
 SECRET = "migrate-test-secret-0123456789abcdef"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(database_url: str, **extra: str) -> dict[str, str]:
@@ -48,9 +42,9 @@ def _serve_env(database_url: str, **extra: str) -> dict[str, str]:
         database_url,
         PARLEY_JWT_SECRET=SECRET,
         PARLEY_INTERNAL_SECRET=INTERNAL_SECRET,
-        PARLEY_API_ADDR=f"127.0.0.1:{_free_port()}",
-        PARLEY_STORE_ADDR=f"127.0.0.1:{_free_port()}",
-        PARLEY_METRICS_PORT=str(_free_port()),
+        PARLEY_API_ADDR=f"127.0.0.1:{free_port()}",
+        PARLEY_STORE_ADDR=f"127.0.0.1:{free_port()}",
+        PARLEY_METRICS_PORT=str(free_port()),
         **extra,
     )
 
@@ -171,9 +165,9 @@ async def test_migrate_then_serve_api_then_probe_it(
     url = await make_database_url(migrated=False)
     env = _serve_env(
         url,
-        PARLEY_RUNNER_ADDR=f"127.0.0.1:{_free_port()}",
-        PARLEY_TOOLING_ADDR=f"127.0.0.1:{_free_port()}",
-        PARLEY_HTTP_PORT=str(_free_port()),
+        PARLEY_RUNNER_ADDR=f"127.0.0.1:{free_port()}",
+        PARLEY_TOOLING_ADDR=f"127.0.0.1:{free_port()}",
+        PARLEY_HTTP_PORT=str(free_port()),
     )
     api, store = env["PARLEY_API_ADDR"], env["PARLEY_STORE_ADDR"]
     code, out, _ = await _parley("migrate", env=env, cwd=tmp_path)

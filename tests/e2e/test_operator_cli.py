@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 import jwt
 
+from tests.ports import free_port
 from tests.fakes import mcp_servers
 
 PARLEY = str(Path(sys.executable).with_name("parley"))
@@ -28,21 +28,15 @@ SECRETS = {
 }
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "AWS_", "OTEL_"))}
     ports = {
-        "PARLEY_HTTP_PORT": str(_port()),
-        "PARLEY_API_ADDR": f"127.0.0.1:{_port()}",
-        "PARLEY_STORE_ADDR": f"127.0.0.1:{_port()}",
-        "PARLEY_RUNNER_ADDR": f"127.0.0.1:{_port()}",
-        "PARLEY_TOOLING_ADDR": f"127.0.0.1:{_port()}",
-        "PARLEY_METRICS_PORT": str(_port()),
+        "PARLEY_HTTP_PORT": str(free_port()),
+        "PARLEY_API_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_STORE_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_RUNNER_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_TOOLING_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_METRICS_PORT": str(free_port()),
     }
     return {**env, **ports, **extra}
 
@@ -111,7 +105,7 @@ def test_a_gateway_whose_api_is_down_stops_with_one_line(tmp_path: Path) -> None
 
 
 def test_an_api_whose_database_is_down_stops_with_one_line(tmp_path: Path) -> None:
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:{_port()}/parley"
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/parley"
     line = _fails_with_one_line(["serve", "api"], tmp_path, PARLEY_DATABASE_URL=url, **SECRETS)
     assert line.startswith(f"cannot reach the database {url}"), line
 
