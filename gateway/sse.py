@@ -137,13 +137,16 @@ class _Response:
 
 async def _watch(stream: _Response, call: Any) -> None:
     """Beside the relay: a comment line after KEEPALIVE_S without a write keeps proxies from
-    timing the stream out, and a client that goes away cancels the call (ending the relay)."""
+    timing the stream out, and a client that goes away cancels the call (ending the relay). The
+    wait is bounded by `asyncio.timeout`, not `wait_for`, which would wrap each receive in a task
+    of its own (one more per stream: with thousands of runs in flight it shows)."""
     loop = asyncio.get_running_loop()
     with contextlib.suppress(Exception):
         while True:
             quiet = stream.last_write + KEEPALIVE_S - loop.time()
             try:
-                message = await asyncio.wait_for(stream.request.receive(), max(quiet, 0.0))
+                async with asyncio.timeout(max(quiet, 0.0)):
+                    message = await stream.request.receive()
             except TimeoutError:
                 if loop.time() - stream.last_write >= KEEPALIVE_S:
                     await stream.emit(b": keep-alive\n\n")
