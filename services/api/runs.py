@@ -15,10 +15,10 @@ import dataclasses
 import hashlib
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from agents.v1 import conversation_service_pb2, run_pb2
 from sqlalchemy import and_, bindparam, insert, select, update
@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.api import effective_config, event_log, mapping, run_queue, validation
 from services.api.conversations import owned_conversation
+from services.api.db.engine import HotRead
 from services.api.db.models import conversations, inference_jobs, messages, runs
 from services.api.db.rows import ConversationRow, InferenceJobRow, RunRow, values
 from services.api.run_reports import finalize
@@ -58,6 +59,7 @@ _OWNED = (
     )
 )
 _OWNED_FOR_UPDATE = _OWNED.with_for_update(of=runs)
+_OWNED_READ = HotRead(_OWNED)  # every GET of a run
 # Only the status of the caller's run (what an event stream's first look needs).
 _OWNED_STATUS = select(runs.c.status).where(
     and_(
@@ -572,7 +574,11 @@ def _owned_run(
     canonical = validation.check_uuid(run_id)
     if canonical is not None:
         params = {"id": canonical, **_owner(principal)}
-        row = conn.execute(_OWNED_FOR_UPDATE if for_update else _OWNED, params).first()
+        row: Sequence[Any] | None
+        if for_update:
+            row = conn.execute(_OWNED_FOR_UPDATE, params).first()
+        else:
+            row = _OWNED_READ.first(conn, params)
         if row is not None:
             return RunRow(*row[:-1]), row[-1]
     raise run_queue.run_not_found(run_id)

@@ -25,10 +25,10 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Select, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
@@ -184,6 +184,43 @@ class _Postgres:
             timeout=_CONNECT_TIMEOUT_S,
             server_settings={"application_name": application_name},
         )
+
+
+class HotRead:
+    """A hot single-row SELECT: on SQLite its compiled SQL runs on the driver's own cursor, on the
+    store thread as ever and in the same transaction (SQLAlchemy's execute cost ~21 µs of a
+    primary-key read where sqlite3's is ~11), its columns converted by their types' own result
+    processors, so the row reads as SQLAlchemy's would. On PostgreSQL it is executed as any
+    other statement."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self._sqlite: tuple[str, tuple[str, ...], list[Any]] | None = None
+
+    def first(self, conn: Connection, params: dict[str, Any]) -> Sequence[Any] | None:
+        if conn.dialect.name != "sqlite":
+            return conn.execute(self.statement, params).first()
+        if self._sqlite is None:
+            self._sqlite = self._compile(conn.dialect)
+        sql, order, processors = self._sqlite
+        driver: Any = conn.connection.driver_connection  # the sqlite3.Connection
+        cursor = driver.execute(sql, [params[k] for k in order])
+        try:
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        if row is None:
+            return None
+        return [v if p is None or v is None else p(v) for v, p in zip(row, processors, strict=True)]
+
+    def _compile(self, dialect: Any) -> tuple[str, tuple[str, ...], list[Any]]:
+        compiled = self.statement.compile(dialect=dialect)
+        assert compiled.positiontup is not None  # sqlite's paramstyle is positional (qmark)
+        processors = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in self.statement.selected_columns
+        ]
+        return str(compiled), tuple(compiled.positiontup), processors
 
 
 def create_database(url: str) -> Database:
