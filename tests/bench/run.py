@@ -903,7 +903,7 @@ def main() -> None:
         print(text)
         return
     plan = PLANS["smoke" if args.smoke else "quick" if args.quick else "full"]
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # children run in directories of their own: no relative paths
     out.mkdir(parents=True, exist_ok=True)
     only = frozenset(filter(None, args.only.split(",")))
     if only - set(GROUPS):

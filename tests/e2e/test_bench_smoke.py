@@ -54,10 +54,12 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("bench-smoke")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "AWS_"))}
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.bench.run", "--smoke", "--out", str(out)],
+        # --out relative to the bench's working directory, as `make bench` passes it (the
+        # cells' own processes run in directories of their own)
+        [sys.executable, "-m", "tests.bench.run", "--smoke", "--out", out.name],
         check=False,
-        cwd=REPO,
-        env=env,
+        cwd=out.parent,
+        env={**env, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
         timeout=170,
