@@ -121,7 +121,10 @@ class _Sqlite:
     def _transaction(self, fn: Work[T]) -> T:
         if self._conn is None:
             self._conn = self._engine.connect()
-        with self._conn.begin():  # reads too: a read sees one snapshot, then lets WAL move on
+        # Reads too. pysqlite opens no SQLite transaction for a SELECT, so a read of several
+        # statements is kept consistent by this thread, not by a snapshot: every read and
+        # write of the (one) process runs here in turn, so none sees a write half-way.
+        with self._conn.begin():
             return fn(self._conn)
 
     async def write(self, fn: Work[T]) -> T:
