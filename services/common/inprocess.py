@@ -395,32 +395,48 @@ class _MultiCallable:
     def _runner(self, listener: Listener, request: Any, timeout: float | None) -> Any:
         raise NotImplementedError
 
+    async def _served(self, listener: Listener, context: _Context) -> tuple[Any, _Codec, _Codec]:
+        """The servicer's behaviour for this call (through the listener's interceptors), and the
+        codecs that carry its request in and its answers out."""
+        handler = await listener.handler(_CallDetails(self._method, context.invocation_metadata()))
+        behaviour = None if handler is None else getattr(handler, self.kind)
+        if handler is None or behaviour is None:
+            raise _unimplemented()
+        return (
+            behaviour,
+            _Codec(self._serialize, handler.request_deserializer),
+            _Codec(handler.response_serializer, self._parse),
+        )
+
+
+def _failed(context: _Context, exc: Exception) -> BaseException:
+    """What the caller sees of an exception out of the servicer, as grpc.aio's server shows it."""
+    if isinstance(exc, grpc.aio.AbortError):
+        return context.aborted()
+    if isinstance(exc, TimeoutError):
+        return _deadline_exceeded(context)
+    return _unexpected(context, exc)  # past every interceptor: UNKNOWN
+
+
+def _raise_recorded(context: _Context) -> None:
+    """An error the servicer set on its context without raising (`set_code` and return)."""
+    error = context.error()
+    if error is not None:
+        raise error
+
 
 class _UnaryUnary(_MultiCallable):
     kind, call = "unary_unary", _UnaryCall
 
     def _runner(self, listener: Listener, request: Any, timeout: float | None) -> Any:
-        method, serialize, parse = self._method, self._serialize, self._parse
-
         async def run(context: _Context) -> Any:
-            handler = await listener.handler(_CallDetails(method, context.invocation_metadata()))
-            if handler is None or handler.unary_unary is None:
-                raise _unimplemented()
-            inbound = _Codec(serialize, handler.request_deserializer)
-            outbound = _Codec(handler.response_serializer, parse)
+            behaviour, inbound, outbound = await self._served(listener, context)
             try:
                 async with asyncio.timeout(timeout):
-                    behaviour: Any = handler.unary_unary  # it takes a ServicerContext's part
                     reply = await behaviour(inbound(request), context)
-            except grpc.aio.AbortError:
-                raise context.aborted() from None
-            except TimeoutError:
-                raise _deadline_exceeded(context) from None
-            except Exception as exc:  # noqa: BLE001 - as grpc.aio's server: UNKNOWN
-                raise _unexpected(context, exc) from None
-            error = context.error()
-            if error is not None:
-                raise error
+            except Exception as exc:  # noqa: BLE001 - mapped as grpc.aio's server maps it
+                raise _failed(context, exc) from None
+            _raise_recorded(context)
             return outbound(reply)
 
         return run
@@ -430,28 +446,15 @@ class _UnaryStream(_MultiCallable):
     kind, call = "unary_stream", _StreamCall
 
     def _runner(self, listener: Listener, request: Any, timeout: float | None) -> Any:
-        method, serialize, parse = self._method, self._serialize, self._parse
-
         async def run(context: _Context, put: Callable[[Any], Any]) -> None:
-            handler = await listener.handler(_CallDetails(method, context.invocation_metadata()))
-            if handler is None or handler.unary_stream is None:
-                raise _unimplemented()
-            inbound = _Codec(serialize, handler.request_deserializer)
-            outbound = _Codec(handler.response_serializer, parse)
+            behaviour, inbound, outbound = await self._served(listener, context)
             try:
                 async with asyncio.timeout(timeout):
-                    behaviour: Any = handler.unary_stream
                     async for item in behaviour(inbound(request), context):
                         await put(outbound(item))
-            except grpc.aio.AbortError:
-                raise context.aborted() from None
-            except TimeoutError:
-                raise _deadline_exceeded(context) from None
-            except Exception as exc:  # noqa: BLE001 - as grpc.aio's server: UNKNOWN
-                raise _unexpected(context, exc) from None
-            error = context.error()
-            if error is not None:
-                raise error
+            except Exception as exc:  # noqa: BLE001 - mapped as grpc.aio's server maps it
+                raise _failed(context, exc) from None
+            _raise_recorded(context)
 
         return run
 
